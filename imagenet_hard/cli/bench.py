@@ -1,0 +1,3 @@
+"""`imhard bench` commands (being written)."""
+
+from . import main  # noqa: F401

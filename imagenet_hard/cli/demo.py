@@ -1,0 +1,3 @@
+"""`imhard demo` commands (being written)."""
+
+from . import main  # noqa: F401

@@ -1,0 +1,3 @@
+"""`imhard leaderboard` commands (being written)."""
+
+from . import main  # noqa: F401

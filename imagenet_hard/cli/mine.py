@@ -1,0 +1,3 @@
+"""`imhard mine` commands (being written)."""
+
+from . import main  # noqa: F401

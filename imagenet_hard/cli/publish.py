@@ -1,0 +1,3 @@
+"""`imhard publish` commands (being written)."""
+
+from . import main  # noqa: F401

@@ -1,0 +1,3 @@
+"""`imhard review` commands (being written)."""
+
+from . import main  # noqa: F401

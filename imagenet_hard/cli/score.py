@@ -1,0 +1,3 @@
+"""`imhard score` commands (being written)."""
+
+from . import main  # noqa: F401

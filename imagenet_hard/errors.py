@@ -1,0 +1,49 @@
+"""The one error hierarchy of imagenet-hard.
+
+Every error a user can cause derives from :class:`ImHardError`; the CLI prints it as one line and
+exits non-zero. Subclasses also inherit the built-in they resemble, so ``except FileNotFoundError``
+keeps working for library callers.
+"""
+
+from __future__ import annotations
+
+
+class ImHardError(Exception):
+    """Base class: a problem the user can act on, with a message that says what to do."""
+
+    exit_code = 1
+
+
+class UnknownNameError(ImHardError, KeyError):
+    """A source, judge or other registered name that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidValueError(ImHardError, ValueError):
+    """A value that fails validation (a record field, an option, a request body)."""
+
+
+class ChecksumError(ImHardError, ValueError):
+    """A downloaded or supplied file whose SHA-256 is not the expected one."""
+
+
+class DownloadError(ImHardError, OSError):
+    """A transfer that failed after its retries."""
+
+
+class UnsafeArchiveError(ImHardError, ValueError):
+    """An archive member that would be written outside the extraction folder."""
+
+
+class MissingFileError(ImHardError, FileNotFoundError):
+    """A file the user must provide (an archive, a built source, a run) is not there."""
+
+
+class MissingWeightsError(ImHardError, FileNotFoundError):
+    """Model weights that are neither cached locally nor downloadable."""
+
+
+class SubmissionError(ImHardError, RuntimeError):
+    """A scored submission that failed (import error, bad output, timeout, crash)."""
