@@ -1,3 +1,21 @@
-"""`imhard demo` commands (being written)."""
+"""`imhard demo`: the whole pipeline on the offline sample source."""
 
-from . import main  # noqa: F401
+from __future__ import annotations
+
+import click
+
+from ..demo import run_demo
+from . import main
+from .common import home_option
+
+
+@main.command()
+@home_option
+def demo(home):
+    """Run every stage on the nine offline sample photos (no network needed).
+
+    \b
+    Example:
+      imhard demo --home /tmp/imhard-demo
+    """
+    run_demo(home, echo=click.echo)
