@@ -44,7 +44,7 @@ def load_efficientnet_lite0():
         raise MissingWeightsError(f"{path} holds {len(src)} tensors, timm's efficientnet_lite0 "
                                   f"expects {len(dst)}; the file is not the known release")
     mapped = {}
-    for name, tensor in zip(dst, src):
+    for name, tensor in zip(dst, src, strict=True):
         if tuple(target[name].shape) != tuple(tensor.shape):
             raise MissingWeightsError(f"{path}: tensor for {name} has shape {tuple(tensor.shape)}, "
                                       f"expected {tuple(target[name].shape)}")

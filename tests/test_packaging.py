@@ -1,0 +1,33 @@
+"""The installed wheel, not only the checkout, finds the builders and the package data."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_ships_builders_and_data(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "dist"), str(ROOT)], check=True,
+                   cwd=tmp_path)
+    wheel = next((tmp_path / "dist").glob("imagenet_hard-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    builders = {Path(n).name for n in names if n.startswith("imagenet_hard/builders/")}
+    expected = {p.name for p in (ROOT / "builders").glob("*.py")}
+    assert expected <= builders, f"wheel lacks builders: {sorted(expected - builders)}"
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    # Import from the unpacked wheel with the checkout off the path: what an installed user gets.
+    code = ("import imagenet_hard, sys; assert 'site' in imagenet_hard.__file__, imagenet_hard.__file__;"
+            "from imagenet_hard.sources import list_sources; print(' '.join(list_sources()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin",
+                                            "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert set(out.stdout.split()) >= {p.stem.replace("_", "-") for p in (ROOT / "builders").glob("*.py")
+                                       if p.stem != "__init__"}
