@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import pkgutil
-from collections.abc import Iterable, Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from PIL import Image
 
 from . import home as homes
-from .errors import ImHardError, MissingFileError
+from .download import (
+    MARKER,
+    download,
+    extract,
+    filename_from_url,
+    is_extracted,
+    say,
+    verify_file,
+)
+from .errors import ImHardError, InvalidValueError, MissingFileError
 from .labels import english_labels, validate_label
 from .records import (
     REJECT_SCHEMA,
@@ -54,10 +65,16 @@ class BuildContext:
     path: Path | None = None
     force: bool = False
     progress: bool = True
+    notify: Callable[[str], None] = field(default=say, repr=False)
 
     @property
     def downloads(self) -> Path:
         return self.home / "downloads"
+
+    def relpath(self, file: Path) -> str:
+        """``file`` relative to the data home, without resolving symlinks (a --path folder is
+        linked into the home, and rows must point through that link)."""
+        return _relative_to_home(file, self.home)
 
 
 class SourceBuilder:
@@ -73,10 +90,45 @@ class SourceBuilder:
     expected: str = ""               # human-readable expected size, e.g. "7,500 images, 0.7 GB"
     default_url: str | None = None
     default_sha256: str | None = None
+    default_md5: str | None = None   # some datasets publish only MD5; checked on default_url only
+    archive_name: str | None = None  # file name under <home>/downloads (default: from the URL)
+    password: str | None = None      # for a password zip (published with the dataset)
 
     def extract_dir(self, ctx: BuildContext) -> Path:
         """Where this source's image files live under the data home."""
         return ctx.home / "sources" / self.name.replace("-", "_")
+
+    def files_dir(self, ctx: BuildContext) -> Path:
+        """The extracted archive, or a link to the user's --path folder."""
+        return self.extract_dir(ctx) / "files"
+
+    def missing_message(self) -> str:
+        """What to say when there is neither --path nor a download address."""
+        return (f"source {self.name} has no public download address; pass --path with its "
+                f"archive or folder, or --url with a mirror")
+
+    def fetch(self, ctx: BuildContext) -> Path:
+        """The folder holding this source's files: --path folder, --path archive or download."""
+        target = self.files_dir(ctx)
+        if ctx.path is not None and ctx.path.is_dir():
+            return _link_folder(ctx.path, target)
+        if ctx.path is not None:
+            if ctx.sha256:
+                verify_file(ctx.path, ctx.sha256)
+            return extract(ctx.path, target, self.password, progress=ctx.progress,
+                           notify=ctx.notify)
+        url = ctx.url or self.default_url
+        if not url:
+            raise MissingFileError(self.missing_message())
+        default = ctx.url is None  # published checksums belong to the default address only
+        name = (self.archive_name if default and self.archive_name else filename_from_url(url))
+        archive = ctx.downloads / name
+        if is_extracted(target, archive):
+            return target
+        archive = download(url, archive, ctx.sha256 or (self.default_sha256 if default else None),
+                           md5=self.default_md5 if default and not ctx.sha256 else None,
+                           progress=ctx.progress, notify=ctx.notify)
+        return extract(archive, target, self.password, progress=ctx.progress, notify=ctx.notify)
 
     def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
         """Fetch (or locate) the source and yield its images with labels, or rejects."""
@@ -85,6 +137,66 @@ class SourceBuilder:
     def label_spaces(self, ctx: BuildContext) -> dict[str, list[int]]:
         """Label spaces this source defines beyond the fixed ones (ObjectNet's 113 classes)."""
         return {}
+
+
+#: Files that operating systems leave in archives and folders; never images, never rejects.
+_JUNK_PREFIXES = (".", "__MACOSX", "Thumbs.db", "desktop.ini")
+_DOC_PREFIXES = ("readme", "license", "licence")
+
+
+def is_junk(name: str) -> bool:
+    return name.startswith(_JUNK_PREFIXES) or name == MARKER
+
+
+class ClassFolderSource(SourceBuilder):
+    """A source laid out as ``<top>/<wnid>/<image>`` (ImageNet-A, -R, -Sketch).
+
+    Subclasses set ``top`` and ``classes``. The user's --path may be the archive, the folder
+    holding ``<top>/`` or ``<top>/`` itself; ids always read ``<top>/<wnid>/<file>``.
+    """
+
+    top: str = ""
+    class_description: str = "ImageNet-1k wnids"
+
+    def classes(self) -> dict[str, tuple[int, ...]]:
+        """Folder name → ImageNet-1k label for every class folder the source may hold."""
+        raise NotImplementedError
+
+    def find_top(self, root: Path, classes: dict) -> Path:
+        if (root / self.top).is_dir():
+            return root / self.top
+        if any(p.name in classes for p in root.iterdir() if p.is_dir()):
+            return root  # the user pointed --path at <top>/ itself
+        raise MissingFileError(
+            f"{root} holds neither {self.top}/ nor class folders named by wnid; expected the "
+            f"layout {self.top}/<wnid>/<image>"
+        )
+
+    def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
+        classes = self.classes()
+        top = self.find_top(self.fetch(ctx), classes)
+        for entry in sorted(top.iterdir()):
+            if is_junk(entry.name):
+                continue
+            if not entry.is_dir():
+                if not entry.name.lower().startswith(_DOC_PREFIXES):
+                    yield Reject(ctx.relpath(entry), "not inside a class folder")
+                continue
+            label = classes.get(entry.name)
+            for file in _walk(entry):
+                if label is None:
+                    yield Reject(ctx.relpath(file), f"unknown class folder {entry.name!r}: not "
+                                 f"one of the {len(classes)} {self.class_description}")
+                else:
+                    yield Item(f"{self.top}/{file.relative_to(top).as_posix()}", file, label)
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not is_junk(d))
+        for name in sorted(filenames):
+            if not is_junk(name):
+                yield Path(dirpath) / name
 
 
 def _register_builtins() -> None:
@@ -112,27 +224,60 @@ def get_source(name: str) -> SourceBuilder:
     return SOURCES.get(name)()
 
 
+def _relative_to_home(file: Path, home: Path) -> str:
+    file = Path(file)
+    if not file.is_absolute():
+        return file.as_posix()
+    try:  # abspath, not resolve(): a link to the user's --path folder must stay a link
+        return Path(os.path.abspath(file)).relative_to(home).as_posix()
+    except ValueError:
+        raise InvalidValueError(f"{file} is not inside the data home {home}; builders must "
+                                "place or link files under <home>/sources") from None
+
+
+def _link_folder(folder: Path, link: Path) -> Path:
+    """Point ``link`` at the user's folder instead of copying gigabytes into the data home."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        if Path(os.readlink(link)) == folder:
+            return link
+        link.unlink()
+    elif link.exists():
+        if not (link / MARKER).is_file():
+            raise ImHardError(f"{link} exists and is not made by imhard; move it away and rerun")
+        shutil.rmtree(link)  # an earlier extraction, now replaced by the user's folder
+    tmp = link.with_name(f".{link.name}.link")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(folder, target_is_directory=True)
+    os.replace(tmp, link)
+    return link
+
+
 def _check_image(item: Item, source: SourceBuilder, home: Path) -> SourceRow | Reject:
-    rel = item.file.resolve().relative_to(home) if item.file.is_absolute() else item.file
+    rel = _relative_to_home(item.file, home)
     try:
         data = item.file.read_bytes()
     except OSError as exc:
-        return Reject(str(rel), f"unreadable: {exc.strerror or exc}")
+        return Reject(rel, f"unreadable: {exc.strerror or exc}")
     if not data:
-        return Reject(str(rel), "empty file (0 bytes)")
+        return Reject(rel, "empty file (0 bytes)")
     try:
         with Image.open(item.file) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
-                return Reject(str(rel), f"decompression bomb: {w}x{h} exceeds {MAX_PIXELS} pixels")
+                return Reject(rel, f"decompression bomb: {w}x{h} exceeds {MAX_PIXELS} pixels")
             im.load()  # a truncated file fails only when fully decoded
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return Reject(str(rel), f"not a decodable image: {exc}")
+            if im.mode != "RGB":
+                im.convert("RGB")  # greyscale, CMYK, palette, alpha: must convert, not fail
+    except Image.DecompressionBombError as exc:
+        return Reject(rel, f"decompression bomb: {exc}")
+    except (OSError, SyntaxError, ValueError) as exc:
+        return Reject(rel, f"not a decodable image: {exc}")
     label = validate_label(item.label)
     return SourceRow(
         id=make_id(source.name, item.member),
         origin=source.origin,
-        path=str(rel),
+        path=rel,
         label=label,
         english_label=english_labels(label),
         label_space=source.label_space,
@@ -214,6 +359,7 @@ def source_status(home=None) -> Iterator[tuple[SourceBuilder, int | None]]:
 
 
 __all__ = [
-    "BuildContext", "BuildResult", "Item", "MAX_PIXELS", "SourceBuilder", "build", "build_source",
+    "BuildContext", "BuildResult", "ClassFolderSource", "Item", "MAX_PIXELS", "SourceBuilder",
+    "build", "build_source", "is_junk",
     "get_source", "list_sources", "normalize_name", "register_source", "source_status",
 ]
