@@ -1,0 +1,267 @@
+"""The 324 zoom transforms of the paper (appendix A): naming, the pixel-exact CPU path, a GPU path.
+
+A transform is a scale ``S`` (36 of them) and an anchor ``(i, j)`` on a 3×3 grid: resize the image
+so its shorter side is ``S`` (PIL bicubic; long side ``int(S * long / short)`` as torchvision's
+``Resize`` computes it), then take the 224×224 box centred on the anchor, zero outside the image.
+Index ``9*s + 3*i + j``, scale-major in :data:`SCALES` order (DESIGN §5).
+
+:func:`zoom_crops` is pixel-identical to the paper's reference code (``transforms.Resize`` +
+``crop_at`` on a PIL image, per anchor) but resizes once per scale and slices uint8 crops out of a
+zero-padded array, without a PIL call per crop.
+
+:func:`zoom_crops_torch` resizes on a torch device instead (``interpolate(mode="bicubic",
+antialias=True)``, the same a = -0.5 kernel as PIL, in float instead of PIL's fixed point) and
+cuts the 9 crops of a scale with one gather. It is *not* pixel-identical. Measured on the nine
+sample photos, all 324 crops each (``tests/test_zoom.py`` checks these bounds)::
+
+    max |torch - PIL|  = 1 grey level (uint8) on every photo
+    mean |torch - PIL| ≈ 0.003 grey levels (≈ 0.3 % of pixels differ, each by 1)
+    EfficientNet-Lite0 top-1 changes on 0.1 % of crops (3 of 2,916), all on crops whose
+    top-2 logits were within 0.1 of each other
+
+so a verdict can flip only on crops the judge was already undecided about. Mining defaults to
+the exact path; the torch path is the GPU fast path and says so in its summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InvalidValueError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL import Image
+
+#: The 36 zoom scales of appendix A.2, in transform order.
+SCALES: tuple[int, ...] = (
+    10, 16, 32, 48, 64, 96, 122, 128, 192, 224, 235, 240, 256, 288, 320, 348, 384, 448, 460, 512,
+    573, 576, 640, 664, 672, 680, 686, 690, 700, 720, 768, 798, 832, 896, 911, 1024,
+)
+CROP = 224
+GRID = 3
+N_TRANSFORMS = len(SCALES) * GRID * GRID  # 324
+GROUPS = ("zoom-out", "zoom-224", "zoom-in")
+_SCALE_POS = {s: k for k, s in enumerate(SCALES)}
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One of the 324 zoom transforms: its scale, anchor row and column, and zoom group."""
+
+    scale: int
+    row: int
+    col: int
+    group: str
+
+    @property
+    def index(self) -> int:
+        return transform_index(self.scale, self.row, self.col)
+
+    def __str__(self) -> str:
+        return f"S={self.scale} ({self.row},{self.col})"
+
+
+def scale_group(scale: int) -> str:
+    """``zoom-out`` below 224, ``zoom-224`` at 224, ``zoom-in`` above."""
+    return "zoom-out" if scale < CROP else "zoom-224" if scale == CROP else "zoom-in"
+
+
+def transform_index(scale: int, row: int, col: int) -> int:
+    """Index 0..323 of scale ``scale`` (one of :data:`SCALES`) and anchor (``row``, ``col``)."""
+    if scale not in _SCALE_POS:
+        raise InvalidValueError(f"{scale} is not one of the 36 zoom scales: {SCALES}")
+    if not (0 <= row < GRID and 0 <= col < GRID):
+        raise InvalidValueError(f"anchor ({row}, {col}) is outside the 3×3 grid (0..2, 0..2)")
+    return GRID * GRID * _SCALE_POS[scale] + GRID * row + col
+
+
+def transform_info(index: int) -> Transform:
+    """Name transform ``index`` (0..323)."""
+    index = int(index)
+    if not 0 <= index < N_TRANSFORMS:
+        raise InvalidValueError(f"transform index must be in 0..{N_TRANSFORMS - 1}, got {index}")
+    s, rest = divmod(index, GRID * GRID)
+    row, col = divmod(rest, GRID)
+    return Transform(SCALES[s], row, col, scale_group(SCALES[s]))
+
+
+#: Transform (S=256, i=1, j=1). It equals the standard 1-crop (resize 256, centre crop 224) only
+#: when the image's sides are close to multiples of 3 apart; :func:`standard_crop` is that one.
+STANDARD_CROP_INDEX = transform_index(256, 1, 1)
+
+
+def group_mask(group: str) -> np.ndarray:
+    """Boolean mask over the 324 transforms selecting one zoom group."""
+    if group not in GROUPS:
+        raise InvalidValueError(f"unknown zoom group {group!r}; known: {', '.join(GROUPS)}")
+    per_scale = np.array([scale_group(s) == group for s in SCALES])
+    return np.repeat(per_scale, GRID * GRID)
+
+
+def group_indices(group: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.flatnonzero(group_mask(group)))
+
+
+def resized_size(width: int, height: int, scale: int) -> tuple[int, int]:
+    """(width, height) after resizing the shorter side to ``scale`` (torchvision's arithmetic)."""
+    if width <= height:
+        return scale, int(scale * height / width)
+    return int(scale * width / height), scale
+
+
+def anchor_boxes(width: int, height: int) -> list[tuple[int, int]]:
+    """Top-left (top, left) of the 9 crops on a resized ``width``×``height`` image, row-major."""
+    tw, th = width // GRID, height // GRID
+    return [(i * th + th // 2 - CROP // 2, j * tw + tw // 2 - CROP // 2)
+            for i in range(GRID) for j in range(GRID)]
+
+
+def _check_indices(indices: Sequence[int] | None) -> list[int]:
+    if indices is None:
+        return list(range(N_TRANSFORMS))
+    out = [int(i) for i in indices]
+    bad = [i for i in out if not 0 <= i < N_TRANSFORMS]
+    if bad:
+        raise InvalidValueError(f"transform indices must be in 0..{N_TRANSFORMS - 1}, got {bad[:5]}")
+    return out
+
+
+def _by_scale(indices: list[int]) -> dict[int, list[tuple[int, int]]]:
+    """scale position → [(output position, anchor 0..8)], keeping the caller's order."""
+    plan: dict[int, list[tuple[int, int]]] = {}
+    for pos, index in enumerate(indices):
+        s, anchor = divmod(index, GRID * GRID)
+        plan.setdefault(s, []).append((pos, anchor))
+    return plan
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """The RGB image the transforms see (greyscale, palette, RGBA, CMYK … converted by PIL)."""
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def zoom_crops(image: Image.Image, indices: Sequence[int] | None = None) -> torch.Tensor:
+    """The zoom crops of ``image`` as uint8 (K, 3, 224, 224), pixel-identical to the reference.
+
+    ``indices`` (default: all 324, in order) selects and orders the transforms; only the scales
+    they use are resized, so early-exit rounds pay only for what they ask.
+    """
+    import torch
+    from PIL import Image
+
+    wanted = _check_indices(indices)
+    rgb = to_rgb(image)
+    rgb.load()
+    out = np.zeros((len(wanted), 3, CROP, CROP), dtype=np.uint8)
+    for s, jobs in _by_scale(wanted).items():
+        size = resized_size(rgb.width, rgb.height, SCALES[s])
+        # torchvision's Resize returns the image itself when the size already matches.
+        resized = rgb if size == rgb.size else rgb.resize(size, Image.BICUBIC)
+        _cut(np.asarray(resized), jobs, out)
+    return torch.from_numpy(out)
+
+
+def _cut(hwc: np.ndarray, jobs: list[tuple[int, int]], out: np.ndarray) -> None:
+    """Copy the crops ``jobs`` of one resized HWC image into ``out`` (CHW), zero outside."""
+    h, w = hwc.shape[:2]
+    boxes = anchor_boxes(w, h)
+    chw = hwc.transpose(2, 0, 1)
+    for pos, anchor in jobs:
+        top, left = boxes[anchor]
+        y0, y1 = max(top, 0), min(top + CROP, h)
+        x0, x1 = max(left, 0), min(left + CROP, w)
+        if y0 >= y1 or x0 >= x1:
+            continue  # the box misses the image entirely: all zeros
+        out[pos, :, y0 - top:y1 - top, x0 - left:x1 - left] = chw[:, y0:y1, x0:x1]
+
+
+def standard_crop(image: Image.Image) -> torch.Tensor:
+    """The standard 1-crop (resize shorter side to 256 bicubic, centre crop 224) as uint8 (3,224,224).
+
+    Distinct from transform :data:`STANDARD_CROP_INDEX`: the centre crop is centred on the image,
+    the zoom anchor on the middle tile of a 3×3 grid (they differ when a side is not a multiple
+    of 3 plus the right remainder).
+    """
+    import torch
+    from PIL import Image
+
+    rgb = to_rgb(image)
+    size = resized_size(rgb.width, rgb.height, 256)
+    resized = rgb if size == rgb.size else rgb.resize(size, Image.BICUBIC)
+    w, h = resized.size
+    # torchvision's CenterCrop arithmetic.
+    top, left = int(round((h - CROP) / 2.0)), int(round((w - CROP) / 2.0))
+    arr = np.asarray(resized.crop((left, top, left + CROP, top + CROP)))
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy())
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """A PIL image as the uint8 (3, H, W) RGB tensor :func:`zoom_crops_torch` takes."""
+    import torch
+
+    arr = np.asarray(to_rgb(image))
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy())
+
+
+def zoom_crops_torch(images, device=None, indices: Sequence[int] | None = None) -> torch.Tensor:
+    """Zoom crops of a batch, resized on ``device``: uint8 (B, K, 3, 224, 224) on that device.
+
+    ``images`` is a list of uint8 (3, H, W) tensors (sizes may differ) or one (B, 3, H, W) tensor.
+    One bicubic antialiased resize per image and scale, one gather for the crops of a scale.
+    Within 1 grey level of :func:`zoom_crops` (see the module docstring), not identical.
+    """
+    import torch
+
+    wanted = _check_indices(indices)
+    if isinstance(images, torch.Tensor):
+        if images.dim() != 4:
+            raise InvalidValueError(f"expected a (B, 3, H, W) batch, got shape {tuple(images.shape)}")
+        images = list(images.unbind(0))
+    device = torch.device(device) if device is not None else images[0].device
+    out = torch.zeros((len(images), len(wanted), 3, CROP, CROP), dtype=torch.uint8, device=device)
+    plan = _by_scale(wanted)
+    for b, img in enumerate(images):
+        if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] != 3:
+            raise InvalidValueError(f"image {b}: expected uint8 (3, H, W), got {img.dtype} "
+                                    f"{tuple(img.shape)}")
+        x = img.to(device, non_blocking=True).unsqueeze(0).float()
+        for s, jobs in plan.items():
+            _cut_torch(_resize_torch(x, SCALES[s]), jobs, out[b])
+    return out
+
+
+def _resize_torch(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """(1, 3, H, W) float → resized uint8 (3, h, w), shorter side ``scale``."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    nw, nh = resized_size(w, h, scale)
+    if (nw, nh) == (w, h):
+        return x[0].to(torch.uint8)
+    y = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
+    return y[0].round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _cut_torch(img: torch.Tensor, jobs: list[tuple[int, int]], out: torch.Tensor) -> None:
+    """Crops ``jobs`` of one resized (3, h, w) uint8 image into ``out`` (K, 3, 224, 224)."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = img.shape[-2:]
+    boxes = anchor_boxes(w, h)
+    pad = CROP // 2  # anchors lie inside the image, so every box fits in a 112-pixel margin
+    padded = F.pad(img, (pad, pad, pad, pad))
+    ar = torch.arange(CROP, device=img.device)
+    tops = torch.tensor([boxes[a][0] + pad for _, a in jobs], device=img.device)
+    lefts = torch.tensor([boxes[a][1] + pad for _, a in jobs], device=img.device)
+    rows = (tops[:, None] + ar)[:, :, None]  # (K, 224, 1)
+    cols = (lefts[:, None] + ar)[:, None, :]  # (K, 1, 224)
+    crops = padded[:, rows, cols]  # (3, K, 224, 224)
+    positions = torch.tensor([p for p, _ in jobs], device=img.device)
+    out[positions] = crops.permute(1, 0, 2, 3)
