@@ -1,0 +1,75 @@
+"""Recomputing a result's numbers from its predictions table, and listing what disagrees.
+
+``score`` computes its metrics through :func:`recompute`, and ``verify`` / ``leaderboard add`` use
+:func:`consistency_problems`, so a claimed number that its own predictions do not support is caught.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .metrics import correctness, per_origin, summarize
+
+#: Floating-point slack when comparing a claimed fraction with the recomputed one.
+TOLERANCE = 1e-9
+
+
+def recompute(table: pa.Table) -> tuple[dict, list[dict]]:
+    """Headline metrics and the per-origin table from a predictions table."""
+    c1 = np.asarray(table.column("correct").to_pylist(), dtype=bool)
+    c5 = np.asarray(table.column("correct_top5").to_pylist(), dtype=bool)
+    probs = table.column("top5_prob").to_pylist()
+    conf = np.asarray([p[0] for p in probs], dtype=np.float64)
+    origins = table.column("origin").to_pylist()
+    return summarize(c1, c5, conf), per_origin(origins, c1, c5, conf)
+
+
+def _compare(prefix: str, claimed: dict, actual: dict, problems: list[str]) -> None:
+    for key in ("n", "correct", "accuracy", "top5_accuracy", "ece"):
+        a, b = claimed.get(key), actual[key]
+        if a is None or abs(float(a) - float(b)) > TOLERANCE:
+            problems.append(f"{prefix}{key}: claimed {a}, the predictions give {b}")
+
+
+def consistency_problems(result, table: pa.Table, sds=None) -> list[str]:
+    """Every way the result's numbers disagree with its predictions (and with the dataset's labels
+    when ``sds``, an opened :class:`~imagenet_hard.score.dataset.ScoreDataset`, is given)."""
+    problems: list[str] = []
+    metrics, origins = recompute(table)
+    _compare("", result.metrics, metrics, problems)
+    claimed = {row["origin"]: row for row in result.per_origin}
+    if set(claimed) != {row["origin"] for row in origins}:
+        problems.append(f"per-origin table lists {sorted(claimed)}, the predictions hold "
+                        f"{sorted(row['origin'] for row in origins)}")
+    for row in origins:
+        if row["origin"] in claimed:
+            _compare(f"per_origin[{row['origin']}].", claimed[row["origin"]], row, problems)
+    if table.num_rows != result.dataset["scored"]:
+        problems.append(f"{table.num_rows} prediction rows, the result says "
+                        f"{result.dataset['scored']} rows were scored")
+    if sds is not None:
+        problems += _label_problems(table, sds)
+    return problems
+
+
+def _label_problems(table: pa.Table, sds) -> list[str]:
+    row_of = {rid: i for i, rid in enumerate(sds.ids)}
+    ids = table.column("id").to_pylist()
+    unknown = [i for i in ids if i not in row_of]
+    if unknown:
+        return [f"{len(unknown)} prediction ids are not in the dataset (first: {unknown[0]!r})"]
+    labels = [sds.labels[row_of[i]] for i in ids]
+    top5 = np.asarray(table.column("top5").to_pylist(), dtype=np.int64).reshape(len(ids), 5)
+    c1, c5 = correctness(top5, labels)
+    bad1 = int(np.sum(c1 != np.asarray(table.column("correct").to_pylist(), dtype=bool)))
+    bad5 = int(np.sum(c5 != np.asarray(table.column("correct_top5").to_pylist(), dtype=bool)))
+    out = []
+    if bad1 or bad5:
+        out.append(f"the dataset's labels disagree with the predictions' correct flags on "
+                   f"{bad1} rows (top-1) and {bad5} rows (top-5)")
+    origins = table.column("origin").to_pylist()
+    bad_origin = sum(o != sds.origins[row_of[i]] for i, o in zip(ids, origins, strict=True))
+    if bad_origin:
+        out.append(f"{bad_origin} rows name another origin than the dataset does")
+    return out

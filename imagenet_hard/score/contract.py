@@ -1,0 +1,119 @@
+"""The submission contract: what one ``.py`` file must define to be scored.
+
+A submission defines either
+
+- ``load(device: str)`` returning an object with ``predict(images: list[PIL.Image.Image])`` that
+  returns an array or tensor of shape ``(len(images), 1000)`` (logits or probabilities over
+  ImageNet-1k) — for methods that need raw images (multi-crop, zoom, test-time augmentation); or
+- module-level ``model`` (a ``torch.nn.Module`` returning ``(N, 1000)``) and ``transform``
+  (PIL image → tensor); the harness batches with a ``DataLoader``, calls ``model.eval()``, moves it
+  to the device and runs it under ``torch.inference_mode()``.
+
+Images are RGB ``PIL.Image`` at their stored resolution. Optional ``METADATA`` (a JSON-able dict):
+``name``, ``url``, ``paper``, ``params``, ``resolution``, ``uses_tta``, ``extra_training_data``,
+``seed``. The harness seeds ``random``, ``numpy`` and ``torch`` with ``seed + first row index``
+before each batch, so a random method gives the same answers when resumed or re-run.
+This module runs inside the child process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+NUM_CLASSES = 1000
+METADATA_KEYS = ("name", "url", "paper", "params", "resolution", "uses_tta",
+                 "extra_training_data", "seed")
+
+
+class ContractError(Exception):
+    """The submission file does not follow the contract (message says what to define)."""
+
+
+@dataclass
+class Submission:
+    module: object
+    form: str                 # "predict" or "model"
+    metadata: dict
+
+    @property
+    def seed(self) -> int:
+        try:
+            return int(self.metadata.get("seed", 0) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+
+def import_file(path: str | Path):
+    """Execute the submission file as module ``submission`` (its directory goes on sys.path)."""
+    path = Path(path).resolve()
+    spec = importlib.util.spec_from_file_location("submission", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["submission"] = module
+    sys.path.insert(0, str(path.parent))
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_metadata(meta) -> dict:
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise ContractError(f"METADATA must be a dict, got {type(meta).__name__}")
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise ContractError(f"METADATA must be JSON-serialisable: {exc}") from exc
+    return dict(meta)
+
+
+def inspect(module) -> Submission:
+    """Which form the module follows, or a :class:`ContractError` naming what is missing."""
+    meta = check_metadata(getattr(module, "METADATA", None))
+    if callable(getattr(module, "load", None)):
+        return Submission(module, "predict", meta)
+    has_model, has_tf = hasattr(module, "model"), hasattr(module, "transform")
+    if has_model and has_tf:
+        if not callable(module.model) or not callable(module.transform):
+            raise ContractError("`model` and `transform` must both be callable "
+                                "(a torch.nn.Module and a PIL image → tensor function)")
+        return Submission(module, "model", meta)
+    if has_model or has_tf:
+        raise ContractError(f"the file defines `{'model' if has_model else 'transform'}` but not "
+                            f"`{'transform' if has_model else 'model'}`; define both, or `load(device)`")
+    raise ContractError("the file defines neither `load(device)` (returning an object with "
+                        "`predict(images)`) nor module-level `model` and `transform`")
+
+
+def build_predictor(sub: Submission, device: str):
+    """For the predict form: call ``load(device)`` and check the result has ``predict``."""
+    obj = sub.module.load(device)
+    if not callable(getattr(obj, "predict", None)):
+        raise ContractError(f"load(device) returned {type(obj).__name__}, which has no "
+                            "`predict(images)` method")
+    return obj
+
+
+def to_array(out, n: int):
+    """The output as a float32 (n, 1000) numpy array, or a ContractError saying what is wrong."""
+    import numpy as np
+
+    if hasattr(out, "detach"):
+        out = out.detach().float().cpu().numpy()
+    try:
+        arr = np.asarray(out, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ContractError(f"output of type {type(out).__name__} is not numeric: {exc}") from exc
+    if arr.shape != (n, NUM_CLASSES):
+        raise ContractError(f"wrong output shape {tuple(arr.shape)} for a batch of {n} images; "
+                            f"expected ({n}, {NUM_CLASSES}): one row per image, one column per "
+                            "ImageNet-1k class")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ContractError(f"output has NaN or infinite values in {len(rows)} of {n} rows "
+                            f"(first: row {int(rows[0])} of the batch)")
+    return arr

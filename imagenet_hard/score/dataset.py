@@ -1,0 +1,132 @@
+"""The dataset a submission is scored on: the local published build, any folder or Hub repo with
+the ``taesiri/imagenet-hard`` schema, loaded with ``datasets``.
+
+The parent opens it (and downloads it, for a Hub id); the child only ever receives the Arrow cache
+files to memory-map, so it needs neither network nor tokens to read images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import home as homes
+from ..errors import InvalidValueError, MissingFileError
+from ..files import write_json_atomic
+from ..fingerprint import fingerprint
+
+REQUIRED_COLUMNS = ("image", "label", "origin")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+@dataclass
+class ScoreDataset:
+    """One split, opened: what the parent needs to score, and where the child reads images."""
+
+    id: str                  # folder path or Hub repo id, as given
+    split: str
+    ds: object               # datasets.Dataset
+    ids: list[str]
+    labels: list[list[int]]
+    origins: list[str]
+    fingerprint: str
+    arrow_files: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def default_dataset(home=None) -> Path:
+    return homes.dist_dir(home) / "imagenet-hard"
+
+
+def resolve(dataset: str | Path | None, home=None) -> str:
+    """A local folder (absolute path) or a Hub id; clear errors for anything else."""
+    if dataset is None:
+        path = default_dataset(home)
+        if not path.is_dir():
+            raise MissingFileError(
+                f"no published dataset at {path}; run `imhard publish` first, or pass "
+                "--dataset taesiri/imagenet-hard (or any folder with that schema)")
+        return str(path)
+    path = Path(dataset).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise InvalidValueError(f"--dataset {dataset}: expected a folder (data/*.parquet) or a "
+                                    "Hub id, got a file")
+        return str(path.resolve())
+    if _HUB_ID.match(str(dataset)) and not str(dataset).startswith((".", "/", "~")):
+        return str(dataset)
+    raise MissingFileError(f"--dataset {dataset}: no such folder, and not a Hub id (OWNER/NAME)")
+
+
+def _load(dataset_id: str, split: str):
+    import datasets
+
+    try:
+        return datasets.load_dataset(dataset_id, split=split)
+    except ValueError as exc:
+        if "split" in str(exc).lower():
+            raise InvalidValueError(f"{dataset_id} has no split {split!r}: {exc}") from exc
+        raise InvalidValueError(f"could not load {dataset_id}: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise MissingFileError(f"could not load dataset {dataset_id}: {exc}") from exc
+    except Exception as exc:  # datasets raises many kinds (offline, gated, bad parquet)
+        raise InvalidValueError(f"could not load dataset {dataset_id}: "
+                                f"{type(exc).__name__}: {exc}") from exc
+
+
+def _image_sha256s(ds) -> list[str]:
+    """SHA-256 of every image's stored bytes, read from Arrow without decoding."""
+    col = ds.data.column("image")
+    out: list[str] = []
+    for chunk in col.chunks:
+        data = chunk.field("bytes").to_pylist()
+        paths = chunk.field("path").to_pylist()
+        for b, p in zip(data, paths, strict=True):
+            if b is None:
+                if not p:
+                    raise InvalidValueError(f"row {len(out)} has an image with neither bytes nor path")
+                b = Path(p).read_bytes()
+            out.append(hashlib.sha256(b).hexdigest())
+    return out
+
+
+def _cached_fingerprint(ds, ids, labels, cache: Path) -> str:
+    """Hashing every image takes seconds on the full set: remember it per ``datasets`` fingerprint."""
+    key = f"{ds._fingerprint}"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    if key in known:
+        return known[key]
+    value = fingerprint(zip(ids, labels, _image_sha256s(ds), strict=True))
+    known[key] = value
+    write_json_atomic(cache, known)
+    return value
+
+
+def open_dataset(dataset: str | Path | None = None, split: str = "validation",
+                 home=None) -> ScoreDataset:
+    """Load ``dataset`` (default: ``<home>/dist/imagenet-hard``) and compute its fingerprint."""
+    dataset_id = resolve(dataset, home)
+    ds = _load(dataset_id, split)
+    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+    if missing:
+        raise InvalidValueError(f"{dataset_id} lacks column(s) {', '.join(missing)}; a scored "
+                                f"dataset needs {', '.join(REQUIRED_COLUMNS)} (taesiri/imagenet-hard schema)")
+    if len(ds) == 0:
+        raise InvalidValueError(f"{dataset_id} split {split!r} has no rows")
+    ids = ([str(x) for x in ds.data.column("id").to_pylist()] if "id" in ds.column_names
+           else [str(i) for i in range(len(ds))])
+    labels = [[int(x) for x in (lab if isinstance(lab, list) else [lab])]
+              for lab in ds.data.column("label").to_pylist()]
+    origins = [str(o) for o in ds.data.column("origin").to_pylist()]
+    if not ds.cache_files:
+        raise InvalidValueError(f"{dataset_id} was loaded in memory; scoring needs it on disk "
+                                "(unset HF_DATASETS_IN_MEMORY_MAX_SIZE)")
+    fp = _cached_fingerprint(ds, ids, labels, homes.data_home(home) / "scores" / "fingerprints.json")
+    return ScoreDataset(id=dataset_id, split=split, ds=ds, ids=ids, labels=labels,
+                        origins=origins, fingerprint=fp,
+                        arrow_files=[f["filename"] for f in ds.cache_files])

@@ -1,0 +1,106 @@
+"""The benchmark's numbers from per-image predictions: accuracy, its 95% interval, top-5, ECE.
+
+Pure numpy, no torch. Conventions (stated in every result's ``protocol``):
+
+- an image is *correct* when the top-1 class over all 1000 is in its label set; *top-5 correct*
+  when any of the top-5 is;
+- the 95% interval is Wilson's score interval for a binomial proportion (z = 1.959964);
+- calibration error (ECE) uses 15 equal-width bins over the top-1 probability, bin b holding
+  confidences in (b/15, (b+1)/15]; ECE = Σ_b (n_b / n) · |accuracy_b − mean confidence_b|.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+ECE_BINS = 15
+
+
+def correctness(top5: np.ndarray, labels: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(correct, correct_top5)`` boolean arrays: top-1 / any of top-5 in each label set."""
+    top5 = np.asarray(top5)
+    n = len(labels)
+    if top5.shape[0] != n:
+        raise ValueError(f"{top5.shape[0]} predictions for {n} label sets")
+    c1 = np.zeros(n, dtype=bool)
+    c5 = np.zeros(n, dtype=bool)
+    for i, (row, lab) in enumerate(zip(top5.tolist(), labels, strict=True)):
+        s = set(int(x) for x in lab)
+        c1[i] = row[0] in s
+        c5[i] = not s.isdisjoint(row)
+    return c1, c5
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes in ``n`` trials (``(0, 1)`` when n is 0)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
+                               bins: int = ECE_BINS) -> float:
+    """ECE over equal-width bins of the top-1 probability (see the module docstring)."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    ok = np.asarray(correct, dtype=np.float64)
+    if conf.size == 0:
+        return 0.0
+    idx = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            ece += mask.sum() / conf.size * abs(ok[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def summarize(correct: np.ndarray, correct_top5: np.ndarray, confidence: np.ndarray) -> dict:
+    """The headline metrics of one set of rows, numbers as numbers (fractions in [0, 1])."""
+    n = int(len(correct))
+    k = int(np.sum(correct))
+    lo, hi = wilson_interval(k, n)
+    return {
+        "n": n,
+        "correct": k,
+        "accuracy": k / n if n else 0.0,
+        "accuracy_ci95": [lo, hi],
+        "top5_accuracy": float(np.mean(correct_top5)) if n else 0.0,
+        "ece": expected_calibration_error(confidence, correct),
+    }
+
+
+def per_origin(origins: Sequence[str], correct: np.ndarray, correct_top5: np.ndarray,
+               confidence: np.ndarray) -> list[dict]:
+    """:func:`summarize` per origin, sorted by origin name."""
+    origins = np.asarray(origins, dtype=object)
+    table = []
+    for origin in sorted(set(origins.tolist())):
+        m = origins == origin
+        table.append({"origin": origin, **summarize(correct[m], correct_top5[m], confidence[m])})
+    return table
+
+
+def to_probabilities(out: np.ndarray) -> np.ndarray:
+    """Rows that already are probabilities (non-negative, summing to 1 ± 1e-3) are kept;
+    every other row is treated as logits and softmaxed."""
+    out = np.asarray(out, dtype=np.float64)
+    is_prob = (out.min(axis=1) >= 0) & (np.abs(out.sum(axis=1) - 1.0) <= 1e-3)
+    shifted = out - out.max(axis=1, keepdims=True)
+    soft = np.exp(shifted)
+    soft /= soft.sum(axis=1, keepdims=True)
+    return np.where(is_prob[:, None], out, soft)
+
+
+def top5_of(out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-5 classes (ties broken by the lower index) and their probabilities."""
+    probs = to_probabilities(out)
+    top5 = np.argsort(-probs, axis=1, kind="stable")[:, :5]
+    return top5.astype(np.int64), np.take_along_axis(probs, top5, axis=1).astype(np.float32)

@@ -1,0 +1,150 @@
+"""The record of one scoring run: :class:`ScoreResult` (JSON) and its per-image predictions
+(parquet, beside the JSON: ``NAME.json`` → ``NAME.predictions.parquet``).
+
+Numbers are numbers; accuracies are fractions in [0, 1]. ``schema_version`` names the shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import InvalidValueError, MissingFileError
+from ..files import atomic_path, sha256_file, write_json_atomic
+from .metrics import ECE_BINS
+
+SCHEMA_VERSION = "1"
+
+PROTOCOL = (
+    "ImageNet-Hard protocol: every row of the split is scored (accuracy over all rows); the "
+    "submission sees each image as an RGB PIL image and applies its own preprocessing "
+    "(reference models: resize 256, centre crop 224, ImageNet normalisation); a prediction is "
+    "correct when its top-1 class over all 1000 ImageNet-1k classes is in the row's label set, "
+    "top-5 correct when any of its top-5 is. Output rows that are not probabilities "
+    "(negative, or not summing to 1 within 1e-3) are softmaxed. 95% interval: Wilson score "
+    f"interval. ECE: {ECE_BINS} equal-width bins over the top-1 probability. images/s: rows "
+    "divided by the time spent producing them (decoding, preprocessing, model; load excluded)."
+)
+
+PREDICTIONS_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("origin", pa.string()),
+    ("top5", pa.list_(pa.int64())),
+    ("top5_prob", pa.list_(pa.float32())),
+    ("correct", pa.bool_()),
+    ("correct_top5", pa.bool_()),
+])
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    submission: dict          # name, file, sha256
+    dataset: dict             # id, split, fingerprint, rows (in the split), scored, limit
+    metrics: dict             # n, correct, accuracy, accuracy_ci95, top5_accuracy, ece, images_per_s
+    per_origin: list          # [{origin, n, correct, accuracy, accuracy_ci95, top5_accuracy, ece}]
+    environment: dict         # python, torch, torchvision, device, platform, imagenet_hard
+    date: str
+    predictions: dict         # file (relative to the JSON), sha256
+    metadata: dict = field(default_factory=dict)
+    protocol: str = PROTOCOL
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self):
+        if self.schema_version != SCHEMA_VERSION:
+            raise InvalidValueError(f"result schema version {self.schema_version!r}; this "
+                                    f"imagenet-hard reads version {SCHEMA_VERSION}")
+        for key, part in (("submission", ("name", "sha256")),
+                          ("dataset", ("id", "split", "fingerprint", "rows", "scored")),
+                          ("metrics", ("n", "correct", "accuracy", "accuracy_ci95",
+                                       "top5_accuracy", "ece")),
+                          ("predictions", ("file", "sha256"))):
+            missing = [k for k in part if k not in getattr(self, key)]
+            if missing:
+                raise InvalidValueError(f"result field {key!r} lacks {', '.join(missing)}")
+        for key in ("sha256",):
+            if not _SHA.match(str(self.submission[key])):
+                raise InvalidValueError("submission.sha256 must be 64 lowercase hex digits")
+        if not _SHA.match(str(self.dataset["fingerprint"])):
+            raise InvalidValueError("dataset.fingerprint must be 64 lowercase hex digits")
+        m = self.metrics
+        for k in ("accuracy", "top5_accuracy", "ece"):
+            if not isinstance(m[k], (int, float)) or not 0 <= m[k] <= 1:
+                raise InvalidValueError(f"metrics.{k} must be a number in [0, 1], got {m[k]!r}")
+        if not (isinstance(m["n"], int) and isinstance(m["correct"], int) and 0 <= m["correct"] <= m["n"]):
+            raise InvalidValueError(f"metrics.correct ({m['correct']!r}) and n ({m['n']!r}) must "
+                                    "be integers with 0 ≤ correct ≤ n")
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or self.submission["name"])
+
+    @property
+    def complete(self) -> bool:
+        return self.dataset["scored"] == self.dataset["rows"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def write(self, path: str | Path) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScoreResult:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidValueError(f"result has unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise InvalidValueError(f"result is missing fields: {exc}") from exc
+
+
+def predictions_path(result_path: str | Path) -> Path:
+    p = Path(result_path)
+    return p.with_name(p.name.removesuffix(".json") + ".predictions.parquet")
+
+
+def load_result(path: str | Path) -> ScoreResult:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"result {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidValueError(f"{path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidValueError(f"{path}: expected a JSON object")
+    return ScoreResult.from_dict(data)
+
+
+def write_predictions(path: str | Path, rows: dict) -> str:
+    """Write the per-image table atomically; return its SHA-256."""
+    table = pa.Table.from_pydict(rows, schema=PREDICTIONS_SCHEMA.with_metadata(
+        {b"imagenet_hard.schema_version": SCHEMA_VERSION.encode()}))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return sha256_file(path)
+
+
+def read_predictions(result_path: str | Path, result: ScoreResult) -> pa.Table:
+    """The predictions beside a result, checked against the hash the result records."""
+    path = Path(result_path).parent / result.predictions["file"]
+    if not path.is_file():
+        raise MissingFileError(f"predictions {path} (named by {result_path}) do not exist; a "
+                               "result travels with its .predictions.parquet")
+    if sha256_file(path) != result.predictions["sha256"]:
+        raise InvalidValueError(f"{path} does not match the SHA-256 recorded in {result_path}; "
+                                "the predictions were changed after scoring")
+    table = pq.read_table(path)
+    if not table.schema.remove_metadata().equals(PREDICTIONS_SCHEMA):
+        raise InvalidValueError(f"{path} has columns {table.schema.names}; expected "
+                                f"{PREDICTIONS_SCHEMA.names}")
+    return table

@@ -1,0 +1,233 @@
+"""The parent side of a scoring run: start the child with a clean environment (optionally in a
+fresh network namespace), watch it batch by batch, and turn every way it can fail into one
+:class:`~imagenet_hard.errors.SubmissionError` whose message shows what the submission did.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import SubmissionError
+
+#: Environment variables never passed to a submission: tokens, keys, passwords, cloud credentials.
+SECRET_ENV = re.compile(
+    r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|_KEY$|^KEY$|^AWS_|^GITHUB_|^GH_|^GITLAB_|^AZURE_|"
+    r"^GOOGLE_|^GCP_|^GCLOUD_|^HUGGING_FACE_HUB_|^KAGGLE_|^OPENAI_|^ANTHROPIC_|^WANDB_|^NETRC|"
+    r"^SSH_AUTH_SOCK$|^ACTIONS_|^CI_JOB_JWT", re.IGNORECASE)
+
+
+def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of the environment without secrets; the Hub token file is hidden too."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items()
+           if not SECRET_ENV.search(k)}
+    env["HF_TOKEN_PATH"] = os.devnull          # huggingface_hub would read ~/.cache/.../token
+    env["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def network_prefix() -> list[str]:
+    """The command prefix that runs a program in a new, empty network namespace, or an error."""
+    if shutil.which("unshare") is None:
+        raise SubmissionError("--no-network needs util-linux `unshare` (apt-get install util-linux)")
+    tries = [["unshare", "--net"], ["unshare", "--map-root-user", "--net"]]
+    if os.geteuid() != 0:
+        tries.reverse()
+    errors = []
+    for prefix in tries:
+        res = subprocess.run([*prefix, "true"], capture_output=True, text=True)
+        if res.returncode == 0:
+            return prefix
+        errors.append(f"`{' '.join(prefix)}`: {res.stderr.strip() or res.returncode}")
+    raise SubmissionError(
+        "--no-network: this kernel refused a new network namespace (" + "; ".join(errors) + "). "
+        "Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 or "
+        "user.max_user_namespaces > 0), run as root, or score inside a container without network.")
+
+
+@dataclass
+class ChildJob:
+    submission: str
+    device: str
+    batch_size: int
+    workers: int
+    arrow_files: list[str]
+    indices: list[int]
+    out_dir: str
+
+
+@dataclass
+class ChildReport:
+    form: str = ""
+    metadata: dict = field(default_factory=dict)
+    load_seconds: float = 0.0
+    done: int = 0
+
+
+class _Watch:
+    """Mutable state of one watched child: events, output tail, deadlines."""
+
+    def __init__(self, job: ChildJob, timeout: float, load_timeout: float):
+        self.job, self.timeout, self.load_timeout = job, timeout, load_timeout
+        self.report = ChildReport()
+        self.error: dict | None = None
+        self.finished = False
+        self.loaded = False
+        self.deadline = time.monotonic() + load_timeout
+        self.tail: collections.deque[str] = collections.deque(maxlen=40)
+        self.buf = b""
+
+    def handle(self, ev: dict, on_progress) -> None:
+        kind = ev.get("event")
+        if kind == "loaded":
+            self.loaded = True
+            self.report.form, self.report.metadata = ev["form"], ev["metadata"]
+            self.report.load_seconds = ev["seconds"]
+        elif kind == "part":
+            self.report.done = ev["done"]
+            if on_progress:
+                on_progress(ev["n"])
+        elif kind == "error":
+            self.error = ev
+        elif kind == "finished":
+            self.finished = True
+        self.deadline = time.monotonic() + (self.timeout if self.loaded else self.load_timeout)
+
+    def feed(self, data: bytes, on_progress) -> None:
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            if line.strip():
+                self.handle(json.loads(line), on_progress)
+
+    def rows(self) -> str:
+        idx = self.job.indices[self.report.done:self.report.done + self.job.batch_size]
+        return f"rows {idx[0]}–{idx[-1]}" if idx else "the end of the data"
+
+
+def _forward(stream, tail, on_output) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        tail.append(line)
+        if on_output:
+            on_output(line)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill the child's whole process group (its DataLoader workers included)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _spawn(job: ChildJob, no_network: bool, fd: int) -> tuple[subprocess.Popen, str]:
+    jobfile = Path(job.out_dir) / "job.json"
+    jobfile.write_text(json.dumps(asdict(job)))
+    prefix = network_prefix() if no_network else []
+    cmd = [*prefix, sys.executable, "-m", "imagenet_hard.score.worker", str(jobfile), str(fd)]
+    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(fd,),
+                            start_new_session=True)
+    return proc, str(jobfile)
+
+
+def run_child(job: ChildJob, name: str, timeout: float = 600.0, load_timeout: float = 1800.0,
+              no_network: bool = False, on_output: Callable[[str], None] | None = None,
+              on_progress: Callable[[int], None] | None = None) -> ChildReport:
+    """Run one job in a child process; return its report or raise :class:`SubmissionError`."""
+    rfd, wfd = os.pipe()
+    try:
+        proc, _ = _spawn(job, no_network, wfd)
+    finally:
+        os.close(wfd)
+    w = _Watch(job, timeout, load_timeout)
+    reader = threading.Thread(target=_forward, args=(proc.stdout, w.tail, on_output), daemon=True)
+    reader.start()
+    try:
+        _watch(proc, rfd, w, on_progress, name)
+    finally:
+        os.close(rfd)
+        if proc.poll() is None:
+            _kill(proc)
+        reader.join(timeout=5)
+        if reader.is_alive():  # a DataLoader worker outlived the child and holds its stdout
+            _kill(proc)
+    _raise_for(proc, w, name)
+    return w.report
+
+
+def _watch(proc, rfd: int, w: _Watch, on_progress, name: str) -> None:
+    eof = False
+    while not eof:
+        ready, _, _ = select.select([rfd], [], [], 0.25)
+        if ready:
+            data = os.read(rfd, 1 << 16)
+            eof = not data
+            w.feed(data, on_progress)
+        elif proc.poll() is not None:
+            # The child is gone; a forked DataLoader worker may still hold the pipe open.
+            while select.select([rfd], [], [], 0)[0] and (data := os.read(rfd, 1 << 16)):
+                w.feed(data, on_progress)
+            break
+        if w.error or w.finished:
+            proc.wait(timeout=60)
+            return
+        if time.monotonic() > w.deadline:
+            _kill(proc)
+            limit = (f"--timeout {w.timeout:g} s" if w.loaded
+                     else f"--load-timeout {w.load_timeout:g} s (import and load)")
+            what = f"the batch at {w.rows()}" if w.loaded else "loading the submission"
+            raise SubmissionError(f"{name}: {what} exceeded {limit}; the process was killed. "
+                                  f"Finished batches are kept: rerun (with a larger limit) to resume."
+                                  + _tail_text(w.tail))
+    proc.wait()
+
+
+def _tail_text(tail) -> str:
+    lines = [t for t in tail if t.strip()][-15:]
+    return ("\n--- last output of the submission ---\n" + "\n".join(lines)) if lines else ""
+
+
+def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
+    if w.error:
+        e = w.error
+        where = f" on rows {e['rows'][0]}–{e['rows'][1]}" if e.get("rows") else ""
+        head = {
+            "import": f"{name}: importing the submission failed",
+            "contract": f"{name} does not follow the submission contract",
+            "load": f"{name}: loading the model failed",
+            "predict": f"{name}: the submission raised an exception{where}",
+            "output": f"{name}: bad output{where}",
+        }.get(e["stage"], f"{name}: failed in {e['stage']}")
+        body = e["traceback"].rstrip() if e.get("traceback") else e["message"]
+        raise SubmissionError(f"{head}:\n{body}" if "\n" in body else f"{head}: {body}")
+    if w.finished and proc.returncode == 0:
+        return
+    rc = proc.returncode
+    if rc is not None and rc < 0:
+        how = f"died from signal {signal.Signals(-rc).name}"
+    else:
+        how = f"exited with status {rc} before finishing"
+    raise SubmissionError(f"{name}: the submission process {how} while working on {w.rows()}. "
+                          "Finished batches are kept: rerun the same command to resume."
+                          + _tail_text(w.tail))
+
+
+def new_scratch_dir(prefix: str = "imhard-score-") -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
