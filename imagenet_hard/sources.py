@@ -183,7 +183,7 @@ class ClassFolderSource(SourceBuilder):
                     yield Reject(ctx.relpath(entry), "not inside a class folder")
                 continue
             label = classes.get(entry.name)
-            for file in _walk(entry):
+            for file in walk_files(entry):
                 if label is None:
                     yield Reject(ctx.relpath(file), f"unknown class folder {entry.name!r}: not "
                                  f"one of the {len(classes)} {self.class_description}")
@@ -191,7 +191,8 @@ class ClassFolderSource(SourceBuilder):
                     yield Item(f"{self.top}/{file.relative_to(top).as_posix()}", file, label)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Files under ``folder`` in a stable order, through links, without OS junk."""
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not is_junk(d))
         for name in sorted(filenames):
@@ -360,6 +361,6 @@ def source_status(home=None) -> Iterator[tuple[SourceBuilder, int | None]]:
 
 __all__ = [
     "BuildContext", "BuildResult", "ClassFolderSource", "Item", "MAX_PIXELS", "SourceBuilder",
-    "build", "build_source", "is_junk",
+    "build", "build_source", "is_junk", "walk_files",
     "get_source", "list_sources", "normalize_name", "register_source", "source_status",
 ]

@@ -21,10 +21,16 @@ from .common import home_option, source_type
 def build(name, url, sha256, path, force, home):
     """Download, verify and index a source into <home>/sources/NAME.parquet.
 
+    Downloads resume when interrupted and are checked against the published checksum (or the
+    one recorded by the first download). ImageNet has no public address: pass --path with
+    ILSVRC2012_img_val.tar and its labels (ILSVRC2012_devkit_t12.tar.gz or
+    LOC_val_solution.csv) beside it.
+
     \b
     Example:
       imhard build --source imagenet-a
       imhard build --source imagenet --path ~/data/ILSVRC2012_img_val.tar
+      imhard build --source imagenet-r --url http://mirror.local/imagenet-r.tar --sha256 HEX
     """
     res = lib.build(name, home=home, url=url, sha256=sha256, path=path, force=force, progress=True)
     if res.skipped:
@@ -34,3 +40,37 @@ def build(name, url, sha256, path, force, home):
     click.echo(f"{res.name}: kept {res.kept}, rejected {res.rejected} → {res.table}")
     if res.rejected:
         click.echo(f"rejects: {res.rejects}")
+
+
+@main.command("sources")
+@home_option
+def sources_cmd(home):
+    """List every known source: licence, expected size, where it comes from, local status.
+
+    \b
+    Example:
+      imhard sources
+    """
+    for src, rows in lib.source_status(home):
+        status = f"built, {rows} rows" if rows is not None else "not built"
+        where = src.default_url or "--path only (no public download)"
+        click.echo(f"{src.name:<16} {src.label_space:<14} {status}")
+        click.echo(f"    {src.description}")
+        click.echo(f"    size:    {src.expected}")
+        click.echo(f"    licence: {src.licence}")
+        click.echo(f"    from:    {where}")
+
+
+@main.command()
+@home_option
+def doctor(home):
+    """Check this machine: torch/CUDA, free disk, built sources, cached model weights.
+
+    \b
+    Example:
+      imhard doctor
+    """
+    from ..doctor import diagnose
+
+    for line in diagnose(home).lines():
+        click.echo(line)

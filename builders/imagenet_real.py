@@ -1,0 +1,45 @@
+"""ImageNet-ReaL (Beyer et al.): the ImageNet validation images with reassessed labels.
+
+Same images and same ``--path`` as ``imagenet`` (one extraction serves both). Label = the original
+ImageNet label first, then the ReaL labels it lacks ("IN+ReaL"); the 3,163 images whose ReaL list
+is empty keep their ImageNet label. The ReaL lists come from timm's copy of ``real.json``, in
+validation-file order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from imagenet_hard.labels import real_labels
+from imagenet_hard.records import Reject
+from imagenet_hard.sources import BuildContext, Item, register_source
+
+from .imagenet import ImageNetSource
+
+
+def in_plus_real(in_label: int, real: tuple[int, ...]) -> tuple[int, ...]:
+    return (in_label, *[r for r in real if r != in_label])
+
+
+@register_source
+class ImageNetRealSource(ImageNetSource):
+    name = "imagenet-real"
+    origin = "imagenet"  # the same photos: the published dataset's origin is "imagenet"
+    description = "ImageNet validation images labelled IN ∪ ReaL (Beyer et al. 2020)."
+    licence = ("images: ImageNet terms (non-commercial research); ReaL labels: Apache-2.0 "
+               "(google-research/reassessed-imagenet)")
+    citation = "Beyer, Hénaff, Kolesnikov, Zhai, van den Oord. Are we done with ImageNet? 2020"
+    homepage = "https://github.com/google-research/reassessed-imagenet"
+    expected = "50,000 images, 6.4 GB tar (--path only; labels ship with timm)"
+
+    def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
+        real = real_labels()
+        for it in self.labelled_images(ctx):
+            if isinstance(it, Reject):
+                yield it
+                continue
+            file, number, label = it
+            if not 1 <= number <= len(real):
+                yield Reject(ctx.relpath(file), f"no ReaL labels for validation image {number}")
+                continue
+            yield Item(member=file.name, file=file, label=in_plus_real(label, real[number - 1]))
