@@ -1,0 +1,292 @@
+"""The judging loop of one shard: rounds of crops, batched across images, verdicts on the device.
+
+Crops are made off the critical path by torch ``DataLoader`` workers (persistent for the whole run)
+and arrive per (image, chunk of a round); the loop packs them into full batches of ``batch_size``
+regardless of image boundaries, runs the judge (bf16 autocast on CUDA), masks the logits to each
+image's label space, and resolves a batch's verdicts only after the next batch is launched, so the
+device never waits on the host's bookkeeping. Per-image state lives in numpy arrays updated with
+vectorised scatter operations; there is no Python loop over crops.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .. import zoom
+from ..errors import InvalidValueError, MissingFileError
+from ..labels import NUM_CLASSES
+from . import order
+from .plan import ImageRow
+
+#: Most crops one loader item carries (9 scales × 9 anchors, ~12 MB of uint8); bigger rounds are
+#: cut into several items so shared memory per item stays small and workers share the work.
+CHUNK = 81
+CROP_BACKENDS = ("pil", "torch")
+
+
+class CropJobs(Dataset):
+    """Loader items: ``(pos, path, crop indices)`` → ``(pos, crop indices, uint8 crops, error)``.
+
+    With the ``pil`` backend a worker makes the crops (pixel-identical to the paper's definition);
+    with ``torch`` it only decodes, and the main process makes the crops on the device.
+    """
+
+    def __init__(self, home: Path, backend: str):
+        self.home = Path(home)
+        self.backend = backend
+
+    def __getitem__(self, job):
+        from PIL import Image
+
+        pos, path, crops = job
+        try:
+            with Image.open(self.home / path) as im:
+                rgb = zoom.to_rgb(im)
+                rgb.load()
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            return pos, crops, None, f"{self.home / path}: {exc}"
+        if self.backend == "torch":
+            return pos, crops, zoom.image_to_tensor(rgb), None
+        return pos, crops, zoom.zoom_crops(rgb, crops), None
+
+    def __len__(self):  # only the job sampler indexes this dataset
+        return 0
+
+
+class JobList(Sampler):
+    """A sampler whose jobs are replaced before each round (workers persist across rounds)."""
+
+    def __init__(self):
+        self.jobs: list = []
+
+    def __iter__(self):
+        return iter(list(self.jobs))
+
+    def __len__(self):
+        return len(self.jobs)
+
+
+def default_workers(device: torch.device) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if device.type == "cuda":
+        return max(1, min(16, (cpus or 2) - 1))
+    return 1 if (cpus or 1) > 1 else 0
+
+
+@dataclass
+class ShardState:
+    """Per-image verdict state of one shard (numpy, updated per batch)."""
+
+    n: int
+    exhaustive: bool
+
+    def __post_init__(self):
+        self.first_rank = np.full(self.n, order.N_CROPS, dtype=np.int32)
+        self.n_forward = np.zeros(self.n, dtype=np.int32)
+        self.best_conf = np.full(self.n, -1.0, dtype=np.float32)
+        self.best_crop = np.full(self.n, -1, dtype=np.int32)
+        self.top5 = np.zeros((self.n, 5), dtype=np.int64)
+        self.top5_prob = np.zeros((self.n, 5), dtype=np.float32)
+        self.mask = np.zeros((self.n, order.N_CROPS), dtype=bool) if self.exhaustive else None
+
+    def settled(self) -> np.ndarray:
+        return self.first_rank < order.N_CROPS
+
+    def update(self, pos, crop, correct, conf, top5, top5_prob) -> None:
+        """Fold one batch of per-crop results (numpy arrays) into the per-image state."""
+        rank = np.asarray(order.crop_rank(), dtype=np.int32)[crop]
+        np.minimum.at(self.first_rank, pos, np.where(correct, rank, order.N_CROPS))
+        np.add.at(self.n_forward, pos, 1)
+        if self.mask is not None:
+            self.mask[pos, crop] = correct
+        # Most confident crop per image; ties go to the lower transform index.
+        o = np.lexsort((crop, -conf, pos))
+        first = np.r_[True, pos[o][1:] != pos[o][:-1]]
+        w = o[first]
+        p = pos[w]
+        better = (conf[w] > self.best_conf[p]) | (
+            (conf[w] == self.best_conf[p]) & (crop[w] < self.best_crop[p]))
+        w, p = w[better], p[better]
+        self.best_conf[p] = conf[w]
+        self.best_crop[p] = crop[w]
+        self.top5[p] = top5[w]
+        self.top5_prob[p] = top5_prob[w]
+
+    def rows(self, images: Sequence[ImageRow]) -> list[dict]:
+        crop_order = order.crop_order()
+        out = []
+        for k, im in enumerate(images):
+            first = int(self.first_rank[k])
+            out.append({
+                "id": im.id, "source": im.source, "origin": im.origin, "label": list(im.label),
+                "label_space": im.label_space,
+                "correct": first < order.N_CROPS,
+                "first_correct_crop": crop_order[first] if first < order.N_CROPS else None,
+                "n_forward": int(self.n_forward[k]),
+                "best_crop": int(self.best_crop[k]),
+                "top5": self.top5[k].tolist(),
+                "top5_prob": self.top5_prob[k].tolist(),
+                "n_correct": int(self.mask[k].sum()) if self.mask is not None else None,
+                "mask": self.mask[k].tolist() if self.mask is not None else None,
+            })
+        return out
+
+
+class CropBuffer:
+    """Crops waiting for a batch: parts of (pos, crop index, uint8 crops), split at batch size."""
+
+    def __init__(self):
+        self.parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.size = 0
+
+    def add(self, pos: int, crops: Sequence[int], x: torch.Tensor) -> None:
+        k = x.shape[0]
+        self.parts.append((torch.full((k,), pos, dtype=torch.long),
+                           torch.as_tensor(crops, dtype=torch.long), x))
+        self.size += k
+
+    def take(self, n: int, out: torch.Tensor | None = None):
+        """Remove the first ``n`` crops: (pos, crop, x) with ``x`` written into ``out`` if given."""
+        taken, left, need = [], [], n
+        for part in self.parts:
+            if need <= 0:
+                left.append(part)
+                continue
+            k = part[0].shape[0]
+            if k <= need:
+                taken.append(part)
+            else:
+                taken.append(tuple(t[:need] for t in part))
+                left.append(tuple(t[need:] for t in part))
+            need -= min(k, need)
+        self.parts, self.size = left, self.size - n
+        pos = torch.cat([t[0] for t in taken])
+        crop = torch.cat([t[1] for t in taken])
+        xs = [t[2] for t in taken]
+        x = torch.cat(xs, out=out[:n]) if out is not None else torch.cat(xs)
+        return pos, crop, x
+
+
+class ShardMiner:
+    """Judges shards with one judge; holds the loader workers and the label-space masks."""
+
+    def __init__(self, judge, spaces: dict[str, tuple[int, ...]], home: Path,
+                 device: torch.device, exhaustive: bool = False, batch_size: int = 256,
+                 workers: int | None = None, crops: str = "pil"):
+        if crops not in CROP_BACKENDS:
+            raise InvalidValueError(f"crops must be one of {', '.join(CROP_BACKENDS)}, got {crops!r}")
+        self.judge, self.device, self.exhaustive = judge, device, exhaustive
+        self.batch_size, self.backend = int(batch_size), crops
+        self.rounds = [_chunks(r) for r in order.rounds(exhaustive)]
+        self.space_names = sorted(spaces)
+        masks = torch.zeros((len(self.space_names), NUM_CLASSES), dtype=torch.bool)
+        for k, name in enumerate(self.space_names):
+            masks[k, list(spaces[name])] = True
+        self.space_masks = masks.to(device)
+        workers = default_workers(device) if workers is None else int(workers)
+        self.jobs = JobList()
+        self.loader = DataLoader(CropJobs(home, crops), sampler=self.jobs, batch_size=None,
+                                 num_workers=workers, persistent_workers=workers > 0,
+                                 prefetch_factor=4 if workers > 0 else None)
+        pinned = device.type == "cuda"
+        self.staging = [torch.empty((self.batch_size, 3, zoom.CROP, zoom.CROP), dtype=torch.uint8,
+                                    pin_memory=pinned) for _ in range(2)] if pinned else None
+        self.forward_passes = 0
+        self._flushes = 0
+
+    def mine_shard(self, images: Sequence[ImageRow]) -> list[dict]:
+        """Judge every image of a shard; the shard's rows (see ``SHARD_SCHEMA``)."""
+        state = ShardState(len(images), self.exhaustive)
+        hot = torch.zeros((len(images), NUM_CLASSES), dtype=torch.bool)
+        for k, im in enumerate(images):
+            hot[k, list(im.label)] = True
+        self._hot = hot.to(self.device)
+        self._space = torch.tensor([self.space_names.index(im.label_space) for im in images],
+                                   dtype=torch.long, device=self.device)
+        active = np.arange(len(images))
+        for chunks in self.rounds:
+            if active.size == 0:
+                break
+            self.jobs.jobs = [(int(p), images[p].path, c) for p in active for c in chunks]
+            self._run_round(state)
+            active = active[~state.settled()[active]]
+        return state.rows(images)
+
+    def _run_round(self, state: ShardState) -> None:
+        buf, pending = CropBuffer(), None
+        with torch.inference_mode():
+            for pos, crops, x, err in self.loader:
+                if err is not None:
+                    raise MissingFileError(f"cannot read image {err}; rebuild its source")
+                if self.backend == "torch":
+                    x = zoom.zoom_crops_torch([x], device=self.device, indices=crops)[0]
+                buf.add(pos, crops, x)
+                while buf.size >= self.batch_size:
+                    pending = self._launch(buf, self.batch_size, pending, state)
+            if buf.size:
+                pending = self._launch(buf, buf.size, pending, state)
+            self._resolve(pending, state)
+
+    def _launch(self, buf: CropBuffer, n: int, pending, state: ShardState):
+        """Start judging the next ``n`` crops, then resolve the previous batch (one batch lag)."""
+        out = None
+        if self.staging is not None:
+            out = self.staging[self._flushes % 2]
+        self._flushes += 1
+        pos, crop, x = buf.take(n, out)
+        x = x.to(self.device, non_blocking=True)
+        pos_d = pos.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.device.type == "cuda"):
+            logits = self.judge(x)
+        result = judge_verdicts(logits.float(), self._space[pos_d], self.space_masks,
+                                self._hot[pos_d])
+        self.forward_passes += n
+        self._resolve(pending, state)
+        return pos, crop, result
+
+    @staticmethod
+    def _resolve(pending, state: ShardState) -> None:
+        if pending is None:
+            return
+        pos, crop, (correct, conf, top5, top5_prob) = pending
+        state.update(pos.numpy(), crop.numpy(), correct.cpu().numpy(), conf.float().cpu().numpy(),
+                     top5.cpu().numpy(), top5_prob.float().cpu().numpy())
+
+    def close(self) -> None:
+        self.jobs.jobs = []
+        self.loader = None  # persistent workers exit when the loader is collected
+
+
+def judge_verdicts(logits: torch.Tensor, space: torch.Tensor, space_masks: torch.Tensor,
+                   label_hot: torch.Tensor):
+    """Per-crop verdicts from raw (N, 1000) logits, within each crop's label space.
+
+    ``space`` (N,) indexes ``space_masks`` (n_spaces, 1000); ``label_hot`` (N, 1000) marks each
+    crop's image's label set. A crop is correct when its top-1 within the space is in the set.
+    Returns (correct, confidence of that top-1, top-5 classes, top-5 probabilities), all
+    softmax-ed within the space.
+    """
+    if logits.dim() != 2 or logits.shape[1] != NUM_CLASSES:
+        raise InvalidValueError(f"a judge must return (N, {NUM_CLASSES}) logits, got "
+                                f"{tuple(logits.shape)}")
+    masked = logits.masked_fill(~space_masks[space], -math.inf)
+    top1 = masked.argmax(dim=1, keepdim=True)
+    probs = masked.softmax(dim=1)
+    top5_prob, top5 = probs.topk(5, dim=1)
+    correct = label_hot.gather(1, top1).squeeze(1)
+    return correct, probs.gather(1, top1).squeeze(1), top5, top5_prob
+
+
+def _chunks(crops: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """A round's crops in transform order, cut into loader items of at most :data:`CHUNK`."""
+    ordered = sorted(crops)
+    return [tuple(ordered[i:i + CHUNK]) for i in range(0, len(ordered), CHUNK)]

@@ -1,0 +1,205 @@
+"""Mining: verdicts within label spaces, early exit = exhaustive, resume, torchrun, a real judge."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+import torch
+from mining_support import (
+    RIGHT,
+    RIGHT_MASKED,
+    WRONG_MASKED,
+    ControlledJudge,
+    CropIndex,
+    Plan,
+    SynthImage,
+    make_source,
+)
+
+from imagenet_hard import labels
+from imagenet_hard.errors import InvalidValueError, MissingFileError
+from imagenet_hard.mining import mine, order, read_results
+from imagenet_hard.mining.engine import judge_verdicts
+from imagenet_hard.mining.plan import load_workload
+from imagenet_hard.records import CANDIDATE_SCHEMA, read_table
+
+IN_A = labels.label_space_indices("in_a_200")
+ON_113 = list(range(0, 1000, 8))[:113]
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory):
+    """Three synthetic sources (in1k, in_a_200, objectnet_113), six images, planned answers."""
+    home = tmp_path_factory.mktemp("synth_home")
+    rows = []
+    rows += make_source(home, "synth_in", [
+        SynthImage("n01/a.png", (48, 36), (1, 2), 1),
+        SynthImage("n01/b.png", (36, 48), (3,), 2),
+    ])
+    rows += make_source(home, "synth_a", [
+        SynthImage("c.png", (40, 40), (IN_A[0],), 3),
+        SynthImage("d.png", (30, 45), (IN_A[1],), 4),
+    ], label_space="in_a_200")
+    rows += make_source(home, "synth_on", [
+        SynthImage("e.png", (50, 30), (ON_113[3], ON_113[4]), 5),
+        SynthImage("f.png", (8, 5), (ON_113[5],), 6),
+    ], label_space="objectnet_113", extra_spaces={"objectnet_113": ON_113})
+    index = CropIndex()
+    for row in rows:
+        index.add(home, row)
+    full = tuple(range(1000))
+    plans = {
+        # multi-label: right (on its second label) only at one late crop
+        "synth_in/n01/a.png": Plan((1, 2), full, {order.crop_order()[20]: RIGHT, 200: RIGHT}),
+        "synth_in/n01/b.png": Plan((3,), full, confident_crop=37),
+        # IN-A: the top-1 over 1000 classes is outside the 200; within them it is the label
+        "synth_a/c.png": Plan((IN_A[0],), IN_A, {order.crop_order()[0]: RIGHT_MASKED},
+                              default=WRONG_MASKED),
+        "synth_a/d.png": Plan((IN_A[1],), IN_A, default=WRONG_MASKED, confident_crop=150),
+        "synth_on/e.png": Plan((ON_113[3], ON_113[4]), tuple(ON_113), {5: RIGHT_MASKED},
+                               default=WRONG_MASKED),
+        "synth_on/f.png": Plan((ON_113[5],), tuple(ON_113), default=WRONG_MASKED,
+                               confident_crop=300),
+    }
+    return {"home": home, "index": index, "plans": plans,
+            "sources": ["synth_in", "synth_a", "synth_on"]}
+
+
+CANDIDATES = {"synth_in/n01/b.png", "synth_a/d.png", "synth_on/f.png"}
+FIRST_CORRECT = {"synth_in/n01/a.png": order.crop_order()[20], "synth_a/c.png": order.crop_order()[0],
+                 "synth_on/e.png": 5}
+
+
+def _early_exit_cost(crop: int) -> int:
+    """Forward passes an image settled by ``crop`` costs: every crop up to the end of its round."""
+    rank = order.crop_rank()[crop]
+    return int(next(c for c in np.cumsum(order.ROUND_SIZES) if c > rank))
+
+
+@pytest.fixture(scope="session")
+def mined(synth):
+    """The same sources mined with early exit and exhaustively (session-shared, read-only)."""
+    out = {}
+    for exhaustive in (False, True):
+        judge = ControlledJudge(synth["index"], synth["plans"])
+        res = mine(synth["sources"], judge, home=synth["home"], exhaustive=exhaustive,
+                   device="cpu", batch_size=16, shard_size=4, workers=0 if exhaustive else 1)
+        out[exhaustive] = (res, read_results(res.run, synth["home"]).to_pylist(), judge)
+    return out
+
+
+def test_verdict_is_top1_within_the_label_space():
+    spaces = torch.zeros((2, 1000), dtype=torch.bool)
+    spaces[0] = True
+    spaces[1, list(IN_A)] = True
+    outside = next(c for c in range(1000) if c not in set(IN_A))
+    logits = torch.zeros((4, 1000))
+    logits[:, outside] = 9.0                       # best over all 1000 classes, outside IN-A
+    logits[0, IN_A[5]] = 5.0                       # IN-A image: label wins within the space
+    logits[1, IN_A[5]] = 5.0                       # the same crop judged in all 1000 classes
+    logits[2, IN_A[6]], logits[2, IN_A[5]] = 6.0, 5.0   # a wrong class wins within the space
+    logits[3, 7] = 5.0                             # multi-label {outside, 7}: top-1 is a label
+    hot = torch.zeros((4, 1000), dtype=torch.bool)
+    hot[0:3, IN_A[5]] = True
+    hot[3, [outside, 7]] = True
+    correct, conf, top5, _ = judge_verdicts(logits, torch.tensor([1, 0, 1, 0]), spaces, hot)
+    assert correct.tolist() == [True, False, False, True]
+    assert top5[0, 0] == IN_A[5] and outside not in top5[0].tolist()
+    assert top5[1, 0] == outside
+    assert 0.0 < conf[0] <= 1.0
+
+
+def test_label_spaces_come_from_the_row_and_objectnet_from_table_metadata(synth, tmp_path):
+    work = load_workload(synth["sources"], synth["home"])
+    assert work.spaces["objectnet_113"] == tuple(ON_113)
+    assert work.spaces["in_a_200"] == IN_A and len(work.spaces["in1k"]) == 1000
+    assert [r.id for r in work.images] == sorted(r.id for r in work.images)
+    # an ObjectNet table built without its class list cannot be judged: say how to fix it
+    make_source(tmp_path, "bad_on", [SynthImage("x.png", (9, 9), (ON_113[0],), 7)],
+                label_space="objectnet_113")
+    with pytest.raises(InvalidValueError, match="rebuild the objectnet source"):
+        load_workload(["bad_on"], tmp_path)
+
+
+def test_candidates_are_images_no_crop_gets_right(synth, mined):
+    res, rows, _ = mined[False]
+    cand = read_table(res.candidates)
+    assert cand.schema.remove_metadata().equals(CANDIDATE_SCHEMA)
+    by_id = {r["id"]: r for r in cand.to_pylist()}
+    assert set(by_id) == CANDIDATES
+    for cid, row in by_id.items():
+        plan = synth["plans"][cid]
+        # top-5 on the most confident crop, within the image's label space
+        assert row["best_crop"] == plan.confident_crop
+        assert row["top5"][0] == plan.confident_class()
+        assert set(row["top5"]) <= set(plan.space)
+        assert row["top5_prob"] == sorted(row["top5_prob"], reverse=True)
+    assert by_id["synth_a/d.png"]["label_space"] == "in_a_200"
+    assert by_id["synth_on/f.png"]["source"] == "synth_on"
+    results = {r["id"]: r for r in rows}
+    for rid, crop in FIRST_CORRECT.items():
+        assert results[rid]["correct"] and results[rid]["first_correct_crop"] == crop
+
+
+def test_early_exit_equals_exhaustive_with_far_fewer_forward_passes(synth, mined):
+    (early, early_rows, early_judge), (full, full_rows, full_judge) = mined[False], mined[True]
+    assert early.run != full.run
+    key = ("id", "correct", "first_correct_crop")
+    assert [[r[k] for k in key] for r in early_rows] == [[r[k] for k in key] for r in full_rows]
+    assert (read_table(early.candidates).to_pylist() == read_table(full.candidates).to_pylist())
+    # exhaustive: every crop judged once, and the stored mask is exactly the plan
+    assert len(full_judge.seen) == len(set(full_judge.seen)) == 6 * 324
+    for r in full_rows:
+        plan = synth["plans"][r["id"]]
+        expect = [plan.kind(c) in (RIGHT, RIGHT_MASKED) for c in range(324)]
+        assert r["mask"] == expect and r["n_correct"] == sum(expect) and r["n_forward"] == 324
+    # early exit: a settled image pays only up to the end of the round that settled it
+    for r in early_rows:
+        want = _early_exit_cost(r["first_correct_crop"]) if r["correct"] else 324
+        assert r["n_forward"] == want and r["mask"] is None
+    assert {r["id"]: r["n_forward"] for r in early_rows}["synth_a/c.png"] == 1
+    total = sum(r["n_forward"] for r in early_rows)
+    assert len(early_judge.seen) == early.summary["forward_passes"] == total == 3 * 324 + 1 + 36 + 324
+    s = early.summary
+    assert (s["images"], s["candidates"], s["mode"]) == (6, 3, "early-exit")
+    assert s["per_origin"]["synth_a"] == {"images": 2, "candidates": 1}
+    assert full.summary["forward_passes_per_image"] == 324.0
+
+
+def test_masks_are_queryable_with_duckdb(mined):
+    res, _, _ = mined[True]
+    shards = res.shards_dir / "*.parquet"
+    got = duckdb.sql(f"select id, list_sum(mask::INTEGER[]), mask[200 + 1] from "
+                     f"read_parquet('{shards}') where id = 'synth_in/n01/a.png'").fetchall()
+    assert got == [("synth_in/n01/a.png", 2, True)]
+
+
+def test_killed_run_resumes_without_redoing_finished_shards(synth, mined):
+    kw = dict(home=synth["home"], device="cpu", batch_size=16, shard_size=2, run="resume",
+              workers=0)
+    # shards (sorted ids): [synth_a/c, synth_a/d] [synth_in/a, synth_in/b] [synth_on/e, synth_on/f]
+    crash = ControlledJudge(synth["index"], synth["plans"], fail_on={"synth_on/e.png"})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        mine(synth["sources"], crash, **kw)
+    run_dir = synth["home"] / "mining" / "resume"
+    assert sorted(p.name for p in (run_dir / "shards").iterdir()) == [
+        "shard-00000.parquet", "shard-00001.parquet"]
+    assert not (run_dir / "candidates.parquet").exists()
+    again = ControlledJudge(synth["index"], synth["plans"])
+    res = mine(synth["sources"], again, **kw)
+    assert {i for i, _ in again.seen} == {"synth_on/e.png", "synth_on/f.png"}
+    assert read_table(res.candidates).to_pylist() == read_table(mined[False][0].candidates).to_pylist()
+    assert res.summary["resumed_images"] == 4 and res.summary["computed_images"] == 2
+    # a finished run reruns as a no-op: the judge is never called
+    idle = ControlledJudge(synth["index"], synth["plans"], fail_on=set(synth["plans"]))
+    assert mine(synth["sources"], idle, **kw).summary["candidates"] == 3
+    with pytest.raises(InvalidValueError, match="exhaustive"):
+        mine(synth["sources"], again, exhaustive=True, **kw)
+
+
+def test_missing_source_and_bad_sizes_say_what_to_do(tmp_path):
+    with pytest.raises(MissingFileError, match="imhard build --source nope"):
+        mine(["nope"], "controlled", home=tmp_path, device="cpu")
+    with pytest.raises(InvalidValueError, match="--shard-size"):
+        mine(["nope"], "controlled", home=tmp_path, device="cpu", shard_size=0)
