@@ -1,0 +1,222 @@
+"""The dataset card: ``README.md`` rendered from the ``dataset_card.md`` template, and its chart.
+
+The repository's top-level ``dataset_card.md`` is the template's one source of truth; a byte-identical
+copy ships as package data (``imagenet_hard/templates/dataset_card.md``) so an installed wheel can
+render it, and a test fails when the two differ. Everything rendered is a pure function of the
+published rows and the run: no dates, no versions, fixed chart metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import string
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ..errors import InvalidValueError
+from .selection import Selection
+from .shards import SPLIT, features
+
+TEMPLATE_RESOURCE = "templates/dataset_card.md"
+CHART_NAME = "origins.png"
+ORIGIN_TABLE_HEADER = "| origin | images | share |"
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the card says about the written shards."""
+
+    num_rows: int
+    num_shards: int
+    num_bytes: int          # uncompressed (arrow) size, as ``datasets`` reports ``num_bytes``
+    download_size: int      # bytes of the parquet files
+    by_origin: dict[str, int]
+
+
+def template_text(path: str | Path | None = None) -> str:
+    if path is not None:
+        return Path(path).read_text(encoding="utf-8")
+    return resources.files("imagenet_hard").joinpath(TEMPLATE_RESOURCE).read_text(encoding="utf-8")
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    for limit, name in ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"),
+                        (10**6, "100K<n<1M"), (10**7, "1M<n<10M")):
+        if n < limit:
+            return name
+    return "10M<n<100M"
+
+
+def dataset_info_yaml(stats: Stats) -> str:
+    """``dataset_info`` as ``datasets`` itself writes it into a card (so load_dataset reads it back)."""
+    from datasets.info import DatasetInfo
+    from datasets.splits import SplitDict, SplitInfo
+
+    info = DatasetInfo(
+        features=features(),
+        splits=SplitDict({SPLIT: SplitInfo(name=SPLIT, num_bytes=stats.num_bytes,
+                                           num_examples=stats.num_rows)}),
+        download_size=stats.download_size, dataset_size=stats.num_bytes,
+    )
+    text = yaml.safe_dump(info._to_yaml_dict(), sort_keys=False, allow_unicode=True)
+    return "\n".join("  " + line for line in text.rstrip("\n").splitlines())
+
+
+def origin_table(by_origin: dict[str, int]) -> str:
+    total = sum(by_origin.values())
+    lines = [f"| `{o}` | {n:,} | {100 * n / total:.1f}% |" for o, n in sorted(by_origin.items())]
+    return "\n".join(lines + [f"| **total** | **{total:,}** | 100.0% |"])
+
+
+def origin_chart(by_origin: dict[str, int]) -> bytes:
+    """A horizontal bar chart as PNG bytes, identical for identical counts (no Software metadata)."""
+    import matplotlib.style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = sorted(by_origin)
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(7, 1.2 + 0.32 * len(names)), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        bars = ax.barh(names[::-1], [by_origin[n] for n in names[::-1]], color="#4c72b0")
+        ax.bar_label(bars, labels=[f"{by_origin[n]:,}" for n in names[::-1]], padding=3, fontsize=8)
+        ax.set_xlabel("images")
+        ax.set_title("ImageNet-Hard: images per origin")
+        ax.margins(x=0.12)
+        fig.tight_layout()
+        out = io.BytesIO()
+        fig.savefig(out, format="png", metadata={"Software": None})
+    return out.getvalue()
+
+
+def _describe(value) -> str:
+    if value is None or value == "" or value == {} or value == []:
+        return "not recorded"
+    if isinstance(value, dict):
+        if "name" in value and len(value) <= 3:
+            return f"`{value['name']}`" + "".join(f", {k} {v}" for k, v in value.items() if k != "name")
+        return ", ".join(f"{k} {_describe(v) if isinstance(v, dict | list) else v}"
+                         for k, v in sorted(value.items()))
+    if isinstance(value, list):
+        return ", ".join(f"`{v}`" if isinstance(v, str) else str(v) for v in value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"`{value}`"
+
+
+def judged_table(summary: dict, published: dict[str, int]) -> str:
+    """Per origin: images judged, candidates, published (when the run's summary has them)."""
+    per = summary.get("per_origin")
+    if not isinstance(per, dict) or not per:
+        return ""
+    lines = ["", "| origin | judged | candidates | published |", "|---|---:|---:|---:|"]
+    for origin in sorted(set(per) | set(published)):
+        d = per.get(origin) or {}
+        lines.append(f"| `{origin}` | {d.get('images', 0):,} | {d.get('candidates', 0):,} | "
+                     f"{published.get(origin, 0):,} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def review_text(sel: Selection) -> str:
+    decided = sel.kept + sel.removed
+    if decided:
+        lines = [f"The run found {sel.candidates:,} candidates; reviewers decided {decided:,}: "
+                 f"**{sel.kept:,} kept** and **{sel.removed:,} removed** (ill-posed, wrong label, "
+                 "duplicate)."]
+    else:
+        lines = [f"The run found {sel.candidates:,} candidates; none has been reviewed yet."]
+    if sel.pending:
+        fate = ("are **included** in this release (published with `--include-pending`)"
+                if sel.include_pending else "are left out of this release")
+        lines.append(f"{sel.pending:,} candidates were not reviewed and {fate}.")
+    if sel.removed_by_reason:
+        lines += ["", "| reason for removal | images |", "|---|---:|"]
+        lines += [f"| {r} | {n:,} |" for r, n in sel.removed_by_reason.items()]
+    if sel.tags:
+        lines += ["", "Kinds of hard image tagged by reviewers among the published images:", "",
+                  "| tag | images |", "|---|---:|"]
+        lines += [f"| {t} | {n:,} |" for t, n in sel.tags.items()]
+    lines += ["", "The paper's own review removed 295 of 13,925 candidates as obviously ill-posed."]
+    return "\n".join(lines)
+
+
+def licence_text(sel: Selection) -> str:
+    from ..sources import SOURCES
+
+    counts: dict[str, int] = {}
+    for r in sel.rows:
+        counts[r.source] = counts.get(r.source, 0) + 1
+    lines = []
+    for name in sorted(counts):
+        try:
+            b = SOURCES.get(name)
+        except KeyError:
+            lines.append(f"- **{name}** ({counts[name]:,} images): see the source's own terms.")
+            continue
+        parts = [f"- **{name}** ({counts[name]:,} images): {b.licence or 'see the source terms'}."]
+        if b.homepage:
+            parts.append(f"<{b.homepage}>.")
+        if b.citation:
+            parts.append(f"Cite: {b.citation}.")
+        lines.append(" ".join(parts))
+    return "\n".join(lines)
+
+
+def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path | None = None) -> str:
+    """The card's markdown for these rows; the template's ``${name}`` fields are filled in."""
+    summary = sel.summary
+    exhaustive = summary.get("exhaustive") or summary.get("mode") == "exhaustive"
+    exhaustive = " (exhaustive run: every view judged)" if exhaustive else ""
+    fields = {
+        "size_category": size_category(stats.num_rows),
+        "dataset_info": dataset_info_yaml(stats),
+        "num_rows": f"{stats.num_rows:,}",
+        "num_shards": str(stats.num_shards),
+        "fingerprint": fingerprint,
+        "origin_table": origin_table(stats.by_origin),
+        "run_name": sel.run.name,
+        "judge": _describe(summary.get("judge")),
+        "sources_judged": _describe(summary.get("sources")),
+        "images_judged": _describe(summary.get("images")),
+        "candidates": f"{sel.candidates:,}",
+        "exhaustive": exhaustive,
+        "judged_table": judged_table(summary, stats.by_origin),
+        "review": review_text(sel),
+        "licences": licence_text(sel),
+    }
+    try:
+        return string.Template(template_text(template)).substitute(fields)
+    except (KeyError, ValueError) as exc:
+        raise InvalidValueError(
+            f"dataset card template has an unknown or malformed field ({exc}); the fields are "
+            f"{', '.join('${' + k + '}' for k in fields)}") from None
+
+
+def card_header(readme: str) -> dict:
+    """The YAML header of a rendered card."""
+    if not readme.startswith("---\n"):
+        return {}
+    end = readme.find("\n---\n", 4)
+    return yaml.safe_load(readme[4:end]) if end > 0 else {}
+
+
+def card_origin_counts(readme: str) -> dict[str, int]:
+    """The per-origin counts the card's table states (used by ``publish --check``)."""
+    lines = readme.splitlines()
+    try:
+        start = lines.index(ORIGIN_TABLE_HEADER) + 2
+    except ValueError:
+        return {}
+    out = {}
+    for line in lines[start:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) != 3 or cells[0].startswith("**"):
+            break
+        out[cells[0].strip("`")] = int(cells[1].replace(",", ""))
+    return out
+

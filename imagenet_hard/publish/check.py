@@ -1,0 +1,148 @@
+"""``publish --check``: reload a published folder with ``datasets`` and verify every promise.
+
+Schema (the Hugging Face features), shard naming, counts against the card, labels in 0..999,
+that every image decodes (and ObjectNet's carry their red border), unique ids, and the fingerprint
+against ``fingerprint.txt`` and the card. Problems are collected, not raised, so one run lists all.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from ..files import sha256_bytes
+from ..fingerprint import fingerprint
+from ..labels import NUM_CLASSES
+from . import card
+from .folder import FINGERPRINT_FILE, README
+from .selection import OBJECTNET_ORIGIN
+from .shards import DATA_DIR, RED, SHARD_RE, SPLIT, features
+
+
+@dataclass
+class CheckReport:
+    folder: Path
+    rows: int = 0
+    by_origin: dict[str, int] = field(default_factory=dict)
+    fingerprint: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _check_shard_names(folder: Path, report: CheckReport) -> None:
+    names = sorted(p.name for p in (folder / DATA_DIR).glob("*.parquet"))
+    if not names:
+        report.problems.append(f"no parquet shards under {folder / DATA_DIR}")
+        return
+    parsed = [SHARD_RE.match(n) for n in names]
+    bad = [n for n, m in zip(names, parsed, strict=True) if not m]
+    if bad:
+        report.problems.append(f"unexpected files in {DATA_DIR}/: {', '.join(bad)}")
+    counts = {int(m.group(2)) for m in parsed if m}
+    indices = sorted(int(m.group(1)) for m in parsed if m)
+    if len(counts) > 1 or (counts and indices != list(range(counts.pop()))):
+        report.problems.append(f"shards are not a complete -NNNNN-of-MMMMM series: {', '.join(names)}")
+
+
+def _check_image(data: bytes | None, rid: str, origin: str, problems: list[str]) -> None:
+    if not data:
+        problems.append(f"{rid}: no image bytes")
+        return
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if origin == OBJECTNET_ORIGIN:
+                rgb = im.convert("RGB")
+                w, h = rgb.size
+                corners = [(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1), (w // 2, 0), (0, h // 2)]
+                if any(rgb.getpixel(xy) != RED for xy in corners):
+                    problems.append(f"{rid}: ObjectNet image without its 1-pixel red border")
+    except Exception as exc:  # any decoder failure is a problem to list, not a crash
+        problems.append(f"{rid}: image does not decode ({type(exc).__name__}: {exc})")
+
+
+def _check_row(row: dict, seen: set[str], report: CheckReport, prints: list) -> None:
+    rid, labels, problems = row.get("id") or "?", row.get("label") or [], report.problems
+    if rid in seen:
+        problems.append(f"{rid}: id appears more than once")
+    seen.add(rid)
+    if not labels:
+        problems.append(f"{rid}: empty label list")
+    elif any(not 0 <= int(x) < NUM_CLASSES for x in labels):
+        problems.append(f"{rid}: labels {labels} outside 0..{NUM_CLASSES - 1}")
+    if len(row.get("english_label") or []) != len(labels):
+        problems.append(f"{rid}: {len(labels)} labels but {len(row.get('english_label') or [])} english labels")
+    if not row.get("origin"):
+        problems.append(f"{rid}: empty origin")
+    data = (row.get("image") or {}).get("bytes")
+    _check_image(data, rid, row.get("origin") or "", problems)
+    prints.append((rid, labels, sha256_bytes(data or b"")))
+
+
+def _load(folder: Path, report: CheckReport):
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(str(folder), split=SPLIT, streaming=True)
+    except Exception as exc:  # whatever datasets raises, the folder does not load: say so
+        report.problems.append(f"datasets cannot load {folder}: {type(exc).__name__}: {exc}")
+        return None
+    if ds.features != features():
+        report.problems.append(f"features are {ds.features}, expected {features()}")
+        return None
+    return ds.cast_column("image", datasets.Image(decode=False))
+
+
+def _check_card(folder: Path, report: CheckReport, computed: str) -> None:
+    readme = (folder / README).read_text(encoding="utf-8") if (folder / README).is_file() else ""
+    if not readme:
+        report.problems.append(f"{README} is missing")
+    header = card.card_header(readme)
+    splits = (header.get("dataset_info") or {}).get("splits") or []
+    stated = next((s.get("num_examples") for s in splits if s.get("name") == SPLIT), None)
+    if stated != report.rows:
+        report.problems.append(f"card says {stated} rows in {SPLIT}, the shards hold {report.rows}")
+    if card.card_origin_counts(readme) != report.by_origin:
+        report.problems.append(f"card's per-origin counts {card.card_origin_counts(readme)} differ "
+                               f"from the shards' {report.by_origin}")
+    fp_file = folder / FINGERPRINT_FILE
+    stored = fp_file.read_text(encoding="ascii").strip() if fp_file.is_file() else None
+    if stored != computed:
+        report.problems.append(f"fingerprint is {computed}, {FINGERPRINT_FILE} says {stored}")
+    if computed not in readme:
+        report.problems.append(f"the card does not state the fingerprint {computed}")
+
+
+def check(folder: str | os.PathLike) -> CheckReport:
+    """Verify a published folder; ``report.ok`` is False and ``report.problems`` lists why."""
+    folder = Path(folder).expanduser().resolve()
+    report = CheckReport(folder)
+    if not folder.is_dir():
+        report.problems.append(f"{folder} is not a folder")
+        return report
+    _check_shard_names(folder, report)
+    ds = _load(folder, report) if not report.problems else None
+    if ds is None:
+        return report
+    seen: set[str] = set()
+    prints: list = []
+    origins: Counter = Counter()
+    try:
+        for row in ds:
+            _check_row(row, seen, report, prints)
+            origins[row.get("origin")] += 1
+    except Exception as exc:  # a corrupt shard fails mid-iteration
+        report.problems.append(f"reading the rows failed: {type(exc).__name__}: {exc}")
+        return report
+    report.rows, report.by_origin = len(prints), dict(sorted(origins.items()))
+    report.fingerprint = fingerprint(prints)
+    _check_card(folder, report, report.fingerprint)
+    return report
