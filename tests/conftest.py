@@ -25,3 +25,126 @@ def sample_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("sample_home")
     build_source("sample", home=home)
     return home
+
+
+# -- a fake mining run over the sample source (review, publish) ------------------------------
+
+#: Sample photos that the fake run lists as candidates, with a plausible wrong judge top-5.
+SAMPLE_RUN_TOP5 = {
+    "chelsea.png": [285, 287, 281, 282, 283],
+    "coffee.png": [504, 967, 968, 809, 925],
+    "rocket.jpg": [812, 657, 744, 517, 908],
+    "astronaut.png": [834, 617, 812, 457, 869],
+    "clock_motion.png": [426, 409, 892, 635, 826],
+    "motorcycle_left.png": [671, 665, 670, 444, 880],
+    "grace_hopper.jpg": [457, 652, 834, 655, 906],
+}
+#: Two ObjectNet-origin images made from sample photos: (member, photo, crop box, label, top-5).
+SAMPLE_RUN_OBJECTNET = [
+    ("objectnet-1.0/images/mug/coffee_mug.png", "coffee.png", (60, 20, 460, 300), [504],
+     [968, 504, 409, 892, 872]),
+    ("objectnet-1.0/images/tripod/camera_tripod.png", "camera.png", (0, 0, 512, 512), [872],
+     [759, 872, 409, 892, 504]),
+]
+SAMPLE_RUN_OBJECTNET_SPACE = [409, 504, 759, 872, 892, 968]
+SAMPLE_RUN_PROBS = [0.41, 0.22, 0.12, 0.07, 0.04]
+
+
+class SampleRun:
+    """What :func:`make_sample_run` wrote: ``home``, ``run``, ``candidates`` (path), ``summary``
+    (path), ``ids`` (all candidate ids, sorted), ``sample_ids`` and ``objectnet_ids``."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __repr__(self):
+        return f"SampleRun(run={self.run!r}, home={str(self.home)!r}, {len(self.ids)} ids)"
+
+
+def _objectnet_rows(home):
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from imagenet_hard import labels
+    from imagenet_hard.records import SourceRow, make_id, write_source_table
+
+    rows = []
+    for member, photo, box, label, _top5 in SAMPLE_RUN_OBJECTNET:
+        src = next((home / "sources" / "sample").glob(f"*/{photo}"))
+        with Image.open(src) as im:
+            crop = im.convert("RGB").crop(box)
+        buf = io.BytesIO()
+        crop.save(buf, format="PNG")
+        dest = home / "sources" / "objectnet" / member
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(buf.getvalue())
+        rows.append(SourceRow(
+            id=make_id("objectnet", member), origin="objectnet",
+            path=str(dest.relative_to(home)), label=label,
+            english_label=labels.english_labels(label), label_space="objectnet_113",
+            width=crop.width, height=crop.height,
+            sha256=hashlib.sha256(buf.getvalue()).hexdigest()))
+    write_source_table(rows, home / "sources" / "objectnet.parquet", "objectnet",
+                       {"objectnet_113": SAMPLE_RUN_OBJECTNET_SPACE})
+    return rows
+
+
+def make_sample_run(home, sample_home, run="sample-run"):
+    """Give ``home`` the sample source (copied from ``sample_home``), a two-image ``objectnet``
+    source and a fake mining run ``<home>/mining/<run>/`` (candidates.parquet + summary.json)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from imagenet_hard.records import CANDIDATE_SCHEMA, write_table
+
+    home = Path(home)
+    shutil.copytree(Path(sample_home) / "sources", home / "sources", dirs_exist_ok=True)
+    sample = pq.read_table(home / "sources" / "sample.parquet").to_pylist()
+    cands = []
+    for n, row in enumerate(sample):
+        top5 = SAMPLE_RUN_TOP5.get(row["id"].rsplit("/", 1)[-1])
+        if top5:
+            cands.append({"id": row["id"], "source": "sample", "origin": row["origin"],
+                          "label": row["label"], "label_space": row["label_space"],
+                          "top5": top5, "top5_prob": SAMPLE_RUN_PROBS, "best_crop": 9 * n + 4})
+    objectnet = _objectnet_rows(home)
+    for row, spec in zip(objectnet, SAMPLE_RUN_OBJECTNET, strict=True):
+        cands.append({"id": row.id, "source": "objectnet", "origin": "objectnet",
+                      "label": row.label, "label_space": "objectnet_113", "top5": spec[4],
+                      "top5_prob": SAMPLE_RUN_PROBS, "best_crop": 130})
+    run_dir = home / "mining" / run
+    write_table(sorted(cands, key=lambda c: c["id"]), CANDIDATE_SCHEMA,
+                run_dir / "candidates.parquet")
+    summary = {"run": run, "judge": "efficientnet-lite0", "sources": ["objectnet", "sample"],
+               "counts": {"sample": {"images": len(sample), "candidates": len(cands) - 2},
+                          "objectnet": {"images": 2, "candidates": 2}},
+               "candidates": len(cands)}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    ids = sorted(c["id"] for c in cands)
+    return SampleRun(home=home, run=run, run_dir=run_dir, candidates=run_dir / "candidates.parquet",
+                     summary=run_dir / "summary.json", ids=ids,
+                     sample_ids=[i for i in ids if i.startswith("sample/")],
+                     objectnet_ids=[i for i in ids if i.startswith("objectnet/")])
+
+
+@pytest.fixture
+def sample_run(sample_home, isolated_home):
+    """This test's data home with the sample source, a tiny objectnet source and a fake mining
+    run ``sample-run`` of 9 candidates (7 sample photos + 2 objectnet-origin crops)."""
+    return make_sample_run(isolated_home, sample_home)
+
+
+@pytest.fixture
+def http_server():
+    """A loopback HTTP server (127.0.0.1) with Range support and fault injection; see
+    tests/source_archives.py."""
+    from source_archives import LoopbackServer
+
+    server = LoopbackServer()
+    yield server
+    server.close()

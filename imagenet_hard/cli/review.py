@@ -1,3 +1,230 @@
-"""`imhard review` commands (being written)."""
+"""`imhard review …`: the manual review of mining candidates (store, page, exchange)."""
 
-from . import main  # noqa: F401
+from __future__ import annotations
+
+import getpass
+
+import click
+
+from . import main
+from .common import home_option
+
+
+def _store(home):
+    from ..review import ReviewStore
+
+    return ReviewStore(home)
+
+
+def _default_reviewer() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+@main.group()
+def review():
+    """Review mining candidates: keep or remove each, with a reason (DESIGN §8).
+
+    Decisions live in <home>/review.duckdb as an append-only event log. While
+    `imhard review serve` runs it owns that file; use its page or JSON API then.
+
+    \b
+    Example:
+      imhard review import --run sample-run
+      imhard review serve
+    """
+
+
+@review.command("import")
+@click.option("--run", required=True, help="Mining run name: <home>/mining/RUN/candidates.parquet.")
+@home_option
+def import_(run, home):
+    """Add a mining run's candidates to the review store (re-importing changes nothing).
+
+    \b
+    Example:
+      imhard review import --run sample-run
+    """
+    with _store(home) as store:
+        res = store.import_run(run)
+    parts = ", ".join(f"{n} from {s}" for s, n in res.by_source.items())
+    click.echo(f"{res.run}: {res.candidates} candidates under review ({parts})")
+
+
+@review.command()
+@click.option("--origin", default=None, help="Only this origin (e.g. objectnet).")
+@home_option
+def status(origin, home):
+    """Counts by verdict, by origin and by removal reason.
+
+    \b
+    Example:
+      imhard review status
+      imhard review status --origin objectnet
+    """
+    with _store(home) as store:
+        st = store.status(origin=origin)
+    runs = ", ".join(f"{r['run']} (judge {r['judge'] or '?'})" for r in st["runs"]) or "none"
+    share = f"{100 * st['decided'] / st['total']:.1f}%" if st["total"] else "-"
+    click.echo(f"{st['total']} candidates, {st['decided']} decided ({share}), "
+               f"{st['events']} events; runs: {runs}")
+    click.echo(f"  pending {st['pending']}   keep {st['keep']}   remove {st['remove']}")
+    if st["by_origin"]:
+        click.echo("by origin:")
+        for name, c in st["by_origin"].items():
+            click.echo(f"  {name:<28} {c['total']:>7} total {c['pending']:>7} pending "
+                       f"{c['keep']:>7} keep {c['remove']:>7} remove")
+    if st["by_reason"]:
+        click.echo("removed, by reason:")
+        for name, n in sorted(st["by_reason"].items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {name:<28} {n:>7}")
+    if st["by_tag"]:
+        click.echo("tags: " + ", ".join(f"{t} {n}" for t, n in sorted(st["by_tag"].items())))
+
+
+@review.command("list")
+@click.option("--verdict", type=click.Choice(["pending", "keep", "remove", "all"]),
+              default="all", show_default=True)
+@click.option("--origin", default=None, help="Only this origin.")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
+@home_option
+def list_(verdict, origin, limit, home):
+    """List candidates with their labels, the judge's top guess and the current verdict.
+
+    \b
+    Example:
+      imhard review list --verdict pending --limit 5
+    """
+    with _store(home) as store:
+        rows = store.candidates(verdict=verdict, origin=origin, limit=limit)
+    for r in rows:
+        extra = f" ({r['reason']})" if r["reason"] else ""
+        click.echo(f"{r['verdict'] + extra:<22} {r['id']}\n"
+                   f"{'':<22} label: {', '.join(r['english_label'])}; judge: "
+                   f"{r['top5_names'][0]} {r['top5_prob'][0]:.0%}; origin {r['origin']}")
+    if not rows:
+        click.echo("no candidates match")
+
+
+@review.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--verdict", required=True, type=click.Choice(["keep", "remove"]))
+@click.option("--reason", default=None,
+              help="For remove: ill-posed, wrong-label, duplicate or other.")
+@click.option("--tags", default=None, metavar="T1,T2",
+              help="Comma-separated: lack-of-information, rare-case, illusion, many-objects.")
+@click.option("--note", default=None, help="Free text kept with the decision.")
+@click.option("--reviewer", default=_default_reviewer, envvar="IMHARD_REVIEWER",
+              show_default="your login name", help="Who decided.")
+@home_option
+def decide(ids, verdict, reason, tags, note, reviewer, home):
+    """Record a decision for one or more candidate ids (all or none).
+
+    \b
+    Example:
+      imhard review decide sample/n02123045/chelsea.png --verdict keep --tags rare-case
+      imhard review decide ID1 ID2 --verdict remove --reason ill-posed --note "two objects"
+    """
+    with _store(home) as store:
+        events = store.decide(ids, verdict, reason=reason, tags=tags, note=note,
+                              reviewer=reviewer)
+    for ev in events:
+        extra = f" ({ev['reason']})" if ev["reason"] else ""
+        click.echo(f"{ev['verdict']}{extra}: {ev['id']}")
+
+
+@review.command()
+@click.argument("image_id", metavar="[ID]", required=False)
+@click.option("--reviewer", default=None, help="Undo this reviewer's latest decision.")
+@home_option
+def undo(image_id, reviewer, home):
+    """Cancel the latest decision (of ID, or of anyone); history keeps both events.
+
+    \b
+    Example:
+      imhard review undo
+      imhard review undo sample/n02123045/chelsea.png
+    """
+    with _store(home) as store:
+        res = store.undo(id=image_id, reviewer=reviewer)
+    if res is None:
+        raise click.ClickException("nothing to undo")
+    cand = res["candidate"]
+    click.echo(f"undid {res['undone']['verdict']} of {cand['id']}; now {cand['verdict']}")
+
+
+@review.command()
+@click.argument("image_id", metavar="[ID]", required=False)
+@home_option
+def history(image_id, home):
+    """Every event of the log (decisions and undos), oldest first.
+
+    \b
+    Example:
+      imhard review history sample/n02123045/chelsea.png
+    """
+    with _store(home) as store:
+        events = store.history(image_id)
+    for ev in events:
+        what = f"undo of #{ev['undoes']}" if ev["verdict"] == "undo" else ev["verdict"]
+        extra = "".join(f" {k}={ev[k]}" for k in ("reason", "note") if ev[k])
+        tags = f" tags={','.join(ev['tags'])}" if ev["tags"] else ""
+        click.echo(f"#{ev['seq']:<6} {ev['at']} {ev['reviewer'] or '-':<12} {what:<12} "
+                   f"{ev['id']}{extra}{tags}")
+
+
+@review.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Parquet file to write (DECISION_SCHEMA).")
+@click.option("--history", "full", is_flag=True,
+              help="Every uncancelled decision, not only the current one per image.")
+@home_option
+def export(out, full, home):
+    """Write decisions as parquet; `imhard review apply` reads it in another store.
+
+    \b
+    Example:
+      imhard review export --out decisions.parquet
+    """
+    with _store(home) as store:
+        path, n = store.export(out, history=full)
+    click.echo(f"{n} decisions → {path}")
+
+
+@review.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@home_option
+def apply(file, home):
+    """Add the decisions of an exported file (made elsewhere); re-applying adds nothing.
+
+    \b
+    Example:
+      imhard review apply colleague-decisions.parquet
+    """
+    with _store(home) as store:
+        res = store.apply(file)
+    click.echo(f"{res.added} decisions added, {res.skipped} already present")
+
+
+@review.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; other than loopback, anyone reaching it can decide.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port (0 picks a free one).")
+@click.option("--verbose", is_flag=True, help="Log every request.")
+@home_option
+def serve(host, port, verbose, home):
+    """Serve the review page and its JSON API until Ctrl-C.
+
+    Keys on the page: k keep, x remove, 1-4 remove with a reason, l/r/i/m tags,
+    u undo; `?` shows them all.
+
+    \b
+    Example:
+      imhard review serve --port 8765    # then open http://127.0.0.1:8765/
+    """
+    from ..review import serve as run
+
+    run(home, host=host, port=port, verbose=verbose, echo=click.echo)
