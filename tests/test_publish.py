@@ -382,3 +382,24 @@ def test_missing_token_says_how_to_log_in(published, hub):
     with pytest.raises(Exception, match="hf auth login"):
         push(published.out, "me/imagenet-hard", verify=False)
     assert MISSING_TOKEN.startswith("no Hugging Face token")
+
+
+def test_cli_publishes_what_the_review_store_kept(sample_run):
+    from imagenet_hard.review import ReviewStore
+
+    keep = sample_run.ids[:4] + sample_run.objectnet_ids
+    with ReviewStore() as store:
+        store.import_run(sample_run.run)
+        store.decide(keep, "keep", tags=["rare-case"], reviewer="t")
+        store.decide(sample_run.ids[4], "remove", reason="ill-posed", reviewer="t")
+        store.decide(sample_run.ids[4], "keep", reviewer="t")          # the latest verdict wins
+        store.decide(sample_run.ids[5], "remove", reason="wrong-label", reviewer="t")
+    res = CliRunner().invoke(main, ["publish", "--run", sample_run.run])
+    assert res.exit_code == 0, res.output
+    out = sample_run.home / "dist" / "imagenet-hard"
+    ids = datasets.load_dataset(str(out), split="validation")["id"]
+    assert sorted(ids) == sorted(set(keep) | {sample_run.ids[4]})
+    card = (out / "README.md").read_text()
+    assert "| wrong-label | 1 |" in card and "ill-posed |" not in card
+    checked = CliRunner().invoke(main, ["publish", "--check", str(out)])
+    assert checked.exit_code == 0, checked.output
