@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import platform
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,9 +94,14 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
 
         bar = tqdm(total=len(indices), initial=len(indices) - len(todo), unit="img",
                    desc=f"scoring {sub.stem}")
+    on_output = opts.on_output
+    if bar and on_output:
+        def on_output(line, _echo=opts.on_output):  # keep the bar below the submission's prints
+            with tqdm.external_write_mode(file=sys.stderr):
+                _echo(line)
     try:
         return run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
-                         no_network=opts.no_network, on_output=opts.on_output,
+                         no_network=opts.no_network, on_output=on_output,
                          on_progress=bar.update if bar else None)
     finally:
         if bar:
