@@ -123,7 +123,9 @@ def make_sample_run(home, sample_home, run="sample-run"):
     summary = {"run": run, "judge": "efficientnet-lite0", "sources": ["objectnet", "sample"],
                "counts": {"sample": {"images": len(sample), "candidates": len(cands) - 2},
                           "objectnet": {"images": 2, "candidates": 2}},
-               "candidates": len(cands)}
+               "per_origin": {"sample": {"images": len(sample), "candidates": len(cands) - 2},
+                              "objectnet": {"images": 2, "candidates": 2}},
+               "images": len(sample) + 2, "candidates": len(cands)}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     ids = sorted(c["id"] for c in cands)
     return SampleRun(home=home, run=run, run_dir=run_dir, candidates=run_dir / "candidates.parquet",
@@ -148,3 +150,49 @@ def http_server():
     server = LoopbackServer()
     yield server
     server.close()
+
+
+class ReviewServerProcess:
+    """``imhard review serve --port 0`` in a subprocess; ``url`` is read from its first line."""
+
+    def __init__(self, home):
+        import os
+        import re
+        import subprocess
+        import sys
+
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "IMHARD_HOME": str(home)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "imagenet_hard", "review", "serve", "--port", "0",
+             "--home", str(home)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        first = self.proc.stdout.readline()  # "" if it exited instead
+        match = re.search(r"http://\S+/", first)
+        if not match:
+            self.proc.kill()
+            raise RuntimeError(f"review server did not start: {first}{self.proc.stdout.read()}")
+        self.url = match.group(0)
+
+    def stop(self):
+        """SIGTERM (a clean stop) and wait; returns what it printed after the first line."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=30)
+        return out
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.communicate(timeout=30)
+
+
+@pytest.fixture
+def review_server(sample_run):
+    """The sample run imported and served by a separate process (stopped after the test)."""
+    from imagenet_hard.review import ReviewStore
+
+    with ReviewStore(sample_run.home) as store:
+        store.import_run(sample_run.run)
+    server = ReviewServerProcess(sample_run.home)
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
