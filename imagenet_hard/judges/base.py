@@ -1,0 +1,119 @@
+"""The judge interface: uint8 crops in, ImageNet-1k logits out, whatever the model behind it.
+
+A :class:`Judge` owns its device, its normalisation and its autocast, so the miner hands it
+uint8 crops (on any device) and gets float32 ``(N, 1000)`` logits in class-index order. It is not
+an ``nn.Module``: subclasses wrap one (or a function, see ``scripted``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import torch
+
+from ..errors import InvalidValueError
+from ..labels import NUM_CLASSES
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(device=None) -> torch.device:
+    """``None``/"auto" → cuda when available, else cpu; a CUDA device that is absent is an error."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
+                                "use --device cpu")
+    return dev
+
+
+def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: no autocast, plain fp32)."""
+    if precision not in PRECISIONS:
+        raise InvalidValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+class Judge:
+    """Classifies 224×224 uint8 crops over the 1000 ImageNet-1k classes.
+
+    Subclasses implement :meth:`forward` on normalised float input already on :attr:`device`.
+    """
+
+    input_size = 224
+    num_classes = NUM_CLASSES
+
+    def __init__(self, name: str, device=None, mean: Sequence[float] = (0.0, 0.0, 0.0),
+                 std: Sequence[float] = (1.0, 1.0, 1.0), precision: str = "auto"):
+        self.name = name
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.amp_dtype = amp_dtype(self.device, precision)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        # x/255 - mean) / std folded into one multiply-add on the uint8 values.
+        std_t = torch.tensor(self.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        mean_t = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = -mean_t / std_t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Normalised float (N, 3, 224, 224) on :attr:`device` → logits (N, 1000)."""
+        raise NotImplementedError
+
+    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
+        x = crops.to(self.device, non_blocking=True).float()
+        return torch.addcmul(self._shift, x, self._scale)
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, 224, 224) crops on any device → float32 (N, 1000) logits on :attr:`device`."""
+        if not isinstance(crops, torch.Tensor) or crops.dtype != torch.uint8 or crops.dim() != 4 \
+                or tuple(crops.shape[1:]) != (3, self.input_size, self.input_size):
+            got = (f"{crops.dtype} {tuple(crops.shape)}" if isinstance(crops, torch.Tensor)
+                   else type(crops).__name__)
+            raise InvalidValueError(f"judge {self.name} takes uint8 crops of shape "
+                                    f"(N, 3, {self.input_size}, {self.input_size}); got {got}")
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                                    enabled=self.amp_dtype is not None):
+            logits = self.forward(self.normalize(crops))
+        if logits.dim() != 2 or logits.shape != (crops.shape[0], self.num_classes):
+            raise InvalidValueError(f"judge {self.name} returned logits of shape "
+                                    f"{tuple(logits.shape)}; expected ({crops.shape[0]}, "
+                                    f"{self.num_classes}) over the ImageNet-1k classes")
+        return logits.float()
+
+    @functools.cached_property
+    def flops_per_image(self) -> int:
+        """FLOPs of one crop's forward pass (2 per multiply-add), counted once on a dummy input."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        dummy = torch.zeros((1, 3, self.input_size, self.input_size), device=self.device)
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:
+            self.forward(dummy)
+        return int(counter.get_total_flops())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"
+
+
+class ModuleJudge(Judge):
+    """A judge around an ImageNet-1k classifier ``nn.Module`` (torchvision, timm, EfficientNet)."""
+
+    def __init__(self, name: str, model: torch.nn.Module, device=None, mean=(0.0, 0.0, 0.0),
+                 std=(1.0, 1.0, 1.0), precision: str = "auto"):
+        super().__init__(name, device=device, mean=mean, std=std, precision=precision)
+        self.model = model.eval().to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
