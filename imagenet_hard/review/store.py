@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import labels
+from .. import labels, zoom
 from ..errors import ImHardError, InvalidValueError, MissingFileError, UnknownNameError
 from ..home import data_home, mining_dir, review_db, source_table_path
 from ..records import CANDIDATE_SCHEMA, DECISION_SCHEMA, read_table, write_table
@@ -293,7 +293,7 @@ class ReviewStore:
             raise InvalidValueError("limit and offset must be zero or positive")
         cols = ", ".join(f"c.{c}" for c in CANDIDATE_COLUMNS)
         with self._lock:
-            return _rows(self._sql(f"""
+            rows = _rows(self._sql(f"""
                 WITH cur AS ({CURRENT_SQL})
                 SELECT {cols}, coalesce(cur.verdict, 'pending') AS verdict, cur.reason,
                        coalesce(cur.tags, []) AS tags, cur.note, cur.reviewer,
@@ -305,6 +305,12 @@ class ReviewStore:
                 ORDER BY c.origin, c.id LIMIT $limit OFFSET $offset""",
                 {"origin": origin, "verdict": verdict, "id": id, "offset": offset,
                  "limit": limit}))
+        for row in rows:  # "S=448 (1,2) zoom-in": where the judge was most confident
+            crop = row["best_crop"]
+            ok = crop is not None and 0 <= crop < zoom.N_TRANSFORMS
+            info = zoom.transform_info(crop) if ok else None
+            row["best_crop_name"] = f"{info} {info.group}" if info else None
+        return rows
 
     def history(self, id: str | None = None) -> list[dict]:
         """Every event (decisions and undos) in log order, for one id or all."""

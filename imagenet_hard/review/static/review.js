@@ -120,7 +120,7 @@ function render() {
   origin.textContent = c.origin;
   origin.className = `origin ${c.origin.split("/")[0]}`;
   $("space-v").textContent = c.label_space;
-  $("crop").textContent = c.best_crop == null ? "" : `(most confident of 324 crops: #${c.best_crop})`;
+  $("crop").textContent = c.best_crop_name ? `· best crop ${c.best_crop_name}` : "";
   const labelSet = new Set(c.label);
   $("top5").replaceChildren(...c.top5.map((idx, i) => {
     const li = document.createElement("li");
