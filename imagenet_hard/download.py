@@ -190,6 +190,15 @@ class _Retry(Exception):
         self.immediate = immediate
 
 
+def _describe(exc: Exception) -> str:
+    """The useful part of a requests/urllib3 error ("Connection refused", not three wrappers)."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 def _resolve_dest(url: str, dest: str | os.PathLike) -> Path:
     dest = Path(dest).expanduser()
     if dest.is_dir() or str(dest).endswith(("/", os.sep)):
@@ -256,15 +265,16 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
                     requests.exceptions.ChunkedEncodingError, _Retry) as exc:
                 attempt += 1
                 if attempt > retries:
-                    raise DownloadError(
-                        f"downloading {url} failed after {retries} retries: {exc}; the partial "
-                        f"file {part} is kept and a rerun resumes it") from exc
+                    kept = (f"; the partial file {part} is kept and a rerun resumes it"
+                            if part.exists() else "")
+                    raise DownloadError(f"downloading {url} failed after {retries} retries: "
+                                        f"{_describe(exc)}{kept}") from exc
                 immediate = isinstance(exc, _Retry) and exc.immediate
                 hashes = _Hashes(md5=bool(md5))  # re-read: the attempt may have restarted
                 if part.exists():
                     hashes.feed_file(part)
                 delay = 0 if immediate else min(backoff * 2 ** (attempt - 1), 60)
-                notify(f"{final.name}: {exc}; retry {attempt}/{retries} in {delay:.0f} s")
+                notify(f"{final.name}: {_describe(exc)}; retry {attempt}/{retries} in {delay:.0f} s")
                 time.sleep(delay)
     finally:
         if own_session:
