@@ -12,7 +12,7 @@ const BATCH = 100;
 const $ = (id) => document.getElementById(id);
 const state = {
   queue: [], pos: 0, tags: new Set(), skipped: new Set(), chain: Promise.resolve(),
-  origin: "", verdict: "pending", saved: 0, inflight: 0, zoom: false,
+  origin: "", verdict: "pending", saved: 0, inflight: 0, zoom: false, recent: [],
 };
 
 async function api(method, path, body) {
@@ -155,6 +155,20 @@ function renderTags() {
   }));
 }
 
+function renderRecent() {
+  $("recent").replaceChildren(...state.recent.map(({ id, verdict, reason }) => {
+    const li = document.createElement("li");
+    const b = document.createElement("b");
+    b.className = verdict;
+    b.textContent = verdict;
+    const span = document.createElement("span");
+    span.textContent = `${reason ? reason + " · " : ""}${id.split("/").slice(-2).join("/")}`;
+    span.title = id;
+    li.append(b, span);
+    return li;
+  }));
+}
+
 function prefetch() {
   for (const c of state.queue.slice(state.pos + 1, state.pos + 4)) new Image().src = imageUrl(c.id);
 }
@@ -189,6 +203,8 @@ function decide(verdict, reason) {
   state.chain = state.chain
     .then(() => api("POST", "/api/decisions", body))
     .then(() => {
+      state.recent = [{ id: c.id, verdict, reason }, ...state.recent].slice(0, 4);
+      renderRecent();
       state.saved += 1;
       document.body.dataset.saved = String(state.saved);
       refreshStatus();
@@ -213,6 +229,8 @@ function undo() {
       state.pos = Math.min(state.pos, state.queue.length);
       state.queue.splice(state.pos, 0, candidate);
       state.skipped.delete(candidate.id);
+      const i = state.recent.findIndex((r) => r.id === candidate.id);
+      if (i >= 0) { state.recent.splice(i, 1); renderRecent(); }
       toast(`Undid ${undone.verdict}${undone.reason ? " (" + undone.reason + ")" : ""} — now ${candidate.verdict}`);
       document.body.dataset.undone = String(Number(document.body.dataset.undone || 0) + 1);
       render();
