@@ -289,3 +289,17 @@ def test_objectnet_without_unzip_uses_zipfile(http_server, isolated_home, monkey
     res = cli_build("--source", "objectnet", "--url", url)
     assert "`unzip` is not on PATH" in res.output
     assert f"kept {exp['rows']}" in res.output
+
+
+def test_path_archive_is_verified_when_sha256_given_and_never_deleted(tmp_path, isolated_home):
+    from imagenet_hard.errors import ChecksumError
+
+    members = class_folder_members("imagenet-r", list(labels.imagenet_r_wnids()[:2]))
+    archive = tmp_path / "imagenet-r.tar"
+    archive.write_bytes(make_tar(members))
+    with pytest.raises(ChecksumError, match="expected 0{64}"):
+        build_source("imagenet-r", path=archive, sha256="0" * 64)
+    assert archive.is_file()  # the user's own file is reported, not removed
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    rows = rows_of(build_source("imagenet-r", path=archive, sha256=sha))
+    assert len(rows) == 4
