@@ -1,3 +1,84 @@
-"""`imhard leaderboard` commands (being written)."""
+"""`imhard leaderboard build | add | push`: thin commands over :mod:`imagenet_hard.leaderboard`."""
 
-from . import main  # noqa: F401
+from __future__ import annotations
+
+import click
+
+from . import main
+from .common import home_option
+
+board_dir_option = click.option(
+    "--dir", "board_dir", default="leaderboard", show_default=True,
+    type=click.Path(file_okay=False), help="Board folder (results/, README.md, index.html).")
+
+
+@main.group()
+def leaderboard():
+    """The ImageNet-Hard leaderboard: build the pages, accept results, publish to a Space.
+
+    \b
+    Example:
+      imhard leaderboard add ~/.cache/imagenet-hard/scores/my_model.json
+      imhard leaderboard build
+    """
+
+
+@leaderboard.command("build")
+@board_dir_option
+@click.option("--no-reported", is_flag=True, help="Leave out the published (reported) rows.")
+def build_cmd(board_dir, no_reported):
+    """Write <dir>/README.md and <dir>/index.html from <dir>/results/*.json and print the board.
+
+    \b
+    Example:
+      imhard leaderboard build --dir leaderboard
+    """
+    from ..leaderboard import build_board
+
+    built = build_board(board_dir, include_reported=not no_reported)
+    click.echo(built.table)
+    click.echo(f"\nwrote {built.readme} and {built.html}")
+
+
+@leaderboard.command("add")
+@click.argument("result", type=click.Path(dir_okay=False))
+@board_dir_option
+@click.option("--fingerprint", default=None,
+              help="Expected dataset fingerprint (default: that of the local published dataset).")
+@click.option("--dataset", default=None, metavar="DIR_OR_HUB_ID",
+              help="Dataset to check against (default <home>/dist/imagenet-hard).")
+@click.option("--replace", is_flag=True, help="Overwrite an entry of the same name.")
+@home_option
+def add_cmd(result, board_dir, fingerprint, dataset, replace, home):
+    """Check a result JSON (+ its predictions parquet) and copy it into <dir>/results.
+
+    Checks the schema, the dataset fingerprint, that the predictions' hash matches, that every
+    claimed number follows from the predictions, and (with the dataset here) from its labels.
+
+    \b
+    Example:
+      imhard leaderboard add results/my_model.json --fingerprint 3f5a…
+    """
+    from ..leaderboard import add_result
+
+    added = add_result(result, board_dir, fingerprint=fingerprint, dataset=dataset, home=home,
+                       replace=replace)
+    checked = "labels re-checked" if added.checked_labels else "fingerprint given, labels not here"
+    click.echo(f"added {added.name} → {added.result} ({checked}); run `imhard leaderboard build`")
+
+
+@leaderboard.command("push")
+@click.option("--space", required=True, metavar="OWNER/NAME", help="Hugging Face Space to write.")
+@board_dir_option
+@click.option("--private", is_flag=True, help="Create the Space private.")
+def push_cmd(space, board_dir, private):
+    """Upload the built board to a Hugging Face Space (static SDK); token from HF_TOKEN or login.
+
+    \b
+    Example:
+      imhard leaderboard build && imhard leaderboard push --space me/imagenet-hard-leaderboard
+    """
+    from ..leaderboard import push_board
+
+    pushed = push_board(space, board_dir, private=private)
+    click.echo(f"uploaded {len(pushed.files)} files → {pushed.url}")

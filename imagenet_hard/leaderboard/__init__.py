@@ -1,1 +1,15 @@
-"""The leaderboard (being written)."""
+"""The leaderboard: verified results (``leaderboard/results/*.json`` + predictions) and published
+numbers rendered as ``README.md`` and a static ``index.html``; accepting a result after checking
+it; pushing the page to a Hugging Face Space.
+
+Modules: ``entries`` (board rows), ``render`` (markdown, HTML, SVG chart), ``board`` (build),
+``add`` (checks before accepting), ``push`` (Space upload).
+"""
+
+from .add import Added, add_result
+from .board import BoardBuild, build_board
+from .entries import Entry, collect, reported_entries
+from .push import Pushed, push_board
+
+__all__ = ["Added", "BoardBuild", "Entry", "Pushed", "add_result", "build_board", "collect",
+           "push_board", "reported_entries"]

@@ -1,0 +1,27 @@
+"""``imhard leaderboard build``: write ``README.md`` and ``index.html`` of a board folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..files import write_bytes_atomic
+from . import render
+from .entries import Entry, collect
+
+
+@dataclass
+class BoardBuild:
+    readme: Path
+    html: Path
+    entries: list[Entry]
+    table: str          # the markdown table, for printing
+
+
+def build_board(board_dir: str | Path = "leaderboard", include_reported: bool = True) -> BoardBuild:
+    """Collect ``board_dir/results/*.json`` (+ the reported rows) and write both pages."""
+    board_dir = Path(board_dir)
+    entries = collect(board_dir, include_reported=include_reported)
+    readme = write_bytes_atomic(board_dir / "README.md", render.readme(entries).encode("utf-8"))
+    html = write_bytes_atomic(board_dir / "index.html", render.page(entries).encode("utf-8"))
+    return BoardBuild(readme, html, entries, render.markdown(entries))
