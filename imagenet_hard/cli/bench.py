@@ -37,3 +37,39 @@ def bench_score(images, batch_size, workers, device):
     report = run(images=images, batch_size=batch_size, workers=workers, device=device,
                  echo=click.echo)
     click.echo(report.summary())
+
+
+@bench.command("mine")
+@click.option("--judge", default="efficientnet-lite0", show_default=True,
+              help="Judge spec (as `imhard mine`), or random-clip:ARCH for open_clip ARCH with "
+                   "random weights (same FLOPs as the trained model; for GPU timing offline).")
+@click.option("--images", default=4, show_default=True, type=click.IntRange(min=1),
+              help="How many images (the first ones of the source, by id).")
+@click.option("--source", default=None,
+              help="A built source to take images from (default: the sample photos).")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", default=None, type=click.IntRange(min=0),
+              help="Engine DataLoader workers (default: as `imhard mine`).")
+@click.option("--peak-tflops", default=None, type=float,
+              help="The GPU's dense bf16 peak, when its name is not in the built-in table.")
+@click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
+@click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
+              help="Data home holding --source.")
+def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, home):
+    """Mining: the paper's procedure (re-resize per anchor, float crops, one image at a time,
+    exhaustive) against `imhard mine`, exhaustive and with early exit, same images and judge.
+
+    Prints images/s of each and the ratios, early exit's forward passes per image, and on CUDA
+    crops/s and the fraction of the GPU's bf16 dense peak from the judge's FLOPs.
+
+    \b
+    Example:
+      imhard bench mine --images 2 --device cpu
+      imhard bench mine --judge random-clip:ViT-L-14 --images 32 --batch-size 256 --device cuda
+    """
+    from ..mining.bench import bench_mine as run
+
+    report = run(judge=judge, images=images, source=source, home=home, device=device,
+                 batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
+                 echo=lambda m: click.echo(m, err=True))
+    click.echo(report.summary())

@@ -1,3 +1,74 @@
-"""`imhard mine` commands (being written)."""
+"""`imhard mine`: judge every image of built sources on its 324 zoom crops; keep the unsolved."""
 
-from . import main  # noqa: F401
+from __future__ import annotations
+
+import click
+
+from . import main
+from .common import device_option, home_option
+
+
+def _summary_lines(res) -> list[str]:
+    s = res.summary
+    lines = [
+        f"{s['judge']} on {', '.join(s['sources'])} ({s['mode']}): {s['candidates']} candidates "
+        f"of {s['images']} images",
+        f"forward passes: {s['forward_passes']} ({s['forward_passes_per_image']} per image, "
+        f"of 324)",
+    ]
+    if s["computed_images"]:
+        lines.append(f"judged {s['computed_images']} images in {s['seconds']:.1f} s: "
+                     f"{s['images_per_s']:.2f} images/s, {s['crops_per_s']:.1f} crops/s "
+                     f"on {s['device']} x{s['world_size']}")
+    if s["resumed_images"]:
+        lines.append(f"resumed: {s['resumed_images']} images came from finished shards")
+    for origin, c in s["per_origin"].items():
+        lines.append(f"  {origin}: {c['candidates']} / {c['images']}")
+    lines.append(f"candidates: {res.candidates}")
+    return lines
+
+
+@main.command()
+@click.option("--source", "sources", required=True, metavar="NAME[,NAME…]",
+              help="Built source tables to mine (see `imhard sources`), comma-separated.")
+@click.option("--judge", default="clip-vit-l-14", show_default=True,
+              help="Classifier: clip-vit-l-14, efficientnet-lite0, timm:NAME, torchvision:NAME, "
+                   "open_clip:ARCH/PRETRAINED.")
+@click.option("--exhaustive", is_flag=True,
+              help="Judge all 324 crops of every image and store each image's correctness mask.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Crops per forward pass (filled across images).")
+@click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Images per shard (the unit of resumption and of torchrun work).")
+@click.option("--run", default=None,
+              help="Run name under <home>/mining/ (default: JUDGE__SOURCE+SOURCE[__exhaustive]). "
+                   "Rerunning a name resumes it.")
+@click.option("--workers", default=None, type=click.IntRange(min=0),
+              help="DataLoader workers making crops (default: CPUs-1 up to 16 on CUDA, 1 on CPU).")
+@click.option("--crops", type=click.Choice(["pil", "torch"]), default="pil", show_default=True,
+              help="pil: pixel-identical to the paper's crops, made by the workers; torch: resized "
+                   "on the device (within 1 grey level, faster on a GPU).")
+@device_option
+@home_option
+def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops, device, home):
+    """Find ImageNet-Hard candidates: images none of whose 324 zoom crops the judge gets right.
+
+    A crop is right when the judge's top-1 within the image's label space is one of its labels.
+    Writes <home>/mining/RUN/: shards/, candidates.parquet and summary.json. A killed run resumes
+    when rerun with the same settings; under `torchrun` shards are split across ranks.
+
+    \b
+    Example:
+      imhard mine --source sample --judge efficientnet-lite0 --device cpu
+      imhard mine --source imagenet-a,imagenet-r --exhaustive --run clip-ar-full
+      torchrun --nproc-per-node 8 -m imagenet_hard mine --source imagenet --device cuda
+    """
+    from ..mining import mine as run_mining
+    from ..mining.distributed import is_rank_zero
+
+    names = [s.strip() for s in sources.split(",") if s.strip()]
+    res = run_mining(names, judge, home=home, run=run, exhaustive=exhaustive, device=device,
+                     batch_size=batch_size, shard_size=shard_size, workers=workers, crops=crops,
+                     progress=True)
+    if is_rank_zero():
+        click.echo("\n".join(_summary_lines(res)))

@@ -103,3 +103,8 @@ def teardown(ranks: Ranks) -> None:
         import torch.distributed as dist
 
         dist.destroy_process_group()
+
+
+def is_rank_zero() -> bool:
+    """True outside torchrun and on its rank 0 (the one that prints)."""
+    return int(os.environ.get("RANK", "0")) == 0
