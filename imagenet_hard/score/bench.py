@@ -1,0 +1,102 @@
+"""``imhard bench score``: the harness's overhead. EfficientNet-Lite0 (model/transform form) over
+the same generated dataset, timed (a) through ``score`` — child process, DataLoader, per-batch
+files — and (b) as a bare ``DataLoader`` + model loop in this process. Target: (a) ≥ 90% of (b).
+
+(a) is the images/s that ``score`` records (rows ÷ time spent producing them; model load and child
+start excluded, reported separately as wall time); (b) is rows ÷ loop time. Neither is warmed up.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+SUBMISSION = '''
+from torchvision import transforms as T
+from imagenet_hard.weights import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+
+model = load_efficientnet_lite0()
+transform = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224),
+                       T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+'''
+
+
+@dataclass
+class BenchReport:
+    images: int
+    batch_size: int
+    workers: int
+    device: str
+    harness_images_per_s: float
+    harness_wall_s: float
+    bare_images_per_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.harness_images_per_s / self.bare_images_per_s
+
+    def summary(self) -> str:
+        return (f"EfficientNet-Lite0, {self.images} images, batch {self.batch_size}, "
+                f"{self.workers} DataLoader workers, {self.device}\n"
+                f"  bare DataLoader + model loop : {self.bare_images_per_s:8.1f} images/s\n"
+                f"  imhard score (model form)    : {self.harness_images_per_s:8.1f} images/s "
+                f"(wall {self.harness_wall_s:.1f} s incl. child start and model load)\n"
+                f"  ratio {self.ratio:.3f} (target ≥ 0.90)")
+
+
+def bare_loop(model, transform, ds, n: int, batch_size: int, workers: int, device: str) -> float:
+    """Images/s of the plainest loop: DataLoader(transform) → model, in this process."""
+    import torch
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            return transform(ds[i]["image"].convert("RGB"))
+
+    model = model.eval().to(device)
+    loader = torch.utils.data.DataLoader(Rows(), batch_size=batch_size, num_workers=workers)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for x in loader:
+            model(x.to(device)).argmax(1).cpu()
+    return n / (time.perf_counter() - t0)
+
+
+def bench_score(images: int = 128, batch_size: int = 32, workers: int | None = None,
+                device: str | None = None, echo: Callable[[str], None] = print) -> BenchReport:
+    import datasets
+    from torchvision import transforms as T
+
+    from ..sources import build_source
+    from ..weights import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+    from .dataset import folder_from_source
+    from .harness import RunOptions, score
+
+    with tempfile.TemporaryDirectory(prefix="imhard-bench-") as tmp:
+        home = Path(tmp) / "home"
+        table = build_source("sample", home=home)
+        data = folder_from_source(table, Path(tmp) / "data", home=home,
+                                  repeat=math.ceil(images / 9))
+        sub = Path(tmp) / "lite0.py"
+        sub.write_text(SUBMISSION)
+        opts = RunOptions(device=device, batch_size=batch_size, workers=workers)
+        echo(f"scoring {images} images through the harness …")
+        t0 = time.perf_counter()
+        run = score(sub, dataset=data, limit=images, home=home, out=Path(tmp) / "r.json",
+                    options=opts)
+        wall = time.perf_counter() - t0
+        echo("the same images through a bare DataLoader loop …")
+        ds = datasets.load_dataset(str(data), split="validation")
+        transform = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
+                               T.CenterCrop(224), T.ToTensor(),
+                               T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        bare = bare_loop(load_efficientnet_lite0(), transform, ds, images, batch_size,
+                         opts.resolved_workers(), opts.resolved_device())
+    return BenchReport(images, batch_size, opts.resolved_workers(), opts.resolved_device(),
+                       run.result.metrics["images_per_s"], wall, bare)
