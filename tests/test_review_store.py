@@ -229,3 +229,26 @@ def test_newer_schema_version_is_refused(sample_run):
     con.close()
     with pytest.raises(ImHardError, match="schema version 99.*Upgrade"):
         ReviewStore(sample_run.home)
+
+
+@pytest.mark.slow
+def test_imports_a_real_mining_run(isolated_home, sample_home):
+    """The mining stage's own output (a judge that always answers 'tench') imports as is."""
+    import shutil
+
+    import torch
+
+    from imagenet_hard.judges.scripted import ScriptedJudge
+    from imagenet_hard.mining import mine
+
+    shutil.copytree(sample_home / "sources", isolated_home / "sources")
+    judge = ScriptedJudge(lambda crops: torch.zeros(len(crops), dtype=torch.long), name="tench")
+    result = mine("sample", judge, run="tench-run", batch_size=324)
+    with ReviewStore() as store:
+        res = store.import_run("tench-run")
+        rows = store.candidates()
+        status = store.status()
+    assert res.candidates == result.n_candidates == 9
+    assert status["runs"][0]["judge"] == "tench"
+    assert {r["top5_names"][0] for r in rows} == {"tench"}
+    assert all((isolated_home / r["path"]).is_file() for r in rows)

@@ -64,24 +64,10 @@ def status(origin, home):
       imhard review status
       imhard review status --origin objectnet
     """
+    from ..review import format_status
+
     with _store(home) as store:
-        st = store.status(origin=origin)
-    runs = ", ".join(f"{r['run']} (judge {r['judge'] or '?'})" for r in st["runs"]) or "none"
-    share = f"{100 * st['decided'] / st['total']:.1f}%" if st["total"] else "-"
-    click.echo(f"{st['total']} candidates, {st['decided']} decided ({share}), "
-               f"{st['events']} events; runs: {runs}")
-    click.echo(f"  pending {st['pending']}   keep {st['keep']}   remove {st['remove']}")
-    if st["by_origin"]:
-        click.echo("by origin:")
-        for name, c in st["by_origin"].items():
-            click.echo(f"  {name:<28} {c['total']:>7} total {c['pending']:>7} pending "
-                       f"{c['keep']:>7} keep {c['remove']:>7} remove")
-    if st["by_reason"]:
-        click.echo("removed, by reason:")
-        for name, n in sorted(st["by_reason"].items(), key=lambda kv: -kv[1]):
-            click.echo(f"  {name:<28} {n:>7}")
-    if st["by_tag"]:
-        click.echo("tags: " + ", ".join(f"{t} {n}" for t, n in sorted(st["by_tag"].items())))
+        click.echo(format_status(store.status(origin=origin)))
 
 
 @review.command("list")
@@ -97,13 +83,12 @@ def list_(verdict, origin, limit, home):
     Example:
       imhard review list --verdict pending --limit 5
     """
+    from ..review import format_candidate
+
     with _store(home) as store:
         rows = store.candidates(verdict=verdict, origin=origin, limit=limit)
-    for r in rows:
-        extra = f" ({r['reason']})" if r["reason"] else ""
-        click.echo(f"{r['verdict'] + extra:<22} {r['id']}\n"
-                   f"{'':<22} label: {', '.join(r['english_label'])}; judge: "
-                   f"{r['top5_names'][0]} {r['top5_prob'][0]:.0%}; origin {r['origin']}")
+    for row in rows:
+        click.echo(format_candidate(row))
     if not rows:
         click.echo("no candidates match")
 

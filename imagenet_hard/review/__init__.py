@@ -7,6 +7,7 @@ review page and its JSON API; while a server runs it is the only process that ca
 """
 
 from .app import ReviewServer, serve, start_server
+from .report import format_candidate, format_status
 from .store import (
     ApplyResult,
     DatabaseLockedError,
@@ -19,6 +20,6 @@ from .vocab import PENDING, REASONS, TAGS, VERDICTS
 
 __all__ = [
     "ApplyResult", "DatabaseLockedError", "ImportResult", "PENDING", "REASONS", "ReviewServer",
-    "ReviewStore", "TAGS", "VERDICTS", "current_decisions", "read_server_info", "serve",
-    "start_server",
+    "ReviewStore", "TAGS", "VERDICTS", "current_decisions", "format_candidate", "format_status",
+    "read_server_info", "serve", "start_server",
 ]

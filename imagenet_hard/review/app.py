@@ -64,6 +64,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "imhard-review"
     timeout = 60  # a stalled client frees its thread
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format, *args):  # one line per request is noise over hours of review
         if self.server.verbose:

@@ -320,31 +320,34 @@ class ReviewStore:
 
     def status(self, origin: str | None = None) -> dict:
         """Counts by verdict, by origin (with verdicts) and by removal reason and tag."""
-        with self._lock:
-            rows = _rows(self._sql(f"""
-                WITH cur AS ({CURRENT_SQL})
+        joined = f"""
+            WITH cur AS ({CURRENT_SQL}), j AS (
                 SELECT c.origin, coalesce(cur.verdict, 'pending') AS verdict, cur.reason,
-                       coalesce(cur.tags, []) AS tags
+                       cur.tags
                 FROM candidates c LEFT JOIN cur ON cur.id = c.id
-                WHERE $origin IS NULL OR c.origin = $origin""", {"origin": origin}))
+                WHERE $origin IS NULL OR c.origin = $origin)"""
+        with self._lock:
+            groups = self._sql(f"{joined} SELECT origin, verdict, reason, count(*) FROM j "
+                               "GROUP BY ALL ORDER BY ALL", {"origin": origin}).fetchall()
+            tags = self._sql(f"{joined} SELECT tag, count(*) FROM (SELECT unnest(tags) AS tag "
+                             "FROM j) GROUP BY tag ORDER BY tag", {"origin": origin}).fetchall()
             events = self._sql("SELECT count(*) FROM events").fetchall()[0][0]
             runs = _rows(self._sql("SELECT run, judge, n_candidates FROM runs ORDER BY run"))
             origins = [r[0] for r in self._sql(
                 "SELECT DISTINCT origin FROM candidates ORDER BY origin").fetchall()]
-        out = {"total": len(rows), "pending": 0, "keep": 0, "remove": 0, "events": events,
-               "by_origin": {}, "by_reason": {}, "by_tag": {}, "runs": runs, "origins": origins,
-               "reasons": list(vocab.REASONS), "tags": list(vocab.TAGS)}
-        for r in rows:
-            out[r["verdict"]] += 1
+        out = {"total": 0, "pending": 0, "keep": 0, "remove": 0, "events": events,
+               "by_origin": {}, "by_reason": {}, "by_tag": dict(tags), "runs": runs,
+               "origins": origins, "reasons": list(vocab.REASONS), "tags": list(vocab.TAGS)}
+        for name, verdict, reason, n in groups:
+            out["total"] += n
+            out[verdict] += n
             per = out["by_origin"].setdefault(
-                r["origin"], {"total": 0, "pending": 0, "keep": 0, "remove": 0})
-            per["total"] += 1
-            per[r["verdict"]] += 1
-            if r["verdict"] == "remove":
-                key = r["reason"] or "(none)"
-                out["by_reason"][key] = out["by_reason"].get(key, 0) + 1
-            for tag in r["tags"]:
-                out["by_tag"][tag] = out["by_tag"].get(tag, 0) + 1
+                name, {"total": 0, "pending": 0, "keep": 0, "remove": 0})
+            per["total"] += n
+            per[verdict] += n
+            if verdict == "remove":
+                key = reason or "(none)"
+                out["by_reason"][key] = out["by_reason"].get(key, 0) + n
         out["decided"] = out["keep"] + out["remove"]
         return out
 
