@@ -42,8 +42,8 @@ class BenchReport:
     def summary(self) -> str:
         return (f"EfficientNet-Lite0, {self.images} images, batch {self.batch_size}, "
                 f"{self.workers} DataLoader workers, {self.device}\n"
-                f"  bare DataLoader + model loop : {self.bare_images_per_s:8.1f} images/s\n"
-                f"  imhard score (model form)    : {self.harness_images_per_s:8.1f} images/s "
+                f"  bare DataLoader + model loop : {self.bare_images_per_s:8.2f} images/s\n"
+                f"  imhard score (model form)    : {self.harness_images_per_s:8.2f} images/s "
                 f"(wall {self.harness_wall_s:.1f} s incl. child start and model load)\n"
                 f"  ratio {self.ratio:.3f} (target ≥ 0.90)")
 
