@@ -197,3 +197,21 @@ def test_cli_says_the_server_holds_the_database(review_server):
     out = review_server.stop()
     assert review_server.proc.returncode == 0, out
     assert CliRunner().invoke(main, ["review", "status"]).exit_code == 0
+
+
+def test_server_in_a_thread_for_scripts_and_the_demo(sample_run):
+    from imagenet_hard.review import current_decisions, read_server_info, start_server
+
+    with ReviewStore(sample_run.home) as store:
+        store.import_run(sample_run.run)
+    server = start_server(home=sample_run.home, port=0)
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert read_server_info(sample_run.home)["url"] == server.url
+        assert Client(server.url).decide(CHELSEA, "keep", reviewer="demo")[0] == 200
+        # the same process may read while its own server holds the file
+        assert current_decisions(sample_run.home).column("id").to_pylist() == [CHELSEA]
+    finally:
+        server.stop()
+    assert read_server_info(sample_run.home) is None
+    assert current_decisions(sample_run.home).num_rows == 1

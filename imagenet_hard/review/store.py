@@ -75,7 +75,14 @@ def read_server_info(home=None) -> dict | None:
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.ConnectionException:
+            if not read_only:
+                raise
+            # This process already holds the file read-write (e.g. a server started in a
+            # thread); DuckDB shares that instance only with the same configuration.
+            con = duckdb.connect(str(path))
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise ImHardError(f"cannot open {path}: {exc}") from exc
