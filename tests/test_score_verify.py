@@ -13,9 +13,9 @@ from scoring_data import PREDICT_FORM, make_dataset, write_submission
 
 from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError
+from imagenet_hard.home import source_table_path
 from imagenet_hard.score import RunOptions, score, verify
 from imagenet_hard.score.dataset import folder_from_source
-from imagenet_hard.home import source_table_path
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "leaderboard" / "submissions"
 
@@ -101,3 +101,10 @@ def test_reference_without_weights_fails_clearly(tmp_path, name, needles):
     assert res.exit_code == 1
     for needle in needles:
         assert needle in res.output, (needle, res.output)
+
+
+def test_packaged_example_is_the_reference_submission(tmp_path):
+    from imagenet_hard.score.examples import write_example_submission
+
+    path = write_example_submission(tmp_path / "lite0.py")
+    assert path.read_text() == (SUBMISSIONS / "efficientnet_lite0.py").read_text()

@@ -15,15 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-SUBMISSION = '''
-from torchvision import transforms as T
-from imagenet_hard.weights import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
-
-model = load_efficientnet_lite0()
-transform = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224),
-                       T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-'''
-
 
 @dataclass
 class BenchReport:
@@ -76,6 +67,7 @@ def bench_score(images: int = 128, batch_size: int = 32, workers: int | None = N
     from ..sources import build_source
     from ..weights import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
     from .dataset import folder_from_source
+    from .examples import write_example_submission
     from .harness import RunOptions, score
 
     with tempfile.TemporaryDirectory(prefix="imhard-bench-") as tmp:
@@ -83,8 +75,7 @@ def bench_score(images: int = 128, batch_size: int = 32, workers: int | None = N
         table = build_source("sample", home=home)
         data = folder_from_source(table, Path(tmp) / "data", home=home,
                                   repeat=math.ceil(images / 9))
-        sub = Path(tmp) / "lite0.py"
-        sub.write_text(SUBMISSION)
+        sub = write_example_submission(Path(tmp) / "efficientnet_lite0.py")
         opts = RunOptions(device=device, batch_size=batch_size, workers=workers)
         echo(f"scoring {images} images through the harness …")
         t0 = time.perf_counter()
