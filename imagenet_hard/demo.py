@@ -31,7 +31,72 @@ def step_build(home, echo) -> None:
     _print_table(res.table, echo)
 
 
-STEPS = [step_build]
+DEMO_RUN = "demo-efficientnet-lite0"
+
+
+def step_mine(home, echo) -> None:
+    from .mining import mine
+
+    echo("== 2. mine: 324 zoom crops per image, judged by the offline EfficientNet-Lite0 ==")
+    res = mine(["sample"], "efficientnet-lite0", home=home, run=DEMO_RUN, device="cpu")
+    s = res.summary
+    echo(f"{s['candidates']} of {s['images']} images survive every zoom; "
+         f"{s['forward_passes_per_image']} forward passes per image (of 324) with early exit")
+    for row in pq.read_table(res.candidates).to_pylist():
+        echo(f"  candidate {row['id']}: label {row['label']}, judge's top-5 {row['top5']}")
+
+
+def step_review(home, echo) -> None:
+    import json
+    import urllib.request
+
+    from .review import ReviewStore, format_status, start_server
+
+    echo("== 3. review: decisions through the review server's JSON API ==")
+    with ReviewStore(home) as store:
+        imported = store.import_run(DEMO_RUN)
+    echo(f"imported {imported.candidates} candidates into {homes.review_db(home)}")
+    server = start_server(home=home, port=0)
+
+    def call(path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(server.url + path, data,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)
+
+    try:
+        ids = [c["id"] for c in call("api/candidates?verdict=pending&limit=3")["candidates"]]
+        verdicts = [{"verdict": "keep"},
+                    {"verdict": "remove", "reason": "ill-posed", "tags": ["many-objects"]},
+                    {"verdict": "keep", "tags": ["lack-of-information"]}]
+        for cid, v in zip(ids, verdicts, strict=False):
+            call("api/decisions", {"id": cid, "reviewer": "demo", **v})
+            echo(f"  {v['verdict']:<6} {cid}")
+    finally:
+        server.stop()
+    with ReviewStore(home) as store:
+        echo(format_status(store.status()))
+
+
+def step_publish(home, echo) -> None:
+    import datasets
+
+    from .publish import check, publish
+    from .review import current_decisions
+
+    echo("== 4. publish: parquet shards + dataset card, loaded back with `datasets` ==")
+    res = publish(DEMO_RUN, current_decisions(home), home=home, include_pending=True)
+    report = check(res.out)
+    if not report.ok:
+        raise RuntimeError(f"published folder failed its check: {report.problems}")
+    ds = datasets.load_dataset(str(res.out), split="validation")
+    echo(f"published {res.rows} rows {dict(res.by_origin)} → {res.out}")
+    echo(f"fingerprint {res.fingerprint}")
+    echo(f"datasets.load_dataset → {len(ds)} rows, features: {', '.join(ds.features)}")
+
+
+STEPS = [step_build, step_mine, step_review, step_publish]
 
 
 def run_demo(home=None, echo: Callable[[str], None] = print) -> None:
