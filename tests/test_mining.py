@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import duckdb
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
+from click.testing import CliRunner
 from mining_support import (
     RIGHT,
     RIGHT_MASKED,
@@ -17,12 +24,13 @@ from mining_support import (
     make_source,
 )
 
-from imagenet_hard import labels
+from imagenet_hard import build_source, labels
+from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError, MissingFileError
 from imagenet_hard.mining import mine, order, read_results
 from imagenet_hard.mining.engine import judge_verdicts
 from imagenet_hard.mining.plan import load_workload
-from imagenet_hard.records import CANDIDATE_SCHEMA, read_table
+from imagenet_hard.records import CANDIDATE_SCHEMA, SourceRow, read_table, write_source_table
 
 IN_A = labels.label_space_indices("in_a_200")
 ON_113 = list(range(0, 1000, 8))[:113]
@@ -203,3 +211,102 @@ def test_missing_source_and_bad_sizes_say_what_to_do(tmp_path):
         mine(["nope"], "controlled", home=tmp_path, device="cpu")
     with pytest.raises(InvalidValueError, match="--shard-size"):
         mine(["nope"], "controlled", home=tmp_path, device="cpu", shard_size=0)
+
+
+def _subset_source(home, name: str, ids: list[str]) -> None:
+    """A source table holding some rows of the built sample source (same image files)."""
+    table = read_table(home / "sources" / "sample.parquet")
+    rows = [SourceRow(**r) for r in table.to_pylist() if r["id"] in ids]
+    write_source_table(rows, home / "sources" / f"{name}.parquet", name)
+
+
+def test_cli_mines_with_a_registered_judge_and_prints_a_summary(synth):
+    from imagenet_hard.judges import JUDGES, register_judge
+
+    if "test-controlled" not in JUDGES:
+        register_judge("test-controlled")(
+            lambda device=None, **kw: ControlledJudge(synth["index"], synth["plans"]))
+    args = ["mine", "--source", "synth_a,synth_on", "--judge", "test-controlled", "--device",
+            "cpu", "--batch-size", "8", "--home", str(synth["home"])]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "2 candidates of 4 images" in res.output
+    assert "synth_a: 1 / 2" in res.output
+    run_dir = synth["home"] / "mining" / "test-controlled__synth_a+synth_on"
+    assert json.loads((run_dir / "run.json").read_text())["judge"] == "test-controlled"
+    bad = CliRunner().invoke(main, [*args[:2], "synth_a,missing", *args[3:]])
+    assert bad.exit_code == 1 and "imhard build --source missing" in bad.output
+    assert "Traceback" not in bad.output
+
+
+SAMPLE_ARGS = ["--judge", "efficientnet-lite0", "--device", "cpu", "--shard-size", "1",
+               "--batch-size", "32", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """The sample source mined by the real EfficientNet-Lite0 through the CLI, run ``one``."""
+    home = tmp_path_factory.mktemp("sample_mining")
+    build_source("sample", home=home)
+    res = CliRunner().invoke(main, ["mine", "--source", "sample", *SAMPLE_ARGS, "--run", "one",
+                                    "--home", str(home)])
+    assert res.exit_code == 0, res.output
+    return home, res.output
+
+
+@pytest.mark.slow
+def test_efficientnet_lite0_mines_the_sample_source(sample_run):
+    home, output = sample_run
+    assert "efficientnet-lite0 on sample (early-exit)" in output
+    summary = json.loads((home / "mining" / "one" / "summary.json").read_text())
+    rows = {r["id"]: r for r in read_results("one", home).to_pylist()}
+    assert len(rows) == 9 and summary["images"] == 9
+    # DESIGN §9: on chelsea the model says tabby cat, on coffee espresso: the standard crop settles
+    for rid in ("sample/n02123045/chelsea.png", "sample/n07920052/coffee.png"):
+        assert rows[rid]["correct"] and rows[rid]["n_forward"] == 1
+        assert rows[rid]["first_correct_crop"] == order.crop_order()[0]
+    cand = read_table(home / "mining" / "one" / "candidates.parquet").to_pylist()
+    assert {c["id"] for c in cand} == {r for r, v in rows.items() if not v["correct"]}
+    assert all(rows[c["id"]]["n_forward"] == 324 and len(c["top5"]) == 5 for c in cand)
+    assert summary["forward_passes"] == sum(r["n_forward"] for r in rows.values()) < 9 * 324
+    assert summary["candidates"] == len(cand)
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_equals_one_process(sample_run):
+    home, _ = sample_run
+    ids = ["sample/n02123045/chelsea.png", "sample/n03763968/grace_hopper.jpg",
+           "sample/n04266014/astronaut.png"]
+    _subset_source(home, "sample3", ids)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # one image per shard: each shard's batches are the same whichever process judges it
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--master-port", str(_free_port()), "-m", "imagenet_hard", "mine", "--source", "sample3",
+         *SAMPLE_ARGS, "--run-name", "two", "--home", str(home)],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("candidates of 3 images") == 1  # only rank 0 prints
+    runs = home / "mining"
+    metas = [json.loads(pq.read_schema(p).metadata[b"imagenet_hard.mining_shard"])
+             for p in sorted((runs / "two" / "shards").iterdir())]
+    assert [m["rank"] for m in metas] == [0, 1, 0]
+    one = {r["id"]: r for r in read_results("one", home).to_pylist()}
+    two = read_results("two", home).to_pylist()
+    assert [r["id"] for r in two] == sorted(ids)
+    for row in two:
+        assert row["source"] == "sample3"
+        want = {**one[row["id"]], "source": "sample3"}
+        # probabilities may differ in the last float bits (OMP_NUM_THREADS=1 under torchrun)
+        assert np.allclose(row.pop("top5_prob"), want.pop("top5_prob"), rtol=1e-4)
+        assert row == want
+    summary = json.loads((runs / "two" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["computed_images"] == 3
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

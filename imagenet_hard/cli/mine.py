@@ -40,9 +40,10 @@ def _summary_lines(res) -> list[str]:
               help="Crops per forward pass (filled across images).")
 @click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Images per shard (the unit of resumption and of torchrun work).")
-@click.option("--run", default=None,
+@click.option("--run", "--run-name", "run", default=None,
               help="Run name under <home>/mining/ (default: JUDGE__SOURCE+SOURCE[__exhaustive]). "
-                   "Rerunning a name resumes it.")
+                   "Rerunning a name resumes it. Under torchrun spell it --run-name (torchrun "
+                   "reads --run as its own --run-path).")
 @click.option("--workers", default=None, type=click.IntRange(min=0),
               help="DataLoader workers making crops (default: CPUs-1 up to 16 on CUDA, 1 on CPU).")
 @click.option("--crops", type=click.Choice(["pil", "torch"]), default="pil", show_default=True,
@@ -61,7 +62,7 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
     Example:
       imhard mine --source sample --judge efficientnet-lite0 --device cpu
       imhard mine --source imagenet-a,imagenet-r --exhaustive --run clip-ar-full
-      torchrun --nproc-per-node 8 -m imagenet_hard mine --source imagenet --device cuda
+      torchrun --nproc-per-node 8 -m imagenet_hard mine --source imagenet --run-name in-clip
     """
     from ..mining import mine as run_mining
     from ..mining.distributed import is_rank_zero
