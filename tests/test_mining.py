@@ -310,3 +310,35 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_bad_judge_spec_leaves_no_run_behind(synth):
+    from imagenet_hard.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="no-such-judge"):
+        mine(["synth_a"], "no-such-judge", home=synth["home"], device="cpu")
+    assert not (synth["home"] / "mining" / "no-such-judge__synth_a").exists()
+
+
+def test_torch_crop_backend_runs_the_same_loop(synth):
+    from imagenet_hard.judges import ScriptedJudge
+
+    never = ScriptedJudge(lambda crops: torch.full((crops.shape[0],), IN_A[5]), name="never-right")
+    res = mine(["synth_a"], never, home=synth["home"], device="cpu", crops="torch", workers=0,
+               batch_size=100)
+    assert res.summary["crops_backend"] == "torch"
+    assert res.summary["candidates"] == 2 and res.summary["forward_passes"] == 2 * 324
+
+
+@pytest.mark.slow
+def test_bench_mine_reference_and_engine_agree(synth):
+    from imagenet_hard.mining.bench import bench_mine
+
+    judge = ControlledJudge(synth["index"], synth["plans"])
+    report = bench_mine(judge, images=2, source="synth_a", home=synth["home"], device="cpu",
+                        workers=0, echo=lambda m: None)
+    # the reference's float crops, back in uint8, are the engine's crops: the judge knew them all
+    assert report.candidates_agree and report.candidates == 1 and report.images == 2
+    assert report.early_forward_per_image == (1 + 324) / 2
+    text = report.summary()
+    assert "x the reference" in text and "images/s" in text

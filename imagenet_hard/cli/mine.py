@@ -36,8 +36,9 @@ def _summary_lines(res) -> list[str]:
                    "open_clip:ARCH/PRETRAINED.")
 @click.option("--exhaustive", is_flag=True,
               help="Judge all 324 crops of every image and store each image's correctness mask.")
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
-              help="Crops per forward pass (filled across images).")
+@click.option("--batch-size", default=None, type=click.IntRange(min=1),
+              help="Crops per forward pass, filled across images (default: 256 on CUDA, 64 on "
+                   "the CPU).")
 @click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Images per shard (the unit of resumption and of torchrun work).")
 @click.option("--run", "--run-name", "run", default=None,

@@ -196,7 +196,9 @@ class ShardMiner:
         self.loader = DataLoader(CropJobs(home, crops), sampler=self.jobs, batch_size=None,
                                  num_workers=workers, persistent_workers=workers > 0,
                                  prefetch_factor=4 if workers > 0 else None)
-        pinned = device.type == "cuda"
+        # Pinned double buffers for host crops (the one-batch lag makes reuse safe); the torch
+        # backend's crops are already on the device.
+        pinned = device.type == "cuda" and crops == "pil"
         self.staging = [torch.empty((self.batch_size, 3, zoom.CROP, zoom.CROP), dtype=torch.uint8,
                                     pin_memory=pinned) for _ in range(2)] if pinned else None
         self.forward_passes = 0

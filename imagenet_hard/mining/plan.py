@@ -45,6 +45,7 @@ class Workload:
     sources: tuple[str, ...]
     images: tuple[ImageRow, ...]
     spaces: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    home: Path = Path(".")  # the data home image paths are relative to
 
     def shards(self, shard_size: int) -> list[tuple[ImageRow, ...]]:
         return [self.images[i:i + shard_size] for i in range(0, len(self.images), shard_size)]
@@ -115,7 +116,7 @@ def load_workload(sources: list[str], home=None) -> Workload:
     for s, idx in spaces.items():
         if not idx or not all(0 <= i < NUM_CLASSES for i in idx):
             raise InvalidValueError(f"label space {s!r} must hold class indices 0..999")
-    return Workload(tuple(names), tuple(images), spaces)
+    return Workload(tuple(names), tuple(images), spaces, homes.data_home(home))
 
 
 def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> str:
@@ -146,12 +147,11 @@ def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: in
     }
 
 
-def open_run(run_dir: Path, record: dict) -> dict:
-    """Write ``run.json`` for a new run, or check an existing one has the same pinned settings."""
+def check_run(run_dir: Path, record: dict) -> bool:
+    """Whether the run exists; raise if it was started with other pinned settings."""
     path = run_dir / "run.json"
     if not path.exists():
-        write_json_atomic(path, record)
-        return record
+        return False
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -164,7 +164,13 @@ def open_run(run_dir: Path, record: dict) -> dict:
             f"run {run_dir.name!r} was started with other settings ({'; '.join(diffs)}); pass "
             f"another --run name, or delete {run_dir} to start it again"
         )
-    return old
+    return True
+
+
+def open_run(run_dir: Path, record: dict) -> None:
+    """Write ``run.json`` for a new run (after :func:`check_run` passed)."""
+    if not check_run(run_dir, record):
+        write_json_atomic(run_dir / "run.json", record)
 
 
 def shard_path(run_dir: Path, k: int) -> Path:

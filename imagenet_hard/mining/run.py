@@ -26,10 +26,20 @@ from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import write_json_atomic
 from ..records import CANDIDATE_SCHEMA, read_table, write_table
 from . import distributed
-from .plan import check_run_name, default_run_name, load_workload, open_run, run_record, shard_path
+from .plan import (
+    Workload,
+    check_run,
+    check_run_name,
+    default_run_name,
+    load_workload,
+    open_run,
+    run_record,
+    shard_path,
+)
 
 DEFAULT_JUDGE = "clip-vit-l-14"
 DEFAULT_BATCH_SIZE = 256
+CPU_BATCH_SIZE = 64
 DEFAULT_SHARD_SIZE = 1000
 META_SHARD = b"imagenet_hard.mining_shard"
 
@@ -80,70 +90,89 @@ def _check_sizes(batch_size: int, shard_size: int) -> None:
             raise InvalidValueError(f"{name} must be a positive integer, got {value}")
 
 
+@dataclass(frozen=True)
+class _Run:
+    name: str
+    dir: Path
+    work: Workload
+    record: dict
+
+
+def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks) -> _Run:
+    """Read the sources and check the run's settings (rank 0 checks, every rank hears)."""
+    home_dir = homes.data_home(home)
+    work = load_workload(sources, home_dir)
+    judge_name = judge.strip() if isinstance(judge, str) else str(judge.name)
+    run = check_run_name(run or default_run_name(judge_name, list(work.sources), exhaustive))
+    run_dir = homes.mining_dir(home_dir) / run
+    record = run_record(judge_name, work, exhaustive, shard_size)
+    error = None
+    if ranks.rank == 0:
+        try:
+            check_run(run_dir, record)
+        except ImHardError as exc:
+            error = str(exc)
+    error = distributed.broadcast_error(ranks, error)
+    if error:
+        raise InvalidValueError(error)
+    return _Run(run, run_dir, work, record)
+
+
 def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | None = None,
-         exhaustive: bool = False, device=None, batch_size: int = DEFAULT_BATCH_SIZE,
+         exhaustive: bool = False, device=None, batch_size: int | None = None,
          shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, crops: str = "pil",
          progress: bool = False) -> MiningResult:
     """Mine ``sources`` with ``judge`` (a spec string or a built judge) into ``<home>/mining/<run>``.
 
-    Resumes a run of the same name; under torchrun each rank judges its shards and rank 0 merges.
+    ``batch_size`` defaults to 256 crops on CUDA and 64 on the CPU. Resumes a run of the same
+    name; under torchrun each rank judges its shards and rank 0 merges. Returns the paths and the
+    summary (only rank 0 writes them; every rank returns them).
     """
     t0 = time.perf_counter()
-    sources = [s for s in sources.split(",")] if isinstance(sources, str) else list(sources)
-    _check_sizes(batch_size, shard_size)
+    sources = sources.split(",") if isinstance(sources, str) else list(sources)
     ranks, dev = distributed.setup(device)
     try:
-        home_dir = homes.data_home(home)
-        work = load_workload(sources, home_dir)
-        judge_name = judge.strip() if isinstance(judge, str) else str(judge.name)
-        run = check_run_name(run or default_run_name(judge_name, list(work.sources), exhaustive))
-        run_dir = homes.mining_dir(home_dir) / run
-        record = run_record(judge_name, work, exhaustive, shard_size)
-        error = None
-        if ranks.rank == 0:
-            try:
-                open_run(run_dir, record)
-            except ImHardError as exc:
-                error = str(exc)
-        error = distributed.broadcast_error(ranks, error)
-        if error:
-            raise InvalidValueError(error)
-        shards = work.shards(shard_size)
+        batch_size = batch_size or (DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE)
+        _check_sizes(batch_size, shard_size)
+        r = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks)
+        shards = r.work.shards(shard_size)
         todo = [k for k in range(len(shards))
-                if ranks.mine(k) and not shard_path(run_dir, k).exists()]
-        counts = [0.0, 0.0]
+                if ranks.mine(k) and not shard_path(r.dir, k).exists()]
         if todo and isinstance(judge, str):
             from ..judges import create_judge
 
-            judge = create_judge(judge, dev)
+            judge = create_judge(judge, dev)  # before run.json: a bad spec leaves no run behind
+        if ranks.rank == 0:
+            open_run(r.dir, r.record)
+        counts = [0.0, 0.0]
         if todo:
-            counts = _mine_shards(judge, dev, work, shards, todo, run_dir, home_dir, exhaustive,
+            counts = _mine_shards(judge, dev, r.work, shards, todo, r.dir, exhaustive,
                                   batch_size, workers, crops, progress, ranks)
         counts = distributed.sum_counts(ranks, counts, dev)
         distributed.barrier(ranks)
         summary = None
         if ranks.rank == 0:
-            summary = merge_run(run_dir, record, judge, seconds=time.perf_counter() - t0,
+            summary = merge_run(r.dir, r.record, judge, seconds=time.perf_counter() - t0,
                                 computed_images=int(counts[0]), computed_crops=int(counts[1]),
                                 world=ranks.world, device=str(dev), crops=crops,
                                 batch_size=batch_size)
         distributed.barrier(ranks)
         if summary is None:
-            summary = json.loads((run_dir / "summary.json").read_text())
-        return MiningResult(run, run_dir, run_dir / "candidates.parquet",
-                            run_dir / "summary.json", summary)
+            summary = json.loads((r.dir / "summary.json").read_text())
+        return MiningResult(r.name, r.dir, r.dir / "candidates.parquet", r.dir / "summary.json",
+                            summary)
     finally:
         distributed.teardown(ranks)
 
 
-def _mine_shards(judge, dev, work, shards, todo, run_dir, home_dir, exhaustive, batch_size,
-                 workers, crops, progress, ranks) -> list[float]:
+def _mine_shards(judge, dev, work, shards, todo, run_dir, exhaustive, batch_size, workers, crops,
+                 progress, ranks) -> list[float]:
     """Judge this rank's unfinished shards, writing each once; (images, crops) judged."""
     from tqdm import tqdm
 
     from .engine import ShardMiner
 
-    miner = ShardMiner(judge, work.spaces, home_dir, dev, exhaustive=exhaustive,
+    miner = ShardMiner(judge, work.spaces, work.home, dev, exhaustive=exhaustive,
                        batch_size=batch_size, workers=workers, crops=crops)
     images = 0
     desc = f"mining (rank {ranks.rank})" if ranks.distributed else "mining"
