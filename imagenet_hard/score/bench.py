@@ -3,7 +3,8 @@ the same generated dataset, timed (a) through ``score`` — child process, DataL
 files — and (b) as a bare ``DataLoader`` + model loop in this process. Target: (a) ≥ 90% of (b).
 
 (a) is the images/s that ``score`` records (rows ÷ time spent producing them; model load and child
-start excluded, reported separately as wall time); (b) is rows ÷ loop time. Neither is warmed up.
+start excluded, reported separately as wall time); (b) is rows ÷ loop time, the better of a run
+before and a run after (a).
 """
 
 from __future__ import annotations
@@ -77,17 +78,22 @@ def bench_score(images: int = 128, batch_size: int = 32, workers: int | None = N
                                   repeat=math.ceil(images / 9))
         sub = write_example_submission(Path(tmp) / "efficientnet_lite0.py")
         opts = RunOptions(device=device, batch_size=batch_size, workers=workers)
-        echo(f"scoring {images} images through the harness …")
-        t0 = time.perf_counter()
-        run = score(sub, dataset=data, limit=images, home=home, out=Path(tmp) / "r.json",
-                    options=opts)
-        wall = time.perf_counter() - t0
-        echo("the same images through a bare DataLoader loop …")
         ds = datasets.load_dataset(str(data), split="validation")
         transform = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
                                T.CenterCrop(224), T.ToTensor(),
                                T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-        bare = bare_loop(load_efficientnet_lite0(), transform, ds, images, batch_size,
-                         opts.resolved_workers(), opts.resolved_device())
+        model = load_efficientnet_lite0()
+        args = (ds, images, batch_size, opts.resolved_workers(), opts.resolved_device())
+        # The bare loop runs before and after the harness and keeps its better rate, so a busy
+        # machine biases the ratio against the harness, never for it.
+        echo(f"{images} images through a bare DataLoader loop …")
+        bare = bare_loop(model, transform, *args)
+        echo("the same images through the harness …")
+        t0 = time.perf_counter()
+        run = score(sub, dataset=data, limit=images, home=home, out=Path(tmp) / "r.json",
+                    options=opts)
+        wall = time.perf_counter() - t0
+        echo("the bare loop again …")
+        bare = max(bare, bare_loop(model, transform, *args))
     return BenchReport(images, batch_size, opts.resolved_workers(), opts.resolved_device(),
                        run.result.metrics["images_per_s"], wall, bare)

@@ -186,7 +186,11 @@ def _watch(proc, rfd: int, w: _Watch, on_progress, name: str) -> None:
                 w.feed(data, on_progress)
             break
         if w.error or w.finished:
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # e.g. a non-daemon thread of the submission
+                _kill(proc)
+                proc.returncode = 0 if w.finished else proc.returncode
             return
         if time.monotonic() > w.deadline:
             _kill(proc)

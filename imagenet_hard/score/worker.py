@@ -145,7 +145,9 @@ def _start(sub, job: dict, status: Status):
     status.stage = "load"
     if sub.form == "predict":
         return _batches_predict(contract.build_predictor(sub, device), ds, indices, bs)
-    model = sub.module.model.eval().to(device)
+    model = sub.module.model
+    if hasattr(model, "eval"):   # a torch.nn.Module; a plain callable is accepted as it is
+        model = model.eval().to(device)
     return _batches_model(model, sub.module.transform, ds, indices, bs, device,
                           int(job.get("workers", 0)))
 
