@@ -96,7 +96,23 @@ def step_publish(home, echo) -> None:
     echo(f"datasets.load_dataset → {len(ds)} rows, features: {', '.join(ds.features)}")
 
 
-STEPS = [step_build, step_mine, step_review, step_publish]
+def step_score(home, echo) -> None:
+    from .leaderboard import add_result, build_board
+    from .score import RunOptions, score
+    from .score.examples import write_example_submission
+
+    echo("== 5. score: the offline EfficientNet-Lite0 submission, then the leaderboard ==")
+    sub = write_example_submission(home / "submissions" / "efficientnet_lite0.py")
+    run = score(sub, home=home, out=home / "scores" / "efficientnet_lite0.json",
+                options=RunOptions(batch_size=8))
+    echo(run.result.summary())
+    add_result(run.path, home / "leaderboard", home=home, replace=True)
+    board = build_board(home / "leaderboard")
+    echo(board.table)
+    echo(f"board: {board.html}")
+
+
+STEPS = [step_build, step_mine, step_review, step_publish, step_score]
 
 
 def run_demo(home=None, echo: Callable[[str], None] = print) -> None:
