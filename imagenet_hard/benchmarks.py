@@ -94,11 +94,12 @@ def _best_time(fn, repeat: int, sync=None) -> float:
 
 
 def bench_zoom(images: list | None = None, n_images: int | None = None, device: str | None = None,
-               repeat: int = 1, reference: bool = True) -> dict:
+               repeat: int = 1, reference: bool = True, agreement: bool = False) -> dict:
     """Crops/s of the reference procedure, of :func:`zoom_crops`, and of the torch path.
 
     ``images``: PIL images (default: the sample photos, ``n_images`` of them). The torch path is
-    timed when ``device`` is given (or CUDA is available), after one warm-up call.
+    timed when ``device`` is given (or CUDA is available), after one warm-up call. ``agreement``
+    adds :func:`zoom_torch_agreement` with the EfficientNet-Lite0 judge (slow on a CPU).
     """
     import torch
 
@@ -125,6 +126,11 @@ def bench_zoom(images: list | None = None, n_images: int | None = None, device: 
             sync()
         t = _best_time(lambda: [zoom_crops_torch([x], dev) for x in tensors], repeat, sync)
         result.update(device=str(dev), torch_s=t, torch_crops_per_s=crops / t)
+    if agreement:
+        from .judges import create_judge
+
+        judge = create_judge("efficientnet-lite0", device=device)
+        result["agreement"] = zoom_torch_agreement(images, judge=judge)
     return result
 
 
@@ -140,6 +146,8 @@ def format_zoom_report(r: dict) -> str:
     if "torch_s" in r:
         lines.append(f"zoom_crops_torch on {r['device']}:                    "
                      f"{r['torch_crops_per_s']:9.1f} crops/s  ({r['torch_s']:.3f} s)")
+    if "agreement" in r:
+        lines.append(format_agreement_report(r["agreement"]))
     return "\n".join(lines)
 
 
@@ -178,3 +186,13 @@ def zoom_torch_agreement(images: list | None = None, judge=None, batch_size: int
     if judge is not None:
         out.update(judge=judge.name, top1_changed=changed, top1_changed_fraction=changed / crops)
     return out
+
+
+def format_agreement_report(r: dict) -> str:
+    line = (f"torch path vs exact over {r['crops']} crops: max |diff| {r['max_abs']}, mean "
+            f"{r['mean_abs']:.5f}, {100 * r['pixels_differing']:.3f}% of pixels, "
+            f"{r['crops_differing']} crops touched")
+    if "judge" in r:
+        line += (f"; {r['judge']} top-1 changed on {r['top1_changed']} crops "
+                 f"({100 * r['top1_changed_fraction']:.2f}%)")
+    return line

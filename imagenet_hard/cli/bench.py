@@ -73,3 +73,31 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
                  batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
                  echo=lambda m: click.echo(m, err=True))
     click.echo(report.summary())
+
+
+@bench.command("zoom")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--images", "n_images", default=4, show_default=True,
+              help="How many sample photos to time (ignored when FILES are given).")
+@click.option("--device", default=None, metavar="cpu|cuda[:N]",
+              help="Also time the torch path on this device (default: cuda when available).")
+@click.option("--repeat", default=1, show_default=True, help="Best of this many runs.")
+@click.option("--agreement", is_flag=True,
+              help="Also measure the torch path's pixel and EfficientNet-Lite0 top-1 differences.")
+def bench_zoom(files, n_images, device, repeat, agreement):
+    """The paper's zoom procedure (resize per crop, float) against zoom_crops, same images.
+
+    Prints crops/s of each and the speed-up (target ≥ 10x); with a device, also the torch
+    path's crops/s.
+
+    \b
+    Example:
+      imhard bench zoom --images 4
+      imhard bench zoom photo1.jpg photo2.jpg --device cuda
+    """
+    from .. import benchmarks
+
+    images = benchmarks.open_images(files) if files else None
+    report = benchmarks.bench_zoom(images=images, n_images=n_images, device=device,
+                                   repeat=repeat, agreement=agreement)
+    click.echo(benchmarks.format_zoom_report(report))
