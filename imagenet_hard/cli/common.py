@@ -46,3 +46,13 @@ def source_type() -> RegistryName:
         return SOURCES
 
     return RegistryName(factory)
+
+
+def judge_type() -> RegistryName:
+    """``--judge``: a registered judge name, or a ``family:name`` spec resolved by its family."""
+    def factory():
+        from ..judges import JUDGES
+
+        return JUDGES
+
+    return RegistryName(factory, allow_prefixed=True)
