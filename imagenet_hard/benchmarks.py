@@ -196,3 +196,14 @@ def format_agreement_report(r: dict) -> str:
         line += (f"; {r['judge']} top-1 changed on {r['top1_changed']} crops "
                  f"({100 * r['top1_changed_fraction']:.2f}%)")
     return line
+
+
+def bench_mine(*args, **kwargs):
+    """The paper's mining procedure against ``imhard mine`` on the same images and judge.
+
+    Lives in :mod:`imagenet_hard.mining.bench` (imported here lazily: it needs torch); returns a
+    :class:`~imagenet_hard.mining.bench.BenchMineReport`.
+    """
+    from .mining.bench import bench_mine as run
+
+    return run(*args, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
+from .common import judge_type
 
 
 @main.group()
@@ -40,7 +41,7 @@ def bench_score(images, batch_size, workers, device):
 
 
 @bench.command("mine")
-@click.option("--judge", default="efficientnet-lite0", show_default=True,
+@click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
               help="Judge spec (as `imhard mine`), or random-clip:ARCH for open_clip ARCH with "
                    "random weights (same FLOPs as the trained model; for GPU timing offline).")
 @click.option("--images", default=4, show_default=True, type=click.IntRange(min=1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import device_option, home_option
+from .common import device_option, home_option, judge_type
 
 
 def _summary_lines(res) -> list[str]:
@@ -31,7 +31,7 @@ def _summary_lines(res) -> list[str]:
 @main.command()
 @click.option("--source", "sources", required=True, metavar="NAME[,NAME…]",
               help="Built source tables to mine (see `imhard sources`), comma-separated.")
-@click.option("--judge", default="clip-vit-l-14", show_default=True,
+@click.option("--judge", default="clip-vit-l-14", show_default=True, type=judge_type(),
               help="Classifier: clip-vit-l-14, efficientnet-lite0, timm:NAME, torchvision:NAME, "
                    "open_clip:ARCH/PRETRAINED.")
 @click.option("--exhaustive", is_flag=True,

@@ -25,6 +25,7 @@ from .. import home as homes
 from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import write_json_atomic
 from ..records import CANDIDATE_SCHEMA, read_table, write_table
+from ..registry import normalize_name
 from . import distributed
 from .plan import (
     Workload,
@@ -90,6 +91,14 @@ def _check_sizes(batch_size: int, shard_size: int) -> None:
             raise InvalidValueError(f"{name} must be a positive integer, got {value}")
 
 
+def judge_spec_name(judge) -> str:
+    """The name a run records: a registered name normalised (``efficientnet_lite0`` →
+    ``efficientnet-lite0``), a ``family:name`` spec as written, a built judge's ``name``."""
+    if not isinstance(judge, str):
+        return str(judge.name)
+    return judge.strip() if ":" in judge else normalize_name(judge)
+
+
 @dataclass(frozen=True)
 class _Run:
     name: str
@@ -102,7 +111,7 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks) -> _Run:
     """Read the sources and check the run's settings (rank 0 checks, every rank hears)."""
     home_dir = homes.data_home(home)
     work = load_workload(sources, home_dir)
-    judge_name = judge.strip() if isinstance(judge, str) else str(judge.name)
+    judge_name = judge_spec_name(judge)
     run = check_run_name(run or default_run_name(judge_name, list(work.sources), exhaustive))
     run_dir = homes.mining_dir(home_dir) / run
     record = run_record(judge_name, work, exhaustive, shard_size)
@@ -132,7 +141,8 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
     ranks, dev = distributed.setup(device)
     try:
-        batch_size = batch_size or (DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE)
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE
         _check_sizes(batch_size, shard_size)
         r = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks)
         shards = r.work.shards(shard_size)
