@@ -320,6 +320,7 @@ def test_a_bad_judge_spec_leaves_no_run_behind(synth):
     assert not (synth["home"] / "mining" / "no-such-judge__synth_a").exists()
 
 
+@pytest.mark.slow
 def test_torch_crop_backend_runs_the_same_loop(synth):
     from imagenet_hard.judges import ScriptedJudge
 
