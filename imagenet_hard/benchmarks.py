@@ -97,6 +97,8 @@ def bench_zoom(images: list | None = None, n_images: int | None = None, device: 
                repeat: int = 1, reference: bool = True, agreement: bool = False) -> dict:
     """Crops/s of the reference procedure, of :func:`zoom_crops`, and of the torch path.
 
+    Single process, one thread on both sides (PIL resizes on one core anyway).
+
     ``images``: PIL images (default: the sample photos, ``n_images`` of them). The torch path is
     timed when ``device`` is given (or CUDA is available), after one warm-up call. ``agreement``
     adds :func:`zoom_torch_agreement` with the EfficientNet-Lite0 judge (slow on a CPU).
@@ -107,13 +109,28 @@ def bench_zoom(images: list | None = None, n_images: int | None = None, device: 
 
     images = images if images is not None else sample_images(n_images)
     crops = len(images) * N_TRANSFORMS
-    zoom_crops(images[0])  # warm-up: lazy imports, first-touch allocations
+    # Warm-up both sides (lazy imports, first-touch allocations) so neither pays it in the timing.
+    zoom_crops(images[0])
+    if reference:
+        reference_zoom_crops(images[0].resize((48, 32)))
     result: dict = {"images": len(images), "crops": crops,
-                    "sizes": [list(im.size) for im in images], "threads": torch.get_num_threads()}
-    ours = _best_time(lambda: [zoom_crops(im) for im in images], repeat)
+                    "sizes": [list(im.size) for im in images], "threads": 1}
+    # Image by image, ours then the reference, best of ``repeat`` each: interleaving keeps a
+    # change in the machine's load (other processes) from favouring one side. One torch thread:
+    # PIL is single-threaded anyway, and ToTensor's tiny multi-threaded ops on a busy machine
+    # measure OpenMP contention, not the procedure.
+    ours = ref = 0.0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for im in images:
+            ours += _best_time(lambda im=im: zoom_crops(im), repeat)
+            if reference:
+                ref += _best_time(lambda im=im: reference_zoom_crops(im), repeat)
+    finally:
+        torch.set_num_threads(threads)
     result.update(ours_s=ours, ours_crops_per_s=crops / ours)
     if reference:
-        ref = _best_time(lambda: [reference_zoom_crops(im) for im in images], repeat)
         result.update(reference_s=ref, reference_crops_per_s=crops / ref, speedup=ref / ours)
     if device is None and torch.cuda.is_available():
         device = "cuda"
@@ -135,7 +152,7 @@ def bench_zoom(images: list | None = None, n_images: int | None = None, device: 
 
 
 def format_zoom_report(r: dict) -> str:
-    lines = [f"{r['images']} images, {r['crops']} crops, torch threads {r['threads']}"]
+    lines = [f"{r['images']} images, {r['crops']} crops, one CPU thread each side"]
     if "reference_s" in r:
         lines.append(f"reference (appendix A.1, resize per crop, float): "
                      f"{r['reference_crops_per_s']:9.1f} crops/s  ({r['reference_s']:.2f} s)")

@@ -158,20 +158,24 @@ def zoom_crops(image: Image.Image, indices: Sequence[int] | None = None) -> torc
     wanted = _check_indices(indices)
     rgb = to_rgb(image)
     rgb.load()
-    out = np.zeros((len(wanted), 3, CROP, CROP), dtype=np.uint8)
+    # Crops are cut as HWC rows (contiguous copies) and returned as an NCHW view of that memory,
+    # i.e. a channels_last tensor: same values and shape, no transpose pass.
+    out = np.zeros((len(wanted), CROP, CROP, 3), dtype=np.uint8)
     for s, jobs in _by_scale(wanted).items():
         _cut_scale(rgb, resized_size(rgb.width, rgb.height, SCALES[s]), jobs, out)
-    return torch.from_numpy(out)
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
 
 
 def _cut_scale(rgb: Image.Image, size: tuple[int, int], jobs: list[tuple[int, int]],
                out: np.ndarray) -> None:
     """The crops ``jobs`` of ``rgb`` resized to ``size``, exactly as one PIL bicubic resize.
 
-    PIL resizes in two 1-D passes, horizontal then vertical, with a uint8 image in between; each
-    output column of the vertical pass depends only on that column. So the vertical pass runs
-    only on the column bands the crops use (a PIL resize of a column strip, same coefficients),
-    which is what lets large scales cost less than a full resize. Tests check the identity.
+    PIL resizes in two 1-D passes, horizontal then vertical, with a uint8 image in between, and
+    each line of a pass is independent of the others. So the horizontal pass runs only on the
+    input rows the crops' output rows draw on, and the vertical pass only on the column bands the
+    crops use; both are PIL resizes of strips with the full image's coefficients, so the pixels
+    are PIL's own. This is what lets large scales cost well under a full resize. Tests check the
+    identity against the paper's procedure.
     """
     from PIL import Image
 
@@ -179,47 +183,72 @@ def _cut_scale(rgb: Image.Image, size: tuple[int, int], jobs: list[tuple[int, in
     if (nw, nh) == (w, h):  # torchvision's Resize returns the image itself in this case
         _cut(np.asarray(rgb), 0, nw, jobs, out)
         return
-    hor = rgb if nw == w else rgb.resize((nw, h), Image.BICUBIC)
-    if nh == h:
-        _cut(np.asarray(hor), 0, nw, jobs, out)
-        return
     boxes = anchor_boxes(nw, nh)
-    for x0, x1, band_jobs in _column_bands(boxes, jobs, nw):
+    col_bands = _merge([(max(boxes[a][1], 0), min(boxes[a][1] + CROP, nw), (pos, a))
+                        for pos, a in jobs])
+    if nw == w or nh == h or sum(x1 - x0 for x0, x1, _ in col_bands) > 0.8 * nw:
+        # The crops cover (nearly) every column: one full resize is cheapest.
+        _cut(np.asarray(rgb.resize((nw, nh), Image.BICUBIC)), 0, nw, jobs, out)
+        return
+    hor = _horizontal_pass(rgb, nw, nh, boxes, jobs)
+    for x0, x1, band_jobs in col_bands:
         strip = hor.crop((x0, 0, x1, h)).resize((x1 - x0, nh), Image.BICUBIC)
         _cut(np.asarray(strip), x0, nw, band_jobs, out)
 
 
-def _column_bands(boxes, jobs, width: int):
-    """Merge the crops' visible column ranges into disjoint bands: [(x0, x1, jobs in band)]."""
-    spans = sorted((max(boxes[a][1], 0), min(boxes[a][1] + CROP, width), pos, a) for pos, a in jobs)
+def _horizontal_pass(rgb: Image.Image, nw: int, nh: int, boxes, jobs) -> Image.Image:
+    """PIL's horizontal pass (width → ``nw``) on the input rows the vertical pass will read for
+    the crops' output rows; other rows stay zero and are never read."""
+    from PIL import Image
+
+    w, h = rgb.size
+    scale = h / nh
+    support = 2.0 * max(scale, 1.0)  # bicubic support × PIL's filter scale
+    spans = []
+    for _pos, a in jobs:
+        y0, y1 = max(boxes[a][0], 0), min(boxes[a][0] + CROP, nh)
+        if y0 < y1:  # PIL's bounds for output rows y0 and y1 - 1, one row of margin each side
+            r0 = int((y0 + 0.5) * scale - support + 0.5) - 1
+            r1 = int((y1 - 0.5) * scale + support + 0.5) + 1
+            spans.append((max(r0, 0), min(r1, h), None))
+    bands = _merge(spans)
+    if sum(r1 - r0 for r0, r1, _ in bands) > 0.9 * h:
+        return rgb.resize((nw, h), Image.BICUBIC)
+    hor = Image.new("RGB", (nw, h))
+    for r0, r1, _ in bands:
+        hor.paste(rgb.crop((0, r0, w, r1)).resize((nw, r1 - r0), Image.BICUBIC), (0, r0))
+    return hor
+
+
+def _merge(spans):
+    """Merge (start, end, item) spans into disjoint bands [(start, end, [items])]; empty skipped."""
     bands: list[list] = []
-    for x0, x1, pos, anchor in spans:
-        if x0 >= x1:
-            continue  # the box misses the image: stays zero
-        if bands and x0 <= bands[-1][1]:
-            bands[-1][1] = max(bands[-1][1], x1)
-            bands[-1][2].append((pos, anchor))
+    for start, end, item in sorted(spans, key=lambda t: (t[0], t[1])):
+        if start >= end:
+            continue  # a box that misses the image: its crop stays zero
+        if bands and start <= bands[-1][1]:
+            bands[-1][1] = max(bands[-1][1], end)
+            bands[-1][2].append(item)
         else:
-            bands.append([x0, x1, [(pos, anchor)]])
+            bands.append([start, end, [item]])
     return [tuple(b) for b in bands]
 
 
 def _cut(hwc: np.ndarray, x_off: int, width: int, jobs: list[tuple[int, int]],
          out: np.ndarray) -> None:
-    """Copy crops ``jobs`` into ``out`` (CHW), zero outside the image.
+    """Copy crops ``jobs`` into ``out`` (N, 224, 224, 3), zero outside the image.
 
     ``hwc`` holds columns ``x_off`` … of a resized image ``width`` wide (all of it when 0/width).
     """
     h = hwc.shape[0]
     boxes = anchor_boxes(width, h)
-    chw = hwc.transpose(2, 0, 1)
     for pos, anchor in jobs:
         top, left = boxes[anchor]
         y0, y1 = max(top, 0), min(top + CROP, h)
         x0, x1 = max(left, 0), min(left + CROP, width)
         if y0 >= y1 or x0 >= x1:
             continue  # the box misses the image entirely: all zeros
-        out[pos, :, y0 - top:y1 - top, x0 - left:x1 - left] = chw[:, y0:y1, x0 - x_off:x1 - x_off]
+        out[pos, y0 - top:y1 - top, x0 - left:x1 - left] = hwc[y0:y1, x0 - x_off:x1 - x_off]
 
 
 def standard_crop(image: Image.Image) -> torch.Tensor:
