@@ -183,3 +183,22 @@ def test_torch_path_batch_tensor_and_indices():
         assert int((zoom_crops(im, wanted).int() - got.int()).abs().max()) <= 2
     with pytest.raises(InvalidValueError):
         zoom_crops_torch([batch[0].float()], "cpu")
+
+
+# --- imhard bench zoom ----------------------------------------------------------------------------
+
+def test_bench_zoom_command_times_both_and_prints_the_ratio(tmp_path):
+    from click.testing import CliRunner
+
+    from imagenet_hard.cli import main
+
+    path = tmp_path / "small.png"
+    synthetic(40, 30, seed=10).save(path)
+    result = CliRunner().invoke(main, ["bench", "zoom", str(path), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "1 images, 324 crops" in result.output
+    for part in ("reference (appendix A.1", "zoom_crops (", "speed-up:", "zoom_crops_torch on cpu"):
+        assert part in result.output
+    missing = CliRunner().invoke(main, ["bench", "zoom", str(tmp_path / "nope.jpg")])
+    assert missing.exit_code == 1 and "nope.jpg does not exist" in missing.output
+    assert "Traceback" not in missing.output
