@@ -194,3 +194,19 @@ def test_scripted_judge_from_indices_and_logits():
     assert fixed(crops).shape == (3, 1000)
     with pytest.raises(InvalidValueError):
         ScriptedJudge(lambda crops: torch.zeros(1))(crops)
+
+
+def test_a_registered_factory_is_created_by_name():
+    from imagenet_hard.judges import JUDGES, register_judge
+
+    @register_judge("test-always-tench")
+    def make(device="cpu", **kw):
+        return ScriptedJudge(lambda crops: torch.zeros(crops.shape[0], dtype=torch.long),
+                             name="test-always-tench", device=device)
+
+    try:
+        assert "test-always-tench" in list_judges("test-*")
+        judge = create_judge("test_always_tench")
+        assert judge(torch.zeros((2, 3, 224, 224), dtype=torch.uint8)).argmax(1).tolist() == [0, 0]
+    finally:
+        JUDGES._items.pop("test-always-tench")

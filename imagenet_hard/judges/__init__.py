@@ -54,8 +54,8 @@ def _family(prefix: str) -> Callable[..., Judge]:
 FAMILIES = ("open_clip", "torchvision", "timm")
 
 
-def create_judge(spec: str = DEFAULT_JUDGE, device=None, **kwargs) -> Judge:
-    """Build the judge ``spec`` on ``device`` (None: cuda when available, else cpu).
+def create_judge(spec: str = DEFAULT_JUDGE, device="cpu", **kwargs) -> Judge:
+    """Build the judge ``spec`` on ``device`` (``None`` or ``"auto"``: cuda when available).
 
     Keyword arguments go to the factory: ``weights`` (a local checkpoint), ``precision``
     (auto/fp32/bf16/fp16), ``normalization`` (CLIP judges: ``clip`` or ``imagenet``).

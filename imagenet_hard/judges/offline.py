@@ -83,7 +83,9 @@ def hf_file(repo_id: str, filenames: list[str], what: str, provide: str) -> Path
     errors: list[BaseException] = []
     for name in filenames:
         try:
-            return Path(hf_hub_download(repo_id, name, local_files_only=local_only))
+            # cache_dir from the environment now: the hub's constants are frozen at its import.
+            return Path(hf_hub_download(repo_id, name, local_files_only=local_only,
+                                        cache_dir=hf_cache_dir()))
         except Exception as exc:  # missing file, offline, gated repo: try the next name
             errors.append(exc)
     looked = [f"{hf_cache_dir()} (hub repo {repo_id}: {', '.join(filenames)})"]
