@@ -43,10 +43,12 @@ def create_timm_judge(name: str, device=None, weights: str | None = None,
     elif cfg.hf_hub_id:
         path = hf_file(cfg.hf_hub_id, [cfg.hf_hub_filename or "model.safetensors",
                                        "pytorch_model.bin"], what, provide)
-    else:
-        path = torch_checkpoints_dir() / Path(cfg.url or cfg.file).name
+    elif cfg.url:
+        path = torch_checkpoints_dir() / Path(cfg.url).name
         if not path.is_file():
             download(cfg.url, path, what, provide)
+    else:  # a pretrained cfg that names a local file
+        path = Path(cfg.file).expanduser()
     try:
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
     except ImHardError:

@@ -29,7 +29,7 @@ def create_torchvision_judge(name: str, device=None, weights: str | None = None,
         raise UnknownNameError(f"torchvision has no classification model {name!r}.{hint} "
                                f"Known: {', '.join(known)}.")
     enum = tvm.get_model_weights(name).DEFAULT
-    if enum.meta.get("num_params") and len(enum.meta.get("categories", [])) != 1000:
+    if len(enum.meta.get("categories", [])) != 1000:
         raise InvalidValueError(f"torchvision:{name} default weights do not cover the 1000 "
                                 "ImageNet-1k classes")
     model = tvm.get_model(name, weights=None)
