@@ -24,10 +24,14 @@ def test_wheel_ships_builders_and_data(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     # Import from the unpacked wheel with the checkout off the path: what an installed user gets.
     code = ("import imagenet_hard, sys; assert 'site' in imagenet_hard.__file__, imagenet_hard.__file__;"
-            "from imagenet_hard.sources import list_sources; print(' '.join(list_sources()))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+            "from imagenet_hard.sources import list_sources; print(' '.join(list_sources()));"
+            "from imagenet_hard.score.examples import write_example_submission as w;"
+            "import sys; w(sys.argv[1])")
+    example = tmp_path / "lite0.py"
+    out = subprocess.run([sys.executable, "-c", code, str(example)], capture_output=True, text=True,
                          cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin",
                                             "HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr
+    assert example.read_bytes() == (ROOT / "leaderboard/submissions/efficientnet_lite0.py").read_bytes()
     assert set(out.stdout.split()) >= {p.stem.replace("_", "-") for p in (ROOT / "builders").glob("*.py")
                                        if p.stem != "__init__"}
