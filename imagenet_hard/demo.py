@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pyarrow.parquet as pq
 
 from . import home as homes
+from .errors import ImHardError
 from .sources import build
 
 
@@ -89,7 +90,7 @@ def step_publish(home, echo) -> None:
     res = publish(DEMO_RUN, current_decisions(home), home=home, include_pending=True)
     report = check(res.out)
     if not report.ok:
-        raise RuntimeError(f"published folder failed its check: {report.problems}")
+        raise ImHardError(f"published folder {res.out} failed its check: {'; '.join(report.problems)}")
     ds = datasets.load_dataset(str(res.out), split="validation")
     echo(f"published {res.rows} rows {dict(res.by_origin)} → {res.out}")
     echo(f"fingerprint {res.fingerprint}")

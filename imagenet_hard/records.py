@@ -1,7 +1,7 @@
 """The records that flow between stages, and the parquet schemas they are written with.
 
 A *source table* (DESIGN §3) has one row per image; a *candidates* table is what mining hands to
-review and publish; a *decisions* table is what review exports. Each dataclass validates itself on
+review and publish; review exports decisions as DECISION_SCHEMA tables. Each dataclass validates itself on
 construction; each table carries ``imagenet_hard.schema_version`` in its parquet metadata.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,7 +60,6 @@ DECISION_SCHEMA = pa.schema([
     ("at", pa.timestamp("us", tz="UTC")),
 ])
 
-_ID_RE = re.compile(r"^[a-z0-9_]+/[A-Za-z0-9_.\-/]+$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -152,23 +151,3 @@ def table_label_spaces(table: pa.Table) -> dict[str, list[int]]:
     """Label spaces recorded by a builder (e.g. ``objectnet_113``), from parquet metadata."""
     raw = (table.schema.metadata or {}).get(META_LABEL_SPACES)
     return json.loads(raw) if raw else {}
-
-
-@dataclass(frozen=True)
-class Decision:
-    id: str
-    verdict: str
-    reason: str | None = None
-    tags: list[str] = field(default_factory=list)
-    note: str | None = None
-    reviewer: str | None = None
-
-    VERDICTS = ("keep", "remove")
-
-    def __post_init__(self):
-        if not self.id:
-            raise InvalidValueError("a decision needs an id")
-        if self.verdict not in self.VERDICTS:
-            raise InvalidValueError(
-                f"verdict must be one of {', '.join(self.VERDICTS)}, got {self.verdict!r}"
-            )
