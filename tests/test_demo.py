@@ -1,0 +1,19 @@
+"""`imhard demo` (what `make demo` runs) goes through every stage offline."""
+
+import pytest
+from click.testing import CliRunner
+
+from imagenet_hard.cli import main
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_offline(isolated_home):
+    res = CliRunner().invoke(main, ["demo"])
+    assert res.exit_code == 0, res.output
+    for heading in ("1. build", "2. mine", "3. review", "4. publish", "5. score"):
+        assert f"== {heading}" in res.output
+    assert "sample: 9 images, 0 rejected" in res.output
+    assert "datasets.load_dataset → " in res.output
+    assert "| EfficientNet-Lite0 | verified |" in res.output
+    assert (isolated_home / "dist" / "imagenet-hard" / "README.md").is_file()
+    assert (isolated_home / "leaderboard" / "index.html").is_file()
