@@ -165,6 +165,10 @@ class ObjectNetSource(SourceBuilder):
         self._paper = paper_indices()
         paper = paper_labels(classes, self._paper)
         self._space = sorted({i for label in classes.values() for i in label})
+        for on_class, mapped in classes.items():
+            if len(mapped) > 1:
+                ctx.notify(f"objectnet: {on_class!r} maps to {_describe(mapped)}; the authors' "
+                           f"label (label_paper) is {_describe([paper[on_class]])}")
         if len(classes) != PAPER_CLASSES:
             ctx.notify(f"objectnet: the mapping lists {len(classes)} ObjectNet classes that "
                        f"overlap ImageNet-1k, objectnet-1.0 lists {PAPER_CLASSES}")

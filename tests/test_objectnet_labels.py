@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from imagenet_hard.builders.objectnet import paper_indices, paper_labels
 from source_archives import (
     OBJECTNET_CLASSES,
@@ -18,6 +19,7 @@ from source_archives import (
 )
 
 from imagenet_hard import build_source, labels
+from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError, UnknownNameError
 from imagenet_hard.label_rules import check_objectnet_rule, objectnet_rule
 from imagenet_hard.records import (
@@ -190,3 +192,15 @@ def test_other_sources_and_rule_names():
         SourceRow(id="objectnet/a.png", origin="objectnet", path="a.png", label=[423, 559],
                   english_label=labels.english_labels([423, 559]), label_space="objectnet_113",
                   width=4, height=4, sha256="0" * 64, label_paper=[409])
+
+
+def test_the_build_says_which_class_the_authors_kept(http_server):
+    members, _ = objectnet_members()
+    url = http_server.add("objectnet-1.0.zip", make_encrypted_zip(members, PASSWORD))
+    res = CliRunner().invoke(main, ["build", "--source", "objectnet", "--url", url])
+    assert res.exit_code == 0, res.output
+    assert ("'Chair' maps to 423 barber chair (n02791124), 559 folding chair (n03376595), "
+            "765 rocking chair (n04099969); the authors' label (label_paper) is 423 barber chair"
+            in res.output)
+    assert "'Banana' maps" not in res.output  # single-mapped classes need no note
+    assert "the mapping lists 4 ObjectNet classes" in res.output
