@@ -50,11 +50,13 @@ MAX_PIXELS = 134_217_728
 
 @dataclass(frozen=True)
 class Item:
-    """One file a builder found: its path inside the source, where it is on disk, its labels."""
+    """One file a builder found: its path inside the source, where it is on disk, its labels
+    (``label_paper``: the authors' own label where it differs, see ``imagenet_hard.label_rules``)."""
 
     member: str
     file: Path
     label: tuple[int, ...]
+    label_paper: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -285,6 +287,7 @@ def _check_image(item: Item, source: SourceBuilder, home: Path) -> SourceRow | R
         width=w,
         height=h,
         sha256=hashlib.sha256(data).hexdigest(),
+        label_paper=list(item.label_paper) if item.label_paper is not None else None,
     )
 
 

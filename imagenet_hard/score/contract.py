@@ -9,7 +9,11 @@ A submission defines either
   (PIL image → tensor); the harness batches with a ``DataLoader``, calls ``model.eval()``, moves it
   to the device and runs it under ``torch.inference_mode()``.
 
-Images are RGB ``PIL.Image`` at their stored resolution. Optional ``METADATA`` (a JSON-able dict):
+Images are RGB ``PIL.Image`` at their stored resolution. In the model form the harness converts
+to RGB where the authors' scoring did (``imagenet_hard.score.rgb_point``): when ``transform`` is a
+torchvision ``Compose``, its leading ``Resize``/``CenterCrop`` steps receive the image in its
+stored mode (palette, alpha, greyscale, CMYK …) and the harness converts right after them; every
+other step, and any other kind of transform, receives RGB. Optional ``METADATA`` (a JSON-able dict):
 ``name``, ``url``, ``paper``, ``params``, ``resolution``, ``uses_tta``, ``extra_training_data``,
 ``seed``. The harness seeds ``random``, ``numpy`` and ``torch`` with ``seed + first row index``
 before each batch, so a random method gives the same answers when resumed or re-run.

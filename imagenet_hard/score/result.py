@@ -22,7 +22,9 @@ SCHEMA_VERSION = "1"
 
 PROTOCOL = (
     "ImageNet-Hard protocol: every row of the split is scored (accuracy over all rows); the "
-    "submission sees each image as an RGB PIL image and applies its own preprocessing "
+    "submission sees each image as an RGB PIL image and applies its own preprocessing (a "
+    "torchvision Compose's leading Resize/CenterCrop run on the stored image, converted to RGB "
+    "after them as the authors' notebook did) "
     "(reference models: resize 256, centre crop 224, ImageNet normalisation); a prediction is "
     "correct when its top-1 class over all 1000 ImageNet-1k classes is in the row's label set, "
     "top-5 correct when any of its top-5 is. Output rows that are not probabilities "

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import contract
+from .rgb_point import rgb_after_resize_crop, to_rgb
 
 HARNESS_DIR = str(Path(__file__).resolve().parent)
 
@@ -54,10 +55,6 @@ def _seed(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def _rgb(image):
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
 def _open_images(arrow_files: list[str]):
     import datasets
 
@@ -81,7 +78,7 @@ def _batches_predict(predictor, ds, indices, bs):
     chunks = [indices[i:i + bs] for i in range(0, len(indices), bs)]
 
     def decode(chunk):
-        return [_rgb(im) for im in ds[list(chunk)]["image"]]
+        return [to_rgb(im) for im in ds[list(chunk)]["image"]]
 
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(decode, chunks[0]) if chunks else None
@@ -96,12 +93,14 @@ def _batches_model(model, transform, ds, indices, bs, device, workers):
     """Model form: a DataLoader applies ``transform``; the harness runs ``model``."""
     import torch
 
+    staged = rgb_after_resize_crop(transform)  # RGB where the authors converted (rgb_point)
+
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
             return len(indices)
 
         def __getitem__(self, k):
-            return transform(_rgb(ds[int(indices[k])]["image"]))
+            return staged(ds[int(indices[k])]["image"])
 
     loader = torch.utils.data.DataLoader(Rows(), batch_size=bs, shuffle=False,
                                          num_workers=workers, pin_memory=device.startswith("cuda"))
