@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from imagenet_hard.errors import InvalidValueError, MissingFileError
+from imagenet_hard.errors import InvalidValueError, MissingFileError, UnsafeArchiveError
 from imagenet_hard.labels import lemmas
 from imagenet_hard.records import Reject
 from imagenet_hard.sources import (
@@ -110,6 +110,9 @@ class ObjectNetSource(SourceBuilder):
 
     def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
         top = self.find_top(self.fetch(ctx))
+        if not ctx.contains(top / "mappings"):
+            raise UnsafeArchiveError(f"{top / 'mappings'} is a link that leads outside the source "
+                                     "folder; pass a copy of objectnet-1.0 without links")
         folders, classes = read_mappings(top / "mappings")
         self._space = sorted({i for label in classes.values() for i in label})
         outside = 0
@@ -117,8 +120,10 @@ class ObjectNetSource(SourceBuilder):
             if is_junk(entry.name) or not entry.is_dir():
                 continue
             on_class = folders.get(entry.name)
-            for file in walk_files(entry):
-                if on_class is None:
+            for file in walk_files(entry, ctx):
+                if isinstance(file, Reject):
+                    yield file
+                elif on_class is None:
                     yield Reject(ctx.relpath(file), f"unknown class folder {entry.name!r}: not "
                                  "in folder_to_objectnet_label.json")
                 elif on_class not in classes:
