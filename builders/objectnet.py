@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from imagenet_hard.errors import InvalidValueError, MissingFileError, UnsafeArchiveError
+from imagenet_hard.errors import InvalidValueError, MissingFileError
 from imagenet_hard.labels import lemmas
 from imagenet_hard.records import Reject
 from imagenet_hard.sources import (
@@ -110,13 +110,13 @@ class ObjectNetSource(SourceBuilder):
 
     def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
         top = self.find_top(self.fetch(ctx))
-        if not ctx.contains(top / "mappings"):
-            raise UnsafeArchiveError(f"{top / 'mappings'} is a link that leads outside the source "
-                                     "folder; pass a copy of objectnet-1.0 without links")
-        folders, classes = read_mappings(top / "mappings")
+        mappings = ctx.inside(top / "mappings")
+        for file in mappings.iterdir():
+            ctx.inside(file)  # a mapping file must not lead out either
+        folders, classes = read_mappings(mappings)
         self._space = sorted({i for label in classes.values() for i in label})
         outside = 0
-        for entry in sorted((top / "images").iterdir()):
+        for entry in sorted(ctx.inside(top / "images").iterdir()):
             if is_junk(entry.name) or not entry.is_dir():
                 continue
             on_class = folders.get(entry.name)

@@ -31,7 +31,7 @@ from .download import (
     say,
     verify_file,
 )
-from .errors import ImHardError, InvalidValueError, MissingFileError
+from .errors import ImHardError, InvalidValueError, MissingFileError, UnsafeArchiveError
 from .labels import english_labels, validate_label
 from .records import (
     REJECT_SCHEMA,
@@ -73,9 +73,14 @@ class BuildContext:
     def downloads(self) -> Path:
         return self.home / "downloads"
 
-    def contains(self, path: Path) -> bool:
-        """True when ``path``, links resolved, lies inside the source folder."""
-        return self.root is None or _within(os.path.realpath(path), str(self.root))
+    def inside(self, path: Path) -> Path:
+        """``path`` when, links resolved, it lies inside the source folder; else an error (for
+        the folders a builder lists or reads itself, beside ``walk_files``)."""
+        if self.root is not None and not _within(os.path.realpath(path), str(self.root)):
+            raise UnsafeArchiveError(f"{path} is a link that leads outside the source folder "
+                                     f"{self.root}; nothing was read there. If you trust it, "
+                                     "pass the folder it points to as --path")
+        return path
 
     def relpath(self, file: Path) -> str:
         """``file`` relative to the data home, without resolving symlinks (a --path folder is
@@ -186,7 +191,7 @@ class ClassFolderSource(SourceBuilder):
 
     def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
         classes = self.classes()
-        top = self.find_top(self.fetch(ctx), classes)
+        top = ctx.inside(self.find_top(self.fetch(ctx), classes))
         for entry in sorted(top.iterdir()):
             if is_junk(entry.name):
                 continue

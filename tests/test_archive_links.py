@@ -184,3 +184,34 @@ def test_links_out_of_a_path_folder_are_rejects_and_never_read(tmp_path, isolate
     assert rejects[f"{base}/{w2}/secret.jpg"].startswith("a link that leads outside")
     assert rejects[f"{base}/{w2}/pipe.jpg"].startswith("not a regular file")
     assert read_outside(opened, outside) == []
+
+
+@pytest.mark.parametrize("link", ["objectnet-1.0/images", "objectnet-1.0/mappings",
+                                  "objectnet-1.0/mappings/folder_to_objectnet_label.json"])
+def test_objectnet_folder_whose_images_or_mappings_lead_out_is_refused(tmp_path, isolated_home,
+                                                                       opened, link):
+    members, _ = objectnet_members()
+    elsewhere = write_members(tmp_path / "elsewhere", members)  # a full copy, outside --path
+    user = write_members(tmp_path / "user", {k: v for k, v in members.items()
+                                             if not k.startswith(link + "/") and k != link})
+    (user / link).symlink_to(elsewhere / link)
+    opened.clear()  # what the test itself wrote does not count
+    line = build_fails("--source", "objectnet", "--path", str(user))
+    assert "is a link that leads outside the source folder" in line
+    assert read_outside(opened, elsewhere) == []
+    assert not (isolated_home / "sources" / "objectnet.parquet").exists()
+
+
+def test_class_folder_top_that_leads_out_is_refused(tmp_path, isolated_home, opened):
+    wnids = list(labels.imagenet_a_wnids()[:2])
+    elsewhere = write_members(tmp_path / "disk2", class_folder_members("imagenet-a", wnids))
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "imagenet-a").symlink_to(elsewhere / "imagenet-a")
+    opened.clear()
+    line = build_fails("--source", "imagenet-a", "--path", str(user))
+    assert "pass the folder it points to as --path" in line
+    assert read_outside(opened, elsewhere) == []
+    # Which is what the user then does: a --path folder is theirs to choose, links and all.
+    table = build_source("imagenet-a", path=elsewhere / "imagenet-a")
+    assert duckdb.sql(f"select count(*) from read_parquet('{table}')").fetchall() == [(4,)]
