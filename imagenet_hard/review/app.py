@@ -218,7 +218,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             if got < min(length, DRAIN_LIMIT):
                 raise self._short_body(got, length)
             raise ApiError(413, f"request body is {length:,} bytes; the limit is {MAX_BODY:,}")
-        raw = b"".join(self._chunks(max(length, 0)))
+        raw = b"".join(self._chunks(length))
         if len(raw) < length:
             raise self._short_body(len(raw), length)
         if self.headers.get_content_type() != "application/json":
