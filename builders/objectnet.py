@@ -161,7 +161,10 @@ class ObjectNetSource(SourceBuilder):
 
     def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
         top = self.find_top(self.fetch(ctx))
-        folders, classes = read_mappings(top / "mappings")
+        mappings = ctx.inside(top / "mappings")
+        for file in mappings.iterdir():
+            ctx.inside(file)  # a mapping file must not lead out either
+        folders, classes = read_mappings(mappings)
         self._paper = paper_indices()
         paper = paper_labels(classes, self._paper)
         self._space = sorted({i for label in classes.values() for i in label})
@@ -173,12 +176,14 @@ class ObjectNetSource(SourceBuilder):
             ctx.notify(f"objectnet: the mapping lists {len(classes)} ObjectNet classes that "
                        f"overlap ImageNet-1k, objectnet-1.0 lists {PAPER_CLASSES}")
         outside = 0
-        for entry in sorted((top / "images").iterdir()):
+        for entry in sorted(ctx.inside(top / "images").iterdir()):
             if is_junk(entry.name) or not entry.is_dir():
                 continue
             on_class = folders.get(entry.name)
-            for file in walk_files(entry):
-                if on_class is None:
+            for file in walk_files(entry, ctx):
+                if isinstance(file, Reject):
+                    yield file
+                elif on_class is None:
                     yield Reject(ctx.relpath(file), f"unknown class folder {entry.name!r}: not "
                                  "in folder_to_objectnet_label.json")
                 elif on_class not in classes:

@@ -34,7 +34,8 @@ class DownloadError(ImHardError, OSError):
 
 
 class UnsafeArchiveError(ImHardError, ValueError):
-    """An archive member that would be written outside the extraction folder."""
+    """An archive member that would be written outside the extraction folder or is a link, or
+    a source folder entry that leads outside it."""
 
 
 class MissingFileError(ImHardError, FileNotFoundError):

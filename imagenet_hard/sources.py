@@ -31,7 +31,7 @@ from .download import (
     say,
     verify_file,
 )
-from .errors import ImHardError, InvalidValueError, MissingFileError
+from .errors import ImHardError, InvalidValueError, MissingFileError, UnsafeArchiveError
 from .labels import english_labels, validate_label
 from .records import (
     REJECT_SCHEMA,
@@ -68,10 +68,21 @@ class BuildContext:
     force: bool = False
     progress: bool = True
     notify: Callable[[str], None] = field(default=say, repr=False)
+    #: The resolved source folder (set by ``SourceBuilder.fetch``): walks never leave it.
+    root: Path | None = None
 
     @property
     def downloads(self) -> Path:
         return self.home / "downloads"
+
+    def inside(self, path: Path) -> Path:
+        """``path`` when, links resolved, it lies inside the source folder; else an error (for
+        the folders a builder lists or reads itself, beside ``walk_files``)."""
+        if self.root is not None and not _within(os.path.realpath(path), str(self.root)):
+            raise UnsafeArchiveError(f"{path} is a link that leads outside the source folder "
+                                     f"{self.root}; nothing was read there. If you trust it, "
+                                     "pass the folder it points to as --path")
+        return path
 
     def relpath(self, file: Path) -> str:
         """``file`` relative to the data home, without resolving symlinks (a --path folder is
@@ -110,7 +121,13 @@ class SourceBuilder:
                 f"archive or folder, or --url with a mirror")
 
     def fetch(self, ctx: BuildContext) -> Path:
-        """The folder holding this source's files: --path folder, --path archive or download."""
+        """The folder holding this source's files (--path folder, --path archive or download);
+        its resolved path becomes ``ctx.root``, the boundary of every walk."""
+        folder = self._fetch(ctx)
+        ctx.root = Path(os.path.realpath(folder))
+        return folder
+
+    def _fetch(self, ctx: BuildContext) -> Path:
         target = self.files_dir(ctx)
         if ctx.path is not None and ctx.path.is_dir():
             return _link_folder(ctx.path, target)
@@ -176,7 +193,7 @@ class ClassFolderSource(SourceBuilder):
 
     def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
         classes = self.classes()
-        top = self.find_top(self.fetch(ctx), classes)
+        top = ctx.inside(self.find_top(self.fetch(ctx), classes))
         for entry in sorted(top.iterdir()):
             if is_junk(entry.name):
                 continue
@@ -185,21 +202,62 @@ class ClassFolderSource(SourceBuilder):
                     yield Reject(ctx.relpath(entry), "not inside a class folder")
                 continue
             label = classes.get(entry.name)
-            for file in walk_files(entry):
-                if label is None:
+            for file in walk_files(entry, ctx):
+                if isinstance(file, Reject):
+                    yield file
+                elif label is None:
                     yield Reject(ctx.relpath(file), f"unknown class folder {entry.name!r}: not "
                                  f"one of the {len(classes)} {self.class_description}")
                 else:
                     yield Item(f"{self.top}/{file.relative_to(top).as_posix()}", file, label)
 
 
-def walk_files(folder: Path) -> Iterator[Path]:
-    """Files under ``folder`` in a stable order, through links, without OS junk."""
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not is_junk(d))
-        for name in sorted(filenames):
-            if not is_junk(name):
-                yield Path(dirpath) / name
+def walk_files(folder: Path, ctx: BuildContext,
+               skip: Callable[[str], bool] = is_junk) -> Iterator[Path | Reject]:
+    """Files under ``folder`` in a stable order, without OS junk (``skip``), never leaving the
+    source folder ``ctx.root``.
+
+    A link is followed only when its resolved target lies inside the source folder; a link that
+    leads out (whether it names a file or a folder, directly or through a chain of links) is a
+    Reject and nothing behind it is read. FIFOs, sockets and devices are Rejects too (reading a
+    FIFO would hang), and each real folder is walked once, so a link loop ends.
+    """
+    root = str(ctx.root or os.path.realpath(folder))
+    yield from _walk(Path(folder), root, ctx, skip, set())
+
+
+def _walk(folder: Path, root: str, ctx: BuildContext, skip: Callable[[str], bool],
+          seen: set[str]) -> Iterator[Path | Reject]:
+    real = os.path.realpath(folder)
+    if not _within(real, root):
+        yield Reject(ctx.relpath(folder), _OUTSIDE)
+        return
+    if real in seen:
+        return
+    seen.add(real)
+    with os.scandir(folder) as it:
+        entries = sorted((e for e in it if not skip(e.name)), key=lambda e: e.name)
+    folders = []
+    for e in entries:
+        path = folder / e.name
+        if e.is_symlink() and not _within(os.path.realpath(path), root):
+            yield Reject(ctx.relpath(path), _OUTSIDE)
+        elif e.is_dir():
+            folders.append(path)
+        elif e.is_file():
+            yield path
+        else:
+            yield Reject(ctx.relpath(path), "not a regular file (a FIFO, socket, device or "
+                         "broken link)")
+    for sub in folders:
+        yield from _walk(sub, root, ctx, skip, seen)
+
+
+_OUTSIDE = "a link that leads outside the source folder; not followed"
+
+
+def _within(real: str, root: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _register_builtins() -> None:

@@ -178,21 +178,29 @@ def _zipcrypto(data: bytes, password: bytes, check: int) -> bytes:
     return bytes(out)
 
 
-def make_encrypted_zip(members: dict[str, bytes], password: str) -> bytes:
-    """A ZipCrypto (traditional PKWARE) stored zip, as ObjectNet ships; zipfile cannot write one."""
+def make_encrypted_zip(members: dict[str, bytes], password: str,
+                       links: dict[str, str] | None = None, host: int = 3) -> bytes:
+    """A ZipCrypto (traditional PKWARE) stored zip, as ObjectNet ships; zipfile cannot write one.
+
+    ``links`` adds symbolic links (member → target) the way Info-ZIP stores them: the target is
+    the member's data and the Unix mode in the external attributes says S_IFLNK. ``host`` is the
+    "made by" system (3 = Unix; unzip also restores links made on a few others).
+    """
     pwd, out, central = password.encode(), bytearray(), bytearray()
     dos_time, dos_date = 0, (2020 - 1980) << 9 | 1 << 5 | 1
-    for name, data in members.items():
+    entries = [(name, data, 0o100644) for name, data in members.items()]
+    entries += [(name, target.encode(), 0o120777) for name, target in (links or {}).items()]
+    for name, data, mode in entries:
         raw = name.encode()
         crc = zlib.crc32(data)
         enc = _zipcrypto(data, pwd, crc >> 24)
         offset = len(out)
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 1, 0, dos_time, dos_date, crc,
                            len(enc), len(data), len(raw), 0) + raw + enc
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x031E, 20, 1, 0, dos_time,
-                               dos_date, crc, len(enc), len(data), len(raw), 0, 0, 0, 0,
-                               0o100644 << 16, offset) + raw
-    out += central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members),
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, host << 8 | 0x1E, 20, 1, 0,
+                               dos_time, dos_date, crc, len(enc), len(data), len(raw), 0, 0, 0,
+                               0, mode << 16, offset) + raw
+    out += central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
                                  len(central), len(out), 0)
     return bytes(out)
 

@@ -195,7 +195,8 @@ def apply(file, home):
 
 @review.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; other than loopback, anyone reaching it can decide.")
+              help="Address or name to listen on; requests must name it (or a loopback name) "
+                   "as Host. Other than loopback, anyone reaching it can decide.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port (0 picks a free one).")
 @click.option("--verbose", is_flag=True, help="Log every request.")
