@@ -38,7 +38,8 @@ def resolve_device(device: str | torch.device | None = None,
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise InvalidValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from exc
+        raise InvalidValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or "
+                                "auto") from exc
     if dev.type != "cuda":
         return dev
     if not torch.cuda.is_available():

@@ -276,8 +276,8 @@ def test_plugin_family_is_listed_without_import_and_created_on_use(monkeypatch, 
     monkeypatch.syspath_prepend(str(tmp_path))
     ep = metadata.EntryPoint("fake", "imhard_fake_plugin:create", "imagenet_hard.models")
     real = registry.metadata.entry_points
-    monkeypatch.setattr(registry.metadata, "entry_points",
-                        lambda group: [ep] if group == "imagenet_hard.models" else real(group=group))
+    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: (
+        [ep] if group == "imagenet_hard.models" else real(group=group)))
     monkeypatch.setattr(MODEL_FAMILIES, "_items", {})
     monkeypatch.setattr(MODEL_FAMILIES, "_loaded", False)
     assert "fake" in list_families() and MODEL_FAMILIES.origin("fake").startswith("plugin")

@@ -1,4 +1,4 @@
-"""`imhard models`: the model families (and judges), what their specs look like, where each came from."""
+"""`imhard models`: model families and judges, how their specs read, where each came from."""
 
 from __future__ import annotations
 

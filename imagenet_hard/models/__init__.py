@@ -76,7 +76,7 @@ class Model:
         return self.preprocess.transform()
 
     def predict(self, images: Sequence) -> Any:
-        """PIL images → logits (N, 1000) on the module's device (the submission ``predict`` form)."""
+        """PIL images → logits (N, 1000) on the module's device (a submission's ``predict``)."""
         import torch
 
         device = next(self.module.parameters()).device

@@ -93,7 +93,8 @@ def create_clip_vit_l_14(name: str = "", device=None, weights: str | None = None
 
 
 def _load(arch: str, pretrained: str, quick_gelu: bool | None, precision: str, device):
-    """(model with its weights, where they came from), or a MissingWeightsError saying what to do."""
+    """(model with its weights, where they came from), or a MissingWeightsError saying what to
+    do."""
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(arch, pretrained)

@@ -23,7 +23,7 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
 def to_rgb(image):
-    """PIL image → RGB (a module-level function so DataLoader workers can pickle the transform)."""
+    """PIL image → RGB (module-level, so DataLoader workers can pickle the transform)."""
     return image if image.mode == "RGB" else image.convert("RGB")
 
 

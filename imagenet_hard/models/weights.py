@@ -1,4 +1,5 @@
-"""Finding model weights without hanging: where caches are, whether to try the network, clear errors.
+"""Finding model weights without hanging: where caches are, whether to try the network, clear
+errors.
 
 The workplace may have no internet. With ``IMHARD_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) no model
 touches the network; otherwise a download gets a short connect timeout, and any failure becomes a
