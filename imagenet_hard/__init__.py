@@ -1,8 +1,9 @@
 """imagenet-hard: build, mine, review, publish and score the ImageNet-Hard benchmark.
 
 Stages, each in its own module, importing only upstream ones:
-``labels`` → ``download`` → ``sources`` (+ ``builders``) → ``zoom`` / ``judges`` → ``mining`` →
-``review`` → ``publish`` → ``score`` → ``leaderboard``. ``cli`` is a thin layer over them.
+``labels`` → ``download`` → ``sources`` (+ ``builders``) → ``zoom`` / ``models`` → ``judges`` →
+``mining`` → ``review`` → ``publish`` → ``score`` → ``leaderboard``. ``cli`` is a thin layer over
+them.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -43,6 +43,7 @@ from . import (  # noqa: E402,F401
     demo,
     leaderboard,
     mine,
+    models,
     publish,
     review,
     score,

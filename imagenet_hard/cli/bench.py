@@ -42,8 +42,8 @@ def bench_score(images, batch_size, workers, device):
 
 @bench.command("mine")
 @click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
-              help="Judge spec (as `imhard mine`), or random-clip:ARCH for open_clip ARCH with "
-                   "random weights (same FLOPs as the trained model; for GPU timing offline).")
+              help="Judge spec (as `imhard mine`); open_clip:ARCH/random is ARCH with random "
+                   "weights (same FLOPs as the trained model; for GPU timing offline).")
 @click.option("--images", default=4, show_default=True, type=click.IntRange(min=1),
               help="How many images (the first ones of the source, by id).")
 @click.option("--source", default=None,
@@ -66,7 +66,7 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
     \b
     Example:
       imhard bench mine --images 2 --device cpu
-      imhard bench mine --judge random-clip:ViT-L-14 --images 32 --batch-size 256 --device cuda
+      imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 --device cuda
     """
     from ..mining.bench import bench_mine as run
 

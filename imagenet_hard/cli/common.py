@@ -20,20 +20,17 @@ device_option = click.option(
 class RegistryName(click.ParamType):
     """A name checked against a registry while options are parsed (close matches on error)."""
 
-    def __init__(self, registry_factory, allow_prefixed: bool = False):
+    def __init__(self, registry_factory):
         self._factory = registry_factory
-        self._allow_prefixed = allow_prefixed
 
     @property
     def name(self) -> str:
         return self._factory().kind
 
     def convert(self, value, param, ctx):
-        if self._allow_prefixed and ":" in value:
-            return value  # ``family:name`` specs are resolved by the family's factory
         registry: Registry = self._factory()
         try:
-            registry.get(value)
+            registry.check(value)
         except KeyError as exc:
             self.fail(str(exc), param, ctx)
         return normalize_name(value)
@@ -48,11 +45,21 @@ def source_type() -> RegistryName:
     return RegistryName(factory)
 
 
-def judge_type() -> RegistryName:
-    """``--judge``: a registered judge name, or a ``family:name`` spec resolved by its family."""
-    def factory():
-        from ..judges import JUDGES
+class JudgeSpec(click.ParamType):
+    """``--judge``: a judge name or a model spec, checked while options are parsed (no torch)."""
 
-        return JUDGES
+    name = "judge"
 
-    return RegistryName(factory, allow_prefixed=True)
+    def convert(self, value, param, ctx):
+        from ..errors import ImHardError
+        from ..judges import check_judge
+
+        try:
+            return check_judge(value)
+        except ImHardError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def judge_type() -> JudgeSpec:
+    """``--judge``: a registered judge name, or a ``family:name`` model spec."""
+    return JudgeSpec()

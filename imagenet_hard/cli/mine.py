@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..judges import DEFAULT_JUDGE
 from . import main
 from .common import device_option, home_option, judge_type
 
@@ -31,9 +32,9 @@ def _summary_lines(res) -> list[str]:
 @main.command()
 @click.option("--source", "sources", required=True, metavar="NAME[,NAME…]",
               help="Built source tables to mine (see `imhard sources`), comma-separated.")
-@click.option("--judge", default="clip-vit-l-14", show_default=True, type=judge_type(),
+@click.option("--judge", default=DEFAULT_JUDGE, show_default=True, type=judge_type(),
               help="Classifier: clip-vit-l-14, efficientnet-lite0, timm:NAME, torchvision:NAME, "
-                   "open_clip:ARCH/PRETRAINED.")
+                   "open_clip:ARCH/PRETRAINED (see `imhard models`).")
 @click.option("--exhaustive", is_flag=True,
               help="Judge all 324 crops of every image and store each image's correctness mask.")
 @click.option("--batch-size", default=None, type=click.IntRange(min=1),

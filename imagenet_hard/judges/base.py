@@ -2,7 +2,8 @@
 
 A :class:`Judge` owns its device, its normalisation and its autocast, so the miner hands it
 uint8 crops (on any device) and gets float32 ``(N, 1000)`` logits in class-index order. It is not
-an ``nn.Module``: subclasses wrap one (or a function, see ``scripted``).
+an ``nn.Module``: subclasses wrap one (or a function, see ``scripted``). :func:`judge_from_spec`
+builds the model through :func:`imagenet_hard.models.create_model` and wraps it.
 """
 
 from __future__ import annotations
@@ -12,21 +13,11 @@ from collections.abc import Sequence
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import InvalidValueError
 from ..labels import NUM_CLASSES
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def resolve_device(device=None) -> torch.device:
-    """``None``/"auto" → cuda when available, else cpu; a CUDA device that is absent is an error."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
-                                "use --device cpu")
-    return dev
 
 
 def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -117,3 +108,24 @@ class ModuleJudge(Judge):
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
+
+
+def judge_from_spec(spec: str, device=None, precision: str = "auto",
+                    normalization: str | None = None, weights: str | None = None) -> Judge:
+    """The judge around ``create_model(spec)``. The model is built inside the judge's autocast,
+    so a zero-shot head is computed in the precision the crops will be judged in."""
+    from ..models import create_model
+    from .clip import ClipJudge
+
+    dev = resolve_device(device)
+    amp = amp_dtype(dev, precision)
+    with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
+        model = create_model(spec, device=dev, weights=weights)
+    if model.info.kind == "zero-shot":
+        return ClipJudge(spec, model.module, device=dev, normalization=normalization or "clip",
+                         precision=precision, mean_std=(model.mean, model.std))
+    if normalization is not None:
+        raise InvalidValueError(f"normalization {normalization!r} applies to zero-shot (CLIP) "
+                                f"judges; {spec} uses its weights' own mean/std")
+    return ModuleJudge(spec, model.module, device=dev, mean=model.mean, std=model.std,
+                       precision=precision)

@@ -183,20 +183,11 @@ def _peak(device: torch.device, peak_tflops: float | None) -> tuple[str, float |
 
 
 def make_bench_judge(spec, device):
-    """A judge from a spec; ``random-clip:ARCH`` is open_clip ARCH with random weights (the same
-    FLOPs as the trained model, for timing where weights cannot be downloaded)."""
+    """A judge from a spec (``open_clip:ARCH/random`` times ARCH without its weights)."""
     if not isinstance(spec, str):
         return spec
     from ..judges import create_judge
 
-    if spec.startswith("random-clip:"):
-        import open_clip
-
-        from ..judges.clip import ClipJudge
-
-        arch = spec.partition(":")[2]
-        model = open_clip.create_model(arch, pretrained=None)
-        return ClipJudge(spec, model, open_clip.get_tokenizer(arch), device=device)
     return create_judge(spec, device)
 
 

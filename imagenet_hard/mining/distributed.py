@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import torch
 
-from ..errors import InvalidValueError
+from .. import devices
 
 #: How long a rank may wait at the final barrier for the slowest rank.
 BARRIER_TIMEOUT = timedelta(hours=48)
@@ -37,16 +37,9 @@ class Ranks:
 
 
 def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    """``cuda`` when available unless told; a bare ``cuda`` becomes this rank's GPU."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    """:func:`imagenet_hard.devices.resolve_device` for this rank, made the current CUDA device."""
+    dev = devices.resolve_device(device, local_rank)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InvalidValueError("--device cuda was asked but torch sees no CUDA device; "
-                                    "use --device cpu")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     return dev
 

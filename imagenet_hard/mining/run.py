@@ -24,6 +24,7 @@ import pyarrow as pa
 from .. import home as homes
 from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import write_json_atomic
+from ..judges import DEFAULT_JUDGE
 from ..records import CANDIDATE_SCHEMA, read_table, write_table
 from ..registry import normalize_name
 from . import distributed
@@ -38,7 +39,6 @@ from .plan import (
     shard_path,
 )
 
-DEFAULT_JUDGE = "clip-vit-l-14"
 DEFAULT_BATCH_SIZE = 256
 CPU_BATCH_SIZE = 64
 DEFAULT_SHARD_SIZE = 1000

@@ -63,10 +63,9 @@ def bare_loop(model, transform, ds, n: int, batch_size: int, workers: int, devic
 def bench_score(images: int = 128, batch_size: int = 32, workers: int | None = None,
                 device: str | None = None, echo: Callable[[str], None] = print) -> BenchReport:
     import datasets
-    from torchvision import transforms as T
 
+    from ..models import create_model
     from ..sources import build_source
-    from ..weights import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
     from .dataset import folder_from_source
     from .examples import write_example_submission
     from .harness import RunOptions, score
@@ -79,10 +78,8 @@ def bench_score(images: int = 128, batch_size: int = 32, workers: int | None = N
         sub = write_example_submission(Path(tmp) / "efficientnet_lite0.py")
         opts = RunOptions(device=device, batch_size=batch_size, workers=workers)
         ds = datasets.load_dataset(str(data), split="validation")
-        transform = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
-                               T.CenterCrop(224), T.ToTensor(),
-                               T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-        model = load_efficientnet_lite0()
+        lite0 = create_model("efficientnet-lite0", device="cpu")  # what the submission builds
+        model, transform = lite0.module, lite0.transform
         args = (ds, images, batch_size, opts.resolved_workers(), opts.resolved_device())
         # The bare loop runs before and after the harness and keeps its better rate, so a busy
         # machine biases the ratio against the harness, never for it.

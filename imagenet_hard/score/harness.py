@@ -43,11 +43,9 @@ class RunOptions:
     on_output: Callable[[str], None] | None = None
 
     def resolved_device(self) -> str:
-        if self.device:
-            return self.device
-        import torch
+        from ..devices import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return str(resolve_device(self.device))
 
     def resolved_workers(self) -> int:
         import os
