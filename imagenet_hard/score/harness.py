@@ -27,6 +27,7 @@ from .dataset import ScoreDataset, open_dataset
 from .metrics import correctness
 from .result import ScoreResult, load_result, predictions_path, read_predictions, write_predictions
 from .runner import ChildJob, ChildReport, new_scratch_dir, run_child
+from .sandbox import choose, default_memory_limit
 
 
 @dataclass
@@ -39,8 +40,15 @@ class RunOptions:
     timeout: float = 600.0
     load_timeout: float = 1800.0
     no_network: bool = False
+    sandbox: str = "auto"           # auto | bwrap | unshare | none (unconfined: trusted files only)
+    memory_limit: int | None = field(default_factory=default_memory_limit)
     progress: bool = False
     on_output: Callable[[str], None] | None = None
+
+    def check_sandbox(self) -> str:
+        """Which sandbox will run the submission; fails early (before loading any data) with
+        what to install when none works here."""
+        return choose(self.sandbox, self.no_network)
 
     def resolved_device(self) -> str:
         if self.device:
@@ -69,6 +77,9 @@ def read_parts(cache: Path) -> tuple[dict, float]:
     rows: dict = {}
     seconds, n = 0.0, 0
     for part in sorted(cache.glob("part-*.npz")):
+        if part.is_symlink():  # the child writes this folder: never follow a link it made
+            raise SubmissionError(f"{part} is a symbolic link, not a batch the harness wrote; "
+                                  f"delete {cache} and score again")
         with np.load(part) as z:
             for i, t5, p5 in zip(z["idx"], z["top5"], z["top5_prob"], strict=True):
                 rows[int(i)] = (t5, p5)
@@ -87,7 +98,7 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
         return None
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=opts.batch_size,
                    workers=opts.resolved_workers(), arrow_files=sds.arrow_files, indices=todo,
-                   out_dir=str(cache))
+                   out_dir=str(cache), memory_limit=opts.memory_limit)
     bar = None
     if opts.progress:
         from tqdm import tqdm
@@ -102,7 +113,7 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
     try:
         return run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
                          no_network=opts.no_network, on_output=on_output,
-                         on_progress=bar.update if bar else None)
+                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox)
     finally:
         if bar:
             bar.close()
@@ -151,6 +162,7 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     its predictions parquet. Resumes from finished batches of an earlier, interrupted run."""
     opts = options or RunOptions()
     sub = submission_file(submission)
+    opts.check_sandbox()
     sha = sha256_file(sub)
     sds = open_dataset(dataset, split, home)
     if limit is not None and limit <= 0:
@@ -161,7 +173,8 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     meta_file = cache / "metadata.json"
     if report is not None:
         write_json_atomic(meta_file, {"metadata": report.metadata, "form": report.form})
-    saved = json.loads(meta_file.read_text()) if meta_file.exists() else {"metadata": {}}
+    saved = (json.loads(meta_file.read_text()) if meta_file.is_file() and not meta_file.is_symlink()
+             else {"metadata": {}})
     rows, images_per_s = read_parts(cache)
     out = Path(out) if out else homes.data_home(home) / "scores" / f"{sub.stem}.json"
     pred_path = predictions_path(out)
@@ -220,6 +233,7 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
     result = load_result(result_path)
     table = read_predictions(result_path, result)
     sub = submission_file(submission or result.submission["file"])
+    opts.check_sandbox()
     if sha256_file(sub) != result.submission["sha256"]:
         raise InvalidValueError(f"{sub} is not the file that was scored (SHA-256 differs from "
                                 f"{result.submission['sha256'][:12]}…); pass --submission with the "
