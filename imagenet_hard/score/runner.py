@@ -244,6 +244,8 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
             "output": f"{name}: bad output{where}",
         }.get(e["stage"], f"{name}: failed in {e['stage']}")
         if e["stage"] == "memory":
+            where = where or {"import": " while importing", "load": " while loading the model"}.get(
+                e.get("during"), "")
             raise SubmissionError(_memory_message(name, where, w.job.memory_limit, e["message"]))
         body = e["traceback"].rstrip() if e.get("traceback") else e["message"]
         if "Read-only file system" in body:
@@ -266,7 +268,7 @@ def _memory_message(name: str, where: str, limit: int | None, detail: str) -> st
     if limit is None:
         return f"{name} ran out of memory{where} ({detail}) with no --memory-limit set."
     return (f"{name} ran out of memory{where}: it may use {sandbox.format_size(limit)} "
-            f"(--memory-limit), so raise --memory-limit (e.g. --memory-limit "
+            f"(--memory-limit), so raise it (to --memory-limit "
             f"{max(2, round(2 * limit / 1024 ** 3))}G) or lower --batch-size ({detail}).")
 
 

@@ -198,7 +198,7 @@ def run_job(job: dict, status: Status) -> int:
         return 2
     except BaseException as exc:  # the submission's own failure, reported with its traceback
         stage = "memory" if out_of_memory(exc) else status.stage
-        status.send("error", stage=stage, rows=status.rows,
+        status.send("error", stage=stage, during=status.stage, rows=status.rows,
                     message=f"{type(exc).__name__}: {exc}", traceback=submission_traceback(exc))
         return 3
 
