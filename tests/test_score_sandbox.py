@@ -1,8 +1,8 @@
 """The scoring sandbox: a hostile submission reads no secret (the harness's /proc environ, every
-/proc/*/environ, the Hub token file), writes nothing outside its scratch, leaves no process behind
-(a double-forked new-session grandchild included) whether it finishes or times out, and fails
-with one sentence when it exceeds the memory limit. Each sandbox tool available here is tried;
-``--sandbox none`` shows the same probe does find the secrets."""
+/proc/*/environ, the Hub token file) and no label, writes nothing outside its scratch, leaves no
+process behind (a double-forked new-session grandchild included) whether it finishes or times
+out, and fails with one sentence when it exceeds the memory limit. Each sandbox tool available
+here is tried; ``--sandbox none`` shows the same probe does find the secrets."""
 
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ loot = [grab(f"/proc/{os.getppid()}/environ"), grab(os.path.expanduser("~/.cache
 loot += [grab(p) for p in glob.glob("/proc/[0-9]*/environ") + glob.glob("/proc/[0-9]*/cmdline")]
 loot += [grab(p) for p in TOKEN_FILES]
 print("PROCS", len(glob.glob("/proc/[0-9]*")))
+
+import json, pyarrow as pa      # the job file names the Arrow files: do they hold the labels?
+args = open("/proc/self/cmdline", "rb").read().split(b"\\0")
+job = json.load(open(next(a for a in args if a.endswith(b"job.json")).decode()))
+columns = set()
+for path in job["arrow_files"]:
+    with pa.memory_map(path) as source:
+        columns |= set(pa.ipc.open_stream(source).schema.names)
+print("COLUMNS", sorted(columns))
 print("LOOT", repr("".join(loot)))
 try:
     with open(ESCAPE, "w") as f:
@@ -120,6 +129,7 @@ def _assert_confined(out: str, h: dict) -> None:
         assert secret not in out, f"the submission read the {name} secret"
     procs = int(next(line for line in out.splitlines() if "PROCS" in line).split()[-1])
     assert procs <= 4, out          # the sandbox's init and the worker (+ its fork)
+    assert "COLUMNS ['image']" in out, out   # no labels in what the child can open
     assert not h["escape"].exists()          # /tmp inside is a scratch, thrown away
     time.sleep(0.5)
     assert _alive(h["marker"]) == [], "a process of the submission outlived the run"

@@ -23,7 +23,7 @@ from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
 from ..files import sha256_file, write_json_atomic
 from . import check
-from .dataset import ScoreDataset, open_dataset
+from .dataset import ScoreDataset, image_files, open_dataset
 from .metrics import correctness
 from .result import ScoreResult, load_result, predictions_path, read_predictions, write_predictions
 from .runner import ChildJob, ChildReport, new_scratch_dir, run_child
@@ -89,7 +89,7 @@ def read_parts(cache: Path) -> tuple[dict, float]:
 
 
 def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
-                 opts: RunOptions) -> ChildReport | None:
+                 opts: RunOptions, home=None) -> ChildReport | None:
     """Predict every row of ``indices`` missing from ``cache`` in one child process."""
     cache.mkdir(parents=True, exist_ok=True)
     done, _ = read_parts(cache)
@@ -97,7 +97,7 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
     if not todo:
         return None
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=opts.batch_size,
-                   workers=opts.resolved_workers(), arrow_files=sds.arrow_files, indices=todo,
+                   workers=opts.resolved_workers(), arrow_files=image_files(sds, home), indices=todo,
                    out_dir=str(cache), memory_limit=opts.memory_limit)
     bar = None
     if opts.progress:
@@ -169,7 +169,7 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
         raise InvalidValueError(f"--limit must be positive, got {limit}")
     indices = list(range(min(limit, len(sds)) if limit else len(sds)))
     cache = _cache_dir(home, sha, sds, limit)
-    report = predict_rows(sub, sds, indices, cache, opts)
+    report = predict_rows(sub, sds, indices, cache, opts, home)
     meta_file = cache / "metadata.json"
     if report is not None:
         write_json_atomic(meta_file, {"metadata": report.metadata, "form": report.form})
@@ -250,7 +250,7 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
     indices = [row_of[ids[k]] for k in picked]
     scratch = new_scratch_dir("imhard-verify-")
     try:
-        predict_rows(sub, sds, indices, scratch, opts)
+        predict_rows(sub, sds, indices, scratch, opts, home)
         rows, _ = read_parts(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
