@@ -119,14 +119,14 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
             bar.close()
 
 
-def environment(device: str) -> dict:
+def environment(device: str, sandbox_used: str) -> dict:
     import torch
     import torchvision
 
     env = {"python": platform.python_version(), "torch": torch.__version__,
            "torchvision": torchvision.__version__, "imagenet_hard": __version__,
            "platform": platform.platform(), "device": device, "device_name": platform.processor()
-           or platform.machine()}
+           or platform.machine(), "sandbox": sandbox_used}
     if device.startswith("cuda") and torch.cuda.is_available():
         env["device_name"] = torch.cuda.get_device_name(torch.device(device))
     return env
@@ -162,7 +162,7 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     its predictions parquet. Resumes from finished batches of an earlier, interrupted run."""
     opts = options or RunOptions()
     sub = submission_file(submission)
-    opts.check_sandbox()
+    sandbox_used = opts.check_sandbox()
     sha = sha256_file(sub)
     sds = open_dataset(dataset, split, home)
     if limit is not None and limit <= 0:
@@ -188,7 +188,7 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
         metadata=saved["metadata"],
         dataset={"id": sds.id, "split": split, "fingerprint": sds.fingerprint, "rows": len(sds),
                  "scored": len(indices), "limit": limit},
-        metrics=metrics, per_origin=origins, environment=environment(opts.resolved_device()),
+        metrics=metrics, per_origin=origins, environment=environment(opts.resolved_device(), sandbox_used),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         predictions={"file": pred_path.name, "sha256": pred_sha},
     )

@@ -223,8 +223,9 @@ def _child_paths(read_only, writable, device: str) -> list[Mount]:
     for m in mounts:
         hidden = [s for s in secrets if _under(s, m.src)]
         if m.kind != "dev" and hidden:
-            raise SandboxError(f"the sandbox would expose {hidden[0]} through {m.src}; move the "
-                               "Python installation, dataset or caches out of that folder")
+            raise SandboxError(f"the sandbox would expose {hidden[0]} by mounting {m.src} (on the "
+                               "Python import path, or the dataset, output or a weight cache); "
+                               "move one of them")
     return _nested_order(mounts)
 
 
