@@ -1,10 +1,10 @@
 """The sandbox a submission runs in, made by an existing tool: Debian's ``bubblewrap`` (``bwrap``)
-when it works here, else util-linux ``unshare`` (new PID, mount and, without root, user
-namespaces; the root is then built by :mod:`imagenet_hard.score.jail`).
+when it works here, else util-linux ``unshare`` (new PID and mount namespaces, and a user
+namespace when the kernel allows one; the root is then built by :mod:`imagenet_hard.score.jail`).
 
 Inside, the submission sees a new, empty root holding only what scoring needs, read-only: the
-system directories, the Python installation and import path, its own file, the dataset's Arrow
-files and the weight caches (the Hugging Face hub cache and ``$TORCH_HOME/hub/checkpoints``,
+system directories, the Python installation and import path, its own file, an Arrow file of the
+dataset's images (no labels) and the weight caches (the Hugging Face hub cache and ``$TORCH_HOME/hub/checkpoints``,
 never the token file beside them). ``/tmp`` is a fresh scratch folder (also ``HOME``), the job's
 output folder is writable, ``/proc`` shows only the sandbox's own processes, and the whole
 process tree dies with the sandbox (PID namespace). ``--no-network`` adds an empty network
@@ -176,13 +176,16 @@ def _link_targets(folders) -> set[str]:
     return out
 
 
-def hub_cache() -> str:
-    """Where huggingface_hub keeps downloaded repositories (not its token), from the environment."""
-    home = os.environ.get("HF_HOME") or os.path.join(
+def _hf_home() -> str:
+    return os.environ.get("HF_HOME") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+
+
+def hub_cache() -> str:
+    """Where huggingface_hub keeps downloaded repositories (not its token), by its own rule."""
     return os.path.expanduser(os.environ.get("HF_HUB_CACHE")
                               or os.environ.get("HUGGINGFACE_HUB_CACHE")
-                              or os.path.join(home, "hub"))
+                              or os.path.join(_hf_home(), "hub"))
 
 
 def torch_home() -> str:
@@ -192,8 +195,8 @@ def torch_home() -> str:
 
 
 def _token_files() -> set[str]:
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    """Credentials no mount may contain: the Hub's token files and ``~/.netrc``."""
+    home = _hf_home()
     names = {os.path.join(home, "token"), os.path.join(home, "stored_tokens"),
              os.environ.get("HF_TOKEN_PATH") or "", "~/.cache/huggingface/token", "~/.netrc"}
     return {os.path.realpath(os.path.expanduser(n)) for n in names if n}
@@ -204,13 +207,13 @@ def _under(path: str, parent: str) -> bool:
 
 
 def _nested_order(mounts: list[Mount]) -> list[Mount]:
-    """Parents before children (a later bind would hide what is below it); duplicates dropped."""
-    seen, out = set(), []
-    for m in sorted(mounts, key=lambda m: (m.dest.rstrip("/").count("/"), m.dest)):
-        if m.dest not in seen:
-            seen.add(m.dest)
-            out.append(m)
-    return out
+    """Parents before children (a later bind would hide what is below it); one mount per
+    destination, writable winning over read-only (an output folder on the import path)."""
+    by_dest: dict[str, Mount] = {}
+    for m in mounts:
+        if m.dest not in by_dest or m.kind == "rw":
+            by_dest[m.dest] = m
+    return sorted(by_dest.values(), key=lambda m: (m.dest.rstrip("/").count("/"), m.dest))
 
 
 def _child_paths(read_only, writable, device: str) -> list[Mount]:
