@@ -236,15 +236,15 @@ def make_plan(read_only: list[str], writable: list[str], env: dict[str, str], de
               no_network: bool = False, memory_limit: int | None = None) -> Plan:
     """The sandbox for one job: ``read_only`` files (submission, Arrow files) and ``writable``
     folders (the job's output) on top of the system, Python and weight caches."""
-    scratch = tempfile.mkdtemp(prefix="imhard-sandbox-")
-    os.makedirs(os.path.join(scratch, "home"))
     hub, torch_dir = hub_cache(), torch_home()
     caches = [hub, os.path.join(torch_dir, "hub", "checkpoints")]
     env = {**env, "HOME": HOME, "TMPDIR": TMP, "XDG_CACHE_HOME": f"{HOME}/.cache",
            "HF_HOME": f"{HOME}/.cache/huggingface", "HF_HUB_CACHE": hub, "TORCH_HOME": torch_dir,
            "HF_TOKEN_PATH": "/dev/null", "PYTHONDONTWRITEBYTECODE": "1"}
-    mounts = [*_system_mounts(), Mount("rw", scratch, TMP),
-              *_child_paths([*read_only, *caches], writable, device)]
+    paths = _child_paths([*read_only, *caches], writable, device)
+    scratch = tempfile.mkdtemp(prefix="imhard-sandbox-")
+    os.makedirs(os.path.join(scratch, "home"))
+    mounts = [*_system_mounts(), Mount("rw", scratch, TMP), *paths]
     return Plan(mounts=mounts, env=env, scratch=scratch, no_network=no_network,
                 shm_bytes=memory_limit)
 
@@ -271,7 +271,10 @@ def unshare_argv(plan: Plan, cmd: list[str], map_root: bool) -> list[str]:
     spec.write_text(json.dumps({"mounts": [asdict(m) for m in plan.mounts], "root": plan.root,
                                 "cwd": plan.cwd, "shm_bytes": plan.shm_bytes,
                                 "setpriv": shutil.which("setpriv")}))
-    prefix = ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]
+    # setpriv --pdeathsig: unshare dies with the harness, and --kill-child takes the jail with it
+    # (what bwrap's --die-with-parent does).
+    prefix = ["setpriv", "--pdeathsig", "KILL", "--",
+              "unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]
     prefix += ["--map-root-user"] if map_root else []
     prefix += ["--net"] if plan.no_network else []
     # -I -S: the jail imports only the standard library and nothing from the environment.
