@@ -134,8 +134,9 @@ def main(argv: list[str]) -> int:
         os.setsid()
         try:
             os.execv(drop[0], [*drop, *cmd])
-        finally:
-            os._exit(127)
+        except OSError as exc:
+            print(f"imhard sandbox (unshare): cannot run {cmd[0]}: {exc}", file=sys.stderr)
+        os._exit(127)
     return _reap(child)
 
 
