@@ -48,3 +48,7 @@ class MissingWeightsError(ImHardError, FileNotFoundError):
 
 class SubmissionError(ImHardError, RuntimeError):
     """A scored submission that failed (import error, bad output, timeout, crash)."""
+
+
+class SandboxError(ImHardError, OSError):
+    """No tool here can build the sandbox a submission must run in (or it would expose a secret)."""

@@ -8,6 +8,23 @@ from . import main
 from .common import device_option, home_option
 
 
+class MemorySize(click.ParamType):
+    """``--memory-limit``: 8G, 512M, 1.5GiB or none (binary units); ``default``: 3/4 of the RAM."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        from ..errors import InvalidValueError
+        from ..score.sandbox import default_memory_limit, parse_size
+
+        if value == "default":
+            return default_memory_limit()
+        try:
+            return parse_size(value)
+        except InvalidValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def _run_options(f):
     """Options shared by score and verify: how the child process runs."""
     opts = [
@@ -23,6 +40,13 @@ def _run_options(f):
                      help="Seconds import + load may take (weights downloads included)."),
         click.option("--no-network", is_flag=True,
                      help="Run the submission in a fresh network namespace (Linux unshare)."),
+        click.option("--sandbox", "sandbox_tool", default="auto", show_default=True,
+                     type=click.Choice(["auto", "bwrap", "unshare", "none"]),
+                     help="What confines the submission: bubblewrap, else unshare (auto). "
+                          "'none' runs it unconfined: unsafe for files you did not write."),
+        click.option("--memory-limit", default="default", type=MemorySize(), metavar="SIZE",
+                     help="Data memory the submission may use, e.g. 8G, or none "
+                          "(default: 3/4 of the RAM)."),
         click.option("--quiet", "-q", is_flag=True, help="Hide the submission's own output."),
     ]
     for opt in reversed(opts):
@@ -30,11 +54,10 @@ def _run_options(f):
     return f
 
 
-def _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, progress):
+def _options(progress, quiet, memory_limit, sandbox_tool, **kw):
     from ..score import RunOptions
 
-    return RunOptions(device=device, batch_size=batch_size, workers=workers, timeout=timeout,
-                      load_timeout=load_timeout, no_network=no_network, progress=progress,
+    return RunOptions(**kw, progress=progress, memory_limit=memory_limit, sandbox=sandbox_tool,
                       on_output=None if quiet else (lambda line: click.echo(f"  | {line}", err=True)))
 
 
@@ -49,21 +72,22 @@ def _options(device, batch_size, workers, timeout, load_timeout, no_network, qui
               help="Result JSON (default <home>/scores/<submission>.json); predictions beside it.")
 @_run_options
 @home_option
-def score(submission, dataset, split, limit, out, device, batch_size, workers, timeout,
-          load_timeout, no_network, quiet, home):
+def score(submission, dataset, split, limit, out, home, **run):
     """Score a submission file (load(device)→predict, or model + transform) on ImageNet-Hard.
 
-    The submission runs in a child process without tokens in its environment; finished batches
-    are kept, so rerunning after a crash or timeout resumes.
+    The submission runs in a sandbox (bubblewrap, else unshare): it sees no other process, no
+    tokens and no home folder, writes only to a scratch /tmp, and dies with all it started;
+    finished batches are kept, so rerunning after a crash or timeout resumes.
 
     \b
     Example:
       imhard score leaderboard/submissions/efficientnet_lite0.py --limit 500
       imhard score my_model.py --dataset taesiri/imagenet-hard --device cuda --no-network
+      imhard score my_model.py --memory-limit 16G
     """
     from ..score import score as run_score
 
-    opts = _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, True)
+    opts = _options(progress=True, **run)
     run = run_score(submission, dataset=dataset, split=split, limit=limit, out=out, home=home,
                     options=opts)
     if run.resumed_rows:
@@ -83,8 +107,7 @@ def score(submission, dataset, split, limit, out, device, batch_size, workers, t
               help="The dataset, when not where the result records.")
 @_run_options
 @home_option
-def verify(result, sample, seed, submission, dataset, device, batch_size, workers, timeout,
-           load_timeout, no_network, quiet, home):
+def verify(result, sample, seed, submission, dataset, home, **run):
     """Re-run a result's submission on a random subset and check its predictions and numbers.
 
     Passes when the re-run top-1 agrees on ≥ 99% of the sampled rows, the top-5 sets on ≥ 95%,
@@ -97,7 +120,7 @@ def verify(result, sample, seed, submission, dataset, device, batch_size, worker
     from ..errors import ImHardError
     from ..score import verify as run_verify
 
-    opts = _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, True)
+    opts = _options(progress=True, **run)
     report = run_verify(result, sample=sample, seed=seed, submission=submission, dataset=dataset,
                         home=home, options=opts)
     click.echo(report.summary())

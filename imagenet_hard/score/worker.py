@@ -4,6 +4,8 @@ It imports the submission, loads it, predicts the rows listed in the job file ba
 writes each batch's top-5 as ``part-*.npz`` (atomically) the moment it is done, so a killed run
 loses at most one batch. It talks to the parent through JSON lines on file descriptor ``FD`` (the
 submission's own prints go to stdout/stderr, which the parent forwards). It never sees labels.
+Before it imports the submission it caps its data memory (``RLIMIT_DATA``, inherited by everything it starts) at
+the job's ``memory_limit``; running out of it is reported as the ``memory`` stage.
 """
 
 from __future__ import annotations
@@ -151,6 +153,31 @@ def _start(sub, job: dict, status: Status):
                           int(job.get("workers", 0)))
 
 
+def limit_memory(limit: int | None) -> None:
+    """Cap private writable memory (heap, anonymous maps, thread stacks) of this process and its
+    children; file-backed maps such as the memory-mapped Arrow dataset and libraries do not count."""
+    import resource
+
+    if limit is None:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """An allocation refused under the limit: Python's MemoryError, or torch's / C++'s own."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        if isinstance(exc, MemoryError) or "can't allocate memory" in text \
+                or "Cannot allocate memory" in text or "std::bad_alloc" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def run_job(job: dict, status: Status) -> int:
     status.stage, status.rows = "import", None
     try:
@@ -169,7 +196,8 @@ def run_job(job: dict, status: Status) -> int:
         status.send("error", stage=status.stage, rows=status.rows, message=str(exc), traceback="")
         return 2
     except BaseException as exc:  # the submission's own failure, reported with its traceback
-        status.send("error", stage=status.stage, rows=status.rows,
+        stage = "memory" if out_of_memory(exc) else status.stage
+        status.send("error", stage=stage, during=status.stage, rows=status.rows,
                     message=f"{type(exc).__name__}: {exc}", traceback=submission_traceback(exc))
         return 3
 
@@ -177,6 +205,7 @@ def run_job(job: dict, status: Status) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(argv[0]).read_text())
+    limit_memory(job.get("memory_limit"))
     return run_job(job, Status(int(argv[1])))
 
 
