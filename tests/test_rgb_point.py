@@ -17,10 +17,10 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import v2
 
+from imagenet_hard.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from imagenet_hard.score import worker
 from imagenet_hard.score.dataset import open_dataset, write_folder
 from imagenet_hard.score.rgb_point import RGBAfterResizeCrop, rgb_after_resize_crop
-from imagenet_hard.weights import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _photo(seed: int, size=(331, 257)) -> np.ndarray:
