@@ -228,14 +228,14 @@ def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None =
             res = mine([BENCH_SOURCE], judge, home=work, exhaustive=exhaustive, device=dev,
                        batch_size=batch_size, workers=workers, run=f"bench-{exhaustive}")
             runs[exhaustive] = (res, time.perf_counter() - t)
-        got = {r["id"] for r in read_table(runs[True][0].candidates).to_pylist()}
-        got_early = {r["id"] for r in read_table(runs[False][0].candidates).to_pylist()}
+        got = set(runs[True][0].candidates().column("id").to_pylist())
+        got_early = set(runs[False][0].candidates().column("id").to_pylist())
         early = runs[False][0].summary
     name, peak = _peak(dev, peak_tflops)
     return BenchMineReport(
         judge=str(judge.name), device=str(dev), images=len(rows), reference_seconds=ref_s,
         exhaustive_seconds=runs[True][1], early_seconds=runs[False][1],
-        early_forward_per_image=early["forward_passes_per_image"],
+        early_forward_per_image=early.forward_passes_per_image,
         candidates_agree=got == ref == got_early, candidates=len(got),
         flops_per_image=getattr(judge, "flops_per_image", None), peak_tflops=peak,
         device_name=name,
