@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InvalidValueError, MissingFileError
-from .files import atomic_path
+from .files import atomic_path, is_sha256
 from .labels import LABEL_SPACES, validate_label
 
 SCHEMA_VERSION = "1"
@@ -60,8 +59,6 @@ DECISION_SCHEMA = pa.schema([
     ("at", pa.timestamp("us", tz="UTC")),
 ])
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-
 
 def make_id(source: str, member_path: str) -> str:
     """Stable id from the source name and the file's path inside its archive."""
@@ -98,7 +95,7 @@ class SourceRow:
             )
         if self.width <= 0 or self.height <= 0:
             raise InvalidValueError(f"{self.id}: size must be positive, got {self.width}x{self.height}")
-        if not _SHA_RE.match(self.sha256):
+        if not is_sha256(self.sha256):
             raise InvalidValueError(f"{self.id}: sha256 must be 64 lowercase hex digits")
 
 

@@ -32,6 +32,7 @@ from .download import (
     verify_file,
 )
 from .errors import ImHardError, InvalidValueError, MissingFileError
+from .files import check_sha256
 from .labels import english_labels, validate_label
 from .records import (
     REJECT_SCHEMA,
@@ -319,6 +320,8 @@ class BuildResult:
 def build(name: str, home=None, url: str | None = None, sha256: str | None = None,
           path=None, force: bool = False, progress: bool = False) -> BuildResult:
     """Build one source table; see :func:`build_source` for the short form."""
+    if sha256 is not None:
+        sha256 = check_sha256(sha256, "--sha256")  # before anything is fetched or written
     source = get_source(name)
     home_dir = homes.data_home(home)
     table = homes.source_table_path(source.name, home_dir)

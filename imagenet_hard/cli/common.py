@@ -18,15 +18,16 @@ device_option = click.option(
 
 
 class RegistryName(click.ParamType):
-    """A name checked against a registry while options are parsed (close matches on error)."""
+    """A name checked against a registry while options are parsed (close matches on error).
 
-    def __init__(self, registry_factory, allow_prefixed: bool = False):
+    The registry is built only to check a value, never to render ``--help``: building one may
+    import its entries' heavy dependencies (the judges import torch).
+    """
+
+    def __init__(self, kind: str, registry_factory, allow_prefixed: bool = False):
+        self.name = kind
         self._factory = registry_factory
         self._allow_prefixed = allow_prefixed
-
-    @property
-    def name(self) -> str:
-        return self._factory().kind
 
     def convert(self, value, param, ctx):
         if self._allow_prefixed and ":" in value:
@@ -45,7 +46,7 @@ def source_type() -> RegistryName:
 
         return SOURCES
 
-    return RegistryName(factory)
+    return RegistryName("source", factory)
 
 
 def judge_type() -> RegistryName:
@@ -55,4 +56,17 @@ def judge_type() -> RegistryName:
 
         return JUDGES
 
-    return RegistryName(factory, allow_prefixed=True)
+    return RegistryName("judge", factory, allow_prefixed=True)
+
+
+def sha256_option_check(ctx, param, value: str | None) -> str | None:
+    """``--sha256``: 64 hex digits, checked while parsing (before any import or download)."""
+    from ..errors import InvalidValueError
+    from ..files import check_sha256
+
+    if value is None:
+        return None
+    try:
+        return check_sha256(value, "--sha256")
+    except InvalidValueError as exc:
+        raise click.BadParameter(str(exc)) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..demo import run_demo
 from . import main
 from .common import home_option
 
@@ -18,4 +17,6 @@ def demo(home):
     Example:
       imhard demo --home /tmp/imhard-demo
     """
+    from ..demo import run_demo
+
     run_demo(home, echo=click.echo)

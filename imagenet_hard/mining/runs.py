@@ -18,7 +18,6 @@ import functools
 import json
 import math
 import os
-import re
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pyarrow.compute as pc
 
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
-from ..files import write_json_atomic
+from ..files import is_sha256, write_json_atomic
 from ..records import CANDIDATE_SCHEMA, read_table, write_table
 
 RUN_FILE = "run.json"
@@ -62,8 +61,6 @@ SHARD_SCHEMA = pa.schema([
     ("n_correct", pa.int16()),
     ("mask", pa.list_(pa.bool_())),
 ])
-
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _need(ok: bool, what: str, value) -> None:
@@ -134,7 +131,7 @@ class RunRecord:
               f"shards must be ceil(images / shard_size) = {-(-self.images // self.shard_size)}",
               self.shards)
         _need(isinstance(self.crop_order, dict), "crop_order must be an object", self.crop_order)
-        _need(isinstance(self.ids_sha256, str) and bool(_SHA_RE.match(self.ids_sha256)),
+        _need(is_sha256(self.ids_sha256),
               "ids_sha256 must be 64 lowercase hex digits", self.ids_sha256)
 
     def differences(self, other: RunRecord) -> list[str]:
