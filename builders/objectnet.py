@@ -13,7 +13,7 @@ dataset): ``objectnet-1.0/images/<folder>/*.png`` (313 folders, 50,273 images) a
 Only the 113 overlapping classes become rows; images of the other 200 classes are not rows (and
 not rejects). The label space ``objectnet_113`` is the set of ImageNet classes those 113 map to,
 recorded in the table's metadata. Licence: never train on it; an image shown on the web keeps a
-1-pixel red border (review and publish apply it).
+1-pixel red border (``web_border``: review and publish apply it through ``imagenet_hard.imaging``).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class ObjectNetSource(SourceBuilder):
                 "large-scale bias-controlled dataset for pushing the limits of object "
                 "recognition models. NeurIPS 2019")
     homepage = "https://objectnet.dev"
+    web_border = True
     expected = ("50,273 images in 313 classes (~18.5k in the 113 ImageNet classes kept); a zip "
                 "well over 100 GB, password-protected")
     default_url = "https://objectnet.dev/downloads/objectnet-1.0.zip"

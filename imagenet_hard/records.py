@@ -66,6 +66,11 @@ def make_id(source: str, member_path: str) -> str:
     return f"{source.replace('-', '_')}/{member}"
 
 
+def id_source(image_id: str) -> str:
+    """The source (file) name an id was made from by :func:`make_id`."""
+    return image_id.split("/", 1)[0]
+
+
 @dataclass(frozen=True)
 class SourceRow:
     id: str

@@ -94,6 +94,9 @@ class SourceBuilder:
     default_md5: str | None = None   # some datasets publish only MD5; checked on default_url only
     archive_name: str | None = None  # file name under <home>/downloads (default: from the URL)
     password: str | None = None      # for a password zip (published with the dataset)
+    #: Licence rules, applied to every image of the source that review shows or publish writes
+    #: (by ``imagenet_hard.imaging``): a 1-pixel red border on images shown on the web.
+    web_border: bool = False
 
     def extract_dir(self, ctx: BuildContext) -> Path:
         """Where this source's image files live under the data home."""

@@ -16,11 +16,9 @@ import pyarrow as pa
 
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
+from ..imaging import NO_RULES, LicenceRules, licence_rules
 from ..mining import MiningRun, RunSummary, open_run
 from ..records import read_table
-
-#: The origin whose licence requires a 1-pixel red border on every image shown (DESIGN §4).
-OBJECTNET_ORIGIN = "objectnet"
 
 
 @dataclass(frozen=True)
@@ -34,10 +32,7 @@ class PublishRow:
     english_label: list[str]
     file: Path
     sha256: str                   # of the original file, from the source table
-
-    @property
-    def red_border(self) -> bool:
-        return self.origin == OBJECTNET_ORIGIN
+    rules: LicenceRules = NO_RULES   # its source's licence rules, applied when encoded
 
 
 @dataclass
@@ -92,7 +87,7 @@ def _publish_row(cand: dict, src: dict | None, home: Path) -> PublishRow:
     return PublishRow(
         id=cand["id"], source=cand["source"], origin=cand["origin"] or src["origin"],
         label=[int(x) for x in src["label"]], english_label=list(src["english_label"]),
-        file=home / src["path"], sha256=src["sha256"],
+        file=home / src["path"], sha256=src["sha256"], rules=licence_rules(cand["source"]),
     )
 
 

@@ -338,9 +338,9 @@ class ReviewStore:
         return out
 
     def image(self, id: str) -> tuple[str, str]:
-        """``(path relative to the data home, origin)`` of a candidate, for the image route."""
+        """``(path relative to the data home, source)`` of a candidate, for the image route."""
         with self._lock:
-            rows = self._sql("SELECT path, origin FROM candidates WHERE id = ?", [id]).fetchall()
+            rows = self._sql("SELECT path, source FROM candidates WHERE id = ?", [id]).fetchall()
         if not rows:
             raise UnknownNameError(f"unknown candidate id {id!r}")
         return rows[0][0], rows[0][1]
