@@ -334,13 +334,17 @@ def test_torch_crop_backend_runs_the_same_loop(synth):
 
 @pytest.mark.slow
 def test_bench_mine_reference_and_engine_agree(synth):
-    from imagenet_hard.mining.bench import bench_mine
+    from imagenet_hard.bench import format_report
+    from imagenet_hard.bench.mine import bench_mine
 
     judge = ControlledJudge(synth["index"], synth["plans"])
     report = bench_mine(judge, images=2, source="synth_a", home=synth["home"], device="cpu",
                         workers=0, echo=lambda m: None)
     # the reference's float crops, back in uint8, are the engine's crops: the judge knew them all
-    assert report.candidates_agree and report.candidates == 1 and report.images == 2
-    assert report.early_forward_per_image == (1 + 324) / 2
-    text = report.summary()
+    assert report.results["reference and engine agree on candidates"] is True
+    assert report.results["candidates"] == 1 and report.config["images"] == 2
+    assert report.ours.items == report.reference.items == 2
+    assert report.results["early exit forward passes per image (of 324)"] == (1 + 324) / 2
+    assert report.ratio == report.ours.rate / report.reference.rate > 0
+    text = format_report(report)
     assert "x the reference" in text and "images/s" in text

@@ -19,7 +19,7 @@ from imagenet_hard.cli import main
 
 LIGHT_MODULES = ["imagenet_hard", "imagenet_hard.sources", "imagenet_hard.mining",
                  "imagenet_hard.review", "imagenet_hard.publish", "imagenet_hard.leaderboard",
-                 "imagenet_hard.score", "imagenet_hard.imaging",
+                 "imagenet_hard.score", "imagenet_hard.imaging", "imagenet_hard.bench",
                  "imagenet_hard.cli"]
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import main
 from .common import device_option, home_option, judge_type
+from .group import main
 
 
 def _summary_lines(run) -> list[str]:

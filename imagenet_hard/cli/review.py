@@ -6,8 +6,8 @@ import getpass
 
 import click
 
-from . import main
 from .common import home_option
+from .group import main
 
 
 def _store(home):
