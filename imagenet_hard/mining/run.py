@@ -18,7 +18,7 @@ from ..records import CANDIDATE_SCHEMA
 from ..registry import normalize_name
 from . import distributed
 from .plan import Workload, default_run_name, load_workload, run_record
-from .runs import MiningRun, OriginCounts, RunSummary, check_run_name, open_run
+from .runs import MiningRun, OriginCounts, RunSummary, open_run, run_folder
 
 DEFAULT_JUDGE = "clip-vit-l-14"
 DEFAULT_BATCH_SIZE = 256
@@ -46,9 +46,9 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size,
     home_dir = homes.data_home(home)
     work = load_workload(sources, home_dir)
     judge_name = judge_spec_name(judge)
-    name = check_run_name(run or default_run_name(judge_name, list(work.sources), exhaustive))
-    handle = MiningRun(homes.mining_dir(home_dir) / name,
-                       run_record(judge_name, work, exhaustive, shard_size))
+    name = run or default_run_name(judge_name, list(work.sources), exhaustive)
+    record = run_record(judge_name, work, exhaustive, shard_size)
+    handle = MiningRun(run_folder(name, home_dir), record)
     error = None
     if ranks.rank == 0:
         try:

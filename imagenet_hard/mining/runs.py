@@ -250,6 +250,11 @@ def check_run_name(run: str) -> str:
     return run
 
 
+def run_folder(name: str, home=None) -> Path:
+    """Where the run ``name`` lives: ``<home>/mining/<name>``."""
+    return homes.mining_dir(home) / check_run_name(name)
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -361,7 +366,11 @@ class MiningRun:
 
 
 def _is_name(text: str) -> bool:
-    return bool(text) and text not in (".", "..") and "/" not in text and "\\" not in text
+    try:
+        check_run_name(text)
+    except InvalidValueError:
+        return False
+    return True
 
 
 def open_run(run: str | os.PathLike | MiningRun, home=None) -> MiningRun:
@@ -371,7 +380,7 @@ def open_run(run: str | os.PathLike | MiningRun, home=None) -> MiningRun:
     text = os.fspath(run)
     if not text:
         raise InvalidValueError("a mining run name or folder is needed (see `imhard mine`)")
-    tried = [homes.mining_dir(home) / text] if _is_name(text) else []
+    tried = [run_folder(text, home)] if _is_name(text) else []
     tried.append(Path(text).expanduser().absolute())
     for folder in dict.fromkeys(tried):
         path = folder / RUN_FILE
