@@ -25,8 +25,8 @@ not rejects). Each row keeps two label sets, one per rule of ``imagenet_hard.lab
   "Chair" → barber chair 423, not folding chair 559 or rocking chair 765) and no two classes share
   one.
 
-Licence: never train on it; an image shown on the web keeps a 1-pixel red border (review and
-publish apply it).
+Licence: never train on it; an image shown on the web keeps a 1-pixel red border (``web_border``:
+review and publish apply it through ``imagenet_hard.imaging``).
 """
 
 from __future__ import annotations
@@ -142,6 +142,7 @@ class ObjectNetSource(SourceBuilder):
                 "large-scale bias-controlled dataset for pushing the limits of object "
                 "recognition models. NeurIPS 2019")
     homepage = "https://objectnet.dev"
+    web_border = True
     expected = ("50,273 images in 313 classes (~18.5k in the 113 ImageNet classes kept); a zip "
                 "well over 100 GB, password-protected")
     default_url = "https://objectnet.dev/downloads/objectnet-1.0.zip"

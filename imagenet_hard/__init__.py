@@ -13,6 +13,14 @@ try:
 except PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0.0.0+unknown"
 
-from .sources import build_source, list_sources  # noqa: E402
-
 __all__ = ["__version__", "build_source", "list_sources"]
+
+
+def __getattr__(name: str):
+    # The shortcuts load the sources stage (PIL, pyarrow) on first use, not on import, so the
+    # CLI's start-up and `--help` stay light.
+    if name in ("build_source", "list_sources"):
+        from . import sources
+
+        return getattr(sources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,9 +41,9 @@ def step_mine(home, echo) -> None:
     echo("== 2. mine: 324 zoom crops per image, judged by the offline EfficientNet-Lite0 ==")
     res = mine(["sample"], "efficientnet-lite0", home=home, run=DEMO_RUN, device="cpu")
     s = res.summary
-    echo(f"{s['candidates']} of {s['images']} images survive every zoom; "
-         f"{s['forward_passes_per_image']} forward passes per image (of 324) with early exit")
-    for row in pq.read_table(res.candidates).to_pylist():
+    echo(f"{s.candidates} of {s.images} images survive every zoom; "
+         f"{s.forward_passes_per_image} forward passes per image (of 324) with early exit")
+    for row in res.candidates().to_pylist():
         echo(f"  candidate {row['id']}: label {row['label']}, judge's top-5 {row['top5']}")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InvalidValueError, MissingFileError
-from .files import atomic_path
+from .files import atomic_path, is_sha256
 from .labels import LABEL_SPACES, validate_label
 
 SCHEMA_VERSION = "1"          # candidates, decisions and every other table
@@ -67,13 +66,16 @@ DECISION_SCHEMA = pa.schema([
     ("at", pa.timestamp("us", tz="UTC")),
 ])
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-
 
 def make_id(source: str, member_path: str) -> str:
     """Stable id from the source name and the file's path inside its archive."""
     member = member_path.replace("\\", "/").lstrip("./")
     return f"{source.replace('-', '_')}/{member}"
+
+
+def id_source(image_id: str) -> str:
+    """The source (file) name an id was made from by :func:`make_id`."""
+    return image_id.split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class SourceRow:
             )
         if self.width <= 0 or self.height <= 0:
             raise InvalidValueError(f"{self.id}: size must be positive, got {self.width}x{self.height}")
-        if not _SHA_RE.match(self.sha256):
+        if not is_sha256(self.sha256):
             raise InvalidValueError(f"{self.id}: sha256 must be 64 lowercase hex digits")
         if self.label_paper is not None:
             paper = validate_label(self.label_paper)

@@ -32,6 +32,7 @@ from .download import (
     verify_file,
 )
 from .errors import ImHardError, InvalidValueError, MissingFileError, UnsafeArchiveError
+from .files import check_sha256
 from .labels import english_labels, validate_label
 from .records import (
     REJECT_SCHEMA,
@@ -106,6 +107,9 @@ class SourceBuilder:
     default_md5: str | None = None   # some datasets publish only MD5; checked on default_url only
     archive_name: str | None = None  # file name under <home>/downloads (default: from the URL)
     password: str | None = None      # for a password zip (published with the dataset)
+    #: Licence rules, applied to every image of the source that review shows or publish writes
+    #: (by ``imagenet_hard.imaging``): a 1-pixel red border on images shown on the web.
+    web_border: bool = False
 
     def extract_dir(self, ctx: BuildContext) -> Path:
         """Where this source's image files live under the data home."""
@@ -380,6 +384,8 @@ class BuildResult:
 def build(name: str, home=None, url: str | None = None, sha256: str | None = None,
           path=None, force: bool = False, progress: bool = False) -> BuildResult:
     """Build one source table; see :func:`build_source` for the short form."""
+    if sha256 is not None:
+        sha256 = check_sha256(sha256, "--sha256")  # before anything is fetched or written
     source = get_source(name)
     home_dir = homes.data_home(home)
     table = homes.source_table_path(source.name, home_dir)

@@ -1,11 +1,21 @@
-"""`imhard bench …`: time the reference procedure against ours, in one process, and print the ratio."""
+"""`imhard bench …`: time the reference procedure against ours, in one process, and print the ratio.
+
+Each command calls one function of :mod:`imagenet_hard.bench` and prints the
+:class:`~imagenet_hard.bench.BenchReport` it returns with the one printer.
+"""
 
 from __future__ import annotations
 
 import click
 
-from . import main
 from .common import judge_type
+from .group import main
+
+
+def _print(report) -> None:
+    from ..bench import format_report
+
+    click.echo(format_report(report))
 
 
 @main.group()
@@ -33,11 +43,10 @@ def bench_score(images, batch_size, workers, device):
     Example:
       imhard bench score --images 128 --batch-size 32
     """
-    from ..score.bench import bench_score as run
+    from ..bench.score import bench_score as run
 
-    report = run(images=images, batch_size=batch_size, workers=workers, device=device,
-                 echo=click.echo)
-    click.echo(report.summary())
+    _print(run(images=images, batch_size=batch_size, workers=workers, device=device,
+               echo=click.echo))
 
 
 @bench.command("mine")
@@ -68,12 +77,11 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
       imhard bench mine --images 2 --device cpu
       imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 --device cuda
     """
-    from ..mining.bench import bench_mine as run
+    from ..bench.mine import bench_mine as run
 
-    report = run(judge=judge, images=images, source=source, home=home, device=device,
-                 batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
-                 echo=lambda m: click.echo(m, err=True))
-    click.echo(report.summary())
+    _print(run(judge=judge, images=images, source=source, home=home, device=device,
+               batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
+               echo=lambda m: click.echo(m, err=True)))
 
 
 @bench.command("zoom")
@@ -96,9 +104,9 @@ def bench_zoom(files, n_images, device, repeat, agreement):
       imhard bench zoom --images 4
       imhard bench zoom photo1.jpg photo2.jpg --device cuda
     """
-    from .. import benchmarks
+    from ..bench.images import open_images
+    from ..bench.zoom import bench_zoom as run
 
-    images = benchmarks.open_images(files) if files else None
-    report = benchmarks.bench_zoom(images=images, n_images=n_images, device=device,
-                                   repeat=repeat, agreement=agreement)
-    click.echo(benchmarks.format_zoom_report(report))
+    images = open_images(files) if files else None
+    _print(run(images=images, n_images=n_images, device=device, repeat=repeat,
+               agreement=agreement))

@@ -18,14 +18,15 @@ device_option = click.option(
 
 
 class RegistryName(click.ParamType):
-    """A name checked against a registry while options are parsed (close matches on error)."""
+    """A name checked against a registry while options are parsed (close matches on error).
 
-    def __init__(self, registry_factory):
+    The registry is built only to check a value, never to render ``--help``: building one may
+    import its entries' heavy dependencies.
+    """
+
+    def __init__(self, kind: str, registry_factory):
+        self.name = kind
         self._factory = registry_factory
-
-    @property
-    def name(self) -> str:
-        return self._factory().kind
 
     def convert(self, value, param, ctx):
         registry: Registry = self._factory()
@@ -42,7 +43,7 @@ def source_type() -> RegistryName:
 
         return SOURCES
 
-    return RegistryName(factory)
+    return RegistryName("source", factory)
 
 
 class JudgeSpec(click.ParamType):
@@ -63,3 +64,16 @@ class JudgeSpec(click.ParamType):
 def judge_type() -> JudgeSpec:
     """``--judge``: a registered judge name, or a ``family:name`` model spec."""
     return JudgeSpec()
+
+
+def sha256_option_check(ctx, param, value: str | None) -> str | None:
+    """``--sha256``: 64 hex digits, checked while parsing (before any import or download)."""
+    from ..errors import InvalidValueError
+    from ..files import check_sha256
+
+    if value is None:
+        return None
+    try:
+        return check_sha256(value, "--sha256")
+    except InvalidValueError as exc:
+        raise click.BadParameter(str(exc)) from None

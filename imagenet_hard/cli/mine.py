@@ -5,27 +5,26 @@ from __future__ import annotations
 import click
 
 from ..judges import DEFAULT_JUDGE
-from . import main
 from .common import device_option, home_option, judge_type
+from .group import main
 
 
-def _summary_lines(res) -> list[str]:
-    s = res.summary
+def _summary_lines(run) -> list[str]:
+    s = run.summary
     lines = [
-        f"{s['judge']} on {', '.join(s['sources'])} ({s['mode']}): {s['candidates']} candidates "
-        f"of {s['images']} images",
-        f"forward passes: {s['forward_passes']} ({s['forward_passes_per_image']} per image, "
-        f"of 324)",
+        f"{s.judge} on {', '.join(s.sources)} ({s.mode}): {s.candidates} candidates "
+        f"of {s.images} images",
+        f"forward passes: {s.forward_passes} ({s.forward_passes_per_image} per image, of 324)",
     ]
-    if s["computed_images"]:
-        lines.append(f"judged {s['computed_images']} images in {s['seconds']:.1f} s: "
-                     f"{s['images_per_s']:.2f} images/s, {s['crops_per_s']:.1f} crops/s "
-                     f"on {s['device']} x{s['world_size']}")
-    if s["resumed_images"]:
-        lines.append(f"resumed: {s['resumed_images']} images came from finished shards")
-    for origin, c in s["per_origin"].items():
-        lines.append(f"  {origin}: {c['candidates']} / {c['images']}")
-    lines.append(f"candidates: {res.candidates}")
+    if s.computed_images and s.images_per_s is not None:
+        lines.append(f"judged {s.computed_images} images in {s.seconds:.1f} s: "
+                     f"{s.images_per_s:.2f} images/s, {s.crops_per_s:.1f} crops/s "
+                     f"on {s.device} x{s.world_size}")
+    if s.resumed_images:
+        lines.append(f"resumed: {s.resumed_images} images came from finished shards")
+    for origin, c in s.per_origin.items():
+        lines.append(f"  {origin}: {c.candidates} / {c.images}")
+    lines.append(f"candidates: {run.candidates_path}")
     return lines
 
 
@@ -57,7 +56,7 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
     """Find ImageNet-Hard candidates: images none of whose 324 zoom crops the judge gets right.
 
     A crop is right when the judge's top-1 within the image's label space is one of its labels.
-    Writes <home>/mining/RUN/: shards/, candidates.parquet and summary.json. A killed run resumes
+    Writes the run folder <home>/mining/RUN/ (shards, candidates, summary). A killed run resumes
     when rerun with the same settings; under `torchrun` shards are split across ranks.
 
     \b

@@ -6,8 +6,8 @@ import getpass
 
 import click
 
-from . import main
 from .common import home_option
+from .group import main
 
 
 def _store(home):
@@ -38,7 +38,8 @@ def review():
 
 
 @review.command("import")
-@click.option("--run", required=True, help="Mining run name: <home>/mining/RUN/candidates.parquet.")
+@click.option("--run", required=True,
+              help="Mining run: a name under <home>/mining (see `imhard mine`) or a run folder.")
 @home_option
 def import_(run, home):
     """Add a mining run's candidates to the review store (re-importing changes nothing).

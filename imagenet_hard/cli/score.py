@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import main
 from .common import device_option, home_option
+from .group import main
 
 
 class MemorySize(click.ParamType):

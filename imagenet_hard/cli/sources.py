@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from .. import sources as lib
-from . import main
-from .common import home_option, source_type
+from .common import home_option, sha256_option_check, source_type
+from .group import main
 
 
 @main.command()
 @click.option("--source", "name", required=True, type=source_type(),
               help="Source to build (see `imhard sources`); `_` and `-` are interchangeable.")
 @click.option("--url", default=None, help="Download address replacing the default (a mirror).")
-@click.option("--sha256", default=None, help="Expected SHA-256 replacing the default.")
+@click.option("--sha256", default=None, callback=sha256_option_check,
+              help="Expected SHA-256 (64 hex digits) replacing the default.")
 @click.option("--path", type=click.Path(exists=True), default=None,
               help="An archive or folder you already have (required for ImageNet).")
 @click.option("--force", is_flag=True, help="Rebuild even when the table exists.")
@@ -32,7 +32,9 @@ def build(name, url, sha256, path, force, home):
       imhard build --source imagenet --path ~/data/ILSVRC2012_img_val.tar
       imhard build --source imagenet-r --url http://mirror.local/imagenet-r.tar --sha256 HEX
     """
-    res = lib.build(name, home=home, url=url, sha256=sha256, path=path, force=force, progress=True)
+    from ..sources import build as build_source
+
+    res = build_source(name, home=home, url=url, sha256=sha256, path=path, force=force, progress=True)
     if res.skipped:
         click.echo(f"{res.name}: already built ({res.kept} rows) at {res.table}; "
                    "use --force to rebuild.")
@@ -51,7 +53,9 @@ def sources_cmd(home):
     Example:
       imhard sources
     """
-    for src, rows in lib.source_status(home):
+    from ..sources import source_status
+
+    for src, rows in source_status(home):
         status = f"built, {rows} rows" if rows is not None else "not built"
         where = src.default_url or "--path only (no public download)"
         click.echo(f"{src.name:<16} {src.label_space:<14} {status}")

@@ -67,7 +67,7 @@ def create_judge(spec: str = DEFAULT_JUDGE, device=None, **kwargs):
     name = check_judge(spec)
     if ":" not in name and name in JUDGES:
         return JUDGES.get(name)(device=device, **kwargs)
-    from .base import judge_from_spec
+    from .factory import judge_from_spec
 
     return judge_from_spec(name, device=device, **kwargs)
 

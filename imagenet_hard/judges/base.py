@@ -2,8 +2,8 @@
 
 A :class:`Judge` owns its device, its normalisation and its autocast, so the miner hands it
 uint8 crops (on any device) and gets float32 ``(N, 1000)`` logits in class-index order. It is not
-an ``nn.Module``: subclasses wrap one (or a function, see ``scripted``). :func:`judge_from_spec`
-builds the model through :func:`imagenet_hard.models.create_model` and wraps it.
+an ``nn.Module``: subclasses wrap one (or a function, see ``scripted``); ``factory`` builds
+the model through :func:`imagenet_hard.models.create_model` and wraps it.
 """
 
 from __future__ import annotations
@@ -109,23 +109,3 @@ class ModuleJudge(Judge):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
-
-def judge_from_spec(spec: str, device=None, precision: str = "auto",
-                    normalization: str | None = None, weights: str | None = None) -> Judge:
-    """The judge around ``create_model(spec)``. The model is built inside the judge's autocast,
-    so a zero-shot head is computed in the precision the crops will be judged in."""
-    from ..models import create_model
-    from .clip import ClipJudge
-
-    dev = resolve_device(device)
-    amp = amp_dtype(dev, precision)
-    with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-        model = create_model(spec, device=dev, weights=weights)
-    if model.info.kind == "zero-shot":
-        return ClipJudge(spec, model.module, device=dev, normalization=normalization or "clip",
-                         precision=precision, mean_std=(model.mean, model.std))
-    if normalization is not None:
-        raise InvalidValueError(f"normalization {normalization!r} applies to zero-shot (CLIP) "
-                                f"judges; {spec} uses its weights' own mean/std")
-    return ModuleJudge(spec, model.module, device=dev, mean=model.mean, std=model.std,
-                       precision=precision)

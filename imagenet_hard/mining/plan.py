@@ -1,5 +1,5 @@
 """What a mining run works on: the images of its sources, their label spaces, its shards, and the
-``run.json`` that pins its settings so a rerun resumes only the same work.
+record (``runs.RunRecord``) that pins its settings so a rerun resumes only the same work.
 
 Images from all sources are sorted by id and cut into shards of ``shard_size``; shard ``k`` holds
 sorted images ``k*shard_size … (k+1)*shard_size - 1``, so the assignment depends only on the ids.
@@ -8,7 +8,6 @@ sorted images ``k*shard_size … (k+1)*shard_size - 1``, so the assignment depen
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,14 +15,10 @@ from pathlib import Path
 
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
-from ..files import write_json_atomic
 from ..labels import NUM_CLASSES, label_space_indices
 from ..records import META_SOURCE, read_table, table_label_spaces
 from . import order
-
-RUN_FORMAT = "1"
-#: Settings a resumed run must share with the run it continues.
-PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images", "ids_sha256")
+from .runs import RunRecord
 
 
 @dataclass(frozen=True)
@@ -126,52 +121,16 @@ def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> s
     return f"{judge}__{srcs}" + ("__exhaustive" if exhaustive else "")
 
 
-def check_run_name(run: str) -> str:
-    if not run or run in (".", "..") or "/" in run or "\\" in run:
-        raise InvalidValueError(f"--run {run!r} must be a plain folder name (no slashes)")
-    return run
-
-
-def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int) -> dict:
-    return {
-        "format": RUN_FORMAT,
-        "judge": judge_name,
-        "sources": list(work.sources),
-        "exhaustive": bool(exhaustive),
-        "shard_size": int(shard_size),
-        "crop_order": order.describe(),
-        "images": len(work.images),
-        "shards": -(-len(work.images) // shard_size),
-        "ids_sha256": work.ids_sha256(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def check_run(run_dir: Path, record: dict) -> bool:
-    """Whether the run exists; raise if it was started with other pinned settings."""
-    path = run_dir / "run.json"
-    if not path.exists():
-        return False
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidValueError(f"{path} is unreadable ({exc}); delete the folder {run_dir} to "
-                                "start the run again") from exc
-    diffs = [f"{k}: run has {old.get(k)!r}, asked {record[k]!r}"
-             for k in PINNED if old.get(k) != record[k]]
-    if diffs:
-        raise InvalidValueError(
-            f"run {run_dir.name!r} was started with other settings ({'; '.join(diffs)}); pass "
-            f"another --run name, or delete {run_dir} to start it again"
-        )
-    return True
-
-
-def open_run(run_dir: Path, record: dict) -> None:
-    """Write ``run.json`` for a new run (after :func:`check_run` passed)."""
-    if not check_run(run_dir, record):
-        write_json_atomic(run_dir / "run.json", record)
-
-
-def shard_path(run_dir: Path, k: int) -> Path:
-    return run_dir / "shards" / f"shard-{k:05d}.parquet"
+def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int) -> RunRecord:
+    """The ``run.json`` of a run of ``work``: what a resume must match."""
+    return RunRecord(
+        judge=judge_name,
+        sources=tuple(work.sources),
+        exhaustive=bool(exhaustive),
+        shard_size=int(shard_size),
+        crop_order=order.describe(),
+        images=len(work.images),
+        shards=-(-len(work.images) // shard_size),
+        ids_sha256=work.ids_sha256(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )

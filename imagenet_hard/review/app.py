@@ -123,8 +123,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._send(200, _static(name), f"{STATIC_FILES[name]}; charset=utf-8")
         if path.startswith("/images/"):
             image_id = images.check_id(unquote(path[len("/images/"):]))
-            rel, origin = store.image(image_id)
-            body, kind = images.image_bytes(store.home, rel, origin)
+            rel, source = store.image(image_id)
+            body, kind = images.image_bytes(store.home, rel, source)
             return self._send(200, body, kind, cache="private, max-age=3600")
         if path == "/api/status":
             return self._json(200, store.status(origin=query.get("origin") or None))
