@@ -40,6 +40,9 @@ OWN = "own"
 NORMALIZATIONS = ("imagenet", "clip")
 PRECISIONS = ("fp32", "fp16", "bf16")
 KNOBS = ("normalization", "precision", "objectnet_labels")
+#: How summaries and the dataset card name each knob.
+KNOB_NAMES = {"normalization": "normalization", "precision": "precision",
+              "objectnet_labels": "ObjectNet labels"}
 DEFAULT_PROTOCOL = "paper"
 
 
@@ -125,7 +128,7 @@ class Protocol:
 
     def describe(self) -> str:
         """One line: ``paper: normalization imagenet, precision fp32, ObjectNet labels paper``."""
-        knobs = ", ".join(f"{k.replace('_', ' ').replace('objectnet', 'ObjectNet')} {v}"
+        knobs = ", ".join(f"{KNOB_NAMES[k]} {v}"
                           + (" (overridden)" if k in self.overrides else "")
                           for k, v in self.knobs().items())
         return f"{self.name}: {knobs}"
@@ -211,7 +214,7 @@ def describe_protocols() -> str:
                      for name, rule in PROTOCOLS.items())
 
 
-__all__ = ["DEFAULT_PROTOCOL", "KNOBS", "MEANINGS", "NORMALIZATIONS", "OBJECTNET_RULES", "OWN",
+__all__ = ["DEFAULT_PROTOCOL", "KNOBS", "KNOB_NAMES", "MEANINGS", "NORMALIZATIONS", "OBJECTNET_RULES", "OWN",
            "PRECISIONS", "PROTOCOLS", "Protocol", "ProtocolRule", "ZERO_SHOT",
            "built_judge_protocol", "check_knobs", "describe_protocols", "judge_precision",
            "resolve"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from .common import judge_type
+from .common import judge_type, protocol_options
 from .group import main
 
 
@@ -65,12 +65,15 @@ def bench_score(images, batch_size, workers, device):
 @click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
               help="Data home holding --source.")
-def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, home):
+@protocol_options
+def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, home, protocol,
+               normalization, precision, objectnet_labels):
     """Mining: the paper's procedure (re-resize per anchor, float crops, one image at a time,
     exhaustive) against `imhard mine`, exhaustive and with early exit, same images and judge.
 
-    Prints images/s of each and the ratios, early exit's forward passes per image, and on CUDA
-    crops/s and the fraction of the GPU's bf16 dense peak from the judge's FLOPs.
+    Both judge under one mining protocol (as `imhard mine`; the report names it). Prints
+    images/s of each and the ratios, early exit's forward passes per image, and on CUDA crops/s
+    and the fraction of the GPU's bf16 dense peak from the judge's FLOPs.
 
     \b
     Example:
@@ -78,10 +81,18 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
       imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 --device cuda
     """
     from ..bench.mine import bench_mine as run
+    from ..errors import ImHardError
+    from ..mining.run import check_protocol
 
+    try:
+        check_protocol(judge, protocol, normalization, precision, objectnet_labels)
+    except ImHardError as exc:
+        raise click.UsageError(str(exc)) from None
     _print(run(judge=judge, images=images, source=source, home=home, device=device,
                batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
-               echo=lambda m: click.echo(m, err=True)))
+               echo=lambda m: click.echo(m, err=True), protocol=protocol,
+               normalization=normalization, precision=precision,
+               objectnet_labels=objectnet_labels))
 
 
 @bench.command("zoom")
