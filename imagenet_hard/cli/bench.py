@@ -95,6 +95,45 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
                objectnet_labels=objectnet_labels))
 
 
+@bench.command("protocol")
+@click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
+              help="Judge spec (as `imhard mine`).")
+@click.option("--images", default=9, show_default=True, type=click.IntRange(min=1),
+              help="How many images (the first ones of the source, by id); all 324 crops each.")
+@click.option("--source", default=None,
+              help="A built source to take images from (default: the sample photos).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--protocol", type=click.Choice(["paper", "native"]), default=None,
+              help="The reference protocol (default: paper).")
+@click.option("--objectnet-labels", type=click.Choice(["paper", "all-mapped"]), default=None,
+              help="Override the reference's ObjectNet rule.")
+@click.option("--vary", type=click.Choice(["precision", "normalization"]), multiple=True,
+              help="Vary only this knob (repeatable; default: both). fp16 autocast on the CPU "
+                   "is ~20x slower than fp32 here.")
+@click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
+@click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
+              help="Data home holding --source.")
+def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels, vary, device,
+                   home):
+    """What each mining-protocol knob changes: the judge under a protocol against every other
+    precision and normalisation, on the same crops.
+
+    Prints crops/s of each and, against the reference, the share of crops whose top-1 changes,
+    the crop verdicts and the candidates that flip.
+
+    \b
+    Example:
+      imhard bench protocol --images 9 --device cpu
+      imhard bench protocol --judge open_clip:ViT-B-32/openai --images 32 --device cuda
+    """
+    from ..bench.protocol import bench_protocol as run
+
+    _print(run(judge=judge, images=images, source=source, home=home, device=device,
+               batch_size=batch_size, protocol=protocol, objectnet_labels=objectnet_labels,
+               vary=vary or ("precision", "normalization"),
+               echo=lambda m: click.echo(m, err=True)))
+
+
 @bench.command("zoom")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--images", "n_images", default=4, show_default=True,
