@@ -400,3 +400,21 @@ def test_bench_mine_states_the_protocol_it_timed(objectnet_home):
     assert report.config["protocol"] == ("paper: normalization own, precision own, ObjectNet "
                                          "labels all-mapped (overridden)")
     assert report.results["reference and engine agree on candidates"] is True
+
+
+@pytest.mark.slow
+def test_bench_protocol_measures_what_a_knob_changes():
+    from imagenet_hard.bench import format_report
+    from imagenet_hard.bench.protocol import bench_protocol
+
+    with pytest.raises(InvalidValueError, match="vary must name some of normalization, fp32"):
+        bench_protocol(images=1, device="cpu", vary=("fp8",))
+    report = bench_protocol(images=1, device="cpu", vary=("normalization",), echo=lambda m: None)
+    assert report.config["protocol"] == ("paper: normalization own, precision fp32, ObjectNet "
+                                         "labels paper")
+    assert report.ours.label.startswith("CLIP mean/std instead of its own")
+    assert report.results["crops"] == 324 and not report.variants
+    changed = report.results["CLIP mean/std instead of its own (not a mining option): top-1 "
+                             "changed"]
+    assert changed.endswith("%") and float(changed[:-1]) > 0   # EfficientNet-Lite0 notices
+    assert "top-1 changed" in format_report(report)

@@ -28,16 +28,17 @@ from ..zoom import zoom_crops
 from .mine import _bench_rows
 from .report import BenchReport, Timing
 
-VARIED = ("precision", "normalization")
+#: The variants one can ask for: the other normalisation, or a precision.
+VARIANTS = ("normalization", *PRECISIONS)
 
 
 def _variants(spec: str, judge, dev, proto: Protocol, vary) -> list[tuple[str, object]]:
-    """(label, judge) for each single-knob change of ``proto`` among the knobs in ``vary``."""
+    """(label, judge) for each single-knob change of ``proto`` named in ``vary``."""
     from ..judges import ModuleJudge
 
     out = []
-    for precision in PRECISIONS if "precision" in vary else ():
-        if precision != proto.precision:
+    for precision in PRECISIONS:
+        if precision in vary and precision != proto.precision:
             out.append((f"precision {precision}",
                         build_judge(spec, dev, replace(proto, precision=precision))))
     if "normalization" not in vary:
@@ -73,13 +74,13 @@ def _answers(judge, crops: list, spaces: list, labels: list, batch_size: int):
 
 def bench_protocol(judge: str = "efficientnet-lite0", images: int = 9, source: str | None = None,
                    home=None, device=None, batch_size: int = 64, protocol: str | None = None,
-                   objectnet_labels: str | None = None, vary=VARIED, echo=print) -> BenchReport:
-    """The judge ``judge`` (a spec) under ``protocol`` against one-knob variants of the knobs
-    in ``vary``, on all 324 crops of ``images`` images of ``source`` (default: the sample
+                   objectnet_labels: str | None = None, vary=VARIANTS, echo=print) -> BenchReport:
+    """The judge ``judge`` (a spec) under ``protocol`` against the one-knob variants named in
+    ``vary`` (see :data:`VARIANTS`), on all 324 crops of ``images`` images of ``source`` (default: the sample
     photos)."""
     check_protocol(judge, protocol, objectnet_labels=objectnet_labels)
-    if not vary or not set(vary) <= set(VARIED):
-        raise InvalidValueError(f"vary must name some of {', '.join(VARIED)}, got {vary!r}")
+    if not vary or not set(vary) <= set(VARIANTS):
+        raise InvalidValueError(f"vary must name some of {', '.join(VARIANTS)}, got {vary!r}")
     dev = resolve_device(device)
     proto = resolve_protocol(judge, dev.type, protocol, objectnet_labels=objectnet_labels)
     ref_judge = build_judge(judge, dev, proto)

@@ -107,9 +107,10 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
               help="The reference protocol (default: paper).")
 @click.option("--objectnet-labels", type=click.Choice(["paper", "all-mapped"]), default=None,
               help="Override the reference's ObjectNet rule.")
-@click.option("--vary", type=click.Choice(["precision", "normalization"]), multiple=True,
-              help="Vary only this knob (repeatable; default: both). fp16 autocast on the CPU "
-                   "is ~20x slower than fp32 here.")
+@click.option("--vary", type=click.Choice(["normalization", "fp32", "fp16", "bf16"]),
+              multiple=True,
+              help="Only this variant (repeatable; default: all): the other normalisation, or "
+                   "a precision. fp16 autocast on a CPU can be ~20x slower than fp32.")
 @click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
               help="Data home holding --source.")
@@ -123,14 +124,14 @@ def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels
 
     \b
     Example:
-      imhard bench protocol --images 9 --device cpu
+      imhard bench protocol --images 9 --device cpu --vary bf16 --vary normalization
       imhard bench protocol --judge open_clip:ViT-B-32/openai --images 32 --device cuda
     """
     from ..bench.protocol import bench_protocol as run
 
     _print(run(judge=judge, images=images, source=source, home=home, device=device,
                batch_size=batch_size, protocol=protocol, objectnet_labels=objectnet_labels,
-               vary=vary or ("precision", "normalization"),
+               vary=vary or ("normalization", "fp32", "fp16", "bf16"),
                echo=lambda m: click.echo(m, err=True)))
 
 
