@@ -114,11 +114,14 @@ class Protocol:
     overrides: tuple[str, ...] = ()
 
     def __post_init__(self):
-        _choice("protocol", self.name, PROTOCOLS)
-        _choice("normalization", self.normalization, (*NORMALIZATIONS, OWN))
-        _choice("precision", self.precision, (*PRECISIONS, OWN))
-        check_objectnet_rule(self.objectnet_labels)
-        object.__setattr__(self, "overrides", tuple(self.overrides))
+        values = {"name": _choice("protocol", self.name, PROTOCOLS),
+                  "normalization": _choice("normalization", self.normalization,
+                                           (*NORMALIZATIONS, OWN)),
+                  "precision": _choice("precision", self.precision, (*PRECISIONS, OWN)),
+                  "objectnet_labels": check_objectnet_rule(self.objectnet_labels),
+                  "overrides": tuple(self.overrides)}
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
         if not set(self.overrides) <= set(KNOBS):
             raise InvalidValueError(f"protocol overrides must be among {', '.join(KNOBS)}, got "
                                     f"{list(self.overrides)}")

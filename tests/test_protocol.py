@@ -332,6 +332,12 @@ def test_a_run_made_before_protocols_opens_and_refuses_to_resume_under_one(objec
     judge = ObjectJudge(index, ANSWERS)
     run = mine(["objectnet"], judge, home=home, device="cpu", workers=0, run="old")
     data = json.loads((run.dir / "run.json").read_text())
+    for bad, message in (({**data, "precision": "fp8"}, "run.json: protocol: unknown precision"),
+                         ({**data, "protocol": None}, "knobs need the protocol"),
+                         ({**data, "weights_sha256": "abc"}, "weights_sha256 must be 64")):
+        (run.dir / "run.json").write_text(json.dumps(bad))
+        with pytest.raises(InvalidValueError, match=message):
+            open_run("old", home)
     for key in ("protocol", "normalization", "precision", "objectnet_labels",
                 "protocol_overrides", "weights", "weights_sha256"):
         data.pop(key)

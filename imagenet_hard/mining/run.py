@@ -65,8 +65,8 @@ def check_protocol(judge, protocol=None, normalization=None, precision=None,
         kind = judge_kind(judge)
         check_knobs(protocol, normalization, precision, objectnet_labels, kind,
                     judge_spec_name(judge))
-    else:
-        check_knobs(protocol, None, precision, objectnet_labels)
+    else:  # a built judge: whether it can take the normalisation asked is checked once built
+        check_knobs(protocol, normalization, precision, objectnet_labels)
 
 
 def resolve_protocol(judge, device_type: str, protocol=None, normalization=None,

@@ -151,8 +151,10 @@ class RunRecord:
               "ids_sha256 must be 64 lowercase hex digits", self.ids_sha256)
         _need(self.weights_sha256 is None or is_sha256(self.weights_sha256),
               "weights_sha256 must be 64 lowercase hex digits or null", self.weights_sha256)
-        knobs = (self.protocol, self.normalization, self.precision, self.objectnet_labels)
-        if any(k is not None for k in knobs):
+        knobs = (self.normalization, self.precision, self.objectnet_labels)
+        _need(self.protocol is not None or all(k is None for k in knobs),
+              "knobs need the protocol they belong to: protocol must be a name", self.protocol)
+        if self.protocol is not None:
             try:
                 self.protocol_record()
             except ImHardError as exc:
