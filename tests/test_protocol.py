@@ -307,6 +307,13 @@ def test_objectnet_rule_decides_labels_masks_and_candidates(objectnet_home):
     # candidates keep every mapped class: publishing them checks them against the source table
     for cand in runs["paper"].candidates().to_pylist():
         assert cand["label"] == source[cand["id"]]["label"]
+    from imagenet_hard.publish.card import protocol_text
+
+    card = protocol_text(runs["all-mapped"].record)
+    assert card.startswith("- **Protocol** `paper`: the authors' scripts")
+    assert ("  - ObjectNet labels `all-mapped`: ObjectNet judged by every mapped ImageNet class "
+            "(label) and their union (mask) (set by hand, not the protocol's).") in card
+    assert "  - normalization `own`: the classifier's own mean/std." in card
 
 
 def test_a_resume_with_another_knob_fails_naming_it(objectnet_home):
@@ -349,6 +356,9 @@ def test_a_run_made_before_protocols_opens_and_refuses_to_resume_under_one(objec
     pq.write_table(shard.drop(["judged_label", "judged_label_space"]), run.shard_path(0))
     old = open_run("old", home)
     assert old.record.protocol_record() is None and old.summary.protocol is None
+    from imagenet_hard.publish.card import protocol_text
+
+    assert "not recorded" in protocol_text(old.record)
     assert old.results().column("judged_label").null_count == old.record.images
     with pytest.raises(InvalidValueError, match="protocol: run has nothing recorded, asked "
                                                 "'paper'"):
