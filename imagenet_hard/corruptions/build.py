@@ -188,6 +188,12 @@ def output_file(base_id: str, suffix: str) -> str | None:
     return p.with_suffix(suffix).as_posix()
 
 
+def _inside(rel: str) -> bool:
+    """Whether a table's relative path stays inside the data home."""
+    p = PurePosixPath(str(rel))
+    return bool(rel) and not p.is_absolute() and "\\" not in str(rel) and ".." not in p.parts
+
+
 def read_base(base: str, home: Path, image_format: str, limit: int | None = None) -> Plan:
     """The base table's images sorted by id (the first ``limit``), with their output files
     (collisions rejected)."""
@@ -209,6 +215,8 @@ def read_base(base: str, home: Path, image_format: str, limit: int | None = None
         digest.update(f"{r['id']}\t{r['sha256']}\n".encode())
         out = output_file(r["id"], FORMATS[image_format])
         reason = "" if out else f"id {r['id']!r} cannot name a file inside the table's folder"
+        if not _inside(r["path"]):
+            out, reason = None, f"path {r['path']!r} is not inside the data home"
         if out and out in taken:
             reason = f"its output file {out} is already that of {taken[out]}"
             out = None
