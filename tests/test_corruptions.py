@@ -235,3 +235,31 @@ def test_frost_photos_come_from_the_package_not_this_repository():
     tracked = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True)
     names = tracked.stdout.split() if tracked.returncode == 0 else []
     assert not [n for n in names if Path(n).name.startswith("frost")]
+
+
+def test_bench_times_both_backends_on_one_photo():
+    from imagenet_hard.corruptions.bench import bench_corrupt, format_rows
+
+    rows = bench_corrupt(size=(96, 64), names=["contrast", "gaussian_noise"], repeat=1)
+    assert [r.name for r in rows] == ["contrast", "gaussian_noise"]
+    assert all(r.reference_ips > 0 for r in rows)
+    try:
+        C.load_torch_backend()
+    except ImHardError:
+        assert all(r.torch_ips is None and r.ratio is None for r in rows)
+        assert "torch backend not installed" in format_rows(rows)
+    else:
+        assert all(r.ratio == pytest.approx(r.torch_ips / r.reference_ips) for r in rows)
+
+
+def test_bench_cli_prints_a_table():
+    from click.testing import CliRunner
+
+    from imagenet_hard.cli import main
+
+    res = CliRunner().invoke(main, ["bench", "corrupt", "--size", "80x60", "--corruptions",
+                                    "pixelate", "--repeat", "1"])
+    assert res.exit_code == 0, res.output
+    assert "image 80x60, severity 5" in res.output and "pixelate" in res.output
+    bad = CliRunner().invoke(main, ["bench", "corrupt", "--size", "big"])
+    assert bad.exit_code == 1 and "WIDTHxHEIGHT" in bad.output
