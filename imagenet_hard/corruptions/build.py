@@ -441,20 +441,28 @@ def _prepare_table(home: Path, opts: CorruptOptions, plan: Plan, name: str, seve
             raise InvalidValueError(f"{shown} is already built with {', '.join(diffs)}; pass "
                                     "--force to rebuild it with the options given")
         return
-    plan_path = shards_dir(home, table) / "plan.json"
-    if plan_path.exists():
-        try:
-            old = json.loads(plan_path.read_text())
-        except (OSError, ValueError):
-            old = {}
-        diffs = [f"{k}: {old.get(k)!r} then, {record[k]!r} now" for k in PINNED
-                 if old.get(k) != record[k]]
-        if diffs:
-            raise InvalidValueError(
-                f"{shown} has an unfinished build with other settings ({'; '.join(diffs)}); "
-                "rerun with those settings to resume it, or pass --force to start it again")
-        return
-    write_json_atomic(plan_path, record)
+    if not check_plan(home, record):
+        write_json_atomic(shards_dir(home, table) / "plan.json", record)
+
+
+def check_plan(home: Path, record: dict) -> bool:
+    """Whether the table has an unfinished build; raise if its pinned settings differ (another
+    version of a package on another torchrun machine, another --shard-size …)."""
+    plan_path = shards_dir(home, table_name(record["corruption"], record["severity"])) / "plan.json"
+    if not plan_path.exists():
+        return False
+    try:
+        old = json.loads(plan_path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    diffs = [f"{k}: {old.get(k)!r} then, {record[k]!r} now" for k in PINNED
+             if old.get(k) != record[k]]
+    if diffs:
+        raise InvalidValueError(
+            f"{display_name(record['corruption'], record['severity'])} has an unfinished build "
+            f"with other settings ({'; '.join(diffs)}); rerun with those settings to resume it, "
+            "or pass --force to start it again")
+    return True
 
 
 def table_meta(path: Path) -> dict:
@@ -593,6 +601,9 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
         raise ImHardError(message)
     todo = [(n, s) for n, s in wanted
             if not homes.source_table_path(table_name(n, s), home).exists()]
+    if ranks.rank != 0:  # this machine must make the bytes rank 0 pinned
+        for n, s in todo:
+            check_plan(home, table_record(opts, plan, n, s, device.split(":")[0]))
     mine = _tasks(home, opts, plan, todo, ranks)
     left = {t: sum(1 for n, s, _ in mine if (n, s) == t) for t in todo}
     built: dict[tuple[str, int], BuildResult] = {}
