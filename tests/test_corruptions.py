@@ -263,3 +263,33 @@ def test_bench_cli_prints_a_table():
     assert "image 80x60, severity 5" in res.output and "pixelate" in res.output
     bad = CliRunner().invoke(main, ["bench", "corrupt", "--size", "big"])
     assert bad.exit_code == 1 and "WIDTHxHEIGHT" in bad.output
+
+
+# -- the torch backend through corrupt(): a contract check that skips until it is installed;
+#    its agreement with the reference (tolerances per corruption) is tested with the backend.
+
+def _torch_backend_or_skip():
+    pytest.importorskip("torch")
+    try:
+        return C.load_torch_backend()
+    except ImHardError:
+        pytest.skip("the torch corruption backend is not installed")
+
+
+@pytest.mark.parametrize("name", C.NAMES)
+def test_torch_backend_contract(name):
+    _torch_backend_or_skip()
+    out = C.corrupt(SMALL, name, 3, 4, backend="torch")
+    assert out.dtype == np.uint8 and out.shape == SMALL.shape
+    assert C.corrupt(SMALL, name, 3, 4, backend="torch").tobytes() == out.tobytes()
+    if name not in C.DETERMINISTIC:
+        assert C.corrupt(SMALL, name, 3, 5, backend="torch").tobytes() != out.tobytes()
+
+
+def test_torch_batches_equal_single_calls():
+    _torch_backend_or_skip()
+    imgs, seeds = [SMALL, photo((120, 90)), SMALL], [1, 2, 3]
+    batch = C.corrupt_batch(imgs, "gaussian_noise", 3, seeds, backend="torch")
+    single = [C.corrupt(im, "gaussian_noise", 3, s, backend="torch")
+              for im, s in zip(imgs, seeds, strict=True)]
+    assert [b.tobytes() for b in batch] == [s.tobytes() for s in single]

@@ -283,6 +283,22 @@ def test_bad_options_and_missing_base_say_what_to_do(home, isolated_home):
     assert not (isolated_home / "sources" / "imagenet_c").exists()  # nothing written
 
 
+def test_torch_backend_missing_or_no_cuda_fails_before_writing(home, isolated_home):
+    try:
+        C.load_torch_backend()
+    except ImHardError:
+        with pytest.raises(ImHardError, match="torch corruption backend"):
+            make(home, backend="torch", corruptions="fog", severities="1")
+    else:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("CUDA is present")
+        with pytest.raises(InvalidValueError, match="--device cuda was asked"):
+            make(home, backend="torch", device="cuda", corruptions="fog", severities="1")
+    assert not (isolated_home / "sources" / "imagenet_c").exists()
+
+
 def test_groups_and_severity_ranges():
     assert B.parse_corruptions("paper") == C.PAPER_SIX
     assert B.parse_corruptions("held-out,fog") == (*C.HELD_OUT, "fog")

@@ -571,6 +571,10 @@ def build_imagenet_c(home=None, options: CorruptOptions | None = None, force: bo
                                 "--workers applies to the reference backend")
     home_dir = homes.data_home(home)
     plan = read_base(opts.base, home_dir, opts.image_format, opts.limit)  # before torch starts
+    if opts.backend == "torch":
+        from . import load_torch_backend
+
+        load_torch_backend()  # a missing backend fails here, before anything is written
     ranks, device = _ranks_and_device(opts)
     try:
         return _build(home_dir, opts, plan, force, progress, ranks, device)
