@@ -110,3 +110,49 @@ def bench_zoom(files, n_images, device, repeat, agreement):
     images = open_images(files) if files else None
     _print(run(images=images, n_images=n_images, device=device, repeat=repeat,
                agreement=agreement))
+
+
+@bench.command("corrupt")
+@click.option("--size", default=None, metavar="WxH",
+              help="Resize the photo (scikit-image's rocket, 640x427) to WxH, e.g. 4000x3000.")
+@click.option("--image", "image_path", default=None, type=click.Path(dir_okay=False),
+              help="Time on this photo instead.")
+@click.option("--corruptions", default="all", show_default=True,
+              help="Comma-separated names, or all, paper, benchmark, held-out.")
+@click.option("--severity", default=5, show_default=True, type=click.IntRange(1, 5))
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Timed calls per backend (after one warm-up); images/s = 1 / median.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Threads for OpenCV and torch (1: one core against one core).")
+@click.option("--device", default=None, metavar="cpu|cuda[:N]",
+              help="Torch backend device (default: cpu, and cuda too when present).")
+def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, device):
+    """ImageNet-C corruptions: reference (imagecorruptions-imaug) against the torch backend.
+
+    Per corruption, images/s of both backends on the same photo in this process, and the ratio.
+
+    \b
+    Example:
+      imhard bench corrupt
+      imhard bench corrupt --size 4000x3000 --corruptions zoom_blur,glass_blur --repeat 1
+    """
+    import numpy as np
+
+    from ..corruptions.bench import bench_corrupt as run
+    from ..corruptions.bench import default_photo, format_rows, parse_size
+    from ..corruptions.build import parse_corruptions
+
+    names = parse_corruptions(corruptions)
+    wh = parse_size(size) if size else None
+    if image_path:
+        from PIL import Image
+
+        from ..bench.images import open_images
+
+        im = open_images([image_path])[0].convert("RGB")
+        image = np.asarray(im.resize(wh, Image.BICUBIC) if wh else im)
+    else:
+        image = default_photo(wh)
+    rows = run(image=image, names=names, severity=severity, repeat=repeat, threads=threads,
+               device=device, echo=lambda m: click.echo(m, err=True))
+    click.echo(format_rows(rows, image.shape, severity))
