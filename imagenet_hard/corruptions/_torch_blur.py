@@ -110,7 +110,8 @@ def motion_blur_at(x8, severity, angles) -> torch.Tensor:
 
 def zoom_blur(x8, severity, gens):
     factors = zoom_factors(severity)
-    x = unit(x8)
+    # channels-last makes torch's bilinear resize several times faster on the CPU
+    x = unit(x8).contiguous(memory_format=torch.channels_last)
     out = x.clone()
     for factor in factors:
         out += flt.clipped_zoom(x, factor)

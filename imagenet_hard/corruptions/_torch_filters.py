@@ -110,41 +110,22 @@ def correlate2d_fft(x: torch.Tensor, kernel: np.ndarray, mode: str) -> torch.Ten
     return out[..., kh - 1:kh - 1 + h, kw - 1:kw - 1 + w]
 
 
-# ---- zoom (scipy.ndimage.zoom, order 1, of a centre crop) ----
-
-def zoom_axis(n: int, factor: float, device, keep: int | None = None):
-    """Sampling of one axis by the reference's ``clipped_zoom``: a centred crop of
-    ``ceil(n / factor)`` pixels zoomed by ``factor`` with scipy's ``zoom`` (order 1, corners
-    aligned). Returns the two source indices and the weight of the second for the first ``keep``
-    output pixels (all ``round(crop · factor)`` of them by default)."""
-    crop = int(np.ceil(n / float(factor)))
-    top = (n - crop) // 2
-    out = int(round(crop * factor))
-    ratio = (crop - 1) / (out - 1) if out > 1 else 1.0
-    pos = np.arange(out if keep is None else min(keep, out), dtype=np.float64) * ratio
-    i0 = np.floor(pos)
-    w = pos - i0
-    i0 = i0.astype(np.int64)
-    i1 = np.minimum(i0 + 1, crop - 1)
-    return (torch.as_tensor(i0 + top, device=device), torch.as_tensor(i1 + top, device=device),
-            torch.as_tensor(w, dtype=torch.float32, device=device))
-
-
-def lerp_axis(x: torch.Tensor, dim: int, axis) -> torch.Tensor:
-    i0, i1, w = axis
-    shape = [1] * x.dim()
-    shape[dim] = -1
-    a = x.index_select(dim, i0)
-    return a.add_((x.index_select(dim, i1) - a).mul_(w.reshape(shape)))
-
+# ---- zoom ----
 
 def clipped_zoom(x: torch.Tensor, factor: float, crop_to_input: bool = True) -> torch.Tensor:
-    """The reference's ``clipped_zoom`` over the last two axes (cropped back to the input size
-    when ``crop_to_input``, as ``zoom_blur`` does)."""
+    """The reference's ``clipped_zoom`` of (N, C, H, W) or (H, W) images: a centred crop of
+    ``ceil(side / factor)`` pixels zoomed by ``factor`` to ``round(crop · factor)`` pixels
+    (bilinear, corners aligned, as scipy's order-1 ``zoom``), then cropped back to the input size
+    when ``crop_to_input``, as ``zoom_blur`` does."""
     h, w = x.shape[-2:]
-    keep_h, keep_w = (h, w) if crop_to_input else (None, None)
-    x = lerp_axis(x, -2, zoom_axis(h, factor, x.device, keep_h))
-    return lerp_axis(x, -1, zoom_axis(w, factor, x.device, keep_w))
+    crop_h, crop_w = int(np.ceil(h / float(factor))), int(np.ceil(w / float(factor)))
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    size = (int(round(crop_h * factor)), int(round(crop_w * factor)))
+    crop = x[..., top:top + crop_h, left:left + crop_w]
+    out = F.interpolate(crop if x.dim() == 4 else crop[None, None], size=size,
+                        mode="bilinear", align_corners=True)
+    out = out if x.dim() == 4 else out[0, 0]
+    return out[..., :h, :w] if crop_to_input else out
 
 
 # ---- motion blur (the reference's sum of edge-replicated shifts along a line) ----
@@ -205,13 +186,14 @@ def pil_box_axis(x: torch.Tensor, dim: int, n_out: int) -> torch.Tensor:
     xmin, fixed = pil_box_coefficients(n_in, n_out)
     shape = [1] * x.dim()
     shape[dim] = -1
-    acc = torch.full((), 1 << (PIL_PRECISION_BITS - 1), dtype=torch.int64, device=x.device)
+    # 255 · 2**22 plus rounding fits in int32
+    acc = torch.full((), 1 << (PIL_PRECISION_BITS - 1), dtype=torch.int32, device=x.device)
     for t in range(fixed.shape[1]):
         if not fixed[:, t].any():
             continue
         idx = torch.as_tensor(np.minimum(xmin + t, n_in - 1), device=x.device)
-        k = torch.as_tensor(fixed[:, t], device=x.device).reshape(shape)
-        acc = acc + x.index_select(dim, idx).to(torch.int64) * k
+        k = torch.as_tensor(fixed[:, t], dtype=torch.int32, device=x.device).reshape(shape)
+        acc = acc + x.index_select(dim, idx) * k
     return (acc >> PIL_PRECISION_BITS).clamp_(0, 255)
 
 
