@@ -49,7 +49,7 @@ def snow_from(x8, severity, layers: torch.Tensor, angles) -> torch.Tensor:
     grey = sum(wt * x[:, i:i + 1] for i, wt in enumerate(GREY))
     x = keep * x + (1 - keep) * torch.maximum(x, grey * 1.5 + 0.5)
     flakes = []
-    for layer, angle in zip(layers, angles):
+    for layer, angle in zip(layers, angles, strict=True):
         # the zoomed layer keeps its full size (≥ the image) until after the motion blur
         layer = flt.clipped_zoom(layer, zoom, crop_to_input=False)
         layer = torch.where(layer < threshold, 0.0, layer).clamp_(0, 1)

@@ -76,7 +76,7 @@ def bench_corruptions(image: np.ndarray | None = None, names: Sequence[str] | No
         raise InvalidValueError(f"unknown corruption(s) {', '.join(unknown)}; "
                                 f"known: {', '.join(NAMES_SUPPORTED)}")
     image = default_photo() if image is None else image
-    batch = torch.as_tensor(np.ascontiguousarray(image))[None].to(device)
+    batch = torch.as_tensor(np.array(image))[None].to(device)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     saved = torch.get_num_threads(), cv2.getNumThreads()
     if threads is not None:
