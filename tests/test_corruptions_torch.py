@@ -252,12 +252,13 @@ def test_spatter_steps_match_opencv():
 
 def test_plasma_fractal_has_the_references_distribution():
     ref, got = [], []
-    for seed in range(40):
+    for seed in range(300):
         np.random.seed(seed)
-        ref.append(ref_impl.plasma_fractal(mapsize=256, wibbledecay=1.7))
-        got.append(weather.plasma_fractal(256, 1.7, torch.Generator().manual_seed(seed)).numpy())
-    for stat, tol in ((np.mean, 0.05), (np.std, 0.05),
-                      (lambda m: np.abs(np.diff(m, axis=1)).mean(), 0.05)):
+        ref.append(ref_impl.plasma_fractal(mapsize=128, wibbledecay=1.7))
+        got.append(weather.plasma_fractal(128, 1.7, torch.Generator().manual_seed(seed)).numpy())
+    # per-map values vary by ~20%; over 300 maps the means are known to ~1.5%
+    for stat, tol in ((np.mean, 0.06), (np.std, 0.06),
+                      (lambda m: np.abs(np.diff(m, axis=1)).mean(), 0.06)):
         want, have = np.mean([stat(m) for m in ref]), np.mean([stat(m) for m in got])
         assert abs(have - want) <= tol * want
 
@@ -273,7 +274,7 @@ def summary(img: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 #: Relative tolerance on (residual σ, share of changed values, Laplacian σ); the mean residual
-#: must agree within 1.5 grey levels.
+#: must agree within 0.5 grey levels.
 DISTRIBUTION = {"gaussian_noise": 0.02, "shot_noise": 0.02, "speckle_noise": 0.02,
                 "impulse_noise": 0.03, "glass_blur": 0.04}
 
@@ -285,7 +286,7 @@ def test_noise_and_glass_match_reference_distribution(name, severity):
     seeds = range(4)
     want = np.mean([summary(img, reference(img, name, severity, s)) for s in seeds], axis=0)
     have = np.mean([summary(img, ours(img, name, severity, s)) for s in seeds], axis=0)
-    assert abs(have[0] - want[0]) <= 1.5, (have, want)
+    assert abs(have[0] - want[0]) <= 0.5, (have, want)
     assert np.all(np.abs(have[1:] - want[1:]) <= DISTRIBUTION[name] * want[1:]), (have, want)
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 #: Kernels longer than this are applied through an FFT instead of a loop over taps.
-FFT_TAPS = 64
+FFT_TAPS = 24
 #: Fixed-point precision of Pillow's 8-bit resampling (32 bits minus 8 for the value, 2 spare).
 PIL_PRECISION_BITS = 22
 
