@@ -322,7 +322,7 @@ def test_32_by_32(name):
         out = ours(img, name, severity, 5)
         assert out.shape == (32, 32, 3) and out.dtype == np.uint8
         if name in CLOSE:
-            assert_close(out, reference(img, name, severity, 5), max(CLOSE[name], 0.05), name)
+            assert_close(out, reference(img, name, severity, 5), CLOSE[name], name)
         elif name in REPLAYED:
             assert_close(finish(replayed(name, img, severity, 5)),
                          reference(img, name, severity, 5), 0.05, name)
