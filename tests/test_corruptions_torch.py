@@ -45,6 +45,15 @@ CLOSE = {"brightness": 0.10, "saturate": 0.10, "contrast": 0.01, "defocus_blur":
 EXACT = ("pixelate", "jpeg_compression")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small images: on a busy machine torch's second thread costs more waiting than it saves."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @functools.cache
 def photo(w: int = 150, h: int = 100, which: str = "coffee") -> np.ndarray:
     from PIL import Image
@@ -121,6 +130,16 @@ def test_batch_of_three_equals_one_at_a_time(name):
     batch = tb.corrupt_torch(torch.as_tensor(np.stack(imgs)), name, 4, seeds)
     for i, (img, seed) in enumerate(zip(imgs, seeds, strict=True)):
         assert batch[i].numpy().tobytes() == ours(img, name, 4, seed).tobytes()
+
+
+def test_threads_do_not_share_random_state():
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(name, seed) for name in ("snow", "glass_blur", "impulse_noise") for seed in (1, 2)]
+    alone = [ours(photo(), name, 3, seed).tobytes() for name, seed in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda job: ours(photo(), job[0], 3, job[1]).tobytes(), jobs))
+    assert together == alone
 
 
 def test_bad_arguments_get_one_clear_error():
