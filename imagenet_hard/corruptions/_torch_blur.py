@@ -45,7 +45,7 @@ def disk_kernel(radius: int, alias_blur: float) -> np.ndarray:
     padded = np.pad(disk, r, mode="reflect")  # numpy's reflect is OpenCV's BORDER_REFLECT_101
     rows = sum(g[i] * padded[i:i + size] for i in range(ksize))
     out = sum(g[i] * rows[:, i:i + size] for i in range(ksize))
-    return out.astype(np.float32).astype(np.float64)
+    return out.astype(np.float32).astype(np.float64)  # the reference's kernel is float32
 
 
 def defocus_blur(x8, severity, gens):
