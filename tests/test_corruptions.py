@@ -238,18 +238,17 @@ def test_frost_photos_come_from_the_package_not_this_repository():
 
 
 def test_bench_times_both_backends_on_one_photo():
-    from imagenet_hard.corruptions.bench import bench_corrupt, format_rows
+    from imagenet_hard.bench.corrupt import bench_corrupt, photo
+    from imagenet_hard.bench.report import format_report
 
-    rows = bench_corrupt(size=(96, 64), names=["contrast", "gaussian_noise"], repeat=1)
-    assert [r.name for r in rows] == ["contrast", "gaussian_noise"]
-    assert all(r.reference_ips > 0 for r in rows)
-    try:
-        C.load_torch_backend()
-    except ImHardError:
-        assert all(r.torch_ips is None and r.ratio is None for r in rows)
-        assert "torch backend not installed" in format_rows(rows)
-    else:
-        assert all(r.ratio == pytest.approx(r.torch_ips / r.reference_ips) for r in rows)
+    report = bench_corrupt(photo(size=(96, 64)), names=["contrast", "zoom_blur"], repeat=1)
+    assert list(report.results) == ["contrast", "zoom_blur"]
+    assert report.reference.items == report.ours.items == 2
+    assert report.reference.seconds > 0 and report.ours.seconds > 0
+    text = format_report(report)
+    assert "zoom_blur: torch" in text and "96×64" in text
+    with pytest.raises(ImHardError, match="unknown corruption"):
+        bench_corrupt(photo(size=(96, 64)), names=["zoom"], repeat=1)
 
 
 def test_bench_cli_prints_a_table():
@@ -260,7 +259,7 @@ def test_bench_cli_prints_a_table():
     res = CliRunner().invoke(main, ["bench", "corrupt", "--size", "80x60", "--corruptions",
                                     "pixelate", "--repeat", "1"])
     assert res.exit_code == 0, res.output
-    assert "image 80x60, severity 5" in res.output and "pixelate" in res.output
+    assert "80×60" in res.output and "pixelate" in res.output and "ratio" in res.output
     bad = CliRunner().invoke(main, ["bench", "corrupt", "--size", "big"])
     assert bad.exit_code == 1 and "WIDTHxHEIGHT" in bad.output
 

@@ -28,10 +28,10 @@ cv2 = pytest.importorskip("cv2")
 
 from imagecorruptions import corruptions as ref_impl  # noqa: E402
 
-from imagenet_hard.corruptions import _torch_blur as blur  # noqa: E402
-from imagenet_hard.corruptions import _torch_weather as weather  # noqa: E402
 from imagenet_hard.corruptions import torch_backend as tb  # noqa: E402
-from imagenet_hard.corruptions._torch_params import NAMES, PARAMS, param  # noqa: E402
+from imagenet_hard.corruptions.params import NAMES, param  # noqa: E402
+from imagenet_hard.corruptions.params import SEVERITY_PARAMS as PARAMS  # noqa: E402
+from imagenet_hard.corruptions.torch_backend import blur, weather  # noqa: E402
 from imagenet_hard.errors import InvalidValueError, UnknownNameError  # noqa: E402
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -359,14 +359,3 @@ def test_larger_than_every_frost_photo(name):
     else:
         got = ours(img, name, severity, 9)
     assert_close(got, want, 0 if name in EXACT else CLOSE.get(name, 0.05), name)
-
-
-def test_bench_rows():
-    from imagenet_hard.corruptions.bench_torch import bench_corruptions, format_rows
-
-    rows = bench_corruptions(photo(), names=["zoom_blur", "fog"], repeat=1)
-    assert [r.name for r in rows] == ["zoom_blur", "fog"]
-    assert all(r.reference_per_s > 0 and r.torch_per_s > 0 for r in rows)
-    assert "zoom_blur" in format_rows(rows)
-    with pytest.raises(InvalidValueError, match="unknown corruption"):
-        bench_corruptions(photo(), names=["zoom"])

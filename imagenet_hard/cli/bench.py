@@ -124,8 +124,8 @@ def bench_zoom(files, n_images, device, repeat, agreement):
               help="Timed calls per backend (after one warm-up); images/s = 1 / median.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="Threads for OpenCV and torch (1: one core against one core).")
-@click.option("--device", default=None, metavar="cpu|cuda[:N]",
-              help="Torch backend device (default: cpu, and cuda too when present).")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]",
+              help="Device of the torch backend.")
 def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, device):
     """ImageNet-C corruptions: reference (imagecorruptions-imaug) against the torch backend.
 
@@ -133,26 +133,14 @@ def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, devi
 
     \b
     Example:
-      imhard bench corrupt
+      imhard bench corrupt --corruptions zoom_blur,contrast --repeat 1
       imhard bench corrupt --size 4000x3000 --corruptions zoom_blur,glass_blur --repeat 1
     """
-    import numpy as np
-
-    from ..corruptions.bench import bench_corrupt as run
-    from ..corruptions.bench import default_photo, format_rows, parse_size
+    from ..bench.corrupt import bench_corrupt as run
+    from ..bench.corrupt import parse_size, photo
     from ..corruptions.build import parse_corruptions
 
     names = parse_corruptions(corruptions)
-    wh = parse_size(size) if size else None
-    if image_path:
-        from PIL import Image
-
-        from ..bench.images import open_images
-
-        im = open_images([image_path])[0].convert("RGB")
-        image = np.asarray(im.resize(wh, Image.BICUBIC) if wh else im)
-    else:
-        image = default_photo(wh)
-    rows = run(image=image, names=names, severity=severity, repeat=repeat, threads=threads,
-               device=device, echo=lambda m: click.echo(m, err=True))
-    click.echo(format_rows(rows, image.shape, severity))
+    image = photo(image_path, parse_size(size) if size else None)
+    _print(run(image=image, names=names, severity=severity, repeat=repeat, threads=threads,
+               device=device, echo=lambda m: click.echo(m, err=True)))

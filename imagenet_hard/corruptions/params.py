@@ -67,3 +67,8 @@ def zoom_factors(severity: int):
     import numpy as np
 
     return np.arange(*SEVERITY_PARAMS["zoom_blur"][severity - 1])
+
+
+def param(name: str, severity: int):
+    """The parameters of corruption ``name`` at ``severity`` (1..5)."""
+    return SEVERITY_PARAMS[name][severity - 1]

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _torch_filters as flt
-from ._torch_blur import uniform, unit
-from ._torch_params import param
+from ..params import param
+from . import filters as flt
+from .blur import uniform, unit
 
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
 #: OpenCV's RGB → grey weights.

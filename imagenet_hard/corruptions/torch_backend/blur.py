@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import _torch_filters as flt
-from ._torch_params import param, zoom_factors
+from ..params import param, zoom_factors
+from . import filters as flt
 
 
 def unit(x8: torch.Tensor) -> torch.Tensor:

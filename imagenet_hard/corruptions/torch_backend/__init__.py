@@ -19,12 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..errors import InvalidValueError, UnknownNameError
-from . import _torch_blur as blur
-from . import _torch_filters as flt
-from . import _torch_weather as weather
-from ._torch_blur import unit
-from ._torch_params import NAMES, param
+from ...errors import InvalidValueError, UnknownNameError
+from ..params import NAMES, param
+from . import blur, weather
+from . import filters as flt
+from .blur import unit
 
 MIN_SIDE = 32
 
