@@ -241,10 +241,10 @@ def _hostile_base(home: Path) -> None:
             ("sample/../../../../escape.png", "sources/sample/x/ok2.png"),
             ("sample/x/outside.png", "../../etc/hostname")]
     cols = {"id": [], "origin": [], "path": [], "label": [], "english_label": [],
-            "label_space": [], "width": [], "height": [], "sha256": []}
+            "label_space": [], "width": [], "height": [], "sha256": [], "label_paper": []}
     for rid, path in rows:
         for k, v in zip(cols, (rid, "sample", path, [281], ["tabby cat"], "in1k", 64, 64,
-                               "0" * 64), strict=True):
+                               "0" * 64, None), strict=True):
             cols[k].append(v)
     schema = SOURCE_SCHEMA.with_metadata({b"imagenet_hard.schema_version": b"1"})
     pq.write_table(pa.table(cols, schema=schema), home / "sources" / "sample.parquet")
@@ -294,7 +294,7 @@ def test_torch_backend_missing_or_no_cuda_fails_before_writing(home, isolated_ho
 
         if torch.cuda.is_available():
             pytest.skip("CUDA is present")
-        with pytest.raises(InvalidValueError, match="--device cuda was asked"):
+        with pytest.raises(InvalidValueError, match="torch sees no CUDA device"):
             make(home, backend="torch", device="cuda", corruptions="fog", severities="1")
     assert not (isolated_home / "sources" / "imagenet_c").exists()
 
@@ -362,13 +362,14 @@ def test_corrupted_tables_mine_and_import_for_review(home):
     make(home, corruptions="impulse_noise,zoom_blur", severities="3", limit=2)
     cat = ScriptedJudge(lambda crops: torch.full((crops.shape[0],), 281), name="cat")
     res = mine(["imagenet-c/*"], cat, home=home, device="cpu", run="c-run")
-    cand = pq.read_table(res.candidates).to_pylist()
+    cand = res.candidates().to_pylist()
     assert sorted(c["id"] for c in cand) == [
         "imagenet_c/impulse_noise/3/sample/n02389026/horse.png",
         "imagenet_c/zoom_blur/3/sample/n02389026/horse.png"]
     assert {c["origin"] for c in cand} == {"imagenet_c/impulse_noise/3", "imagenet_c/zoom_blur/3"}
     assert all(c["label"] == [339] for c in cand)
-    assert res.summary["per_origin"]["imagenet_c/zoom_blur/3"] == {"images": 2, "candidates": 1}
+    counts = res.summary.per_origin["imagenet_c/zoom_blur/3"]
+    assert (counts.images, counts.candidates) == (2, 1)
     with ReviewStore(home) as store:
         imported = store.import_run("c-run")
     assert imported.candidates == 2
