@@ -48,9 +48,11 @@ def _indices(s: SuiteSet, limit: int | None) -> list[int]:
     return scored[:limit] if limit else scored
 
 
-def _segment(s: SuiteSet, todo: list[int], cache: Path) -> dict:
+def _segment(sets: list[SuiteSet], todo: list[int], cache: Path) -> dict:
+    s = sets[0]
     arrow, read_only = s.images()
-    return {"name": s.name, "arrow_files": arrow, "read_only": read_only, "indices": todo,
+    return {"name": "+".join(x.name for x in sets), "arrow_files": arrow, "read_only": read_only,
+            "indices": todo,
             "out_dir": str(cache), "border": s.protocol.border,
             "classes": list(s.classes) if s.classes is not None else None}
 
@@ -58,13 +60,18 @@ def _segment(s: SuiteSet, todo: list[int], cache: Path) -> dict:
 def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: RunOptions,
                  job_dir: Path) -> ChildReport | None:
     """Predict, in one child, every row of each ``(set, indices, cache)`` missing from its cache."""
+    shared: dict[Path, tuple[list[SuiteSet], set[int]]] = {}
+    for s, indices, cache in plan:  # sets with one cache (same images, same ask) run once
+        sets, wanted = shared.setdefault(cache, ([], set()))
+        sets.append(s)
+        wanted.update(indices)
     segments = []
-    for s, indices, cache in plan:
+    for cache, (sets, wanted) in shared.items():
         cache.mkdir(parents=True, exist_ok=True)
         done, _ = read_parts(cache)
-        todo = [i for i in indices if i not in done]
+        todo = sorted(wanted - set(done))
         if todo:
-            segments.append(_segment(s, todo, cache))
+            segments.append(_segment(sets, todo, cache))
     if not segments:
         return None
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=opts.batch_size,
