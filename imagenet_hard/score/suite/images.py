@@ -7,12 +7,15 @@ folders may be shown to a submission. Instead, each table gets a folder under
 table order — hard links to the built files (no copy; a copy when the data home spans file
 systems) — and ``images.arrow``, a ``datasets`` Arrow file whose ``image`` column names those
 files. The sandbox mounts that folder read-only. Each file is checked against the SHA-256 the
-table recorded when it is linked, so what a model is scored on is what was built.
+table recorded when it is linked, so what a model is scored on is what was built; a hard link
+shares its file with the source, so every later run checks each file's size and modification
+time against ``stat.json`` (cheap) and refuses a file changed in place.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -24,6 +27,7 @@ from ...errors import InvalidValueError, MissingFileError
 from ...files import sha256_file
 
 ARROW = "images.arrow"
+STAT = "stat.json"
 _EXT = re.compile(r"^\.[A-Za-z0-9]{1,6}$")
 
 
@@ -74,6 +78,28 @@ def _fill(folder: Path, final: Path, home: Path, paths: list[str], shas: list[st
     return names
 
 
+def _stats(folder: Path, names: list[str]) -> list[list[int]]:
+    out = []
+    for name in names:
+        st = os.stat(folder / Path(name).name)
+        out.append([st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _check_unchanged(folder: Path, source: str) -> None:
+    """Refuse a prepared folder whose files changed since their hashes were checked."""
+    import datasets
+
+    names = [r["path"] for r in datasets.Dataset.from_file(str(folder / ARROW)).data.column(
+        "image").to_pylist()]
+    recorded = json.loads((folder / STAT).read_text())
+    for i, (now, then) in enumerate(zip(_stats(folder, names), recorded, strict=True)):
+        if now != then:
+            raise InvalidValueError(f"image {i} of {source} changed after it was built (in place: "
+                                    f"{folder / Path(names[i]).name} shares its file); rebuild "
+                                    f"the source with `imhard build --force` and delete {folder}")
+
+
 def table_images(paths: list[str], shas: list[str], source: str,
                  home=None) -> tuple[list[str], list[str]]:
     """``([images.arrow], [folder])`` for the images at ``paths`` (relative to the data home,
@@ -84,6 +110,7 @@ def table_images(paths: list[str], shas: list[str], source: str,
     home = homes.data_home(home)
     final = images_dir(images_key(shas), home)
     if (final / ARROW).is_file():
+        _check_unchanged(final, source)
         return [str(final / ARROW)], [str(final)]
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
@@ -94,6 +121,7 @@ def table_images(paths: list[str], shas: list[str], source: str,
                 w.write_batch({"image": [{"bytes": None, "path": n}
                                          for n in names[start:start + 10_000]]})
             w.finalize()
+        (tmp / STAT).write_text(json.dumps(_stats(tmp, names)))
         try:
             os.rename(tmp, final)
         except OSError:  # another run made it meanwhile: theirs is as good as ours

@@ -25,7 +25,7 @@ from ..result import ScoreResult
 SUITE_SCHEMA_VERSION = "1"
 KIND = "suite"
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\.parquet$")
-_SET = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9_.\-]+)*$")
+_SET = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*$")
 SET_KEYS = ("name", "protocol", "dataset", "metrics", "per_origin", "predictions")
 
 

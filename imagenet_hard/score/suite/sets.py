@@ -144,18 +144,21 @@ def built_tables(home=None) -> dict[str, Path]:
     return out
 
 
+def _normal(name: str) -> str:
+    return name.strip() if "/" in name else name.strip().lower().replace("_", "-")
+
+
 def _select(names: list[str], known: list[str]) -> list[str]:
     """Expand ``names`` (exact names, ``imagenet-c`` or ``imagenet-c/<corruption>``) in
     ``known``'s order; an unknown name is an error listing close matches."""
     picked: list[str] = []
-    for raw in names:
-        name = raw.strip().lower().replace("_", "-") if "/" not in raw else raw.strip()
+    for name in names:
         hits = [k for k in known if k == name or k.startswith(name + "/")]
         if not hits:
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise UnknownNameError(
-                f"--suite: no built set {raw!r}.{hint} Built here: {', '.join(known) or 'none'} "
+                f"--suite: no built set {name!r}.{hint} Built here: {', '.join(known) or 'none'} "
                 "(build one with `imhard build --source NAME`)")
         picked += [h for h in hits if h not in picked]
     return [k for k in known if k in picked]
@@ -166,11 +169,15 @@ def resolve_sets(names: list[str] | None = None, dataset=None, split: str = "val
     """The sets to score: ``names`` (default: every built table plus the published
     ImageNet-Hard when it is there, or ``dataset`` when given)."""
     tables = built_tables(home)
-    has_published = dataset is not None or (homes.dist_dir(home) / "imagenet-hard").is_dir()
-    known = [*tables, *([IMAGENET_HARD_SET] if has_published or names else [])]
-    chosen = _select(names, known) if names else known
-    if not chosen:
+    if names:
+        names = [_normal(n) for n in names]
+        chosen = _select([n for n in names if n != IMAGENET_HARD_SET], list(tables))
+        published = IMAGENET_HARD_SET in names  # opening it says what is missing, if anything
+    else:
+        chosen = list(tables)
+        published = dataset is not None or (homes.dist_dir(home) / "imagenet-hard").is_dir()
+    if not chosen and not published:
         raise MissingFileError("no set to score: build a source first (`imhard build --source "
                                "sample` works offline) or publish ImageNet-Hard")
-    return [published_set(dataset, split, home) if n == IMAGENET_HARD_SET
-            else table_set(n, tables[n], home) for n in chosen]
+    out = [table_set(n, tables[n], home) for n in chosen]
+    return out + ([published_set(dataset, split, home)] if published else [])
