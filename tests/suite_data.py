@@ -59,8 +59,9 @@ def coded_photo(k: int, top5: list[int], pct: int, red_border: bool = False) -> 
     return buf.getvalue()
 
 
-#: A predict-form submission answering what the image says. With IMHARD_TEST_CRASH_AT set to a
-#: class index, the process kills itself on the first image whose top-1 is that class.
+#: A predict-form submission answering what the image says (tests/scoring_data.py's 8×8 images
+#: too). With IMHARD_TEST_CRASH_AT set to a class index, the process kills itself on the first
+#: image whose top-1 is that class.
 CONTROLLED = '''
 import os
 import numpy as np
@@ -71,7 +72,10 @@ CRASH_AT = os.environ.get("IMHARD_TEST_CRASH_AT")
 
 def decode(image):
     w, h = image.size
-    if image.getpixel((0, 0)) == (255, 0, 0):    # an ObjectNet border nobody cropped
+    if w < 16:                                   # tests/scoring_data.py's 8×8 images: first row
+        px = [image.getpixel((k, 0)) for k in range(5)]
+        top5, p = [r * 256 + g for r, g, _ in px], px[0][2] / 100.0
+    elif image.getpixel((0, 0)) == (255, 0, 0):  # an ObjectNet border nobody cropped
         top5, p = [0, 1, 2, 3, 5], 0.99
     else:
         px = [image.getpixel((w // 2 + k, h // 2)) for k in range(5)]

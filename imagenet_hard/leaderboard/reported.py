@@ -82,14 +82,16 @@ def reported_rows() -> list[ReportedRow]:
     data = reported_data()
     linked = {(r["same_as"]["model"], r["same_as"]["pretrained"]): r["accuracy"]
               for r in data["results"] if r.get("same_as")}
-    tables = {(t["model"], t["pretrained"]): _cite(spec) for spec in data.get("tables", [])
-              for t in read_table(spec)}
+    tables: dict[tuple[str, str], list[str]] = {}
+    for spec in data.get("tables", []):
+        for t in read_table(spec):
+            tables.setdefault((t["model"], t["pretrained"]), []).append(_cite(spec))
     out = []
     for r in data["results"]:
         source = r["source"]
         if r.get("same_as"):
             key = (r["same_as"]["model"], r["same_as"]["pretrained"])
-            source += f"; {tables[key]}"
+            source = "; ".join([source, *tables[key]])
         out.append(ReportedRow(name=r["name"], accuracy=r["accuracy"], dataset=r["dataset"],
                                source=source, uses_tta=r["uses_tta"],
                                extra_training_data=r["extra_training_data"],
