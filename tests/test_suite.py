@@ -214,3 +214,14 @@ def test_hostile_suite_results_are_refused(tmp_path, isolated_home, edit, messag
     bad.write_text(json.dumps(raw))
     with pytest.raises(InvalidValueError, match=message):
         load_suite(bad)
+
+
+def test_verify_finds_the_published_set_where_it_was_scored(tmp_path, isolated_home):
+    images = [sd.coded_photo(30, [7, 1, 2, 3, 4], 80), sd.coded_photo(31, [8, 1, 2, 3, 4], 80)]
+    folder = write_folder(tmp_path / "elsewhere", images, [[7], [9]], ["imagenet"] * 2,
+                          ["h/0", "h/1"])
+    sub = sd.write_submission(tmp_path / "subs")
+    run = score_suite(sub, sets=["imagenet-hard"], dataset=folder, home=isolated_home,
+                      options=OPTS)
+    assert run.result.entry("imagenet-hard")["dataset"]["source"] == str(folder.resolve())
+    assert verify_suite(run.path, sample=2, home=isolated_home, options=OPTS).passed

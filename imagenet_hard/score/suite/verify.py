@@ -18,7 +18,7 @@ from ..result import read_predictions
 from ..runner import new_scratch_dir
 from .result import SuiteResult, load_suite
 from .run import _imagenet_c, predict_sets
-from .sets import SuiteSet, resolve_sets
+from .sets import IMAGENET_HARD_SET, SuiteSet, resolve_sets
 
 #: Aggregates compared between a suite result and its recomputation.
 _IMAGENET_C_CLAIMS = ("mean_error_benchmark", "mean_error_held_out", "per_corruption", "errors")
@@ -86,6 +86,8 @@ def verify_suite(result_path: str | Path, sample: int = 200, seed: int = 0,
                                 f"{result.submission['sha256'][:12]}…); pass --submission with the "
                                 "original file")
     names = [e["name"] for e in result.sets]
+    if dataset is None and IMAGENET_HARD_SET in names:  # where it was scored, as `verify` does
+        dataset = result.entry(IMAGENET_HARD_SET)["dataset"].get("source")
     sets = resolve_sets(names, dataset, home=home)
     rng = np.random.default_rng(seed)
     checks, plan = {}, []
