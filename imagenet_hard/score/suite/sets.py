@@ -141,7 +141,17 @@ def built_tables(home=None) -> dict[str, Path]:
         name = _table_name(path)
         if name:
             out[name] = path
-    return out
+    return dict(sorted(out.items(), key=lambda kv: _order(kv[0])))
+
+
+#: The order of the robustness tables in the seeds (ImageNet-C, then other sources, after them).
+SET_ORDER = ("imagenet", "imagenet-real", "imagenet-a", "imagenet-r", "imagenet-sketch",
+             "imagenet-v2", "objectnet")
+
+
+def _order(name: str) -> tuple:
+    known = SET_ORDER.index(name) if name in SET_ORDER else len(SET_ORDER)
+    return known, name.startswith(IMAGENET_C_SET + "/"), name
 
 
 def _normal(name: str) -> str:
