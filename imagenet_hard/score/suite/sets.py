@@ -144,7 +144,7 @@ def built_tables(home=None) -> dict[str, Path]:
     return dict(sorted(out.items(), key=lambda kv: _order(kv[0])))
 
 
-#: The order of the robustness tables in the seeds (ImageNet-C, then other sources, after them).
+#: The order of the robustness tables in the seeds; other sources follow, ImageNet-C last.
 SET_ORDER = ("imagenet", "imagenet-real", "imagenet-a", "imagenet-r", "imagenet-sketch",
              "imagenet-v2", "objectnet")
 
