@@ -79,8 +79,8 @@ def test_rows_are_ranked_only_against_rows_on_the_same_data(board_with_suite):
     # Every section's verified rows share one fingerprint; reported rows keep their own tables.
     by_section = {}
     for e in built.entries:
-        by_section.setdefault(e.section, set()).add(e.dataset.split("fp ")[-1] if e.status ==
-                                                    "verified" else e.dataset)
+        by_section.setdefault(e.section, set()).add(
+            re.search(r"fp ([0-9a-f]{8})", e.dataset)[1] if e.status == "verified" else e.dataset)
     assert all(len(v) == 1 for v in by_section.values())
     assert _ranks(secs["ImageNet-Hard release (10,980 rows)"]) == list(range(1, 78))
     assert _ranks(secs["paper Table 6 (13,630 rows)"]) == list(range(1, 9))
@@ -119,7 +119,7 @@ def test_suite_view_columns_and_imagenet_c(tmp_path, isolated_home, monkeypatch)
     # Class 999 lies outside ImageNet-A's 200, which hold no mass: uniform there, so the lowest
     # index (6, the label of 2 of the 3 rows) is its answer within the 200.
     assert "| Always 999 | — | — | 66.67 (20.77–93.85) | 100.00 | 100.00 | — |" in suite
-    assert not [e for e in built.entries if e.dataset.startswith("imagenet-c/")]
+    assert not [e for e in built.entries if e.protocol == "imagenet-c"]
     # With the reference AlexNet's file being the always-wrong one, mCE appears: CE_fog = 1.5 / 2.
     ref = sha256_file(tmp_path / "subs" / "alexnet.py")
     monkeypatch.setattr(suites_mod, "reference_alexnet_sha", lambda: ref)

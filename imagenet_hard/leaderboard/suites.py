@@ -69,7 +69,9 @@ def read_suite(path: Path) -> tuple[list[Entry], SuiteRow]:
         one = r.set_result(k)
         e = checked_entry(one, read_predictions(path, one), f"{path.name} · {entry['name']}",
                           entry["protocol"])
-        e = replace(e, dataset=f"{entry['name']} · {e.dataset}")
+        d = one.dataset
+        e = replace(e, dataset=f"{entry['name']} ({int(d['rows']):,} rows, fp "
+                               f"{d['fingerprint'][:8]}) · {entry['protocol']}")
         if tta_mode(r):
             row.uses_tta = True
         if entry["protocol"] == "imagenet-c":
