@@ -62,8 +62,8 @@ def _options(progress, quiet, memory_limit, sandbox_tool, **kw):
 
 
 def _suite_names(value: str | None) -> list[str] | None:
-    """``--suite`` alone → every set (None); ``--suite a,b`` → those names."""
-    if value is None or value == SUITE_ALL:
+    """``--suite`` alone (or ``--suite all``) → every set (None); ``--suite a,b`` → those."""
+    if value is None or value.strip().lower() == SUITE_ALL:
         return None
     names = [v.strip() for v in value.split(",") if v.strip()]
     if not names:
@@ -72,7 +72,7 @@ def _suite_names(value: str | None) -> list[str] | None:
     return names
 
 
-SUITE_ALL = "\0all"
+SUITE_ALL = "all"
 
 
 @main.command()
