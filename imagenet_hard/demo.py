@@ -134,7 +134,22 @@ def step_score(home, echo) -> None:
     echo(f"board: {board.html}")
 
 
-STEPS = [step_build, step_mine, step_review, step_publish, step_score]
+def step_suite(home, echo) -> None:
+    """The same submission on every set the demo built, each under its own protocol (the
+    published set's predictions come from step 5's cache)."""
+    from .score import RunOptions
+    from .score.examples import write_example_submission
+    from .score.suite import score_suite
+
+    echo("== 6. score --suite: every built set, each with its own protocol ==")
+    sub = write_example_submission(home / "submissions" / "efficientnet_lite0.py")
+    run = score_suite(sub, home=home, out=home / "scores" / "efficientnet_lite0.suite.json",
+                      options=RunOptions(batch_size=8))
+    echo(run.result.summary())
+    echo(f"suite result: {run.path}")
+
+
+STEPS = [step_build, step_mine, step_review, step_publish, step_score, step_suite]
 
 
 def run_demo(home=None, echo: Callable[[str], None] = print) -> None:

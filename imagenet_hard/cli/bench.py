@@ -33,16 +33,27 @@ def bench():
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--workers", default=None, type=int, help="DataLoader workers (default: as `score`).")
 @click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
-def bench_score(images, batch_size, workers, device):
-    """Harness overhead: `imhard score` (model/transform form) against a bare DataLoader loop.
+@click.option("--suite", "suite_sets", default=None, type=click.IntRange(2),
+              is_flag=False, flag_value=4, metavar="[K]",
+              help="Instead: the same images as one dataset against K suite sets (default 4).")
+def bench_score(images, batch_size, workers, device, suite_sets):
+    """Harness overhead: `imhard score` (model/transform form) against a bare DataLoader loop;
+    with --suite, `imhard score --suite` over K sets against the same images as one dataset.
 
-    Both time EfficientNet-Lite0 over the same generated dataset; prints both images/s and the
-    ratio (target ≥ 0.90).
+    Both time EfficientNet-Lite0 over the same generated images; prints both and the ratio
+    (target ≥ 0.90; with --suite, ≤ 1.10).
 
     \b
     Example:
       imhard bench score --images 128 --batch-size 32
+      imhard bench score --suite 4 --images 256
     """
+    if suite_sets:
+        from ..bench.suite import bench_suite
+
+        _print(bench_suite(images=images, sets=suite_sets, batch_size=batch_size,
+                           workers=workers, device=device, echo=lambda m: click.echo(m, err=True)))
+        return
     from ..bench.score import bench_score as run
 
     _print(run(images=images, batch_size=batch_size, workers=workers, device=device,

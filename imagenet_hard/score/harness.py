@@ -252,10 +252,11 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
         rows, _ = read_parts(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _compare(table, picked, indices, rows, problems)
+    return compare(table, picked, indices, rows, problems)
 
 
-def _compare(table, picked, indices, rows, problems) -> VerifyReport:
+def compare(table, picked, indices, rows, problems) -> VerifyReport:
+    """Re-run answers ``rows`` (by row index) against the predictions table's rows ``picked``."""
     old5 = table.column("top5").to_pylist()
     oldp = table.column("top5_prob").to_pylist()
     top1 = [old5[k][0] == int(rows[i][0][0]) for k, i in zip(picked, indices, strict=True)]
