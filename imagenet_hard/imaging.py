@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UnknownNameError
-from .pixels import open_image, reorients
+from .pixels import open_image, reorients, to_rgb
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -74,7 +74,7 @@ def with_border(im: Image.Image) -> Image.Image:
 
 def has_border(im: Image.Image) -> bool:
     """Whether the ring :func:`with_border` paints is there (corners and edge midpoints)."""
-    rgb = im.convert("RGB")
+    rgb = to_rgb(im)
     w, h = rgb.size
     points = [(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1), (w // 2, 0), (0, h // 2),
               (w - 1, h // 2), (w // 2, h - 1)]
