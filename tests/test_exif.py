@@ -275,3 +275,14 @@ def test_only_pixels_decodes_images_and_converts_to_rgb():
     assert _decoding_calls(ast.parse("Image.open(f)\nImageOps.exif_transpose(i)\n"
                                      "im.convert('RGB')\ndef to_rgb(x): pass")) != []
     assert len(_decoding_calls(ast.parse((ROOT / "imagenet_hard/pixels.py").read_text()))) >= 2
+
+
+def test_the_rule_imports_neither_torch_nor_datasets():
+    """The sandboxed scoring child decodes through it; build and review never load torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, imagenet_hard.pixels, imagenet_hard.imaging; "
+            "print(sorted(m for m in ('torch', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
