@@ -63,7 +63,7 @@ def _decode_images(batch: dict) -> dict:
 
 
 def _open_images(arrow_files: list[str]):
-    """The image column, decoded by the toolkit's image rule (:mod:`imagenet_hard.imaging`), not
+    """The image column, decoded by the toolkit's image rule (:mod:`imagenet_hard.pixels`), not
     by ``datasets``, which applies EXIF orientation from 2.19 on and the 2023 pipeline did not."""
     import datasets
 
