@@ -92,8 +92,8 @@ class BorderedTestSource(SourceBuilder):
 def bordered_home(sample_home, isolated_home, monkeypatch):
     """Sample photos under a second source, ``bordered_test``, with a finished run over both."""
     list_sources()                           # the built-in builders first
-    monkeypatch.setattr(SOURCES, "_items", dict(SOURCES._items))   # undone after the test
-    SOURCES.register("bordered-test", origin="test")(BorderedTestSource)
+    monkeypatch.setattr(SOURCES, "_items", dict(SOURCES._items))  # undone after the test
+    SOURCES.register("bordered-test")(BorderedTestSource)
     home = isolated_home
     shutil.copytree(sample_home / "sources", home / "sources")
     photo = next((home / "sources" / "sample").glob("*/coffee.png"))

@@ -12,7 +12,7 @@ def test_bench_score_reports_both_rates_and_the_ratio():
                                     "--workers", "0"])
     assert res.exit_code == 0, res.output
     out = res.output
-    bare = float(out.split("bare DataLoader + model loop")[1].split("images/s")[0])
+    bare = float(out.split("reference  bare DataLoader + model loop")[1].split("images/s")[0])
     harness = float(out.split("imhard score, time producing rows")[1].split("images/s")[0])
     ratio = float(out.split("\nratio")[1].split("x")[0])
     assert bare > 0 and harness > 0

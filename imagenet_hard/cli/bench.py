@@ -110,3 +110,37 @@ def bench_zoom(files, n_images, device, repeat, agreement):
     images = open_images(files) if files else None
     _print(run(images=images, n_images=n_images, device=device, repeat=repeat,
                agreement=agreement))
+
+
+@bench.command("corrupt")
+@click.option("--size", default=None, metavar="WxH",
+              help="Resize the photo (scikit-image's rocket, 640x427) to WxH, e.g. 4000x3000.")
+@click.option("--image", "image_path", default=None, type=click.Path(dir_okay=False),
+              help="Time on this photo instead.")
+@click.option("--corruptions", default="all", show_default=True,
+              help="Comma-separated names, or all, paper, benchmark, held-out.")
+@click.option("--severity", default=5, show_default=True, type=click.IntRange(1, 5))
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Timed calls per backend (after one warm-up); images/s = 1 / median.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Threads for OpenCV and torch (1: one core against one core).")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]",
+              help="Device of the torch backend.")
+def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, device):
+    """ImageNet-C corruptions: reference (imagecorruptions-imaug) against the torch backend.
+
+    Per corruption, images/s of both backends on the same photo in this process, and the ratio.
+
+    \b
+    Example:
+      imhard bench corrupt --corruptions zoom_blur,contrast --repeat 1
+      imhard bench corrupt --size 4000x3000 --corruptions zoom_blur,glass_blur --repeat 1
+    """
+    from ..bench.corrupt import bench_corrupt as run
+    from ..bench.corrupt import parse_size, photo
+    from ..corruptions.build import parse_corruptions
+
+    names = parse_corruptions(corruptions)
+    image = photo(image_path, parse_size(size) if size else None)
+    _print(run(image=image, names=names, severity=severity, repeat=repeat, threads=threads,
+               device=device, echo=lambda m: click.echo(m, err=True)))

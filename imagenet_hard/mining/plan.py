@@ -7,6 +7,7 @@ sorted images ``k*shard_size … (k+1)*shard_size - 1``, so the assignment depen
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 import time
@@ -53,7 +54,28 @@ class Workload:
 
 
 def source_file_name(name: str) -> str:
-    return name.strip().replace("-", "_")
+    """A source table's file name: ``imagenet-a`` → ``imagenet_a``, ``imagenet-c/fog/3`` →
+    ``imagenet_c_fog_3`` (a name never reaches outside ``<home>/sources``)."""
+    return name.strip().replace("-", "_").replace("/", "_").replace("\\", "_")
+
+
+def expand_sources(sources: list[str], home=None) -> list[str]:
+    """Table file names for ``sources``; a name with ``*``, ``?`` or ``[`` is a pattern over the
+    built tables (``imagenet-c/*`` selects every imagenet-c table, ``imagenet-c/fog/*`` one
+    corruption's severities)."""
+    out: list[str] = []
+    for name in sources:
+        key = source_file_name(name)
+        if not any(ch in key for ch in "*?["):
+            out.append(key)
+            continue
+        matches = fnmatch.filter(built_sources(home), key)
+        if not matches:
+            built = ", ".join(built_sources(home)) or "none"
+            raise MissingFileError(f"--source pattern {name!r} matches no built source table "
+                                   f"(built here: {built})")
+        out.extend(matches)
+    return out
 
 
 def built_sources(home=None) -> list[str]:
@@ -67,9 +89,12 @@ def _read_source(name: str, home) -> tuple[list[ImageRow], dict[str, list[int]]]
     path = homes.source_table_path(name, home)
     if not path.exists():
         built = ", ".join(built_sources(home)) or "none"
+        tables = fnmatch.filter(built_sources(home), f"{name}_*")
+        hint = (f"; to mine its {len(tables)} tables pass --source '{name.replace('_', '-')}/*'"
+                if tables else "")
         raise MissingFileError(
             f"source {name!r} is not built ({path} does not exist); run `imhard build --source "
-            f"{name}` first (built here: {built})"
+            f"{name}` first (built here: {built}){hint}"
         )
     table = read_table(path, what=f"source table {name!r}")
     meta_name = (table.schema.metadata or {}).get(META_SOURCE)
@@ -86,7 +111,7 @@ def _read_source(name: str, home) -> tuple[list[ImageRow], dict[str, list[int]]]
 
 def load_workload(sources: list[str], home=None) -> Workload:
     """Read the source tables, check ids are unique across them, resolve every label space."""
-    names = [source_file_name(s) for s in sources]
+    names = expand_sources(sources, home)
     if not names:
         raise InvalidValueError("mining needs at least one --source")
     if len(set(names)) != len(names):
@@ -118,6 +143,9 @@ def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> s
     """``<judge>__<source>+<source>[__exhaustive]`` with anything unsafe in a file name as ``-``."""
     judge = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_name).strip("-") or "judge"
     srcs = "+".join(source_file_name(s) for s in sources)
+    if len(srcs) > 120:  # many tables (imagenet-c/*): stay well inside a file name's 255 bytes
+        digest = hashlib.sha256(srcs.encode()).hexdigest()[:12]
+        srcs = f"{source_file_name(sources[0])}+{len(sources) - 1}-more-{digest}"
     return f"{judge}__{srcs}" + ("__exhaustive" if exhaustive else "")
 
 
