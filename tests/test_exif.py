@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -167,6 +168,15 @@ def test_a_turned_jpeg_is_the_same_pixels_at_every_stage(turned_home, tmp_path):
         assert res.exit_code == 0, res.output
         seen = [line.split()[-3:] for line in res.output.splitlines() if "SEEN" in line]
         assert seen == [[str(STORED[0]), str(STORED[1]), expect[1]]], (name, res.output)
+
+    # a folder holding the tagged bytes (published by an older toolkit) fails the check
+    shard = next((out / "data").glob("*.parquet"))
+    table = pq.read_table(shard)
+    rows = table.to_pylist()
+    rows[0]["image"] = {"bytes": file.read_bytes(), "path": row["id"]}
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    assert any(f"{row['id']}: image carries an EXIF orientation tag" in p
+               for p in check(out).problems)
 
 
 def test_the_published_bytes_of_a_tagged_image_are_tag_free_and_untagged_bytes_are_kept():
