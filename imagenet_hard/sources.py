@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from PIL import Image
 
 from . import home as homes
 from .download import (
@@ -34,6 +33,7 @@ from .download import (
 from .errors import ImHardError, InvalidValueError, MissingFileError, UnsafeArchiveError
 from .files import check_sha256
 from .labels import english_labels, validate_label
+from .pixels import ImageBombError, open_image, to_rgb
 from .records import (
     REJECT_SCHEMA,
     Reject,
@@ -338,18 +338,14 @@ def _check_image(item: Item, source: SourceBuilder, home: Path) -> SourceRow | R
         return Reject(rel, f"unreadable: {exc.strerror or exc}")
     if not data:
         return Reject(rel, "empty file (0 bytes)")
-    try:
-        with Image.open(item.file) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                return Reject(rel, f"decompression bomb: {w}x{h} exceeds {MAX_PIXELS} pixels")
-            im.load()  # a truncated file fails only when fully decoded
-            if im.mode != "RGB":
-                im.convert("RGB")  # greyscale, CMYK, palette, alpha: must convert, not fail
-    except Image.DecompressionBombError as exc:
-        return Reject(rel, f"decompression bomb: {exc}")
-    except (OSError, SyntaxError, ValueError) as exc:
-        return Reject(rel, f"not a decodable image: {exc}")
+    try:   # width and height under the one image rule (stored pixel order), as mining sees them
+        im = open_image(data, max_pixels=MAX_PIXELS)
+        w, h = im.size
+        to_rgb(im)  # greyscale, CMYK, palette, alpha: must convert, not fail
+    except ImageBombError as exc:
+        return Reject(rel, f"decompression bomb: {exc.reason}")
+    except (OSError, ValueError) as exc:   # ImageError (a ValueError), or PIL converting
+        return Reject(rel, f"not a decodable image: {getattr(exc, 'reason', exc)}")
     label = validate_label(item.label)
     return SourceRow(
         id=make_id(source.name, item.member),

@@ -46,16 +46,16 @@ def photo(path: str | None = None, size: tuple[int, int] | None = None) -> np.nd
 
     from PIL import Image
 
+    from ..pixels import open_image, to_rgb
     from .images import open_images
 
     if path:
         im = open_images([path])[0]
     else:
         package, resource = DEFAULT_PHOTO
-        with resources.as_file(resources.files(package).joinpath(resource)) as f, \
-                Image.open(f) as opened:
-            im = opened.copy()
-    im = im.convert("RGB")
+        with resources.as_file(resources.files(package).joinpath(resource)) as f:
+            im = open_image(f)
+    im = to_rgb(im)
     if size is not None and size != im.size:
         im = im.resize(size, Image.BICUBIC)
     return np.asarray(im)

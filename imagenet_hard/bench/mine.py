@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from .. import home as homes
 from ..errors import InvalidValueError
-from ..imaging import open_image
 from ..labels import NUM_CLASSES, label_space_indices
 from ..mining import mine
 from ..mining.distributed import resolve_device
+from ..pixels import open_image
 from ..records import SourceRow, read_table, table_label_spaces, write_source_table
 from ..zoom import STANDARD_CROP_INDEX, reference_crops, zoom_crops
 from .report import BenchReport, Timing

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from .. import home as homes
 from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import write_bytes_atomic, write_json_atomic
+from ..pixels import open_image, to_rgb
 from ..records import (
     REJECT_SCHEMA,
     SOURCE_SCHEMA,
@@ -295,13 +296,11 @@ class ShardTask:
 def _decode(home: Path, img: BaseImage):
     """The base image as a uint8 (H, W, 3) array, or the reason it cannot be corrupted."""
     import numpy as np
-    from PIL import Image
 
-    try:
-        with Image.open(home / img.path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as exc:
-        return f"base image unreadable: {exc}"
+    try:   # the one image rule (stored pixel order), as the base table's width/height say
+        arr = np.asarray(to_rgb(open_image(home / img.path)))
+    except (OSError, ValueError) as exc:   # missing (an OSError), or pixels.ImageError
+        return f"base image unreadable: {getattr(exc, 'reason', exc)}"
     if min(arr.shape[:2]) < MIN_SIDE:
         return (f"{arr.shape[1]}x{arr.shape[0]} is below the corruptions' minimum of "
                 f"{MIN_SIDE}x{MIN_SIDE}")

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .. import zoom
 from ..errors import InvalidValueError, MissingFileError
 from ..labels import NUM_CLASSES
+from ..pixels import ImageError, open_image, to_rgb
 from . import order
 from .plan import ImageRow
 
@@ -44,15 +45,13 @@ class CropJobs(Dataset):
         self.backend = backend
 
     def __getitem__(self, job):
-        from PIL import Image
-
         pos, path, crops = job
-        try:
-            with Image.open(self.home / path) as im:
-                rgb = zoom.to_rgb(im)
-                rgb.load()
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            return pos, crops, None, f"{self.home / path}: {exc}"
+        try:   # the one image rule (stored pixel order), as the source table and review see it
+            rgb = to_rgb(open_image(self.home / path))
+        except MissingFileError:
+            return pos, crops, None, f"{self.home / path}: the file is missing"
+        except ImageError as exc:
+            return pos, crops, None, f"{self.home / path}: {exc.reason}"
         if self.backend == "torch":
             return pos, crops, zoom.image_to_tensor(rgb), None
         return pos, crops, zoom.zoom_crops(rgb, crops), None

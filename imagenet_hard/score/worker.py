@@ -21,8 +21,9 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..pixels import open_record, to_rgb
 from . import contract
-from .rgb_point import rgb_after_resize_crop, to_rgb
+from .rgb_point import rgb_after_resize_crop
 
 HARNESS_DIR = str(Path(__file__).resolve().parent)
 
@@ -60,12 +61,19 @@ def _seed(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+def _decode_images(batch: dict) -> dict:
+    return {"image": [open_record(v) for v in batch["image"]]}
+
+
 def _open_images(arrow_files: list[str], border: int = 0):
+    """The image column, decoded by the toolkit's image rule (:mod:`imagenet_hard.pixels`), not
+    by ``datasets``, which applies EXIF orientation from 2.19 on and the 2023 pipeline did not."""
     import datasets
 
     parts = [datasets.Dataset.from_file(f) for f in arrow_files]
     ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
-    ds = ds.select_columns(["image"])
+    ds = ds.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    ds = ds.with_transform(_decode_images)
     return _Bordered(ds, border) if border else ds
 
 
