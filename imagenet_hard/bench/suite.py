@@ -27,15 +27,14 @@ MAX_OVERHEAD = 0.10
 def _images(n: int, home: Path) -> list[bytes]:
     """``n`` distinct photos: the sample's, each copy with one pixel changed (PNG)."""
     import pyarrow.parquet as pq
-    from PIL import Image
 
+    from ..pixels import open_image, to_rgb
     from ..sources import build_source
 
     rows = pq.read_table(build_source("sample", home=home)).to_pylist()
     out = []
     for k in range(n):
-        with Image.open(home / rows[k % len(rows)]["path"]) as im:
-            im = im.convert("RGB")
+        im = to_rgb(open_image(home / rows[k % len(rows)]["path"]))
         im.putpixel((0, 0), (k % 256, (k // 256) % 256, 7))
         buf = io.BytesIO()
         im.save(buf, "PNG")
