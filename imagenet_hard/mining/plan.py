@@ -132,14 +132,16 @@ def check_run_name(run: str) -> str:
     return run
 
 
-def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int) -> dict:
+def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int,
+               crop_order: order.CropOrder | None = None) -> dict:
+    """``crop_order`` defaults to the heuristic; a learned one is recorded in full with its origin."""
     return {
         "format": RUN_FORMAT,
         "judge": judge_name,
         "sources": list(work.sources),
         "exhaustive": bool(exhaustive),
         "shard_size": int(shard_size),
-        "crop_order": order.describe(),
+        "crop_order": (crop_order or order.heuristic_order()).describe(),
         "images": len(work.images),
         "shards": -(-len(work.images) // shard_size),
         "ids_sha256": work.ids_sha256(),

@@ -49,6 +49,8 @@ META_SHARD = b"imagenet_hard.mining_shard"
 #: over the crops evaluated. ``mask`` (exhaustive runs only; null otherwise) holds 324 booleans in
 #: transform-index order (``9*s + 3*i + j``): DuckDB reads it as ``BOOLEAN[]``
 #: (``mask[idx + 1]``, ``list_sum(mask)``), pyarrow/numpy as a list column.
+#: ``one_crop_correct`` (exhaustive runs only) is the verdict on the standard 1-crop (resize 256,
+#: centre crop 224), judged besides the 324 and counted in ``n_forward``.
 SHARD_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("source", pa.string()),
@@ -63,6 +65,7 @@ SHARD_SCHEMA = pa.schema([
     ("top5_prob", pa.list_(pa.float32())),
     ("n_correct", pa.int16()),
     ("mask", pa.list_(pa.bool_())),
+    ("one_crop_correct", pa.bool_()),
 ])
 
 
@@ -107,14 +110,14 @@ class _Run:
     record: dict
 
 
-def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks) -> _Run:
+def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_order) -> _Run:
     """Read the sources and check the run's settings (rank 0 checks, every rank hears)."""
     home_dir = homes.data_home(home)
     work = load_workload(sources, home_dir)
     judge_name = judge_spec_name(judge)
     run = check_run_name(run or default_run_name(judge_name, list(work.sources), exhaustive))
     run_dir = homes.mining_dir(home_dir) / run
-    record = run_record(judge_name, work, exhaustive, shard_size)
+    record = run_record(judge_name, work, exhaustive, shard_size, crop_order)
     error = None
     if ranks.rank == 0:
         try:
@@ -130,12 +133,13 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks) -> _Run:
 def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | None = None,
          exhaustive: bool = False, device=None, batch_size: int | None = None,
          shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, crops: str = "pil",
-         progress: bool = False) -> MiningResult:
+         progress: bool = False, crop_order=None) -> MiningResult:
     """Mine ``sources`` with ``judge`` (a spec string or a built judge) into ``<home>/mining/<run>``.
 
     ``batch_size`` defaults to 256 crops on CUDA and 64 on the CPU. Resumes a run of the same
     name; under torchrun each rank judges its shards and rank 0 merges. Returns the paths and the
-    summary (only rank 0 writes them; every rank returns them).
+    summary (only rank 0 writes them; every rank returns them). ``crop_order`` (a
+    :class:`~imagenet_hard.mining.order.CropOrder`, default the heuristic) is pinned in ``run.json``.
     """
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
@@ -144,7 +148,7 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         if batch_size is None:
             batch_size = DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE
         _check_sizes(batch_size, shard_size)
-        r = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks)
+        r = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_order)
         shards = r.work.shards(shard_size)
         todo = [k for k in range(len(shards))
                 if ranks.mine(k) and not shard_path(r.dir, k).exists()]
@@ -157,7 +161,7 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         counts = [0.0, 0.0]
         if todo:
             counts = _mine_shards(judge, dev, r.work, shards, todo, r.dir, exhaustive,
-                                  batch_size, workers, crops, progress, ranks)
+                                  batch_size, workers, crops, progress, ranks, crop_order)
         counts = distributed.sum_counts(ranks, counts, dev)
         distributed.barrier(ranks)
         summary = None
@@ -176,14 +180,14 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
 
 
 def _mine_shards(judge, dev, work, shards, todo, run_dir, exhaustive, batch_size, workers, crops,
-                 progress, ranks) -> list[float]:
+                 progress, ranks, crop_order) -> list[float]:
     """Judge this rank's unfinished shards, writing each once; (images, crops) judged."""
     from tqdm import tqdm
 
     from .engine import ShardMiner
 
     miner = ShardMiner(judge, work.spaces, work.home, dev, exhaustive=exhaustive,
-                       batch_size=batch_size, workers=workers, crops=crops)
+                       batch_size=batch_size, workers=workers, crops=crops, crop_order=crop_order)
     images = 0
     desc = f"mining (rank {ranks.rank})" if ranks.distributed else "mining"
     bar = tqdm(total=sum(len(shards[k]) for k in todo), desc=desc, unit="img",
@@ -214,7 +218,14 @@ def read_shards(run_dir: Path, n_shards: int) -> pa.Table:
             f"{shard_path(run_dir, missing[0]).name}); rerun `imhard mine` with the same --run"
         )
     tables = [read_table(shard_path(run_dir, k), what="mining shard") for k in range(n_shards)]
-    return pa.concat_tables([t.select(SHARD_SCHEMA.names) for t in tables])
+    return pa.concat_tables([_with_new_columns(t).select(SHARD_SCHEMA.names) for t in tables])
+
+
+def _with_new_columns(table: pa.Table) -> pa.Table:
+    """Shards written before ``one_crop_correct`` existed read with it null."""
+    if "one_crop_correct" not in table.column_names:
+        table = table.append_column("one_crop_correct", pa.nulls(table.num_rows, pa.bool_()))
+    return table
 
 
 def merge_run(run_dir: Path, record: dict, judge, seconds: float, computed_images: int,
