@@ -1,0 +1,102 @@
+"""Crop orders learned from an exhaustive run, and what an order costs early-exit mining.
+
+:func:`order_from_masks` turns a run's greedy cover into a
+:class:`~imagenet_hard.mining.order.CropOrder` (cover first, best first; then the transforms the
+cover does not need, in the heuristic order). Its origin — run name, its ids' SHA-256, the cover
+size — goes into the new run's ``run.json``.
+
+:func:`forward_passes` replays early exit on masks: an image whose first correct crop sits at
+position p of the order costs every crop up to the end of the round holding p (324 when none is
+correct). That is exactly the engine's ``n_forward`` (rounds are whole), so orders can be compared
+on held-out images without running a judge again (:func:`held_out_forward_passes`).
+
+``imagenet_hard.mining`` imports torch, so it is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .cover import greedy_cover
+from .masks import RunMasks, load_run
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..mining.order import CropOrder
+
+
+def order_from_masks(masks: RunMasks) -> CropOrder:
+    """The crop order learned from ``masks`` (module docstring)."""
+    from ..mining.order import learned_order
+
+    cover = greedy_cover(masks.correct)
+    origin = {"run": masks.run, "ids_sha256": masks.ids_sha256(), "images": len(masks),
+              "cover_size": cover.size}
+    return learned_order(cover.transforms, origin)
+
+
+def order_from_run(run: str, home=None) -> CropOrder:
+    """``imhard mine --order-from RUN``: the order learned from exhaustive run ``run``."""
+    return order_from_masks(load_run(run, home))
+
+
+def forward_passes(correct: np.ndarray, crop_order: CropOrder) -> np.ndarray:
+    """Per image, the forward passes early exit spends with ``crop_order`` (int (N,))."""
+    from ..mining.order import ROUND_SIZES
+
+    ranked = np.asarray(correct, dtype=bool)[:, list(crop_order.indices)]
+    solved = ranked.any(axis=1)
+    first = np.where(solved, ranked.argmax(axis=1), len(crop_order.indices))
+    ends = np.cumsum(ROUND_SIZES)
+    cost = ends[np.minimum(np.searchsorted(ends, first, side="right"), len(ends) - 1)]
+    return np.where(solved, cost, ends[-1]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class OrderComparison:
+    """Mean forward passes per held-out image with the learned and the heuristic order, over all
+    held-out images and over those some crop solves (candidates cost 324 either way)."""
+
+    splits: int
+    images: int
+    learned: float
+    heuristic: float
+    learned_solved: float
+    heuristic_solved: float
+    learned_train: float
+    heuristic_train: float
+
+    def summary(self) -> str:
+        return (f"held-out forward passes per image over {self.splits} half splits of "
+                f"{self.images} images: learned {self.learned:.2f}, heuristic "
+                f"{self.heuristic:.2f} (solved images only: {self.learned_solved:.2f} vs "
+                f"{self.heuristic_solved:.2f}); on the learning half: {self.learned_train:.2f} vs "
+                f"{self.heuristic_train:.2f}")
+
+
+def held_out_forward_passes(masks: RunMasks, splits: int = 20, seed: int = 0) -> OrderComparison:
+    """Learn an order on a random half of the images, replay both orders on the other half; each
+    split is used both ways round. Means over every (split, direction)."""
+    from ..mining.order import heuristic_order
+
+    rng = np.random.default_rng(seed)
+    n = len(masks)
+    heuristic = heuristic_order()
+    sums = np.zeros(6)
+    counts = np.zeros(3)
+    for _ in range(splits):
+        perm = rng.permutation(n)
+        halves = (perm[: n // 2], perm[n // 2:])
+        for learn, test in (halves, halves[::-1]):
+            order = order_from_masks(masks.select(np.sort(learn)))
+            test_c, learn_c = masks.correct[test], masks.correct[learn]
+            solved = test_c.any(axis=1)
+            fl, fh = forward_passes(test_c, order), forward_passes(test_c, heuristic)
+            sums[:4] += (fl.sum(), fh.sum(), fl[solved].sum(), fh[solved].sum())
+            sums[4:] += (forward_passes(learn_c, order).sum(),
+                         forward_passes(learn_c, heuristic).sum())
+            counts += (len(test), solved.sum(), len(learn))
+    m = sums / np.repeat(np.maximum(counts, 1), 2)
+    return OrderComparison(splits, n, *(float(x) for x in m))
