@@ -33,6 +33,28 @@ COVER_PREFIXES = (1, 9, 36)
 ALL = "all"
 
 
+def stats_definitions() -> dict[str, str]:
+    """One line per statistic, for the report and ``analysis.json``."""
+    return {
+        "1-crop": "resize the shorter side to 256 (bicubic), centre crop 224; judged by "
+                  "exhaustive runs besides the 324 transforms",
+        "1-crop (paper)": "transform S=256, centre anchor (1, 1): how the authors' notebooks "
+                          "compute Table 1a; equal to the 1-crop only for some image sizes",
+        "max possible": "at least one of the 324 transforms is correct (Table 1c)",
+        "greedy cover": "repeatedly take the transform that solves the most unsolved images, "
+                        "ties to the lowest transform index, until every solvable image is "
+                        "solved (Table 2); cover top-k: images solved by its first k (Table 1b)",
+        "zoom groups": "zoom-out S < 224, zoom-224 S = 224, zoom-in S > 224; a group solves an "
+                       "image when one of its transforms is correct; only: that group solves it "
+                       "and neither other group does (Table 3 / A1)",
+        "per anchor": "maximum possible accuracy with the 36 scales of one anchor (Fig. 5)",
+        "per scale": "maximum possible accuracy with the 9 anchors of one scale (Fig. 4), and "
+                     "the accuracy of its centre anchor alone",
+        "accuracy": "fraction of all images of the subset, correct when the top-1 within the "
+                    "image's label space is one of its labels",
+    }
+
+
 def max_accuracy(correct: np.ndarray) -> float:
     return float(correct.any(axis=1).mean()) if len(correct) else 0.0
 

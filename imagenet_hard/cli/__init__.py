@@ -39,6 +39,7 @@ def main():
 
 # Each module attaches its commands to ``main``; imported for that side effect.
 from . import (  # noqa: E402,F401
+    analyze,
     bench,
     demo,
     leaderboard,
