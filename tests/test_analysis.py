@@ -158,3 +158,118 @@ def test_masks_from_a_results_table_and_early_exit_refused():
     short = _table([{"id": "x/1", "origin": "x", "mask": [True] * 5}])
     with pytest.raises(ValueError, match="324 verdicts"):
         masks_from_table(short)
+
+
+# -- report, plots, `imhard analyze` -----------------------------------------------------------
+
+def _synthetic(n: int = 400, seed: int = 0) -> RunMasks:
+    rng = np.random.default_rng(seed)
+    c = rng.random((n, T)) < rng.uniform(0, 0.04, size=T)
+    origins = np.array(["imagenet_a", "../../escape|x"] * (n // 2), dtype=object)
+    return RunMasks(c, origins, tuple(f"s/{k:05d}" for k in range(n)), rng.random(n) < 0.3,
+                    run="synthetic", record={"judge": "j", "sources": ["a", "b"]})
+
+
+def test_report_json_and_plots(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from imagenet_hard.analysis.report import write_analysis
+
+    masks = _synthetic()
+    out = tmp_path / "out"
+    res = write_analysis(masks, out, order_splits=2)
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(["analysis.json", "report.md", "cover.png", "scales.png",
+                              "anchors-all.png", "anchors-imagenet_a.png",
+                              "anchors-..-..-escape-x.png"])
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path.parent / "escape").exists()
+    for plot in res.plots:
+        assert plot.parent == out and plot.stat().st_size > 5000
+        with Image.open(plot) as im:
+            im.verify()
+        with Image.open(plot) as im:
+            assert im.format == "PNG" and im.width > 300 and im.height > 300
+    data = json.loads(res.json.read_text())
+    want = [s.to_dict() for s in analyze(masks)]
+    assert data["subsets"] == json.loads(json.dumps(want))
+    assert data["run"] == "synthetic" and data["order"]["splits"] == 2
+    text = res.report.read_text()
+    for head in ("## Accuracy (Table 1)", "## Greedy minimum set cover (Table 2)",
+                 "## Zoom groups (Table 3 / A1)", "## Maximum possible accuracy per anchor",
+                 "## Accuracy per scale (Fig. 4)", "## Crop order for early-exit mining"):
+        assert head in text
+    assert "../../escape\\|x" in text      # a table cell cannot break the table
+    assert f"| all | {len(masks)} |" in text
+
+
+def _answer_by_padding(crops):
+    """Class 1 when at least half a crop is zero padding (a far zoom-out), else class 2."""
+    import torch
+
+    padded = (crops == 0).all(dim=1).float().mean(dim=(1, 2)) >= 0.5
+    return torch.where(padded, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def scripted_runs(tmp_path_factory):
+    """Two tiny noise sources mined by a scripted judge, exhaustively and with early exit."""
+    from mining_support import SynthImage, make_source
+
+    from imagenet_hard.judges import ScriptedJudge
+    from imagenet_hard.mining import mine
+
+    home = tmp_path_factory.mktemp("analysis_home")
+    make_source(home, "syn_a", [SynthImage("p.png", (12, 9), (1,), 1),
+                                SynthImage("q.png", (9, 12), (2,), 2)])
+    make_source(home, "syn_b", [SynthImage("r.png", (10, 10), (3,), 3)])
+    judge = ScriptedJudge(_answer_by_padding)
+    for exhaustive in (True, False):
+        mine(["syn_a", "syn_b"], judge, home=home, run=f"ex-{exhaustive}", exhaustive=exhaustive,
+             device="cpu", workers=0, batch_size=128)
+    return home
+
+
+def test_cli_analyze_an_exhaustive_run(scripted_runs, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from imagenet_hard.cli import main
+    from imagenet_hard.mining import read_results
+
+    out = tmp_path / "report"
+    res = CliRunner().invoke(main, ["analyze", "ex-True", "--out", str(out),
+                                    "--home", str(scripted_runs)])
+    assert res.exit_code == 0, res.output
+    assert f"report: {out / 'report.md'}" in res.output and "greedy cover" in res.output
+    data = json.loads((out / "analysis.json").read_text())
+    assert [s["name"] for s in data["subsets"]] == ["all", "syn_a", "syn_b"]
+    table = read_results("ex-True", scripted_runs)
+    c = masks_from_table(table).correct
+    assert data["subsets"][0]["cover"] == list(greedy_cover(c).transforms)
+    # the masks are the judge's rule applied to the paper's crops
+    from PIL import Image
+
+    from imagenet_hard import zoom
+
+    with Image.open(scripted_runs / "sources" / "syn_a" / "p.png") as im:
+        rule = (_answer_by_padding(zoom.zoom_crops(im)) == 1).numpy()
+    assert np.array_equal(c[table.column("id").to_pylist().index("syn_a/p.png")], rule)
+    assert data["subsets"][1]["max_accuracy"] == 1.0
+    assert data["run_record"]["sources"] == ["syn_a", "syn_b"]
+    assert data["subsets"][0]["one_crop_standard"] is not None
+
+
+def test_cli_analyze_refuses_an_early_exit_run(scripted_runs):
+    from click.testing import CliRunner
+
+    from imagenet_hard.cli import main
+
+    res = CliRunner().invoke(main, ["analyze", "ex-False", "--home", str(scripted_runs)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "imhard mine --source syn_a,syn_b --judge scripted --exhaustive" in res.output
+    missing = CliRunner().invoke(main, ["analyze", "nope", "--home", str(scripted_runs)])
+    assert missing.exit_code == 1 and "nope" in missing.output
+    assert not (scripted_runs / "analysis").exists()
