@@ -12,6 +12,7 @@ from .cover import Cover, greedy_cover
 from .masks import NotExhaustiveError, RunMasks, load_run, masks_from_table
 from .ordering import (
     OrderComparison,
+    cover_of_run,
     forward_passes,
     held_out_forward_passes,
     order_from_masks,
@@ -21,6 +22,7 @@ from .stats import SubsetAnalysis, analyze
 
 __all__ = [
     "Cover", "NotExhaustiveError", "OrderComparison", "RunMasks", "SubsetAnalysis", "analyze",
+    "cover_of_run",
     "forward_passes", "greedy_cover", "held_out_forward_passes", "load_run", "masks_from_table",
     "order_from_masks", "order_from_run",
 ]

@@ -27,19 +27,28 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..mining.order import CropOrder
 
 
+def cover_with_origin(masks: RunMasks) -> tuple[tuple[int, ...], dict]:
+    """The greedy cover of ``masks`` and where it comes from (run, ids SHA-256, sizes)."""
+    cover = greedy_cover(masks.correct)
+    return cover.transforms, {"run": masks.run, "ids_sha256": masks.ids_sha256(),
+                              "images": len(masks), "cover_size": cover.size}
+
+
 def order_from_masks(masks: RunMasks) -> CropOrder:
     """The crop order learned from ``masks`` (module docstring)."""
     from ..mining.order import learned_order
 
-    cover = greedy_cover(masks.correct)
-    origin = {"run": masks.run, "ids_sha256": masks.ids_sha256(), "images": len(masks),
-              "cover_size": cover.size}
-    return learned_order(cover.transforms, origin)
+    return learned_order(*cover_with_origin(masks))
 
 
 def order_from_run(run: str, home=None) -> CropOrder:
     """``imhard mine --order-from RUN``: the order learned from exhaustive run ``run``."""
     return order_from_masks(load_run(run, home))
+
+
+def cover_of_run(run: str, home=None) -> tuple[tuple[int, ...], dict]:
+    """``imhard score --tta-from RUN``: the greedy cover of exhaustive run ``run``, with origin."""
+    return cover_with_origin(load_run(run, home))
 
 
 def forward_passes(correct: np.ndarray, crop_order: CropOrder) -> np.ndarray:

@@ -5,7 +5,27 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import device_option, home_option
+from .common import RegistryName, device_option, home_option
+
+
+def _tta_modes():
+    from ..score.tta import TTA_MODES
+
+    return TTA_MODES
+
+
+def _tta_mode(name, tta_from, home):
+    """The --tta mode, restricted to the cover of run ``tta_from`` when given."""
+    if not name:
+        return None
+    from ..score.tta import get_mode, restrict
+
+    mode = get_mode(name)
+    if tta_from:
+        from ..analysis import cover_of_run
+
+        mode = restrict(mode, *cover_of_run(tta_from, home))
+    return mode
 
 
 def _run_options(f):
@@ -47,10 +67,17 @@ def _options(device, batch_size, workers, timeout, load_timeout, no_network, qui
 @click.option("--limit", default=None, type=click.IntRange(1), help="Score only the first N rows.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Result JSON (default <home>/scores/<submission>.json); predictions beside it.")
+@click.option("--tta", default=None, type=RegistryName(_tta_modes), metavar="MODE",
+              help="Test-time augmentation (model + transform form): zoom-in-mean, zoom-in-max, "
+                   "zoom-out-mean, zoom-224-mean, 5-crop, 10-crop, … (mean or max of the crops' "
+                   "softmax; --batch-size then counts crops).")
+@click.option("--tta-from", default=None, metavar="RUN",
+              help="With a zoom --tta: only the transforms of exhaustive run RUN's greedy cover "
+                   "(the paper used the cover of the classifier's IN+ReaL run).")
 @_run_options
 @home_option
-def score(submission, dataset, split, limit, out, device, batch_size, workers, timeout,
-          load_timeout, no_network, quiet, home):
+def score(submission, dataset, split, limit, out, tta, tta_from, device, batch_size, workers,
+          timeout, load_timeout, no_network, quiet, home):
     """Score a submission file (load(device)→predict, or model + transform) on ImageNet-Hard.
 
     The submission runs in a child process without tokens in its environment; finished batches
@@ -60,12 +87,15 @@ def score(submission, dataset, split, limit, out, device, batch_size, workers, t
     Example:
       imhard score leaderboard/submissions/efficientnet_lite0.py --limit 500
       imhard score my_model.py --dataset taesiri/imagenet-hard --device cuda --no-network
+      imhard score leaderboard/submissions/resnet50.py --tta zoom-in-max --batch-size 128
     """
     from ..score import score as run_score
 
+    if tta_from and not tta:
+        raise click.UsageError("--tta-from restricts a zoom --tta mode; pass --tta too")
     opts = _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, True)
     run = run_score(submission, dataset=dataset, split=split, limit=limit, out=out, home=home,
-                    options=opts)
+                    options=opts, tta=_tta_mode(tta, tta_from, home))
     if run.resumed_rows:
         click.echo(f"resumed: {run.resumed_rows} rows came from an earlier, interrupted run")
     click.echo(run.result.summary())

@@ -22,6 +22,7 @@ class Entry:
     ece: float | None = None
     per_origin: dict[str, float] = field(default_factory=dict)
     uses_tta: bool | None = None
+    tta: str | None = None          # the harness's test-time augmentation mode (score --tta)
     extra_training_data: bool | None = None
     params: int | None = None
     resolution: int | None = None
@@ -53,7 +54,8 @@ def verified_entry(path: Path) -> Entry:
         name=r.name, status="verified", dataset=dataset_label(r.dataset), accuracy=m["accuracy"],
         ci95=tuple(m["accuracy_ci95"]), top5=m["top5_accuracy"], ece=m["ece"],
         per_origin={row["origin"]: row["accuracy"] for row in r.per_origin},
-        uses_tta=meta.get("uses_tta"), extra_training_data=meta.get("extra_training_data"),
+        uses_tta=True if r.tta else meta.get("uses_tta"), tta=(r.tta or {}).get("mode"),
+        extra_training_data=meta.get("extra_training_data"),
         params=meta.get("params"), resolution=meta.get("resolution"), url=meta.get("url"),
         source=path.name,
     )

@@ -23,6 +23,11 @@ def _flag(x: bool | None) -> str:
     return "—" if x is None else ("yes" if x else "no")
 
 
+def _tta(e: Entry) -> str:
+    """The harness's TTA mode when it applied one, else the submission's own claim."""
+    return e.tta or _flag(e.uses_tta)
+
+
 def markdown(entries: list[Entry]) -> str:
     """The board table in GitHub markdown, with a header explaining the two kinds of row."""
     origins = origins_of(entries)
@@ -31,7 +36,7 @@ def markdown(entries: list[Entry]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, e in enumerate(entries, 1):
         cells = [str(rank), e.name, e.status, e.dataset, _pct(e.accuracy), _ci(e), _pct(e.top5),
-                 "—" if e.ece is None else f"{e.ece:.3f}", _flag(e.uses_tta),
+                 "—" if e.ece is None else f"{e.ece:.3f}", _tta(e),
                  _flag(e.extra_training_data), *[_pct(e.per_origin.get(o)) for o in origins]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
@@ -67,7 +72,7 @@ def _row(rank: int, e: Entry, origins: list[str]) -> str:
         _td(_pct(e.accuracy), num(e.accuracy), "num"), _td(_ci(e), num(e.ci95 and e.ci95[0]), "num ci"),
         _td(_pct(e.top5), num(e.top5), "num"),
         _td("—" if e.ece is None else f"{e.ece:.3f}", num(e.ece), "num"),
-        _td(_flag(e.uses_tta), _flag(e.uses_tta)), _td(_flag(e.extra_training_data),
+        _td(html.escape(_tta(e)), _tta(e)), _td(_flag(e.extra_training_data),
                                                        _flag(e.extra_training_data)),
         *[_td(_pct(e.per_origin.get(o)), num(e.per_origin.get(o)), "num") for o in origins],
     ]

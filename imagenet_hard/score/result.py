@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from ..errors import InvalidValueError, MissingFileError
 from ..files import atomic_path, sha256_file, write_json_atomic
 from .metrics import ECE_BINS
+from .tta import TtaMode
 
 SCHEMA_VERSION = "1"
 
@@ -55,6 +56,7 @@ class ScoreResult:
     metadata: dict = field(default_factory=dict)
     protocol: str = PROTOCOL
     schema_version: str = SCHEMA_VERSION
+    tta: dict | None = None   # test-time augmentation (score.tta): mode, crops, aggregation
 
     def __post_init__(self):
         if self.schema_version != SCHEMA_VERSION:
@@ -80,10 +82,15 @@ class ScoreResult:
         if not (isinstance(m["n"], int) and isinstance(m["correct"], int) and 0 <= m["correct"] <= m["n"]):
             raise InvalidValueError(f"metrics.correct ({m['correct']!r}) and n ({m['n']!r}) must "
                                     "be integers with 0 ≤ correct ≤ n")
+        if self.tta is not None:
+            if not isinstance(self.tta, dict):
+                raise InvalidValueError("result field 'tta' must be an object naming the mode")
+            TtaMode.from_dict(self.tta)  # an unknown mode or a transform outside it raises
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("name") or self.submission["name"])
+        base = str(self.metadata.get("name") or self.submission["name"])
+        return f"{base} (TTA {self.tta['mode']})" if self.tta else base
 
     @property
     def complete(self) -> bool:

@@ -68,6 +68,7 @@ class ChildJob:
     arrow_files: list[str]
     indices: list[int]
     out_dir: str
+    tta: dict | None = None   # score.tta: crop set, aggregation, crops per forward pass
 
 
 @dataclass

@@ -142,12 +142,19 @@ def _start(sub, job: dict, status: Status):
     """Load the model (either form) and return the batch iterator."""
     ds = _open_images(job["arrow_files"])
     indices, bs, device = job["indices"], int(job["batch_size"]), job["device"]
+    if job.get("tta"):
+        from . import tta
+
+        tta.check_submission(sub)   # still the "contract" stage: nothing loaded yet
     status.stage = "load"
     if sub.form == "predict":
         return _batches_predict(contract.build_predictor(sub, device), ds, indices, bs)
     model = sub.module.model
     if hasattr(model, "eval"):   # a torch.nn.Module; a plain callable is accepted as it is
         model = model.eval().to(device)
+    if job.get("tta"):
+        return tta.batches(model, sub.module.transform, job["tta"], ds, indices, bs, device,
+                           int(job.get("workers", 0)))
     return _batches_model(model, sub.module.transform, ds, indices, bs, device,
                           int(job.get("workers", 0)))
 
