@@ -1,7 +1,8 @@
 """The offline end-to-end demo: every stage of the pipeline on the ``sample`` source.
 
-It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard, each step
-through the same library functions the CLI uses, printing what a user would see.
+It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard → the zoom
+analyses of an exhaustive run, each step through the same library functions the CLI uses,
+printing what a user would see.
 """
 
 from __future__ import annotations
@@ -113,7 +114,26 @@ def step_score(home, echo) -> None:
     echo(f"board: {board.html}")
 
 
-STEPS = [step_build, step_mine, step_review, step_publish, step_score]
+DEMO_EXHAUSTIVE_RUN = "demo-efficientnet-lite0-exhaustive"
+
+
+def step_analyze(home, echo) -> None:
+    from .analysis.report import analyze_run
+    from .mining import mine
+
+    echo("== 6. analyze: every zoom crop judged (exhaustive), the paper's zoom analyses ==")
+    res = mine(["sample"], "efficientnet-lite0", home=home, run=DEMO_EXHAUSTIVE_RUN,
+               exhaustive=True, device="cpu")
+    s = res.summary
+    echo(f"judged all 324 crops and the standard 1-crop of {s['images']} images "
+         f"({s['forward_passes']} forward passes): {s['candidates']} candidates")
+    report = analyze_run(DEMO_EXHAUSTIVE_RUN, home=home)
+    echo(report.summary())
+    echo(f"report: {report.report}")
+    echo(f"plots: {', '.join(str(p) for p in report.plots)}")
+
+
+STEPS = [step_build, step_mine, step_review, step_publish, step_score, step_analyze]
 
 
 def run_demo(home=None, echo: Callable[[str], None] = print) -> None:

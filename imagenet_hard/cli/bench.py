@@ -102,3 +102,49 @@ def bench_zoom(files, n_images, device, repeat, agreement):
     report = benchmarks.bench_zoom(images=images, n_images=n_images, device=device,
                                    repeat=repeat, agreement=agreement)
     click.echo(benchmarks.format_zoom_report(report))
+
+
+@bench.command("analyze")
+@click.option("--images", default=13000, show_default=True, type=click.IntRange(min=1),
+              help="Synthetic images (ImageNet-Hard's size by default).")
+@click.option("--seed", default=0, show_default=True)
+def bench_analyze(images, seed):
+    """`imhard analyze` on synthetic exhaustive masks: its time, and the bit-packed greedy cover
+    against the textbook set-based one on the same masks (same cover required).
+
+    \b
+    Example:
+      imhard bench analyze --images 13000
+    """
+    from ..analysis.bench import bench_analysis
+
+    click.echo(bench_analysis(images, seed, echo=lambda m: click.echo(m, err=True)).summary())
+
+
+@bench.command("order")
+@click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
+              help="Judge that mines the photos exhaustively.")
+@click.option("--variants", default=4, show_default=True, type=click.IntRange(min=0),
+              help="Augmented copies of each sample photo (crop, flip, down-scale; seeded).")
+@click.option("--splits", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Random half splits (each used both ways round).")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]")
+@click.option("--home", type=click.Path(file_okay=False), default=None,
+              help="Scratch data home for the runs (default: a new temporary folder); rerun "
+                   "with the same one to resume.")
+def bench_order(judge, variants, splits, device, home):
+    """Early exit's forward passes per image with a crop order learned from an exhaustive run
+    (`imhard mine --order-from`) against the built-in heuristic, on held-out images.
+
+    Mines the sample photos and augmented variants exhaustively, learns the order on one half,
+    replays both orders on the other (exactly the engine's n_forward); synthetic masks too.
+
+    \b
+    Example:
+      imhard bench order --variants 4 --home /tmp/imhard-bench-order
+    """
+    from ..analysis.bench import bench_order as run
+
+    report = run(judge=judge, variants=variants, home=home, device=device, splits=splits,
+                 echo=lambda m: click.echo(m, err=True))
+    click.echo(report.summary())
