@@ -273,3 +273,14 @@ def test_cli_analyze_refuses_an_early_exit_run(scripted_runs):
     missing = CliRunner().invoke(main, ["analyze", "nope", "--home", str(scripted_runs)])
     assert missing.exit_code == 1 and "nope" in missing.output
     assert not (scripted_runs / "analysis").exists()
+
+
+def test_bench_analyze_runs_and_covers_agree():
+    from click.testing import CliRunner
+
+    from imagenet_hard.cli import main
+
+    res = CliRunner().invoke(main, ["bench", "analyze", "--images", "300"])
+    assert res.exit_code == 0, res.output
+    assert "imhard analyze on 300 synthetic images" in res.output
+    assert "same cover: True" in res.output

@@ -68,8 +68,8 @@ def test_learned_order_puts_the_cover_first_and_names_its_origin(world):
     assert order.indices[:2] == (LATE, crop_order()[0])
     assert [i for i in order.indices[2:]] == [i for i in crop_order() if i not in order.indices[:2]]
     masks = load_run("full", world["home"])
-    assert order.origin == {"run": "full", "ids_sha256": masks.ids_sha256(), "images": 5,
-                            "cover_size": 2}
+    assert order.origin == {"run": "full", "judge": "controlled", "images": 5,
+                            "ids_sha256": masks.ids_sha256(), "cover_size": 2}
     assert masks.ids_sha256() == json.loads(
         (world["full"].run_dir / "run.json").read_text())["ids_sha256"]
 
@@ -134,3 +134,18 @@ def test_crop_order_rejects_a_non_permutation():
     with pytest.raises(InvalidValueError, match="324"):
         CropOrder(tuple(range(323)) + (0,))
     assert np.array_equal(heuristic_order().rank[list(crop_order())], np.arange(324))
+
+
+def test_learned_order_costs_no_more_on_its_own_data_and_held_out():
+    from imagenet_hard.analysis import held_out_forward_passes, order_from_masks
+    from imagenet_hard.analysis.bench import synthetic_masks
+
+    masks = synthetic_masks(2000, seed=4)
+    learned = forward_passes(masks.correct, order_from_masks(masks))
+    heuristic = forward_passes(masks.correct, heuristic_order())
+    assert learned.mean() <= heuristic.mean()
+    unsolved = ~masks.correct.any(axis=1)
+    assert (learned[unsolved] == 324).all() and (heuristic[unsolved] == 324).all()
+    cmp = held_out_forward_passes(masks, splits=2)
+    assert cmp.learned_train <= cmp.heuristic_train and cmp.images == 2000
+    assert cmp.learned < cmp.heuristic

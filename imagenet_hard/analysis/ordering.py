@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover
 def cover_with_origin(masks: RunMasks) -> tuple[tuple[int, ...], dict]:
     """The greedy cover of ``masks`` and where it comes from (run, ids SHA-256, sizes)."""
     cover = greedy_cover(masks.correct)
-    return cover.transforms, {"run": masks.run, "ids_sha256": masks.ids_sha256(),
-                              "images": len(masks), "cover_size": cover.size}
+    return cover.transforms, {"run": masks.run, "judge": masks.record.get("judge"),
+                              "ids_sha256": masks.ids_sha256(), "images": len(masks),
+                              "cover_size": cover.size}
 
 
 def order_from_masks(masks: RunMasks) -> CropOrder:

@@ -7,7 +7,15 @@ ranks. Modules: ``order`` (crop order and rounds), ``plan`` (sources, shards, ``
 ``engine`` (the batched judging loop), ``distributed`` (torchrun), ``run`` (the whole run).
 """
 
-from .order import ORDER_VERSION, ROUND_SIZES, crop_order, rounds
+from .order import (
+    ORDER_VERSION,
+    ROUND_SIZES,
+    CropOrder,
+    crop_order,
+    heuristic_order,
+    learned_order,
+    rounds,
+)
 from .plan import default_run_name, load_workload
 from .run import (
     DEFAULT_BATCH_SIZE,
@@ -21,7 +29,8 @@ from .run import (
 )
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "DEFAULT_JUDGE", "DEFAULT_SHARD_SIZE", "MiningResult", "ORDER_VERSION",
-    "ROUND_SIZES", "SHARD_SCHEMA", "crop_order", "default_run_name", "load_workload", "mine",
-    "read_candidates", "read_results", "rounds",
+    "DEFAULT_BATCH_SIZE", "DEFAULT_JUDGE", "DEFAULT_SHARD_SIZE", "CropOrder", "MiningResult",
+    "ORDER_VERSION", "ROUND_SIZES", "SHARD_SCHEMA", "crop_order", "default_run_name",
+    "heuristic_order", "learned_order", "load_workload", "mine", "read_candidates",
+    "read_results", "rounds",
 ]
