@@ -149,3 +149,21 @@ def test_learned_order_costs_no_more_on_its_own_data_and_held_out():
     cmp = held_out_forward_passes(masks, splits=2)
     assert cmp.learned_train <= cmp.heuristic_train and cmp.images == 2000
     assert cmp.learned < cmp.heuristic
+
+
+def test_held_out_halves_can_keep_siblings_together():
+    from imagenet_hard.analysis import RunMasks, held_out_forward_passes
+
+    # 20 groups of 3 identical images, each group solved only by its own late transform
+    late = [crop_order()[300 - g] for g in range(20)]
+    correct = np.zeros((60, 324), dtype=bool)
+    for k in range(60):
+        correct[k, late[k // 3]] = True
+    masks = RunMasks(correct, np.array(["x"] * 60, dtype=object))
+    groups = [k // 3 for k in range(60)]
+    random = held_out_forward_passes(masks, splits=4)
+    grouped = held_out_forward_passes(masks, splits=4, groups=groups)
+    # random halves let an image's siblings teach the order its crop; whole groups cannot
+    assert random.learned_solved < grouped.learned_solved == grouped.heuristic_solved == 324
+    # learning half: 10 transforms of gain 3 at positions 0..9 → rounds of 1, 9 and 36 passes
+    assert grouped.learned_train == pytest.approx((3 * 1 + 24 * 9 + 3 * 36) / 30)

@@ -4,7 +4,8 @@ Transforms and images form a bipartite graph (an edge where the transform's crop
 correctly). The greedy cover picks, again and again, the transform that solves the most images
 not solved yet, until every solvable image is solved. **Ties go to the lowest transform index**
 (``9*s + 3*i + j``: smaller scale first, then row, then column), so the cover is a function of
-the masks alone. Its first 36 transforms give the paper's Table 1b ("maximum possible accuracy
+the masks alone; a caller may pass another tie order (learned crop orders break ties by the
+heuristic order, which matters when few images leave many transforms tied). Its first 36 transforms give the paper's Table 1b ("maximum possible accuracy
 using N = 36 crops"); its size is Table 2.
 
 Each transform's images are one row of bits (64 images per ``uint64`` word); a step ANDs every row
@@ -56,11 +57,18 @@ def pack_transforms(correct: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows).view(np.uint64)
 
 
-def greedy_cover(correct: np.ndarray) -> Cover:
-    """The greedy minimum set cover of an (N, T) bool matrix (module docstring for the rules)."""
+def greedy_cover(correct: np.ndarray, tie_order=None) -> Cover:
+    """The greedy minimum set cover of an (N, T) bool matrix (module docstring for the rules).
+
+    ``tie_order`` (a permutation of the T transforms) decides ties: the transform earliest in it
+    wins. Default: the lowest transform index.
+    """
     correct = np.asarray(correct, dtype=bool)
     n = correct.shape[0]
-    bits = pack_transforms(correct)
+    ties = np.arange(correct.shape[1]) if tie_order is None else np.asarray(tie_order)
+    if sorted(ties.tolist()) != list(range(correct.shape[1])):
+        raise ValueError(f"tie_order must list each of the {correct.shape[1]} transforms once")
+    bits = pack_transforms(correct[:, ties])
     unsolved = np.bitwise_or.reduce(bits, axis=0) if n else np.zeros(0, dtype=np.uint64)
     picked: list[int] = []
     gains: list[int] = []
@@ -69,8 +77,8 @@ def greedy_cover(correct: np.ndarray) -> Cover:
         if live.size == 0:
             break
         counts = np.bitwise_count(bits[:, live] & unsolved[live]).sum(axis=1, dtype=np.int64)
-        best = int(np.argmax(counts))  # the first maximum: the lowest transform index
-        picked.append(best)
+        best = int(np.argmax(counts))  # the first maximum: earliest in the tie order
+        picked.append(int(ties[best]))
         gains.append(int(counts[best]))
         unsolved &= ~bits[best]
     return Cover(tuple(picked), tuple(gains), n)

@@ -2,7 +2,9 @@
 
 :func:`order_from_masks` turns a run's greedy cover into a
 :class:`~imagenet_hard.mining.order.CropOrder` (cover first, best first; then the transforms the
-cover does not need, in the heuristic order). Its origin — run name, its ids' SHA-256, the cover
+cover does not need, in the heuristic order). Here the cover breaks ties by the heuristic order,
+not by transform index (:func:`learning_cover`): with few images many transforms tie, and the
+lowest index would put tiny zoom-outs first. Its origin — run name, its ids' SHA-256, the cover
 size — goes into the new run's ``run.json``.
 
 :func:`forward_passes` replays early exit on masks: an image whose first correct crop sits at
@@ -27,9 +29,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..mining.order import CropOrder
 
 
+def learning_cover(correct: np.ndarray):
+    """The greedy cover a learned order starts with: ties go to the crop the heuristic order
+    tries first, so transforms the data cannot tell apart keep the heuristic's order."""
+    from ..mining.order import crop_order
+
+    return greedy_cover(correct, tie_order=crop_order())
+
+
 def cover_with_origin(masks: RunMasks) -> tuple[tuple[int, ...], dict]:
-    """The greedy cover of ``masks`` and where it comes from (run, ids SHA-256, sizes)."""
-    cover = greedy_cover(masks.correct)
+    """The learning cover of ``masks`` and where it comes from (run, ids SHA-256, sizes)."""
+    cover = learning_cover(masks.correct)
     return cover.transforms, {"run": masks.run, "judge": masks.record.get("judge"),
                               "ids_sha256": masks.ids_sha256(), "images": len(masks),
                               "cover_size": cover.size}
@@ -86,23 +96,29 @@ class OrderComparison:
                 f"{self.heuristic_train:.2f}")
 
 
-def held_out_forward_passes(masks: RunMasks, splits: int = 10, seed: int = 0) -> OrderComparison:
+def held_out_forward_passes(masks: RunMasks, splits: int = 10, seed: int = 0,
+                            groups=None) -> OrderComparison:
     """Learn an order on a random half of the images, replay both orders on the other half; each
-    split is used both ways round. Means over every (split, direction)."""
+    split is used both ways round. Means over every (split, direction). With ``groups`` (one
+    label per image, e.g. the photo a variant was made from) whole groups go to one half, so no
+    image is tested against an order learned from its own siblings."""
     from ..mining.order import heuristic_order, learned_order
 
     rng = np.random.default_rng(seed)
     correct = masks.correct
     n = len(masks)
+    labels = np.arange(n) if groups is None else np.unique(np.asarray(groups),
+                                                           return_inverse=True)[1]
     heuristic = forward_passes(correct, heuristic_order())
     solved = correct.any(axis=1)
     sums = np.zeros(6)
     counts = np.zeros(3)
     for _ in range(splits):
-        perm = rng.permutation(n)
-        halves = (perm[: n // 2], perm[n // 2:])
+        perm = rng.permutation(labels.max() + 1 if n else 0)
+        first = np.isin(labels, perm[: len(perm) // 2])
+        halves = (np.flatnonzero(first), np.flatnonzero(~first))
         for learn, test in (halves, halves[::-1]):
-            order = learned_order(greedy_cover(correct[learn]).transforms, {})
+            order = learned_order(learning_cover(correct[learn]).transforms, {})
             learned = forward_passes(correct, order)
             t_solved = test[solved[test]]
             sums += (learned[test].sum(), heuristic[test].sum(), learned[t_solved].sum(),
