@@ -32,7 +32,8 @@ class AnalysisReport:
     subsets: list[SubsetAnalysis]
     order: OrderComparison | None
     plots: list[Path] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0        # analysing and writing
+    read_seconds: float = 0.0   # reading the run
 
     @property
     def report(self) -> Path:
@@ -171,5 +172,9 @@ def write_analysis(masks: RunMasks, out: Path, order_splits: int = 10) -> Analys
 
 def analyze_run(run: str, out: str | Path | None = None, home=None) -> AnalysisReport:
     """``imhard analyze RUN``: read the run, write its analysis (default ``<home>/analysis/RUN``)."""
+    t0 = time.perf_counter()
     masks = load_run(run, home)
-    return write_analysis(masks, Path(out) if out else default_out(run, home))
+    read = time.perf_counter() - t0
+    res = write_analysis(masks, Path(out) if out else default_out(run, home))
+    res.read_seconds = read
+    return res

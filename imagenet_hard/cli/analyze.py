@@ -31,6 +31,6 @@ def analyze(run, out, home):
 
     res = analyze_run(run, out=out, home=home)
     click.echo(res.summary())
-    click.echo(f"analysed in {res.seconds:.2f} s")
+    click.echo(f"read in {res.read_seconds:.2f} s, analysed in {res.seconds:.2f} s")
     click.echo(f"report: {res.report}\nnumbers: {res.json}\nplots: "
                + ", ".join(p.name for p in res.plots))
