@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import tarfile
 from collections.abc import Iterable
@@ -27,7 +26,14 @@ from pathlib import Path
 from imagenet_hard.errors import InvalidValueError, MissingFileError
 from imagenet_hard.labels import NUM_CLASSES, index_of, wnid_to_index
 from imagenet_hard.records import Reject
-from imagenet_hard.sources import BuildContext, Item, SourceBuilder, is_junk, register_source
+from imagenet_hard.sources import (
+    BuildContext,
+    Item,
+    SourceBuilder,
+    is_junk,
+    register_source,
+    walk_files,
+)
 
 VAL_RE = re.compile(r"^ILSVRC2012_val_(\d{8})\.(JPEG|jpeg|jpg|JPG|png)$")
 GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
@@ -148,10 +154,12 @@ class ImageNetSource(SourceBuilder):
             ctx.notify(f"{self.name}: labels from {origin}")
         w2i = wnid_to_index()
         n_images = 0
-        for file in sorted(_files(root), key=lambda f: f.name):
+        files = list(walk_files(root, ctx, skip=_not_images))
+        yield from (f for f in files if isinstance(f, Reject))
+        for file in sorted((f for f in files if not isinstance(f, Reject)), key=lambda f: f.name):
             m = VAL_RE.match(file.name)
             if m is None:
-                if file.name not in LABEL_FILES and not file.name.startswith("ILSVRC2012_devkit"):
+                if file.name not in LABEL_FILES:
                     yield Reject(ctx.relpath(file), "not an ImageNet validation file "
                                  "(expected ILSVRC2012_val_NNNNNNNN.JPEG)")
                 continue
@@ -182,11 +190,6 @@ class ImageNetSource(SourceBuilder):
                 yield Item(member=file.name, file=file, label=(label,))
 
 
-def _files(root: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        # An extracted devkit beside the images holds labels and MATLAB code, not images.
-        dirnames[:] = sorted(d for d in dirnames
-                             if not is_junk(d) and not d.startswith("ILSVRC2012_devkit"))
-        for name in filenames:
-            if not is_junk(name):
-                yield Path(dirpath) / name
+def _not_images(name: str) -> bool:
+    # An extracted devkit (or its tar) beside the images holds labels and MATLAB code, not images.
+    return is_junk(name) or name.startswith("ILSVRC2012_devkit")

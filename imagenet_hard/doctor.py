@@ -103,7 +103,7 @@ def _hf_models() -> list[tuple[str, int]]:
 
 def _efficientnet() -> str:
     from .errors import MissingWeightsError
-    from .weights import efficientnet_lite0_file
+    from .models.efficientnet import efficientnet_lite0_file
 
     try:
         return str(efficientnet_lite0_file())

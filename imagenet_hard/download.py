@@ -8,10 +8,12 @@ them. Without a known checksum the computed one is recorded in ``<name>.sha256``
 verify against it.
 
 ``extract`` unpacks tar, tar.gz and zip (ZipCrypto password zips too) after checking *every*
-member name first: an absolute path, a ``..`` that climbs out, or a link pointing outside stops the
-extraction before anything is written. It unpacks into a temporary folder beside the target and
-renames it when complete, with a marker file, so a killed extraction is never mistaken for a
-finished one.
+member first: an absolute path, a ``..`` that climbs out, any link (symbolic or hard: no dataset
+archive ships one, and a chain of links that each point inside can still lead out) or a special
+file stops the extraction before anything is written. Once the archive is on disk, no entry may
+be a link whatever the extractor (``unzip``, ``zipfile``, ``tarfile``) made of the members. It
+unpacks into a temporary folder beside the target and renames it when complete, with a marker
+file, so a killed extraction is never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import sys
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -311,8 +313,8 @@ def _is_absolute(path: str) -> bool:
     return path.startswith("/") or re.match(r"^[A-Za-z]:/", path) is not None
 
 
-def _check_member_path(name: str, archive: Path) -> str:
-    """The member's normalised relative path, or UnsafeArchiveError if it leaves the target."""
+def _check_member_path(name: str, archive: Path) -> None:
+    """UnsafeArchiveError if the member's path leaves the target."""
     clean = name.replace("\\", "/")
     if _is_absolute(clean):
         raise UnsafeArchiveError(f"{archive.name}: member {name!r} has an absolute path; "
@@ -321,50 +323,54 @@ def _check_member_path(name: str, archive: Path) -> str:
     if norm == ".." or norm.startswith("../"):
         raise UnsafeArchiveError(f"{archive.name}: member {name!r} escapes the target folder "
                                  "with '..'; refusing to extract anything from this archive")
-    return norm
 
 
-def _check_link(member: str, target: str, archive: Path, hard: bool = False) -> None:
-    """A link inside the archive must point inside the target folder."""
-    clean = target.replace("\\", "/")
-    if _is_absolute(clean):
-        raise UnsafeArchiveError(f"{archive.name}: member {member!r} is a link to the absolute "
-                                 f"path {target!r}; refusing to extract this archive")
-    # Symlink targets are relative to the link's folder; hard links to the archive root.
-    base = "" if hard else posixpath.dirname(member)
-    norm = posixpath.normpath(posixpath.join(base, clean))
-    if norm == ".." or norm.startswith("../"):
-        raise UnsafeArchiveError(f"{archive.name}: member {member!r} is a link to {target!r}, "
-                                 "outside the target folder; refusing to extract this archive")
+def _refuse_link(archive: Path, member: str, what: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"{archive.name}: member {member!r} is {what}; the dataset archives imhard reads hold no "
+        "links or special files, so nothing was extracted (check where this archive came from)")
 
 
 def _validate_tar(tf: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
     members = tf.getmembers()
     for m in members:
-        name = _check_member_path(m.name, archive)
+        _check_member_path(m.name, archive)
         if m.issym():
-            _check_link(name, m.linkname, archive)
-        elif m.islnk():
-            _check_link(name, m.linkname, archive, hard=True)
-        elif not (m.isfile() or m.isdir()):
-            raise UnsafeArchiveError(f"{archive.name}: member {m.name!r} is a device or FIFO; "
-                                     "refusing to extract this archive")
+            raise _refuse_link(archive, m.name, f"a symbolic link to {m.linkname!r}")
+        if m.islnk():
+            raise _refuse_link(archive, m.name, f"a hard link to {m.linkname!r}")
+        if not (m.isfile() or m.isdir()):
+            raise _refuse_link(archive, m.name, "a device or FIFO")
     return members
 
 
-def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
-    return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
-
-
-def _validate_zip(zf: zipfile.ZipFile, archive: Path, pwd: bytes | None) -> list[zipfile.ZipInfo]:
+def _validate_zip(zf: zipfile.ZipFile, archive: Path) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
     for info in infos:
-        name = _check_member_path(info.filename, archive)
-        if _zip_is_symlink(info):
-            # zipfile writes a link as a text file, but unzip recreates it: check where it points.
-            target = zf.read(info, pwd=pwd).decode("utf-8", "replace")
-            _check_link(name, target, archive)
+        _check_member_path(info.filename, archive)
+        # unzip restores the Unix mode of members made on Unix, VMS, Atari, BeOS and AtheOS
+        # alike, so the mode is read whatever "made by" system the member names.
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind == stat.S_IFLNK:
+            raise _refuse_link(archive, info.filename, "a symbolic link")
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise _refuse_link(archive, info.filename, "a device, FIFO or socket")
     return infos
+
+
+def _refuse_links_on_disk(tmp: Path, archive: Path) -> None:
+    """After extraction: no entry of ``tmp`` may be a link or special file, whatever the
+    extractor made of the members (a second line behind the member checks)."""
+    stack = [tmp]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.is_symlink() or not (e.is_dir() or e.is_file()):
+                    member = Path(e.path).relative_to(tmp).as_posix()
+                    raise _refuse_link(archive, member, "a link or special file on disk after "
+                                       "extraction")
+                if e.is_dir():
+                    stack.append(Path(e.path))
 
 
 def archive_kind(path: str | os.PathLike) -> str:
@@ -425,7 +431,7 @@ def _extract_zip(archive: Path, tmp: Path, password: str | None, progress: bool,
     pwd = password.encode() if password else None
     try:
         with zipfile.ZipFile(archive) as zf:
-            infos = _validate_zip(zf, archive, pwd)  # names are not encrypted: check them all first
+            infos = _validate_zip(zf, archive)  # names are not encrypted: check them all first
             encrypted = any(i.flag_bits & 0x1 for i in infos)
             if encrypted and not pwd:
                 raise ImHardError(f"{archive.name} is password protected and no password is known")
@@ -469,7 +475,8 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, password: str
 
     Skips the work when ``target`` already holds a finished extraction of the same archive
     (unless ``force``). Raises UnsafeArchiveError, before writing anything, when a member would
-    land outside ``target``.
+    land outside ``target`` or is a link; the temporary folder is removed when a link shows up
+    on disk all the same.
     """
     archive, target = Path(archive), Path(target)
     kind = archive_kind(archive)
@@ -490,6 +497,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, password: str
             n = _extract_tar(archive, tmp, progress)
         else:
             n = _extract_zip(archive, tmp, password, progress, notify)
+        _refuse_links_on_disk(tmp, archive)
         (tmp / MARKER).write_text(json.dumps({"archive": archive.name,
                                               "size": archive.stat().st_size, "members": n}),
                                   encoding="utf-8")
@@ -502,15 +510,5 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, password: str
     return target
 
 
-def iter_files(root: str | os.PathLike) -> Iterable[Path]:
-    """Files under ``root`` in a stable order, following a top-level symlink, skipping markers."""
-    root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name != MARKER:
-                yield Path(dirpath) / name
-
-
 __all__ = ["MARKER", "archive_kind", "checksum_record", "download", "extract", "filename_from_url",
-           "is_extracted", "iter_files", "read_checksum_record", "say", "verify_file"]
+           "is_extracted", "read_checksum_record", "say", "verify_file"]

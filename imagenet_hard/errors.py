@@ -34,7 +34,8 @@ class DownloadError(ImHardError, OSError):
 
 
 class UnsafeArchiveError(ImHardError, ValueError):
-    """An archive member that would be written outside the extraction folder."""
+    """An archive member that would be written outside the extraction folder or is a link, or
+    a source folder entry that leads outside it."""
 
 
 class MissingFileError(ImHardError, FileNotFoundError):
@@ -47,3 +48,7 @@ class MissingWeightsError(ImHardError, FileNotFoundError):
 
 class SubmissionError(ImHardError, RuntimeError):
     """A scored submission that failed (import error, bad output, timeout, crash)."""
+
+
+class SandboxError(ImHardError, OSError):
+    """No tool here can build the sandbox a submission must run in (or it would expose a secret)."""

@@ -6,11 +6,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import InvalidValueError
+
 CHUNK = 1 << 20
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 @contextlib.contextmanager
@@ -53,3 +57,15 @@ def sha256_file(path: str | os.PathLike) -> str:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def is_sha256(text) -> bool:
+    """Whether ``text`` is a SHA-256 as this project writes it: 64 lowercase hex digits."""
+    return isinstance(text, str) and _SHA256_RE.fullmatch(text) is not None
+
+
+def check_sha256(text: str, what: str = "sha256") -> str:
+    """``text`` as 64 lowercase hex digits (upper case is accepted), or an error naming ``what``."""
+    if not isinstance(text, str) or not is_sha256(text.strip().lower()):
+        raise InvalidValueError(f"{what} must be 64 hex digits (a SHA-256), got {text!r}")
+    return text.strip().lower()

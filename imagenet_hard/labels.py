@@ -13,7 +13,9 @@ from importlib import resources
 from .errors import InvalidValueError, UnknownNameError
 
 NUM_CLASSES = 1000
-LABEL_SPACES = ("in1k", "in_a_200", "in_r_200", "objectnet_113")
+LABEL_SPACES = ("in1k", "in_a_200", "in_r_200", "objectnet_113", "objectnet_113_paper")
+#: Label spaces whose indices a builder records in its source table's metadata.
+RECORDED_SPACES = ("objectnet_113", "objectnet_113_paper")
 
 
 def _timm_info(name: str) -> str:
@@ -102,7 +104,8 @@ def label_space_indices(space: str, extra: dict[str, list[int]] | None = None) -
     """The class indices a classifier may choose among for ``space`` (DESIGN §6).
 
     ``objectnet_113`` depends on the mapping files inside the user's ObjectNet archive, so its
-    indices travel in the source table's metadata and are passed in ``extra``.
+    indices travel in the source table's metadata and are passed in ``extra``; so do those of
+    ``objectnet_113_paper`` (the authors' 113 classes, checked against that mapping at build time).
     """
     if extra and space in extra:
         return tuple(sorted(int(i) for i in extra[space]))
@@ -112,10 +115,11 @@ def label_space_indices(space: str, extra: dict[str, list[int]] | None = None) -
         return tuple(sorted(index_of(w) for w in imagenet_a_wnids()))
     if space == "in_r_200":
         return tuple(sorted(index_of(w) for w in imagenet_r_wnids()))
-    if space == "objectnet_113":
+    if space in RECORDED_SPACES:
         raise InvalidValueError(
-            "label space 'objectnet_113' needs the indices recorded by `imhard build --source "
-            "objectnet` (source table metadata); rebuild the objectnet source"
+            f"label space {space!r} needs the indices recorded by `imhard build --source "
+            "objectnet` (source table metadata); rebuild the objectnet source with `imhard build "
+            "--source objectnet --force`"
         )
     raise UnknownNameError(f"unknown label space {space!r}; known: {', '.join(LABEL_SPACES)}")
 

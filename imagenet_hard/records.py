@@ -3,13 +3,16 @@
 A *source table* (DESIGN §3) has one row per image; a *candidates* table is what mining hands to
 review and publish; review exports decisions as DECISION_SCHEMA tables. Each dataclass validates itself on
 construction; each table carries ``imagenet_hard.schema_version`` in its parquet metadata.
+
+Source tables have their own version: 2 added ``label_paper`` (the authors' single ImageNet class of
+an ObjectNet image, see ``imagenet_hard.label_rules``). A version-1 source table is still read, with
+an empty ``label_paper``; the rule that needs it then asks for a rebuild with ``--force``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,10 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InvalidValueError, MissingFileError
-from .files import atomic_path
+from .files import atomic_path, is_sha256
 from .labels import LABEL_SPACES, validate_label
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "1"          # candidates, decisions and every other table
+SOURCE_SCHEMA_VERSION = "2"   # source tables (META_SOURCE set)
+_OLD_SOURCE_VERSIONS = ("1",)  # read, with an empty label_paper column
 META_VERSION = b"imagenet_hard.schema_version"
 META_SOURCE = b"imagenet_hard.source"
 META_LABEL_SPACES = b"imagenet_hard.label_spaces"
@@ -35,6 +40,7 @@ SOURCE_SCHEMA = pa.schema([
     ("width", pa.int32()),
     ("height", pa.int32()),
     ("sha256", pa.string()),
+    ("label_paper", pa.list_(pa.int64())),  # null except where a source defines it (ObjectNet)
 ])
 
 REJECT_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
@@ -60,13 +66,16 @@ DECISION_SCHEMA = pa.schema([
     ("at", pa.timestamp("us", tz="UTC")),
 ])
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-
 
 def make_id(source: str, member_path: str) -> str:
     """Stable id from the source name and the file's path inside its archive."""
     member = member_path.replace("\\", "/").lstrip("./")
     return f"{source.replace('-', '_')}/{member}"
+
+
+def id_source(image_id: str) -> str:
+    """The source (file) name an id was made from by :func:`make_id`."""
+    return image_id.split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class SourceRow:
     width: int
     height: int
     sha256: str
+    label_paper: list[int] | None = None
 
     def __post_init__(self):
         if not self.id or ".." in self.id.split("/"):
@@ -98,8 +108,13 @@ class SourceRow:
             )
         if self.width <= 0 or self.height <= 0:
             raise InvalidValueError(f"{self.id}: size must be positive, got {self.width}x{self.height}")
-        if not _SHA_RE.match(self.sha256):
+        if not is_sha256(self.sha256):
             raise InvalidValueError(f"{self.id}: sha256 must be 64 lowercase hex digits")
+        if self.label_paper is not None:
+            paper = validate_label(self.label_paper)
+            if not set(paper) <= set(label):
+                raise InvalidValueError(f"{self.id}: label_paper {paper} is not among label {label}")
+            object.__setattr__(self, "label_paper", paper)
 
 
 @dataclass(frozen=True)
@@ -109,9 +124,9 @@ class Reject:
 
 
 def _metadata(extra: dict[bytes, bytes] | None) -> dict[bytes, bytes]:
-    meta = {META_VERSION: SCHEMA_VERSION.encode()}
-    meta.update(extra or {})
-    return meta
+    extra = extra or {}
+    version = SOURCE_SCHEMA_VERSION if META_SOURCE in extra else SCHEMA_VERSION
+    return {META_VERSION: version.encode(), **extra}
 
 
 def write_table(records, schema: pa.Schema, dest: str | os.PathLike,
@@ -125,8 +140,10 @@ def write_table(records, schema: pa.Schema, dest: str | os.PathLike,
 
 
 def write_source_table(rows: list[SourceRow], dest, source: str,
-                       label_spaces: dict[str, list[int]] | None = None) -> Path:
-    meta = {META_SOURCE: source.encode()}
+                       label_spaces: dict[str, list[int]] | None = None,
+                       metadata: dict[bytes, bytes] | None = None) -> Path:
+    """Rows sorted by id; ``metadata`` adds a builder's own keys (e.g. how a table was made)."""
+    meta = {**(metadata or {}), META_SOURCE: source.encode()}
     if label_spaces:
         meta[META_LABEL_SPACES] = json.dumps(label_spaces, sort_keys=True).encode()
     rows = sorted(rows, key=lambda r: r.id)
@@ -140,11 +157,29 @@ def read_table(path: str | os.PathLike, what: str = "table") -> pa.Table:
     table = pq.read_table(path)
     meta = table.schema.metadata or {}
     version = meta.get(META_VERSION, b"?").decode()
+    if META_SOURCE in meta:
+        if version in _OLD_SOURCE_VERSIONS:
+            return _upgrade_source_table(table)
+        if version == SOURCE_SCHEMA_VERSION:
+            return table
+        source = meta[META_SOURCE].decode()
+        raise InvalidValueError(
+            f"{path} has source-table version {version}, this imagenet-hard reads "
+            f"{SOURCE_SCHEMA_VERSION}; rebuild it with `imhard build --source {source} --force`")
     if version != SCHEMA_VERSION:
         raise InvalidValueError(
             f"{path} has schema version {version}, this imagenet-hard reads {SCHEMA_VERSION}; rebuild it"
         )
     return table
+
+
+def _upgrade_source_table(table: pa.Table) -> pa.Table:
+    """A version-1 source table as version 2: ``label_paper`` added, empty (unknown)."""
+    if "label_paper" not in table.column_names:
+        empty = pa.nulls(table.num_rows, pa.list_(pa.int64()))
+        table = table.append_column("label_paper", empty)
+    meta = {**(table.schema.metadata or {}), META_VERSION: SOURCE_SCHEMA_VERSION.encode()}
+    return table.replace_schema_metadata(meta)
 
 
 def table_label_spaces(table: pa.Table) -> dict[str, list[int]]:

@@ -31,7 +31,8 @@ from .download import (
     say,
     verify_file,
 )
-from .errors import ImHardError, InvalidValueError, MissingFileError
+from .errors import ImHardError, InvalidValueError, MissingFileError, UnsafeArchiveError
+from .files import check_sha256
 from .labels import english_labels, validate_label
 from .records import (
     REJECT_SCHEMA,
@@ -50,11 +51,13 @@ MAX_PIXELS = 134_217_728
 
 @dataclass(frozen=True)
 class Item:
-    """One file a builder found: its path inside the source, where it is on disk, its labels."""
+    """One file a builder found: its path inside the source, where it is on disk, its labels
+    (``label_paper``: the authors' own label where it differs, see ``imagenet_hard.label_rules``)."""
 
     member: str
     file: Path
     label: tuple[int, ...]
+    label_paper: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -66,10 +69,21 @@ class BuildContext:
     force: bool = False
     progress: bool = True
     notify: Callable[[str], None] = field(default=say, repr=False)
+    #: The resolved source folder (set by ``SourceBuilder.fetch``): walks never leave it.
+    root: Path | None = None
 
     @property
     def downloads(self) -> Path:
         return self.home / "downloads"
+
+    def inside(self, path: Path) -> Path:
+        """``path`` when, links resolved, it lies inside the source folder; else an error (for
+        the folders a builder lists or reads itself, beside ``walk_files``)."""
+        if self.root is not None and not _within(os.path.realpath(path), str(self.root)):
+            raise UnsafeArchiveError(f"{path} is a link that leads outside the source folder "
+                                     f"{self.root}; nothing was read there. If you trust it, "
+                                     "pass the folder it points to as --path")
+        return path
 
     def relpath(self, file: Path) -> str:
         """``file`` relative to the data home, without resolving symlinks (a --path folder is
@@ -93,6 +107,21 @@ class SourceBuilder:
     default_md5: str | None = None   # some datasets publish only MD5; checked on default_url only
     archive_name: str | None = None  # file name under <home>/downloads (default: from the URL)
     password: str | None = None      # for a password zip (published with the dataset)
+    #: Licence rules, applied to every image of the source that review shows or publish writes
+    #: (by ``imagenet_hard.imaging``): a 1-pixel red border on images shown on the web.
+    web_border: bool = False
+    derived: bool = False            # made from built tables (imagenet-c): see build_derived
+    made_from: str = ""              # for a derived source: what it is made from
+
+    def tables(self, home) -> list[tuple[str, int, str]]:
+        """This source's tables built in ``home``: (name, rows, how it was made)."""
+        table = homes.source_table_path(self.name, home)
+        return [(self.name, pq.read_metadata(table).num_rows, "")] if table.exists() else []
+
+    def build_tables(self, home, force: bool = False, progress: bool = False,
+                     **options) -> list[BuildResult]:
+        """A derived source builds its tables from others' (``options`` are its own)."""
+        raise NotImplementedError
 
     def extract_dir(self, ctx: BuildContext) -> Path:
         """Where this source's image files live under the data home."""
@@ -108,7 +137,13 @@ class SourceBuilder:
                 f"archive or folder, or --url with a mirror")
 
     def fetch(self, ctx: BuildContext) -> Path:
-        """The folder holding this source's files: --path folder, --path archive or download."""
+        """The folder holding this source's files (--path folder, --path archive or download);
+        its resolved path becomes ``ctx.root``, the boundary of every walk."""
+        folder = self._fetch(ctx)
+        ctx.root = Path(os.path.realpath(folder))
+        return folder
+
+    def _fetch(self, ctx: BuildContext) -> Path:
         target = self.files_dir(ctx)
         if ctx.path is not None and ctx.path.is_dir():
             return _link_folder(ctx.path, target)
@@ -174,7 +209,7 @@ class ClassFolderSource(SourceBuilder):
 
     def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
         classes = self.classes()
-        top = self.find_top(self.fetch(ctx), classes)
+        top = ctx.inside(self.find_top(self.fetch(ctx), classes))
         for entry in sorted(top.iterdir()):
             if is_junk(entry.name):
                 continue
@@ -183,21 +218,62 @@ class ClassFolderSource(SourceBuilder):
                     yield Reject(ctx.relpath(entry), "not inside a class folder")
                 continue
             label = classes.get(entry.name)
-            for file in walk_files(entry):
-                if label is None:
+            for file in walk_files(entry, ctx):
+                if isinstance(file, Reject):
+                    yield file
+                elif label is None:
                     yield Reject(ctx.relpath(file), f"unknown class folder {entry.name!r}: not "
                                  f"one of the {len(classes)} {self.class_description}")
                 else:
                     yield Item(f"{self.top}/{file.relative_to(top).as_posix()}", file, label)
 
 
-def walk_files(folder: Path) -> Iterator[Path]:
-    """Files under ``folder`` in a stable order, through links, without OS junk."""
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not is_junk(d))
-        for name in sorted(filenames):
-            if not is_junk(name):
-                yield Path(dirpath) / name
+def walk_files(folder: Path, ctx: BuildContext,
+               skip: Callable[[str], bool] = is_junk) -> Iterator[Path | Reject]:
+    """Files under ``folder`` in a stable order, without OS junk (``skip``), never leaving the
+    source folder ``ctx.root``.
+
+    A link is followed only when its resolved target lies inside the source folder; a link that
+    leads out (whether it names a file or a folder, directly or through a chain of links) is a
+    Reject and nothing behind it is read. FIFOs, sockets and devices are Rejects too (reading a
+    FIFO would hang), and each real folder is walked once, so a link loop ends.
+    """
+    root = str(ctx.root or os.path.realpath(folder))
+    yield from _walk(Path(folder), root, ctx, skip, set())
+
+
+def _walk(folder: Path, root: str, ctx: BuildContext, skip: Callable[[str], bool],
+          seen: set[str]) -> Iterator[Path | Reject]:
+    real = os.path.realpath(folder)
+    if not _within(real, root):
+        yield Reject(ctx.relpath(folder), _OUTSIDE)
+        return
+    if real in seen:
+        return
+    seen.add(real)
+    with os.scandir(folder) as it:
+        entries = sorted((e for e in it if not skip(e.name)), key=lambda e: e.name)
+    folders = []
+    for e in entries:
+        path = folder / e.name
+        if e.is_symlink() and not _within(os.path.realpath(path), root):
+            yield Reject(ctx.relpath(path), _OUTSIDE)
+        elif e.is_dir():
+            folders.append(path)
+        elif e.is_file():
+            yield path
+        else:
+            yield Reject(ctx.relpath(path), "not a regular file (a FIFO, socket, device or "
+                         "broken link)")
+    for sub in folders:
+        yield from _walk(sub, root, ctx, skip, seen)
+
+
+_OUTSIDE = "a link that leads outside the source folder; not followed"
+
+
+def _within(real: str, root: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _register_builtins() -> None:
@@ -285,6 +361,7 @@ def _check_image(item: Item, source: SourceBuilder, home: Path) -> SourceRow | R
         width=w,
         height=h,
         sha256=hashlib.sha256(data).hexdigest(),
+        label_paper=list(item.label_paper) if item.label_paper is not None else None,
     )
 
 
@@ -319,7 +396,13 @@ class BuildResult:
 def build(name: str, home=None, url: str | None = None, sha256: str | None = None,
           path=None, force: bool = False, progress: bool = False) -> BuildResult:
     """Build one source table; see :func:`build_source` for the short form."""
+    if sha256 is not None:
+        sha256 = check_sha256(sha256, "--sha256")  # before anything is fetched or written
     source = get_source(name)
+    if source.derived:
+        raise InvalidValueError(f"source {source.name} is made from built tables, not "
+                                f"downloaded: call build_derived({source.name!r}, ...) or run "
+                                f"`imhard build --source {source.name}` with its options")
     home_dir = homes.data_home(home)
     table = homes.source_table_path(source.name, home_dir)
     rejects_path = homes.rejects_table_path(source.name, home_dir)
@@ -351,16 +434,26 @@ def build_source(name: str, home=None, url: str | None = None, sha256: str | Non
                  progress=progress).table
 
 
+def build_derived(name: str, home=None, force: bool = False, progress: bool = False,
+                  **options) -> list[BuildResult]:
+    """Build a source made from other built tables (``imagenet-c``): one result per table."""
+    source = get_source(name)
+    if not source.derived:
+        raise InvalidValueError(f"source {source.name} is not made from other tables; use build()")
+    return source.build_tables(homes.data_home(home), force=force, progress=progress, **options)
+
+
 def source_status(home=None) -> Iterator[tuple[SourceBuilder, int | None]]:
-    """Every known source with its row count when built locally (None when not built)."""
+    """Every known source with its row count when built locally (None when not built); a
+    derived source counts the rows of all its tables."""
     for name in list_sources():
         src = get_source(name)
-        table = homes.source_table_path(src.name, home)
-        yield src, (pq.read_metadata(table).num_rows if table.exists() else None)
+        tables = src.tables(homes.data_home(home))
+        yield src, (sum(t[1] for t in tables) if tables else None)
 
 
 __all__ = [
     "BuildContext", "BuildResult", "ClassFolderSource", "Item", "MAX_PIXELS", "SourceBuilder",
-    "build", "build_source", "is_junk", "walk_files",
+    "build", "build_derived", "build_source", "is_junk", "walk_files",
     "get_source", "list_sources", "normalize_name", "register_source", "source_status",
 ]

@@ -16,7 +16,7 @@ ceiling for a PIL-exact path against a reference whose cost is 324 full resizes.
 antialias=True)``, PIL's a = -0.5 kernel, as two 1-D passes rounded and clamped to uint8 in between
 like PIL) and cuts the crops of a scale with one gather. It is *not* pixel-identical: float
 coefficients against PIL's 22-bit fixed point. Measured on the nine sample photos, all 324 crops
-each (``imagenet_hard.benchmarks.zoom_torch_agreement``; ``tests/test_zoom.py`` checks the bounds)::
+each (``imagenet_hard.bench.zoom.zoom_torch_agreement``; ``tests/test_zoom.py`` checks the bounds)::
 
     max |torch - PIL|   2 grey levels
     mean |torch - PIL|  0.00024 grey levels (0.024 % of pixels differ, by 1 or 2)
@@ -26,6 +26,9 @@ each (``imagenet_hard.benchmarks.zoom_torch_agreement``; ``tests/test_zoom.py`` 
 Without the intermediate clamp the differences reach 18 grey levels and 4.4 % of top-1 answers
 change (bicubic overshoot at hard edges). Use the exact path wherever the verdicts must equal the
 paper's; the torch path is the GPU fast path.
+
+:func:`reference_crops` is the paper's procedure itself, kept as the oracle the tests compare with
+and the reference ``imhard bench zoom`` and ``imhard bench mine`` time.
 """
 
 from __future__ import annotations
@@ -253,6 +256,34 @@ def _cut(hwc: np.ndarray, x_off: int, width: int, jobs: list[tuple[int, int]],
         if y0 >= y1 or x0 >= x1:
             continue  # the box misses the image entirely: all zeros
         out[pos, y0 - top:y1 - top, x0 - left:x1 - left] = hwc[y0:y1, x0 - x_off:x1 - x_off]
+
+
+def reference_crops(image: Image.Image) -> torch.Tensor:
+    """The 324 crops as the paper's appendix A.1 code makes them: float (324, 3, 224, 224) in [0, 1].
+
+    For every crop the whole image is resized again (torchvision ``Resize``, bicubic, on the PIL
+    image), cut at the anchor with ``crop`` (zero outside) and turned into floats by
+    ``ToTensor``. Slow by design; :func:`zoom_crops` equals ``round(255 * reference_crops)``.
+    """
+    import torch
+    import torchvision.transforms as T
+    import torchvision.transforms.functional as fv
+
+    def crop_at(resized, i: int, j: int):
+        width, height = resized.size
+        tile_x, tile_y = width // GRID, height // GRID
+        anchor_x, anchor_y = j * tile_x + tile_x // 2, i * tile_y + tile_y // 2
+        return fv.crop(resized, anchor_y - CROP // 2, anchor_x - CROP // 2, CROP, CROP)
+
+    image = image.convert("RGB")
+    crops = []
+    for scale in SCALES:
+        resize = T.Resize(scale, interpolation=T.InterpolationMode.BICUBIC, max_size=None,
+                          antialias=None)
+        for i in range(GRID):
+            for j in range(GRID):
+                crops.append(fv.to_tensor(crop_at(resize(image), i, j)))
+    return torch.stack(crops)
 
 
 def standard_crop(image: Image.Image) -> torch.Tensor:

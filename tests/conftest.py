@@ -51,8 +51,9 @@ SAMPLE_RUN_PROBS = [0.41, 0.22, 0.12, 0.07, 0.04]
 
 
 class SampleRun:
-    """What :func:`make_sample_run` wrote: ``home``, ``run``, ``candidates`` (path), ``summary``
-    (path), ``ids`` (all candidate ids, sorted), ``sample_ids`` and ``objectnet_ids``."""
+    """What :func:`make_sample_run` wrote: ``home``, ``run`` (its name), ``handle`` (the
+    :class:`~imagenet_hard.mining.MiningRun`), ``candidates`` (the candidates file), ``ids`` (all
+    candidate ids, sorted), ``sample_ids`` and ``objectnet_ids``."""
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -93,44 +94,26 @@ def _objectnet_rows(home):
 
 def make_sample_run(home, sample_home, run="sample-run"):
     """Give ``home`` the sample source (copied from ``sample_home``), a two-image ``objectnet``
-    source and a fake mining run ``<home>/mining/<run>/`` (candidates.parquet + summary.json)."""
-    import json
+    source and a finished mining run ``run`` over both (written as ``mine`` writes it)."""
     import shutil
     from pathlib import Path
 
     import pyarrow.parquet as pq
-
-    from imagenet_hard.records import CANDIDATE_SCHEMA, write_table
+    from run_support import write_run
 
     home = Path(home)
     shutil.copytree(Path(sample_home) / "sources", home / "sources", dirs_exist_ok=True)
-    sample = pq.read_table(home / "sources" / "sample.parquet").to_pylist()
-    cands = []
-    for n, row in enumerate(sample):
+    cands = {}
+    for n, row in enumerate(pq.read_table(home / "sources" / "sample.parquet").to_pylist()):
         top5 = SAMPLE_RUN_TOP5.get(row["id"].rsplit("/", 1)[-1])
         if top5:
-            cands.append({"id": row["id"], "source": "sample", "origin": row["origin"],
-                          "label": row["label"], "label_space": row["label_space"],
-                          "top5": top5, "top5_prob": SAMPLE_RUN_PROBS, "best_crop": 9 * n + 4})
-    objectnet = _objectnet_rows(home)
-    for row, spec in zip(objectnet, SAMPLE_RUN_OBJECTNET, strict=True):
-        cands.append({"id": row.id, "source": "objectnet", "origin": "objectnet",
-                      "label": row.label, "label_space": "objectnet_113", "top5": spec[4],
-                      "top5_prob": SAMPLE_RUN_PROBS, "best_crop": 130})
-    run_dir = home / "mining" / run
-    write_table(sorted(cands, key=lambda c: c["id"]), CANDIDATE_SCHEMA,
-                run_dir / "candidates.parquet")
-    summary = {"run": run, "judge": "efficientnet-lite0", "sources": ["objectnet", "sample"],
-               "counts": {"sample": {"images": len(sample), "candidates": len(cands) - 2},
-                          "objectnet": {"images": 2, "candidates": 2}},
-               "per_origin": {"sample": {"images": len(sample), "candidates": len(cands) - 2},
-                              "objectnet": {"images": 2, "candidates": 2}},
-               "images": len(sample) + 2, "candidates": len(cands)}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    ids = sorted(c["id"] for c in cands)
-    return SampleRun(home=home, run=run, run_dir=run_dir, candidates=run_dir / "candidates.parquet",
-                     summary=run_dir / "summary.json", ids=ids,
-                     sample_ids=[i for i in ids if i.startswith("sample/")],
+            cands[row["id"]] = {"top5": top5, "top5_prob": SAMPLE_RUN_PROBS, "best_crop": 9 * n + 4}
+    for row, spec in zip(_objectnet_rows(home), SAMPLE_RUN_OBJECTNET, strict=True):
+        cands[row.id] = {"top5": spec[4], "top5_prob": SAMPLE_RUN_PROBS, "best_crop": 130}
+    handle = write_run(home, run, ["objectnet", "sample"], cands)
+    ids = sorted(cands)
+    return SampleRun(home=home, run=run, handle=handle, candidates=handle.candidates_path,
+                     ids=ids, sample_ids=[i for i in ids if i.startswith("sample/")],
                      objectnet_ids=[i for i in ids if i.startswith("objectnet/")])
 
 

@@ -178,21 +178,29 @@ def _zipcrypto(data: bytes, password: bytes, check: int) -> bytes:
     return bytes(out)
 
 
-def make_encrypted_zip(members: dict[str, bytes], password: str) -> bytes:
-    """A ZipCrypto (traditional PKWARE) stored zip, as ObjectNet ships; zipfile cannot write one."""
+def make_encrypted_zip(members: dict[str, bytes], password: str,
+                       links: dict[str, str] | None = None, host: int = 3) -> bytes:
+    """A ZipCrypto (traditional PKWARE) stored zip, as ObjectNet ships; zipfile cannot write one.
+
+    ``links`` adds symbolic links (member → target) the way Info-ZIP stores them: the target is
+    the member's data and the Unix mode in the external attributes says S_IFLNK. ``host`` is the
+    "made by" system (3 = Unix; unzip also restores links made on a few others).
+    """
     pwd, out, central = password.encode(), bytearray(), bytearray()
     dos_time, dos_date = 0, (2020 - 1980) << 9 | 1 << 5 | 1
-    for name, data in members.items():
+    entries = [(name, data, 0o100644) for name, data in members.items()]
+    entries += [(name, target.encode(), 0o120777) for name, target in (links or {}).items()]
+    for name, data, mode in entries:
         raw = name.encode()
         crc = zlib.crc32(data)
         enc = _zipcrypto(data, pwd, crc >> 24)
         offset = len(out)
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 1, 0, dos_time, dos_date, crc,
                            len(enc), len(data), len(raw), 0) + raw + enc
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x031E, 20, 1, 0, dos_time,
-                               dos_date, crc, len(enc), len(data), len(raw), 0, 0, 0, 0,
-                               0o100644 << 16, offset) + raw
-    out += central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members),
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, host << 8 | 0x1E, 20, 1, 0,
+                               dos_time, dos_date, crc, len(enc), len(data), len(raw), 0, 0, 0,
+                               0, mode << 16, offset) + raw
+    out += central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
                                  len(central), len(out), 0)
     return bytes(out)
 
@@ -278,40 +286,50 @@ def loc_csv(numbers_to_index: dict[int, int]) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-#: ObjectNet classes used in the synthetic archive, with their real mapping strings.
+#: ObjectNet classes used in the synthetic archive, with their real mapping strings (three of
+#: the nine ObjectNet classes that map to several ImageNet classes, and a single-mapped one).
 OBJECTNET_CLASSES = {
     "alarm_clock": ("Alarm clock", "analog clock; digital clock"),
     "banana": ("Banana", "banana"),
+    "bicycle": ("Bicycle", "mountain bike, all-terrain bike, off-roader; "
+                           "bicycle-built-for-two, tandem bicycle, tandem"),
     "chair": ("Chair", "barber chair; folding chair; rocking chair, rocker"),
     "squeegee": ("Squeegee", None),  # one of the 200 classes without an ImageNet counterpart
 }
+#: Every ImageNet class each folder maps to (all-mapped), and the authors' one (paper).
+OBJECTNET_ALL_MAPPED = {"alarm_clock": [409, 530], "banana": [954], "bicycle": [671, 444],
+                        "chair": [423, 559, 765]}
+OBJECTNET_PAPER = {"alarm_clock": [409], "banana": [954], "bicycle": [671], "chair": [423]}
 
 
-def objectnet_members(with_torch_map: bool = True) -> tuple[dict[str, bytes], dict]:
+def objectnet_members(with_torch_map: bool = True, classes: dict | None = None
+                      ) -> tuple[dict[str, bytes], dict]:
+    """ObjectNet's layout; ``classes`` replaces :data:`OBJECTNET_CLASSES` (folder → (class,
+    mapping string or None))."""
+    classes = OBJECTNET_CLASSES if classes is None else classes
     order = ilsvrc_order(5)
     lemmas = labels.lemmas()
     mappings = "objectnet-1.0/mappings/"
     m = {
         "objectnet-1.0/README": b"ObjectNet 1.0, synthetic test copy\n",
         mappings + "folder_to_objectnet_label.json":
-            json.dumps({f: c for f, (c, _) in OBJECTNET_CLASSES.items()}).encode(),
+            json.dumps({f: c for f, (c, _) in classes.items()}).encode(),
         mappings + "objectnet_to_imagenet_1k.json":
-            json.dumps({c: names for c, names in OBJECTNET_CLASSES.values() if names}).encode(),
+            json.dumps({c: names for c, names in classes.values() if names}).encode(),
         mappings + "imagenet_to_label_2012_v2":
             ("\n".join(lemmas[idx] for idx in order) + "\n").encode(),
     }
     if with_torch_map:
         m[mappings + "pytorch_to_imagenet_2012_id.json"] = json.dumps(
             {str(idx): line for line, idx in enumerate(order)}).encode()
-    counts = {"alarm_clock": 2, "banana": 2, "chair": 1, "squeegee": 2, "mystery_object": 1}
+    counts = {"alarm_clock": 2, "banana": 2, "bicycle": 1, "chair": 1, "squeegee": 2,
+              "mystery_object": 1}
     for c, (folder, n) in enumerate(counts.items()):
         for k in range(n):
             m[f"objectnet-1.0/images/{folder}/{folder}{k}.png"] = image_bytes(
                 500 + 10 * c + k, fmt="PNG")
-    expected = {
-        "alarm_clock": [409, 530], "banana": [954], "chair": [423, 559, 765],
-    }
-    return m, {"labels": expected, "rows": 5, "rejects": 1, "outside": 2}
+    return m, {"labels": OBJECTNET_ALL_MAPPED, "paper": OBJECTNET_PAPER, "rows": 6,
+               "rejects": 1, "outside": 2}
 
 
 def write_members(root: Path, members: dict[str, bytes]) -> Path:

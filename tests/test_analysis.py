@@ -237,7 +237,7 @@ def test_cli_analyze_an_exhaustive_run(scripted_runs, tmp_path):
     from click.testing import CliRunner
 
     from imagenet_hard.cli import main
-    from imagenet_hard.mining import read_results
+    from imagenet_hard.mining import open_run
 
     out = tmp_path / "report"
     res = CliRunner().invoke(main, ["analyze", "ex-True", "--out", str(out),
@@ -246,7 +246,7 @@ def test_cli_analyze_an_exhaustive_run(scripted_runs, tmp_path):
     assert f"report: {out / 'report.md'}" in res.output and "greedy cover" in res.output
     data = json.loads((out / "analysis.json").read_text())
     assert [s["name"] for s in data["subsets"]] == ["all", "syn_a", "syn_b"]
-    table = read_results("ex-True", scripted_runs)
+    table = open_run("ex-True", scripted_runs).results()
     c = masks_from_table(table).correct
     assert data["subsets"][0]["cover"] == list(greedy_cover(c).transforms)
     # the masks are the judge's rule applied to the paper's crops

@@ -36,8 +36,12 @@ def test_version_and_module_entry_point():
     assert "Usage:" in out and "build" in out
 
 
-def test_library_errors_are_one_line_without_traceback(tmp_path):
-    res = CliRunner().invoke(main, ["build", "--source", "sample", "--path",
-                                    str(tmp_path / "missing")])
-    assert res.exit_code != 0
-    assert "Traceback" not in res.output
+def test_a_library_error_is_one_error_line_and_exit_code_1(tmp_path):
+    # ImageNet has no public address: the library raises MissingFileError, the CLI reports it
+    res = CliRunner().invoke(main, ["build", "--source", "imagenet", "--home", str(tmp_path)])
+    assert res.exit_code == 1
+    assert isinstance(res.exception, SystemExit)          # handled, not an escaped exception
+    assert res.stdout == ""
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ImageNet has no public download address")
+    assert "--path" in lines[0]

@@ -13,6 +13,9 @@ def test_demo_runs_every_stage_offline(isolated_home):
     for heading in ("1. build", "2. mine", "3. review", "4. publish", "5. score", "6. analyze"):
         assert f"== {heading}" in res.output
     assert "sample: 9 images, 0 rejected" in res.output
+    for name in ("impulse_noise", "frost", "fog", "snow", "brightness", "zoom_blur"):
+        assert f"imagenet-c/{name}/3" in res.output  # built, then mined with the sample
+        assert f"  imagenet_c/{name}/3 " in res.output
     assert "datasets.load_dataset → " in res.output
     assert "| EfficientNet-Lite0 | verified |" in res.output
     assert (isolated_home / "dist" / "imagenet-hard" / "README.md").is_file()

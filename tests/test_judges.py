@@ -9,9 +9,10 @@ from PIL import Image
 
 from imagenet_hard.errors import InvalidValueError, MissingWeightsError, UnknownNameError
 from imagenet_hard.judges import Judge, ScriptedJudge, create_judge, list_judges
-from imagenet_hard.judges.clip import CLIP_MEAN, ClipJudge, zero_shot_weights
+from imagenet_hard.judges.clip import CLIP_MEAN, ClipJudge
 from imagenet_hard.labels import clip_names, clip_templates
-from imagenet_hard.weights import IMAGENET_MEAN
+from imagenet_hard.models.preprocess import IMAGENET_MEAN
+from imagenet_hard.models.zero_shot import zero_shot_head as zero_shot_weights
 from imagenet_hard.zoom import standard_crop
 
 

@@ -27,9 +27,10 @@ from mining_support import (
 from imagenet_hard import build_source, labels
 from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError, MissingFileError
-from imagenet_hard.mining import mine, order, read_results
+from imagenet_hard.mining import mine, open_run, order
 from imagenet_hard.mining.engine import judge_verdicts
 from imagenet_hard.mining.plan import load_workload
+from imagenet_hard.mining.runs import META_SHARD, OriginCounts
 from imagenet_hard.records import CANDIDATE_SCHEMA, SourceRow, read_table, write_source_table
 
 IN_A = labels.label_space_indices("in_a_200")
@@ -93,7 +94,7 @@ def mined(synth):
         judge = ControlledJudge(synth["index"], synth["plans"])
         res = mine(synth["sources"], judge, home=synth["home"], exhaustive=exhaustive,
                    device="cpu", batch_size=16, shard_size=4, workers=0 if exhaustive else 1)
-        out[exhaustive] = (res, read_results(res.run, synth["home"]).to_pylist(), judge)
+        out[exhaustive] = (res, res.results().to_pylist(), judge)
     return out
 
 
@@ -132,7 +133,7 @@ def test_label_spaces_come_from_the_row_and_objectnet_from_table_metadata(synth,
 
 def test_candidates_are_images_no_crop_gets_right(synth, mined):
     res, rows, _ = mined[False]
-    cand = read_table(res.candidates)
+    cand = res.candidates()
     assert cand.schema.remove_metadata().equals(CANDIDATE_SCHEMA)
     by_id = {r["id"]: r for r in cand.to_pylist()}
     assert set(by_id) == CANDIDATES
@@ -152,10 +153,10 @@ def test_candidates_are_images_no_crop_gets_right(synth, mined):
 
 def test_early_exit_equals_exhaustive_with_far_fewer_forward_passes(synth, mined):
     (early, early_rows, early_judge), (full, full_rows, full_judge) = mined[False], mined[True]
-    assert early.run != full.run
+    assert early.name != full.name
     key = ("id", "correct", "first_correct_crop")
     assert [[r[k] for k in key] for r in early_rows] == [[r[k] for k in key] for r in full_rows]
-    assert (read_table(early.candidates).to_pylist() == read_table(full.candidates).to_pylist())
+    assert early.candidates().to_pylist() == full.candidates().to_pylist()
     # exhaustive: every crop judged once (and the standard 1-crop), the mask is exactly the plan
     assert len(full_judge.seen) == 6 * 325
     assert set(full_judge.seen) >= {(r["id"], c) for r in full_rows for c in range(324)}
@@ -170,11 +171,11 @@ def test_early_exit_equals_exhaustive_with_far_fewer_forward_passes(synth, mined
         assert r["n_forward"] == want and r["mask"] is None and r["one_crop_correct"] is None
     assert {r["id"]: r["n_forward"] for r in early_rows}["synth_a/c.png"] == 1
     total = sum(r["n_forward"] for r in early_rows)
-    assert len(early_judge.seen) == early.summary["forward_passes"] == total == 3 * 324 + 1 + 36 + 324
+    assert len(early_judge.seen) == early.summary.forward_passes == total == 3 * 324 + 1 + 36 + 324
     s = early.summary
-    assert (s["images"], s["candidates"], s["mode"]) == (6, 3, "early-exit")
-    assert s["per_origin"]["synth_a"] == {"images": 2, "candidates": 1}
-    assert full.summary["forward_passes_per_image"] == 325.0
+    assert (s.images, s.candidates, s.mode, s.exhaustive) == (6, 3, "early-exit", False)
+    assert s.per_origin["synth_a"] == OriginCounts(images=2, candidates=1)
+    assert full.summary.forward_passes_per_image == 325.0 and full.summary.exhaustive
 
 
 def test_masks_are_queryable_with_duckdb(mined):
@@ -192,18 +193,18 @@ def test_killed_run_resumes_without_redoing_finished_shards(synth, mined):
     crash = ControlledJudge(synth["index"], synth["plans"], fail_on={"synth_on/e.png"})
     with pytest.raises(RuntimeError, match="simulated crash"):
         mine(synth["sources"], crash, **kw)
-    run_dir = synth["home"] / "mining" / "resume"
-    assert sorted(p.name for p in (run_dir / "shards").iterdir()) == [
-        "shard-00000.parquet", "shard-00001.parquet"]
-    assert not (run_dir / "candidates.parquet").exists()
+    killed = open_run("resume", synth["home"])
+    assert killed.missing_shards() == [2] and not killed.finished
+    with pytest.raises(MissingFileError, match="has not finished"):
+        killed.candidates()
     again = ControlledJudge(synth["index"], synth["plans"])
     res = mine(synth["sources"], again, **kw)
     assert {i for i, _ in again.seen} == {"synth_on/e.png", "synth_on/f.png"}
-    assert read_table(res.candidates).to_pylist() == read_table(mined[False][0].candidates).to_pylist()
-    assert res.summary["resumed_images"] == 4 and res.summary["computed_images"] == 2
+    assert res.candidates().to_pylist() == mined[False][0].candidates().to_pylist()
+    assert res.summary.resumed_images == 4 and res.summary.computed_images == 2
     # a finished run reruns as a no-op: the judge is never called
     idle = ControlledJudge(synth["index"], synth["plans"], fail_on=set(synth["plans"]))
-    assert mine(synth["sources"], idle, **kw).summary["candidates"] == 3
+    assert mine(synth["sources"], idle, **kw).summary.candidates == 3
     with pytest.raises(InvalidValueError, match="exhaustive"):
         mine(synth["sources"], again, exhaustive=True, **kw)
 
@@ -234,8 +235,8 @@ def test_cli_mines_with_a_registered_judge_and_prints_a_summary(synth):
     assert res.exit_code == 0, res.output
     assert "2 candidates of 4 images" in res.output
     assert "synth_a: 1 / 2" in res.output
-    run_dir = synth["home"] / "mining" / "test-controlled__synth_a+synth_on"
-    assert json.loads((run_dir / "run.json").read_text())["judge"] == "test-controlled"
+    run = open_run("test-controlled__synth_a+synth_on", synth["home"])
+    assert run.record.judge == "test-controlled" and run.record.sources == ("synth_a", "synth_on")
     bad = CliRunner().invoke(main, [*args[:2], "synth_a,missing", *args[3:]])
     assert bad.exit_code == 1 and "imhard build --source missing" in bad.output
     assert "Traceback" not in bad.output
@@ -260,18 +261,19 @@ def sample_run(tmp_path_factory):
 def test_efficientnet_lite0_mines_the_sample_source(sample_run):
     home, output = sample_run
     assert "efficientnet-lite0 on sample (early-exit)" in output
-    summary = json.loads((home / "mining" / "one" / "summary.json").read_text())
-    rows = {r["id"]: r for r in read_results("one", home).to_pylist()}
-    assert len(rows) == 9 and summary["images"] == 9
+    run = open_run("one", home)
+    summary = run.summary
+    rows = {r["id"]: r for r in run.results().to_pylist()}
+    assert len(rows) == 9 and summary.images == 9
     # DESIGN §9: on chelsea the model says tabby cat, on coffee espresso: the standard crop settles
     for rid in ("sample/n02123045/chelsea.png", "sample/n07920052/coffee.png"):
         assert rows[rid]["correct"] and rows[rid]["n_forward"] == 1
         assert rows[rid]["first_correct_crop"] == order.crop_order()[0]
-    cand = read_table(home / "mining" / "one" / "candidates.parquet").to_pylist()
+    cand = run.candidates().to_pylist()
     assert {c["id"] for c in cand} == {r for r, v in rows.items() if not v["correct"]}
     assert all(rows[c["id"]]["n_forward"] == 324 and len(c["top5"]) == 5 for c in cand)
-    assert summary["forward_passes"] == sum(r["n_forward"] for r in rows.values()) < 9 * 324
-    assert summary["candidates"] == len(cand)
+    assert summary.forward_passes == sum(r["n_forward"] for r in rows.values()) < 9 * 324
+    assert summary.candidates == len(cand)
 
 
 @pytest.mark.slow
@@ -289,12 +291,12 @@ def test_two_process_torchrun_equals_one_process(sample_run):
         capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("candidates of 3 images") == 1  # only rank 0 prints
-    runs = home / "mining"
-    metas = [json.loads(pq.read_schema(p).metadata[b"imagenet_hard.mining_shard"])
-             for p in sorted((runs / "two" / "shards").iterdir())]
+    run = open_run("two", home)
+    metas = [json.loads(pq.read_schema(run.shard_path(k)).metadata[META_SHARD])
+             for k in range(run.record.shards)]
     assert [m["rank"] for m in metas] == [0, 1, 0]
-    one = {r["id"]: r for r in read_results("one", home).to_pylist()}
-    two = read_results("two", home).to_pylist()
+    one = {r["id"]: r for r in open_run("one", home).results().to_pylist()}
+    two = run.results().to_pylist()
     assert [r["id"] for r in two] == sorted(ids)
     for row in two:
         assert row["source"] == "sample3"
@@ -302,8 +304,7 @@ def test_two_process_torchrun_equals_one_process(sample_run):
         # probabilities may differ in the last float bits (OMP_NUM_THREADS=1 under torchrun)
         assert np.allclose(row.pop("top5_prob"), want.pop("top5_prob"), rtol=1e-4)
         assert row == want
-    summary = json.loads((runs / "two" / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["computed_images"] == 3
+    assert run.summary.world_size == 2 and run.summary.computed_images == 3
 
 
 def _free_port() -> int:
@@ -329,19 +330,23 @@ def test_torch_crop_backend_runs_the_same_loop(synth):
     never = ScriptedJudge(lambda crops: torch.full((crops.shape[0],), IN_A[5]), name="never-right")
     res = mine(["synth_a"], never, home=synth["home"], device="cpu", crops="torch", workers=0,
                batch_size=100)
-    assert res.summary["crops_backend"] == "torch"
-    assert res.summary["candidates"] == 2 and res.summary["forward_passes"] == 2 * 324
+    assert res.summary.crops_backend == "torch"
+    assert res.summary.candidates == 2 and res.summary.forward_passes == 2 * 324
 
 
 @pytest.mark.slow
 def test_bench_mine_reference_and_engine_agree(synth):
-    from imagenet_hard.mining.bench import bench_mine
+    from imagenet_hard.bench import format_report
+    from imagenet_hard.bench.mine import bench_mine
 
     judge = ControlledJudge(synth["index"], synth["plans"])
     report = bench_mine(judge, images=2, source="synth_a", home=synth["home"], device="cpu",
                         workers=0, echo=lambda m: None)
     # the reference's float crops, back in uint8, are the engine's crops: the judge knew them all
-    assert report.candidates_agree and report.candidates == 1 and report.images == 2
-    assert report.early_forward_per_image == (1 + 324) / 2
-    text = report.summary()
+    assert report.results["reference and engine agree on candidates"] is True
+    assert report.results["candidates"] == 1 and report.config["images"] == 2
+    assert report.ours.items == report.reference.items == 2
+    assert report.results["early exit forward passes per image (of 324)"] == (1 + 324) / 2
+    assert report.ratio == report.ours.rate / report.reference.rate > 0
+    text = format_report(report)
     assert "x the reference" in text and "images/s" in text

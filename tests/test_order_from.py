@@ -21,9 +21,8 @@ from mining_support import (
 from imagenet_hard.analysis import forward_passes, load_run, order_from_run
 from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError
-from imagenet_hard.mining import mine, read_results
+from imagenet_hard.mining import mine, open_run
 from imagenet_hard.mining.order import LEARNED_VERSION, CropOrder, crop_order, heuristic_order
-from imagenet_hard.records import read_table
 
 FULL = tuple(range(1000))
 LATE = crop_order()[200]      # a crop the heuristic tries in its last round
@@ -52,7 +51,7 @@ def world(tmp_path_factory):
 
 def test_exhaustive_runs_record_the_standard_one_crop(world):
     assert all((rid, ONE_CROP) in world["index"].keys.values() for rid in world["ids"])
-    rows = {r["id"]: r for r in read_results("full", world["home"]).to_pylist()}
+    rows = {r["id"]: r for r in open_run("full", world["home"]).results().to_pylist()}
     ids = world["ids"]
     assert [rows[i]["one_crop_correct"] for i in ids] == [False] * 3 + [True, True]
     # the 1-crop is not a zoom crop: the image right only there is still a candidate
@@ -71,7 +70,7 @@ def test_learned_order_puts_the_cover_first_and_names_its_origin(world):
     assert order.origin == {"run": "full", "judge": "controlled", "images": 5,
                             "ids_sha256": masks.ids_sha256(), "cover_size": 2}
     assert masks.ids_sha256() == json.loads(
-        (world["full"].run_dir / "run.json").read_text())["ids_sha256"]
+        (world["full"].dir / "run.json").read_text())["ids_sha256"]
 
 
 def test_learned_order_same_candidates_fewer_forward_passes(world):
@@ -81,21 +80,22 @@ def test_learned_order_same_candidates_fewer_forward_passes(world):
     for name, order in (("heuristic", None), ("learned", learned)):
         judge = ControlledJudge(world["index"], world["plans"])
         runs[name] = mine(["syn"], judge, run=name, crop_order=order, **kw)
-        assert len(judge.seen) == runs[name].summary["forward_passes"]
-    cands = [read_table(r.candidates).to_pylist() for r in (world["full"], *runs.values())]
+        assert len(judge.seen) == runs[name].summary.forward_passes
+    cands = [r.candidates().to_pylist() for r in (world["full"], *runs.values())]
     assert cands[0] == cands[1] == cands[2] and len(cands[0]) == 1
-    fh, fl = (runs[k].summary["forward_passes"] for k in ("heuristic", "learned"))
+    fh, fl = (runs[k].summary.forward_passes for k in ("heuristic", "learned"))
     # learned: LATE settles three images in round 1, the heuristic's first crop is second (round 2)
     # heuristic: LATE is in round 5 (324), SECOND in round 4 (108), its first crop in round 1
     assert fl == 3 * 1 + 9 + 324 and fh == 2 * 324 + 108 + 1 + 324
     # the simulation replays the engine's n_forward image by image, for both orders
     masks = load_run("full", home)
     for name, order in (("heuristic", heuristic_order()), ("learned", learned)):
-        got = {r["id"]: r["n_forward"] for r in read_results(name, home).to_pylist()}
+        got = {r["id"]: r["n_forward"] for r in open_run(name, home).results().to_pylist()}
         assert [got[i] for i in masks.ids] == forward_passes(masks.correct, order).tolist()
-    rec = json.loads((runs["learned"].run_dir / "run.json").read_text())["crop_order"]
+    rec = json.loads((runs["learned"].dir / "run.json").read_text())["crop_order"]
     assert rec["version"] == LEARNED_VERSION and rec["indices"] == list(learned.indices)
-    assert rec["origin"]["run"] == "full" and runs["learned"].summary["crop_order"] == rec
+    assert rec["origin"]["run"] == "full" and runs["learned"].summary.crop_order == rec
+    assert runs["learned"].record.crop_order == rec
 
 
 def test_a_resumed_run_refuses_another_order(world):
@@ -108,7 +108,7 @@ def test_a_resumed_run_refuses_another_order(world):
     other = CropOrder(tuple(reversed(learned.indices)), LEARNED_VERSION, learned.origin)
     with pytest.raises(InvalidValueError, match="crop_order"):
         mine(["syn"], judge, run="pinned", crop_order=other, **kw)
-    assert mine(["syn"], judge, run="pinned", crop_order=learned, **kw).summary["images"] == 5
+    assert mine(["syn"], judge, run="pinned", crop_order=learned, **kw).summary.images == 5
 
 
 def test_cli_order_from(world):
@@ -138,7 +138,7 @@ def test_crop_order_rejects_a_non_permutation():
 
 def test_learned_order_costs_no_more_on_its_own_data_and_held_out():
     from imagenet_hard.analysis import held_out_forward_passes, order_from_masks
-    from imagenet_hard.analysis.bench import synthetic_masks
+    from imagenet_hard.bench.analysis import synthetic_masks
 
     masks = synthetic_masks(2000, seed=4)
     learned = forward_passes(masks.correct, order_from_masks(masks))

@@ -17,12 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from run_support import write_run
 
 from imagenet_hard import build_source, labels, records
 from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError
 from imagenet_hard.files import sha256_bytes
 from imagenet_hard.home import source_table_path
+from imagenet_hard.mining import open_run
 from imagenet_hard.publish import check, features, parse_size, publish, push
 from imagenet_hard.publish.card import card_header
 from imagenet_hard.publish.hub import MISSING_TOKEN
@@ -48,22 +50,13 @@ def _objectnet_source(home: Path) -> None:
                                {"objectnet_113": [559]})
 
 
-def _write_run(home: Path, name: str) -> Path:
-    """A mining run whose candidates are every sample image plus the ObjectNet one."""
-    rows = []
-    for source in ("sample", "objectnet"):
-        for r in records.read_table(source_table_path(source, home)).to_pylist():
-            rows.append(dict(id=r["id"], source=source, origin=r["origin"], label=r["label"],
-                             label_space=r["label_space"], top5=[1, 2, 3, 4, 5],
-                             top5_prob=[0.5, 0.2, 0.1, 0.1, 0.1], best_crop=0))
-    run = home / "mining" / name
-    records.write_table(rows, records.CANDIDATE_SCHEMA, run / "candidates.parquet")
-    summary = {"judge": "efficientnet-lite0", "sources": ["sample", "objectnet"],
-               "images": len(rows), "candidates": len(rows), "mode": "early-exit",
-               "per_origin": {"sample": {"images": 9, "candidates": 9},
-                              "objectnet": {"images": 1, "candidates": 1}}}
-    (run / "summary.json").write_text(json.dumps(summary))
-    return run
+def _write_run(home: Path, name: str):
+    """A finished mining run whose candidates are every sample image plus the ObjectNet one."""
+    cands = {r["id"]: {"top5": [1, 2, 3, 4, 5], "top5_prob": [0.5, 0.2, 0.1, 0.1, 0.1],
+                       "best_crop": 0}
+             for source in ("sample", "objectnet")
+             for r in records.read_table(source_table_path(source, home)).to_pylist()}
+    return write_run(home, name, ["sample", "objectnet"], cands)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +70,7 @@ def pub_home(tmp_path_factory):
 
 
 def _ids(home: Path) -> list[str]:
-    return sorted(r["id"] for r in pq.read_table(home / "mining/r1/candidates.parquet").to_pylist())
+    return sorted(open_run("r1", home).candidates().column("id").to_pylist())
 
 
 def decisions(entries) -> pa.Table:

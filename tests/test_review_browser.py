@@ -85,3 +85,37 @@ def test_keyboard_review_survives_undo_and_reload(page, review_server, sample_ru
     assert verdicts[third]["verdict"] == "pending"
     assert [e["verdict"] for e in events] == ["keep", "remove", "remove", "undo"]
     assert events[2]["reason"] == "wrong-label" and events[3]["undoes"] == events[2]["seq"]
+
+
+def set_reviewer(page, name: str) -> None:
+    page.fill("#reviewer", name)
+    page.keyboard.press("Escape")  # leaves the field, so keys decide again
+
+
+def test_panel_shows_the_latest_event_after_r_then_k(page, review_server):
+    page.goto(review_server.url)
+    page.wait_for_selector("#top5 li")
+    with page.expect_response("**/api/candidates?verdict=all*"):
+        page.select_option("#verdict", "all")  # decided images stay in the queue
+    page.keyboard.press("Escape")
+    first = current(page)
+    set_reviewer(page, "ann")
+    page.keyboard.press("k")
+    wait_saved(page, 1)
+    page.keyboard.press("ArrowLeft")
+    assert current(page) == first
+    assert "by ann" in page.text_content("#current")
+
+    set_reviewer(page, "bob")
+    page.keyboard.press("r")                     # tag: rare case
+    page.keyboard.press("k")
+    wait_saved(page, 2)
+    page.keyboard.press("ArrowLeft")
+    assert current(page) == first
+    events = page.evaluate("(id) => fetch('/api/history?id=' + encodeURIComponent(id))"
+                           ".then((r) => r.json())", first)["events"]
+    assert [e["reviewer"] for e in events] == ["ann", "bob"]
+    panel = page.text_content("#current")
+    assert f"decided {events[-1]['at'].replace('T', ' ')[:19]} UTC by bob" in panel, panel
+    assert "rare case" in panel and "ann" not in panel
+    assert page.js_errors == []

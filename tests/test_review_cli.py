@@ -76,7 +76,8 @@ def test_apply_into_another_home(sample_run, sample_home, tmp_path):
 
 def test_errors_are_one_line_with_a_non_zero_exit(sample_run):
     res = run("import", "--run", "nope")
-    assert res.exit_code == 1 and "runs here: sample-run" in res.output
+    assert res.exit_code == 1 and res.output.startswith("Error: no mining run 'nope'")
+    assert res.output.rstrip().endswith("/mining: sample-run") and res.output.count("\n") == 1
     run("import", "--run", sample_run.run)
     res = run("decide", "sample/n00000000/ghost.png", "--verdict", "keep")
     assert res.exit_code == 1

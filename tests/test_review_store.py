@@ -65,7 +65,7 @@ def test_import_joins_source_tables_and_is_idempotent(sample_run):
 
 def test_import_errors_name_what_is_missing(sample_run):
     with ReviewStore(sample_run.home) as st:
-        with pytest.raises(MissingFileError, match="runs here: sample-run"):
+        with pytest.raises(MissingFileError, match="runs under .*: sample-run"):
             st.import_run("no-such-run")
         (sample_run.home / "sources" / "objectnet.parquet").unlink()
         with pytest.raises(MissingFileError, match="imhard build --source objectnet"):
@@ -248,7 +248,7 @@ def test_imports_a_real_mining_run(isolated_home, sample_home):
         res = store.import_run("tench-run")
         rows = store.candidates()
         status = store.status()
-    assert res.candidates == result.n_candidates == 9
+    assert res.candidates == result.summary.candidates == 9
     assert status["runs"][0]["judge"] == "tench"
     assert {r["top5_names"][0] for r in rows} == {"tench"}
     assert all((isolated_home / r["path"]).is_file() for r in rows)

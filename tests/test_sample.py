@@ -10,7 +10,7 @@ def test_sample_builds_offline_with_checked_labels(isolated_home):
     rows = duckdb.sql(f"select * from read_parquet('{table}') order by id").fetchall()
     cols = [d[0] for d in duckdb.sql(f"select * from read_parquet('{table}')").description]
     assert cols == ["id", "origin", "path", "label", "english_label", "label_space", "width",
-                    "height", "sha256"]
+                    "height", "sha256", "label_paper"]
     by_id = {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
     chelsea = by_id["sample/n02123045/chelsea.png"]
     assert chelsea["label"] == [281, 282]

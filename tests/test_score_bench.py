@@ -11,8 +11,10 @@ def test_bench_score_reports_both_rates_and_the_ratio():
     res = CliRunner().invoke(main, ["bench", "score", "--images", "6", "--batch-size", "3",
                                     "--workers", "0"])
     assert res.exit_code == 0, res.output
-    bare = float(res.output.split("bare DataLoader + model loop :")[1].split("images/s")[0])
-    harness = float(res.output.split("imhard score (model form)    :")[1].split("images/s")[0])
-    ratio = float(res.output.split("ratio ")[1].split()[0])
+    out = res.output
+    bare = float(out.split("reference  bare DataLoader + model loop")[1].split("images/s")[0])
+    harness = float(out.split("imhard score, time producing rows")[1].split("images/s")[0])
+    ratio = float(out.split("\nratio")[1].split("x")[0])
     assert bare > 0 and harness > 0
     assert ratio == pytest.approx(harness / bare, rel=0.05)
+    assert "(target ≥ 0.9x:" in out and "config:    model EfficientNet-Lite0, images 6" in out

@@ -90,34 +90,39 @@ def test_failure_gives_message_and_nonzero_exit(tmp_path, kind):
     assert "imagenet_hard/score" not in res.output  # the harness's own frames are trimmed
 
 
-def test_killed_run_resumes_from_finished_batches(tmp_path):
+def test_killed_run_resumes_from_finished_batches(tmp_path, monkeypatch):
+    # The sandbox keeps nothing the child writes outside its output folder, so the submission
+    # reports its calls on stdout and learns from the environment when to die.
     data = make_dataset(tmp_path / "ds")
-    marker, calls = tmp_path / "died-once", tmp_path / "calls.txt"
-    sub = write_submission(tmp_path, PREDICT_FORM + f'''
+    sub = write_submission(tmp_path, PREDICT_FORM + """
 import os
 _inner = load
 
 def load(device):
     oracle = _inner(device)
     class Flaky:
+        calls = 0
         def predict(self, images):
-            with open({str(calls)!r}, "a") as f:
-                f.write(f"{{len(images)}}\\n")
-            if not os.path.exists({str(marker)!r}) and sum(1 for _ in open({str(calls)!r})) == 2:
-                open({str(marker)!r}, "w").close()
+            self.calls += 1
+            print(f"predict {len(images)}")
+            if os.environ.get("IMHARD_TEST_DIE_AT") == str(self.calls):
                 os._exit(7)
             return oracle.predict(images)
     return Flaky()
-''')
-    opts = RunOptions(batch_size=3)
+""")
+    lines: list[str] = []
+    opts = RunOptions(batch_size=3, on_output=lines.append)
+    monkeypatch.setenv("IMHARD_TEST_DIE_AT", "2")
     with pytest.raises(SubmissionError, match="exited with status 7 .* rows 3–5.*resume"):
         score(sub, dataset=data, options=opts)
+    monkeypatch.delenv("IMHARD_TEST_DIE_AT")
     run = score(sub, dataset=data, options=opts)
+    calls = [line.split()[1] for line in lines if line.startswith("predict ")]
     assert run.resumed_rows == 3                     # the first batch came from the cache
-    assert calls.read_text().split() == ["3", "3", "3", "2"]  # died on 2nd; rerun did 3–5, 6–7
+    assert calls == ["3", "3", "3", "2"]             # died on 2nd; rerun did 3–5, 6–7
     assert run.result.metrics["correct"] == 4 and run.result.metrics["n"] == 8
     again = score(sub, dataset=data, options=opts)   # everything cached: no child at all
-    assert again.resumed_rows == 8 and calls.read_text().split() == ["3", "3", "3", "2"]
+    assert again.resumed_rows == 8 and len(lines) == 4
 
 
 def test_child_environment_carries_no_secrets(tmp_path, monkeypatch):
@@ -128,13 +133,13 @@ def test_child_environment_carries_no_secrets(tmp_path, monkeypatch):
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("IMHARD_TEST_VISIBLE", "yes")
     assert not set(secrets) & set(child_env())
-    seen = tmp_path / "env.txt"
+    lines: list[str] = []
     data = make_dataset(tmp_path / "ds")
-    sub = write_submission(tmp_path, f'''import os
-open({str(seen)!r}, "w").write("\\n".join(sorted(os.environ)))
-''' + PREDICT_FORM)
-    score(sub, dataset=data, limit=2)
-    names = set(seen.read_text().split())
+    sub = write_submission(tmp_path, """import os
+print("ENV " + " ".join(sorted(os.environ)))
+""" + PREDICT_FORM)
+    score(sub, dataset=data, limit=2, options=RunOptions(on_output=lines.append))
+    names = set(next(line for line in lines if line.startswith("ENV ")).split()[1:])
     assert "IMHARD_TEST_VISIBLE" in names and "PATH" in names
     assert not set(secrets) & names
 
@@ -159,17 +164,17 @@ def test_no_network_isolates_the_child(tmp_path, no_network):
         pytest.skip(str(exc))
     srv = _loopback_server()
     port = srv.getsockname()[1]
-    seen = tmp_path / "net.txt"
+    lines: list[str] = []
     sub = write_submission(tmp_path, f'''import socket
 try:
     socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
     outcome = "connected"
 except OSError as exc:
     outcome = "refused"
-open({str(seen)!r}, "w").write(outcome)
+print("NET", outcome)
 ''' + PREDICT_FORM)
     run = score(sub, dataset=make_dataset(tmp_path / "ds"), limit=2,
-                options=RunOptions(no_network=no_network))
+                options=RunOptions(no_network=no_network, on_output=lines.append))
     srv.close()
-    assert seen.read_text() == ("refused" if no_network else "connected")
+    assert ("NET refused" if no_network else "NET connected") in lines
     assert run.result.metrics["n"] == 2

@@ -87,9 +87,9 @@ def test_efficientnet_lite0_submission_scores_the_sample_for_real(tmp_path, samp
 
 @pytest.mark.parametrize("name,needles", [
     ("resnet18.py", ["importing the submission failed", "MissingWeightsError", "resnet18-f37072fd.pth", "TORCH_HOME"]),
-    pytest.param("clip_vit_l_14.py", ["open_clip ViT-L-14 weights 'openai'", "HF_HOME"],
+    pytest.param("clip_vit_l_14.py", ["open_clip:ViT-L-14/openai", "HF_HOME"],
                  marks=pytest.mark.slow),
-    pytest.param("tf_efficientnet_l2_ns_800.py", ["timm weights for tf_efficientnet_l2",
+    pytest.param("tf_efficientnet_l2_ns_800.py", ["weights for timm:tf_efficientnet_l2",
                                                   "hf download"], marks=pytest.mark.slow),
 ])
 def test_reference_without_weights_fails_clearly(tmp_path, name, needles):

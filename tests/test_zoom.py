@@ -185,7 +185,20 @@ def test_torch_path_batch_tensor_and_indices():
         zoom_crops_torch([batch[0].float()], "cpu")
 
 
-# --- imhard bench zoom ----------------------------------------------------------------------------
+# --- the paper's procedure itself, and imhard bench zoom --------------------------------------
+
+def test_reference_crops_are_the_papers_and_zoom_crops_equal_them():
+    from imagenet_hard.zoom import reference_crops
+
+    image = synthetic(41, 29, seed=4)
+    ref = reference_crops(image)
+    assert ref.dtype == torch.float32 and ref.shape == (324, 3, 224, 224)
+    assert torch.equal(zoom_crops(image), (ref * 255).round().to(torch.uint8))
+    for k in (0, 100, 200, 323):                    # and the independent oracle above
+        s, i, j = k // 9, (k % 9) // 3, k % 3
+        assert torch.equal((ref[k] * 255).round().to(torch.uint8),
+                           paper_crop(image, PAPER_SCALES[s], i, j))
+
 
 def test_bench_zoom_command_times_both_and_prints_the_ratio(tmp_path):
     from click.testing import CliRunner
@@ -196,9 +209,16 @@ def test_bench_zoom_command_times_both_and_prints_the_ratio(tmp_path):
     synthetic(40, 30, seed=10).save(path)
     result = CliRunner().invoke(main, ["bench", "zoom", str(path), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "1 images, 324 crops" in result.output
-    for part in ("reference (appendix A.1", "zoom_crops (", "speed-up:", "zoom_crops_torch on cpu"):
-        assert part in result.output
+    assert "config:    images 1, crops 324, CPU threads 1" in result.output
+    rates = {}
+    for role in ("reference", "ours", "also"):
+        line = next(ln for ln in result.output.splitlines() if ln.startswith(role + " "))
+        rates[role] = float(line.split("crops/s")[0].split()[-1])
+        assert rates[role] > 0
+    assert "zoom_crops_torch on cpu" in result.output
+    ratio = float(result.output.split("\nratio")[1].split("x")[0])
+    assert ratio == pytest.approx(rates["ours"] / rates["reference"], rel=0.01)
+    assert "(target ≥ 10x:" in result.output
     missing = CliRunner().invoke(main, ["bench", "zoom", str(tmp_path / "nope.jpg")])
     assert missing.exit_code == 1 and "nope.jpg does not exist" in missing.output
     assert "Traceback" not in missing.output

@@ -7,14 +7,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import home as homes
 from ..errors import InvalidValueError
 from ..zoom import N_TRANSFORMS
 
@@ -100,14 +98,15 @@ def masks_from_table(table: pa.Table, run: str = "", record: dict | None = None)
                     tuple(table.column("id").to_pylist()), one_crop, run, record)
 
 
-def load_run(run: str, home=None) -> RunMasks:
-    """Read mining run ``run`` of data home ``home``; raise :class:`NotExhaustiveError` with the
-    command that makes an exhaustive one when it was mined with early exit."""
-    from ..mining import read_results
+def load_run(run, home=None) -> RunMasks:
+    """Read mining run ``run`` (a name, a run folder or a ``MiningRun``) of data home ``home``;
+    raise :class:`NotExhaustiveError` with the command that makes an exhaustive one when it was
+    mined with early exit."""
+    from ..mining import open_run
 
-    table = read_results(run, home)
-    record = json.loads((homes.mining_dir(home) / run / "run.json").read_text())
-    if not record.get("exhaustive"):
-        raise NotExhaustiveError(f"run {run!r} was mined with early exit; "
+    handle = open_run(run, home)
+    record = handle.record.to_json()
+    if not handle.record.exhaustive:
+        raise NotExhaustiveError(f"run {handle.name!r} was mined with early exit; "
                                  f"{how_to_make_exhaustive(record)}")
-    return masks_from_table(table, run, record)
+    return masks_from_table(handle.results(), handle.name, record)

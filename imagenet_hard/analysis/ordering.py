@@ -11,29 +11,22 @@ size — goes into the new run's ``run.json``.
 position p of the order costs every crop up to the end of the round holding p (324 when none is
 correct). That is exactly the engine's ``n_forward`` (rounds are whole), so orders can be compared
 on held-out images without running a judge again (:func:`held_out_forward_passes`).
-
-``imagenet_hard.mining`` imports torch, so it is imported inside the functions that need it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..mining.order import ROUND_SIZES, CropOrder, crop_order, heuristic_order, learned_order
 from .cover import greedy_cover
 from .masks import RunMasks, load_run
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..mining.order import CropOrder
 
 
 def learning_cover(correct: np.ndarray):
     """The greedy cover a learned order starts with: ties go to the crop the heuristic order
     tries first, so transforms the data cannot tell apart keep the heuristic's order."""
-    from ..mining.order import crop_order
-
     return greedy_cover(correct, tie_order=crop_order())
 
 
@@ -47,8 +40,6 @@ def cover_with_origin(masks: RunMasks) -> tuple[tuple[int, ...], dict]:
 
 def order_from_masks(masks: RunMasks) -> CropOrder:
     """The crop order learned from ``masks`` (module docstring)."""
-    from ..mining.order import learned_order
-
     return learned_order(*cover_with_origin(masks))
 
 
@@ -62,13 +53,11 @@ def cover_of_run(run: str, home=None) -> tuple[tuple[int, ...], dict]:
     return cover_with_origin(load_run(run, home))
 
 
-def forward_passes(correct: np.ndarray, crop_order: CropOrder) -> np.ndarray:
-    """Per image, the forward passes early exit spends with ``crop_order`` (int (N,))."""
-    from ..mining.order import ROUND_SIZES
-
-    ranked = np.asarray(correct, dtype=bool)[:, list(crop_order.indices)]
+def forward_passes(correct: np.ndarray, order: CropOrder) -> np.ndarray:
+    """Per image, the forward passes early exit spends with crop order ``order`` (int (N,))."""
+    ranked = np.asarray(correct, dtype=bool)[:, list(order.indices)]
     solved = ranked.any(axis=1)
-    first = np.where(solved, ranked.argmax(axis=1), len(crop_order.indices))
+    first = np.where(solved, ranked.argmax(axis=1), len(order.indices))
     ends = np.cumsum(ROUND_SIZES)
     cost = ends[np.minimum(np.searchsorted(ends, first, side="right"), len(ends) - 1)]
     return np.where(solved, cost, ends[-1]).astype(np.int64)
@@ -102,8 +91,6 @@ def held_out_forward_passes(masks: RunMasks, splits: int = 10, seed: int = 0,
     split is used both ways round. Means over every (split, direction). With ``groups`` (one
     label per image, e.g. the photo a variant was made from) whole groups go to one half, so no
     image is tested against an order learned from its own siblings."""
-    from ..mining.order import heuristic_order, learned_order
-
     rng = np.random.default_rng(seed)
     correct = masks.correct
     n = len(masks)

@@ -1,11 +1,21 @@
-"""`imhard bench …`: time the reference procedure against ours, in one process, and print the ratio."""
+"""`imhard bench …`: time the reference procedure against ours, in one process, and print the ratio.
+
+Each command calls one function of :mod:`imagenet_hard.bench` and prints the
+:class:`~imagenet_hard.bench.BenchReport` it returns with the one printer.
+"""
 
 from __future__ import annotations
 
 import click
 
-from . import main
 from .common import judge_type
+from .group import main
+
+
+def _print(report) -> None:
+    from ..bench import format_report
+
+    click.echo(format_report(report))
 
 
 @main.group()
@@ -33,17 +43,16 @@ def bench_score(images, batch_size, workers, device):
     Example:
       imhard bench score --images 128 --batch-size 32
     """
-    from ..score.bench import bench_score as run
+    from ..bench.score import bench_score as run
 
-    report = run(images=images, batch_size=batch_size, workers=workers, device=device,
-                 echo=click.echo)
-    click.echo(report.summary())
+    _print(run(images=images, batch_size=batch_size, workers=workers, device=device,
+               echo=click.echo))
 
 
 @bench.command("mine")
 @click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
-              help="Judge spec (as `imhard mine`), or random-clip:ARCH for open_clip ARCH with "
-                   "random weights (same FLOPs as the trained model; for GPU timing offline).")
+              help="Judge spec (as `imhard mine`); open_clip:ARCH/random is ARCH with random "
+                   "weights (same FLOPs as the trained model; for GPU timing offline).")
 @click.option("--images", default=4, show_default=True, type=click.IntRange(min=1),
               help="How many images (the first ones of the source, by id).")
 @click.option("--source", default=None,
@@ -66,14 +75,13 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
     \b
     Example:
       imhard bench mine --images 2 --device cpu
-      imhard bench mine --judge random-clip:ViT-L-14 --images 32 --batch-size 256 --device cuda
+      imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 --device cuda
     """
-    from ..mining.bench import bench_mine as run
+    from ..bench.mine import bench_mine as run
 
-    report = run(judge=judge, images=images, source=source, home=home, device=device,
-                 batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
-                 echo=lambda m: click.echo(m, err=True))
-    click.echo(report.summary())
+    _print(run(judge=judge, images=images, source=source, home=home, device=device,
+               batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
+               echo=lambda m: click.echo(m, err=True)))
 
 
 @bench.command("zoom")
@@ -96,12 +104,46 @@ def bench_zoom(files, n_images, device, repeat, agreement):
       imhard bench zoom --images 4
       imhard bench zoom photo1.jpg photo2.jpg --device cuda
     """
-    from .. import benchmarks
+    from ..bench.images import open_images
+    from ..bench.zoom import bench_zoom as run
 
-    images = benchmarks.open_images(files) if files else None
-    report = benchmarks.bench_zoom(images=images, n_images=n_images, device=device,
-                                   repeat=repeat, agreement=agreement)
-    click.echo(benchmarks.format_zoom_report(report))
+    images = open_images(files) if files else None
+    _print(run(images=images, n_images=n_images, device=device, repeat=repeat,
+               agreement=agreement))
+
+
+@bench.command("corrupt")
+@click.option("--size", default=None, metavar="WxH",
+              help="Resize the photo (scikit-image's rocket, 640x427) to WxH, e.g. 4000x3000.")
+@click.option("--image", "image_path", default=None, type=click.Path(dir_okay=False),
+              help="Time on this photo instead.")
+@click.option("--corruptions", default="all", show_default=True,
+              help="Comma-separated names, or all, paper, benchmark, held-out.")
+@click.option("--severity", default=5, show_default=True, type=click.IntRange(1, 5))
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Timed calls per backend (after one warm-up); images/s = 1 / median.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Threads for OpenCV and torch (1: one core against one core).")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]",
+              help="Device of the torch backend.")
+def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, device):
+    """ImageNet-C corruptions: reference (imagecorruptions-imaug) against the torch backend.
+
+    Per corruption, images/s of both backends on the same photo in this process, and the ratio.
+
+    \b
+    Example:
+      imhard bench corrupt --corruptions zoom_blur,contrast --repeat 1
+      imhard bench corrupt --size 4000x3000 --corruptions zoom_blur,glass_blur --repeat 1
+    """
+    from ..bench.corrupt import bench_corrupt as run
+    from ..bench.corrupt import parse_size, photo
+    from ..corruptions.build import parse_corruptions
+
+    names = parse_corruptions(corruptions)
+    image = photo(image_path, parse_size(size) if size else None)
+    _print(run(image=image, names=names, severity=severity, repeat=repeat, threads=threads,
+               device=device, echo=lambda m: click.echo(m, err=True)))
 
 
 @bench.command("analyze")
@@ -109,16 +151,16 @@ def bench_zoom(files, n_images, device, repeat, agreement):
               help="Synthetic images (ImageNet-Hard's size by default).")
 @click.option("--seed", default=0, show_default=True)
 def bench_analyze(images, seed):
-    """`imhard analyze` on synthetic exhaustive masks: its time, and the bit-packed greedy cover
-    against the textbook set-based one on the same masks (same cover required).
+    """The greedy minimum set cover on Python sets against the bit-packed one, same synthetic
+    exhaustive masks (same cover required), and the time of a whole `imhard analyze`.
 
     \b
     Example:
       imhard bench analyze --images 13000
     """
-    from ..analysis.bench import bench_analysis
+    from ..bench.analysis import bench_analysis
 
-    click.echo(bench_analysis(images, seed, echo=lambda m: click.echo(m, err=True)).summary())
+    _print(bench_analysis(images, seed, echo=lambda m: click.echo(m, err=True)))
 
 
 @bench.command("order")
@@ -137,13 +179,14 @@ def bench_order(judge, variants, splits, device, home):
     (`imhard mine --order-from`) against the built-in heuristic, on held-out images.
 
     Mines the sample photos and augmented variants exhaustively, learns the order on one half,
-    replays both orders on the other (exactly the engine's n_forward); synthetic masks too.
+    replays both orders on the other (exactly the engine's n_forward); synthetic masks too. It
+    counts forward passes rather than timing them.
 
     \b
     Example:
       imhard bench order --variants 4 --home /tmp/imhard-bench-order
     """
-    from ..analysis.bench import bench_order as run
+    from ..bench.order import bench_order as run
 
     report = run(judge=judge, variants=variants, home=home, device=device, splits=splits,
                  echo=lambda m: click.echo(m, err=True))

@@ -18,22 +18,20 @@ device_option = click.option(
 
 
 class RegistryName(click.ParamType):
-    """A name checked against a registry while options are parsed (close matches on error)."""
+    """A name checked against a registry while options are parsed (close matches on error).
 
-    def __init__(self, registry_factory, allow_prefixed: bool = False):
+    The registry is built only to check a value, never to render ``--help``: building one may
+    import its entries' heavy dependencies.
+    """
+
+    def __init__(self, kind: str, registry_factory):
+        self.name = kind
         self._factory = registry_factory
-        self._allow_prefixed = allow_prefixed
-
-    @property
-    def name(self) -> str:
-        return self._factory().kind
 
     def convert(self, value, param, ctx):
-        if self._allow_prefixed and ":" in value:
-            return value  # ``family:name`` specs are resolved by the family's factory
         registry: Registry = self._factory()
         try:
-            registry.get(value)
+            registry.check(value)
         except KeyError as exc:
             self.fail(str(exc), param, ctx)
         return normalize_name(value)
@@ -45,14 +43,37 @@ def source_type() -> RegistryName:
 
         return SOURCES
 
-    return RegistryName(factory)
+    return RegistryName("source", factory)
 
 
-def judge_type() -> RegistryName:
-    """``--judge``: a registered judge name, or a ``family:name`` spec resolved by its family."""
-    def factory():
-        from ..judges import JUDGES
+class JudgeSpec(click.ParamType):
+    """``--judge``: a judge name or a model spec, checked while options are parsed (no torch)."""
 
-        return JUDGES
+    name = "judge"
 
-    return RegistryName(factory, allow_prefixed=True)
+    def convert(self, value, param, ctx):
+        from ..errors import ImHardError
+        from ..judges import check_judge
+
+        try:
+            return check_judge(value)
+        except ImHardError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def judge_type() -> JudgeSpec:
+    """``--judge``: a registered judge name, or a ``family:name`` model spec."""
+    return JudgeSpec()
+
+
+def sha256_option_check(ctx, param, value: str | None) -> str | None:
+    """``--sha256``: 64 hex digits, checked while parsing (before any import or download)."""
+    from ..errors import InvalidValueError
+    from ..files import check_sha256
+
+    if value is None:
+        return None
+    try:
+        return check_sha256(value, "--sha256")
+    except InvalidValueError as exc:
+        raise click.BadParameter(str(exc)) from None

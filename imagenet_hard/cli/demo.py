@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..demo import run_demo
-from . import main
 from .common import home_option
+from .group import main
 
 
 @main.command()
@@ -18,4 +17,6 @@ def demo(home):
     Example:
       imhard demo --home /tmp/imhard-demo
     """
+    from ..demo import run_demo
+
     run_demo(home, echo=click.echo)

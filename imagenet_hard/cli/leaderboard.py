@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import main
 from .common import home_option
+from .group import main
 
 board_dir_option = click.option(
     "--dir", "board_dir", default="leaderboard", show_default=True,

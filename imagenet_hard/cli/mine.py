@@ -4,37 +4,38 @@ from __future__ import annotations
 
 import click
 
-from . import main
+from ..judges import DEFAULT_JUDGE
 from .common import device_option, home_option, judge_type
+from .group import main
 
 
-def _summary_lines(res) -> list[str]:
-    s = res.summary
+def _summary_lines(run) -> list[str]:
+    s = run.summary
     lines = [
-        f"{s['judge']} on {', '.join(s['sources'])} ({s['mode']}): {s['candidates']} candidates "
-        f"of {s['images']} images",
-        f"forward passes: {s['forward_passes']} ({s['forward_passes_per_image']} per image, "
-        f"of 324{' and the standard 1-crop' if s['mode'] == 'exhaustive' else ''}; crop order "
-        f"{s['crop_order']['version']})",
+        f"{s.judge} on {', '.join(s.sources)} ({s.mode}): {s.candidates} candidates "
+        f"of {s.images} images",
+        f"forward passes: {s.forward_passes} ({s.forward_passes_per_image} per image, of 324"
+        f"{' and the standard 1-crop' if s.exhaustive else ''}; crop order "
+        f"{s.crop_order.get('version')})",
     ]
-    if s["computed_images"]:
-        lines.append(f"judged {s['computed_images']} images in {s['seconds']:.1f} s: "
-                     f"{s['images_per_s']:.2f} images/s, {s['crops_per_s']:.1f} crops/s "
-                     f"on {s['device']} x{s['world_size']}")
-    if s["resumed_images"]:
-        lines.append(f"resumed: {s['resumed_images']} images came from finished shards")
-    for origin, c in s["per_origin"].items():
-        lines.append(f"  {origin}: {c['candidates']} / {c['images']}")
-    lines.append(f"candidates: {res.candidates}")
+    if s.computed_images and s.images_per_s is not None:
+        lines.append(f"judged {s.computed_images} images in {s.seconds:.1f} s: "
+                     f"{s.images_per_s:.2f} images/s, {s.crops_per_s:.1f} crops/s "
+                     f"on {s.device} x{s.world_size}")
+    if s.resumed_images:
+        lines.append(f"resumed: {s.resumed_images} images came from finished shards")
+    for origin, c in s.per_origin.items():
+        lines.append(f"  {origin}: {c.candidates} / {c.images}")
+    lines.append(f"candidates: {run.candidates_path}")
     return lines
 
 
 @main.command()
 @click.option("--source", "sources", required=True, metavar="NAME[,NAME…]",
               help="Built source tables to mine (see `imhard sources`), comma-separated.")
-@click.option("--judge", default="clip-vit-l-14", show_default=True, type=judge_type(),
+@click.option("--judge", default=DEFAULT_JUDGE, show_default=True, type=judge_type(),
               help="Classifier: clip-vit-l-14, efficientnet-lite0, timm:NAME, torchvision:NAME, "
-                   "open_clip:ARCH/PRETRAINED.")
+                   "open_clip:ARCH/PRETRAINED (see `imhard models`).")
 @click.option("--exhaustive", is_flag=True,
               help="Judge all 324 crops of every image and store each image's correctness mask.")
 @click.option("--batch-size", default=None, type=click.IntRange(min=1),
@@ -61,7 +62,7 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
     """Find ImageNet-Hard candidates: images none of whose 324 zoom crops the judge gets right.
 
     A crop is right when the judge's top-1 within the image's label space is one of its labels.
-    Writes <home>/mining/RUN/: shards/, candidates.parquet and summary.json. A killed run resumes
+    Writes the run folder <home>/mining/RUN/ (shards, candidates, summary). A killed run resumes
     when rerun with the same settings; under `torchrun` shards are split across ranks.
 
     \b

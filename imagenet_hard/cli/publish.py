@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ..errors import ImHardError
-from . import main
 from .common import home_option
+from .group import main
 
 MAX_LISTED_PROBLEMS = 50
 

@@ -6,8 +6,8 @@ import getpass
 
 import click
 
-from . import main
 from .common import home_option
+from .group import main
 
 
 def _store(home):
@@ -38,7 +38,8 @@ def review():
 
 
 @review.command("import")
-@click.option("--run", required=True, help="Mining run name: <home>/mining/RUN/candidates.parquet.")
+@click.option("--run", required=True,
+              help="Mining run: a name under <home>/mining (see `imhard mine`) or a run folder.")
 @home_option
 def import_(run, home):
     """Add a mining run's candidates to the review store (re-importing changes nothing).
@@ -195,7 +196,8 @@ def apply(file, home):
 
 @review.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; other than loopback, anyone reaching it can decide.")
+              help="Address or name to listen on; requests must name it (or a loopback name) "
+                   "as Host. Other than loopback, anyone reaching it can decide.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port (0 picks a free one).")
 @click.option("--verbose", is_flag=True, help="Log every request.")

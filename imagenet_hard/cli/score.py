@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import click
 
-from . import main
 from .common import RegistryName, device_option, home_option
+from .group import main
+
+
+class MemorySize(click.ParamType):
+    """``--memory-limit``: 8G, 512M, 1.5GiB or none (binary units); ``default``: 3/4 of the RAM."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        from ..errors import InvalidValueError
+        from ..score.sandbox import default_memory_limit, parse_size
+
+        if value == "default":
+            return default_memory_limit()
+        try:
+            return parse_size(value)
+        except InvalidValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _tta_modes():
@@ -43,6 +60,13 @@ def _run_options(f):
                      help="Seconds import + load may take (weights downloads included)."),
         click.option("--no-network", is_flag=True,
                      help="Run the submission in a fresh network namespace (Linux unshare)."),
+        click.option("--sandbox", "sandbox_tool", default="auto", show_default=True,
+                     type=click.Choice(["auto", "bwrap", "unshare", "none"]),
+                     help="What confines the submission: bubblewrap, else unshare (auto). "
+                          "'none' runs it unconfined: unsafe for files you did not write."),
+        click.option("--memory-limit", default="default", type=MemorySize(), metavar="SIZE",
+                     help="Data memory the submission may use, e.g. 8G, or none "
+                          "(default: 3/4 of the RAM)."),
         click.option("--quiet", "-q", is_flag=True, help="Hide the submission's own output."),
     ]
     for opt in reversed(opts):
@@ -50,11 +74,10 @@ def _run_options(f):
     return f
 
 
-def _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, progress):
+def _options(progress, quiet, memory_limit, sandbox_tool, **kw):
     from ..score import RunOptions
 
-    return RunOptions(device=device, batch_size=batch_size, workers=workers, timeout=timeout,
-                      load_timeout=load_timeout, no_network=no_network, progress=progress,
+    return RunOptions(**kw, progress=progress, memory_limit=memory_limit, sandbox=sandbox_tool,
                       on_output=None if quiet else (lambda line: click.echo(f"  | {line}", err=True)))
 
 
@@ -67,7 +90,7 @@ def _options(device, batch_size, workers, timeout, load_timeout, no_network, qui
 @click.option("--limit", default=None, type=click.IntRange(1), help="Score only the first N rows.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Result JSON (default <home>/scores/<submission>.json); predictions beside it.")
-@click.option("--tta", default=None, type=RegistryName(_tta_modes), metavar="MODE",
+@click.option("--tta", default=None, type=RegistryName("TTA mode", _tta_modes), metavar="MODE",
               help="Test-time augmentation (model + transform form): zoom-in-mean, zoom-in-max, "
                    "zoom-out-mean, zoom-224-mean, 5-crop, 10-crop, … (mean or max of the crops' "
                    "softmax; --batch-size then counts crops).")
@@ -76,24 +99,25 @@ def _options(device, batch_size, workers, timeout, load_timeout, no_network, qui
                    "(the paper used the cover of the classifier's IN+ReaL run).")
 @_run_options
 @home_option
-def score(submission, dataset, split, limit, out, tta, tta_from, device, batch_size, workers,
-          timeout, load_timeout, no_network, quiet, home):
+def score(submission, dataset, split, limit, out, tta, tta_from, home, **run):
     """Score a submission file (load(device)→predict, or model + transform) on ImageNet-Hard.
 
-    The submission runs in a child process without tokens in its environment; finished batches
-    are kept, so rerunning after a crash or timeout resumes.
+    The submission runs in a sandbox (bubblewrap, else unshare): it sees no other process, no
+    tokens and no home folder, writes only to a scratch /tmp, and dies with all it started;
+    finished batches are kept, so rerunning after a crash or timeout resumes.
 
     \b
     Example:
       imhard score leaderboard/submissions/efficientnet_lite0.py --limit 500
       imhard score my_model.py --dataset taesiri/imagenet-hard --device cuda --no-network
+      imhard score my_model.py --memory-limit 16G
       imhard score leaderboard/submissions/resnet50.py --tta zoom-in-max --batch-size 128
     """
     from ..score import score as run_score
 
     if tta_from and not tta:
         raise click.UsageError("--tta-from restricts a zoom --tta mode; pass --tta too")
-    opts = _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, True)
+    opts = _options(progress=True, **run)
     run = run_score(submission, dataset=dataset, split=split, limit=limit, out=out, home=home,
                     options=opts, tta=_tta_mode(tta, tta_from, home))
     if run.resumed_rows:
@@ -113,8 +137,7 @@ def score(submission, dataset, split, limit, out, tta, tta_from, device, batch_s
               help="The dataset, when not where the result records.")
 @_run_options
 @home_option
-def verify(result, sample, seed, submission, dataset, device, batch_size, workers, timeout,
-           load_timeout, no_network, quiet, home):
+def verify(result, sample, seed, submission, dataset, home, **run):
     """Re-run a result's submission on a random subset and check its predictions and numbers.
 
     Passes when the re-run top-1 agrees on ≥ 99% of the sampled rows, the top-5 sets on ≥ 95%,
@@ -127,7 +150,7 @@ def verify(result, sample, seed, submission, dataset, device, batch_size, worker
     from ..errors import ImHardError
     from ..score import verify as run_verify
 
-    opts = _options(device, batch_size, workers, timeout, load_timeout, no_network, quiet, True)
+    opts = _options(progress=True, **run)
     report = run_verify(result, sample=sample, seed=seed, submission=submission, dataset=dataset,
                         home=home, options=opts)
     click.echo(report.summary())

@@ -1,34 +1,40 @@
 """Judges: the classifiers that decide whether a zoomed crop is classified correctly.
 
-``create_judge(spec)`` resolves a registered name (``clip-vit-l-14``, ``efficientnet-lite0``,
-third-party names from the ``imagenet_hard.judges`` entry-point group) or a ``family:name`` spec
-(``open_clip:ARCH/TAG``, ``torchvision:NAME``, ``timm:NAME``); the heavy import happens only in
-the chosen family's branch. Every judge takes uint8 ``(N, 3, 224, 224)`` crops and returns float32
-``(N, 1000)`` ImageNet-1k logits (see :class:`Judge`).
+``create_judge(spec)`` builds a judge around any model of :mod:`imagenet_hard.models`
+(``clip-vit-l-14``, ``efficientnet-lite0``, ``open_clip:ARCH/TAG``, ``torchvision:NAME``,
+``timm:NAME`` …) or calls a judge factory registered by name (third-party judges arrive through
+the ``imagenet_hard.judges`` entry-point group). Every judge takes uint8 ``(N, 3, 224, 224)``
+crops and returns float32 ``(N, 1000)`` ImageNet-1k logits (see :class:`Judge`).
+
+This package's root imports no torch, so a command can check ``--judge`` before loading it;
+``Judge`` and the other classes are imported when first used.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 from collections.abc import Callable
 
 from ..errors import UnknownNameError
-from ..registry import Registry
-from .base import Judge, ModuleJudge, resolve_device
-from .scripted import ScriptedJudge
+from ..models import MODEL_FAMILIES, check_spec, family
+from ..registry import Registry, normalize_name
 
+#: The paper's judge (DESIGN §6); the one default every command and function uses.
 DEFAULT_JUDGE = "clip-vit-l-14"
 
+#: name → judge factory ``(device=None, **kw) -> Judge`` for judges that are not a model spec
+#: (plugins, tests); every model of :mod:`imagenet_hard.models` is a judge without registering.
+JUDGES: Registry[Callable] = Registry("judge", "imagenet_hard.judges")
 
-def _builtins() -> None:
-    from .clip import create_clip_vit_l_14_judge
-    from .efficientnet import create_efficientnet_lite0_judge
-
-    JUDGES.register("clip-vit-l-14")(create_clip_vit_l_14_judge)
-    JUDGES.register("efficientnet-lite0")(create_efficientnet_lite0_judge)
+_LAZY = {"Judge": ".base", "ModuleJudge": ".base", "amp_dtype": ".base", "PRECISIONS": ".base",
+         "ClipJudge": ".clip", "NORMALIZATIONS": ".clip", "ScriptedJudge": ".scripted"}
 
 
-#: name → factory ``(device=..., **kw) -> Judge``. Plugins register factories the same way.
-JUDGES: Registry[Callable[..., Judge]] = Registry("judge", "imagenet_hard.judges", _builtins)
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register_judge(name: str):
@@ -36,41 +42,43 @@ def register_judge(name: str):
     return JUDGES.register(name)
 
 
-def _family(prefix: str) -> Callable[..., Judge]:
-    key = prefix.strip().lower().replace("-", "_")
-    if key in ("open_clip", "openclip"):
-        from .clip import create_open_clip_judge
-        return create_open_clip_judge
-    if key == "torchvision":
-        from .torchvision import create_torchvision_judge
-        return create_torchvision_judge
-    if key == "timm":
-        from .timm import create_timm_judge
-        return create_timm_judge
-    raise UnknownNameError(f"unknown judge family {prefix!r}; known: open_clip:ARCH/TAG, "
-                           "torchvision:NAME, timm:NAME")
-
-
-FAMILIES = ("open_clip", "torchvision", "timm")
-
-
-def create_judge(spec: str = DEFAULT_JUDGE, device="cpu", **kwargs) -> Judge:
-    """Build the judge ``spec`` on ``device`` (``None`` or ``"auto"``: cuda when available).
-
-    Keyword arguments go to the factory: ``weights`` (a local checkpoint), ``precision``
-    (auto/fp32/bf16/fp16), ``normalization`` (CLIP judges: ``clip`` or ``imagenet``).
-    """
+def check_judge(spec: str) -> str:
+    """The judge spec as mining records it (a registered name normalised, a ``family:name`` spec
+    as written), or an error naming close matches; imports no torch."""
     spec = spec.strip()
-    if ":" in spec:
-        prefix, _, name = spec.partition(":")
-        return _family(prefix)(name, device=device, **kwargs)
-    return JUDGES.get(spec)(device=device, **kwargs)
+    if ":" not in spec and spec in JUDGES:
+        return normalize_name(spec)
+    if ":" not in spec and spec not in MODEL_FAMILIES:
+        known = list_judges()
+        close = difflib.get_close_matches(normalize_name(spec), known, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"unknown judge {spec!r}.{hint} Known: {', '.join(known)}, or a "
+                               "model spec such as timm:NAME (see `imhard models`).")
+    check_spec(spec)
+    return spec if ":" in spec else normalize_name(spec)
+
+
+def create_judge(spec: str = DEFAULT_JUDGE, device=None, **kwargs):
+    """Build the judge ``spec`` on ``device`` (``None`` or ``"auto"``: CUDA when available).
+
+    Keyword arguments: ``weights`` (a local checkpoint), ``precision`` (autocast: auto, fp32,
+    bf16, fp16), ``normalization`` (zero-shot judges: ``clip`` or ``imagenet``).
+    """
+    name = check_judge(spec)
+    if ":" not in name and name in JUDGES:
+        return JUDGES.get(name)(device=device, **kwargs)
+    from .factory import judge_from_spec
+
+    return judge_from_spec(name, device=device, **kwargs)
 
 
 def list_judges(pattern: str = "*") -> list[str]:
-    """Registered judge names matching a wildcard (family specs are open-ended, not listed)."""
-    return JUDGES.names(pattern)
+    """Judge names matching a wildcard: registered judges and single-model families (families
+    such as ``timm:NAME`` are open-ended; see ``imhard models``)."""
+    singles = [n for n in MODEL_FAMILIES.names(pattern)
+               if not family(n).takes_name]
+    return sorted(set(JUDGES.names(pattern)) | set(singles))
 
 
-__all__ = ["DEFAULT_JUDGE", "FAMILIES", "JUDGES", "Judge", "ModuleJudge", "ScriptedJudge",
-           "create_judge", "list_judges", "register_judge", "resolve_device"]
+__all__ = ["DEFAULT_JUDGE", "JUDGES", "check_judge", "create_judge", "list_judges",
+           "register_judge", *_LAZY]

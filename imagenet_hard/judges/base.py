@@ -2,7 +2,8 @@
 
 A :class:`Judge` owns its device, its normalisation and its autocast, so the miner hands it
 uint8 crops (on any device) and gets float32 ``(N, 1000)`` logits in class-index order. It is not
-an ``nn.Module``: subclasses wrap one (or a function, see ``scripted``).
+an ``nn.Module``: subclasses wrap one (or a function, see ``scripted``); ``factory`` builds
+the model through :func:`imagenet_hard.models.create_model` and wraps it.
 """
 
 from __future__ import annotations
@@ -12,21 +13,11 @@ from collections.abc import Sequence
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import InvalidValueError
 from ..labels import NUM_CLASSES
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def resolve_device(device=None) -> torch.device:
-    """``None``/"auto" → cuda when available, else cpu; a CUDA device that is absent is an error."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
-                                "use --device cpu")
-    return dev
 
 
 def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -117,3 +108,4 @@ class ModuleJudge(Judge):
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
+

@@ -1,6 +1,8 @@
 """``imhard leaderboard add``: accept a result into ``leaderboard/results/`` only after checking
-its schema, its dataset fingerprint, and that its predictions parquet supports every claimed number
-(and, when the dataset is here, that the predictions' correct flags follow from its labels)."""
+its schema and metadata (typed, http(s) URLs only), its dataset fingerprint, and that its
+predictions parquet supports every number the board shows — accuracy, its interval, top-5, ECE,
+each per origin (:mod:`imagenet_hard.score.check`) — and, when the dataset is here, that the
+predictions' correct flags follow from its labels."""
 
 from __future__ import annotations
 

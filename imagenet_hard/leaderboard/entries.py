@@ -1,5 +1,6 @@
-"""Board rows: verified results from ``leaderboard/results/*.json`` and the published numbers
-(``imagenet_hard/data/leaderboard_reported.json``) marked *reported*."""
+"""Board rows: verified results from ``leaderboard/results/*.json`` (numbers recomputed from
+their predictions) and the published numbers (``imagenet_hard/data/leaderboard_reported.json``)
+marked *reported*."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..score.result import load_result
+from ..errors import InvalidValueError
+from ..score.check import consistency_problems, recompute
+from ..score.result import load_result, read_predictions
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,20 @@ def dataset_label(dataset: dict) -> str:
 
 
 def verified_entry(path: Path) -> Entry:
+    """A board row whose numbers come from the result's predictions, not from its claims; a
+    result file whose claims its predictions do not support is refused (also when it reached
+    ``results/`` without ``imhard leaderboard add``)."""
     r = load_result(path)
-    meta, m = r.metadata, r.metrics
+    table = read_predictions(path, r)
+    problems = consistency_problems(r, table)
+    if problems:
+        raise InvalidValueError(f"{path} does not match its predictions: {'; '.join(problems)}")
+    m, origins = recompute(table)
+    meta = r.metadata
     return Entry(
         name=r.name, status="verified", dataset=dataset_label(r.dataset), accuracy=m["accuracy"],
         ci95=tuple(m["accuracy_ci95"]), top5=m["top5_accuracy"], ece=m["ece"],
-        per_origin={row["origin"]: row["accuracy"] for row in r.per_origin},
+        per_origin={row["origin"]: row["accuracy"] for row in origins},
         uses_tta=True if r.tta else meta.get("uses_tta"), tta=(r.tta or {}).get("mode"),
         extra_training_data=meta.get("extra_training_data"),
         params=meta.get("params"), resolution=meta.get("resolution"), url=meta.get("url"),

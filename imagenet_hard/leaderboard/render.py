@@ -1,14 +1,37 @@
 """The board as markdown (``leaderboard/README.md``) and as one static HTML page
 (``leaderboard/index.html``: sortable table, per-origin columns, CIs, flags, an inline SVG chart;
-no network, no CDN)."""
+no network, no CDN).
+
+Every text that came from a result (names, dataset ids, origins, URLs) is untrusted: markdown
+cells get HTML entities and backslashes before markdown punctuation, the page gets HTML escaping,
+links only for http(s) URLs, and a Content-Security-Policy that runs no script but its own.
+"""
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import hashlib
 import html
+import re
 from importlib import resources
+from urllib.parse import urlsplit
 
 from .entries import Entry, origins_of
+
+_MD_PUNCT = re.compile(r"([\\`*_~\[\]|])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def md_text(text) -> str:
+    """``text`` as literal text in a markdown table cell: ``& < >`` as entities (no raw HTML),
+    a backslash before the punctuation of links, emphasis, code and tables, no line breaks."""
+    return _MD_PUNCT.sub(r"\\\1", html.escape(_CONTROL.sub(" ", str(text)), quote=False))
+
+
+def _link(url: str | None) -> str | None:
+    """``url`` when it is safe as an ``href`` (http or https), else None."""
+    return url if url and urlsplit(url).scheme in ("http", "https") else None
 
 
 def _pct(x: float | None) -> str:
@@ -32,13 +55,14 @@ def markdown(entries: list[Entry]) -> str:
     """The board table in GitHub markdown, with a header explaining the two kinds of row."""
     origins = origins_of(entries)
     head = ["#", "Model", "Status", "Dataset", "Top-1 %", "95% CI", "Top-5 %", "ECE", "TTA",
-            "Extra data", *[f"{o} %" for o in origins]]
+            "Extra data", *[f"{md_text(o)} %" for o in origins]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, e in enumerate(entries, 1):
-        cells = [str(rank), e.name, e.status, e.dataset, _pct(e.accuracy), _ci(e), _pct(e.top5),
-                 "—" if e.ece is None else f"{e.ece:.3f}", _tta(e),
-                 _flag(e.extra_training_data), *[_pct(e.per_origin.get(o)) for o in origins]]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        cells = [str(rank), md_text(e.name), e.status, md_text(e.dataset), _pct(e.accuracy),
+                 _ci(e), _pct(e.top5), "—" if e.ece is None else f"{e.ece:.3f}",
+                 _tta(e), _flag(e.extra_training_data),
+                 *[_pct(e.per_origin.get(o)) for o in origins]]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -61,9 +85,9 @@ def _td(text: str, value=None, cls: str = "") -> str:
 
 
 def _row(rank: int, e: Entry, origins: list[str]) -> str:
-    name = html.escape(e.name)
-    if e.url:
-        name = f'<a href="{html.escape(e.url)}">{name}</a>'
+    name, url = html.escape(e.name), _link(e.url)
+    if url:
+        name = f'<a href="{html.escape(url)}" rel="nofollow noopener">{name}</a>'
     num = lambda x: "" if x is None else f"{x:.6f}"  # noqa: E731 - empty sorts last
     cells = [
         _td(str(rank), rank, "num"), _td(name, e.name.lower()),
@@ -124,8 +148,18 @@ def page(entries: list[Entry]) -> str:
     template = resources.files("imagenet_hard").joinpath("templates", "leaderboard.html")
     text = template.read_text(encoding="utf-8")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    for key, value in {"HEAD": th, "ROWS": rows, "CHART": chart_svg(entries),
-                       "GENERATED": now, "COUNTS": f"{n_ver} verified, "
-                       f"{len(entries) - n_ver} reported"}.items():
+    for key, value in {"CSP": content_security_policy(text), "HEAD": th, "ROWS": rows,
+                       "CHART": chart_svg(entries), "GENERATED": now,
+                       "COUNTS": f"{n_ver} verified, {len(entries) - n_ver} reported"}.items():
         text = text.replace(f"<!--{key}-->", value)
     return text
+
+
+def content_security_policy(template: str) -> str:
+    """Nothing loads from anywhere; the only script that runs is the template's own (by hash),
+    so markup that slipped into a cell could not run script even if escaping failed."""
+    scripts = re.findall(r"<script>(.*?)</script>", template, re.DOTALL)
+    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()
+                      + "'" for s in scripts)
+    return (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src {hashes}; "
+            "base-uri 'none'; form-action 'none'")

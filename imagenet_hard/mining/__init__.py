@@ -3,8 +3,10 @@
 ``mine(sources, judge)`` judges every image of built source tables on its 324 zoom crops, with
 early exit (crops in rounds, settled images leave the batch) or ``exhaustive=True`` (every crop, a
 324-bit correctness mask per image). Work is cut into resumable shards, split across torchrun
-ranks. Modules: ``order`` (crop order and rounds), ``plan`` (sources, shards, ``run.json``),
+ranks. ``open_run(name)`` is how every other stage reads a run. Modules: ``order`` (crop order and
+rounds), ``plan`` (sources, shards), ``runs`` (the run folder: ``MiningRun``, its records),
 ``engine`` (the batched judging loop), ``distributed`` (torchrun), ``run`` (the whole run).
+Importing this package does not import torch; ``mine`` does.
 """
 
 from .order import (
@@ -17,20 +19,20 @@ from .order import (
     rounds,
 )
 from .plan import default_run_name, load_workload
-from .run import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_JUDGE,
-    DEFAULT_SHARD_SIZE,
+from .run import DEFAULT_BATCH_SIZE, DEFAULT_JUDGE, DEFAULT_SHARD_SIZE, mine
+from .runs import (
     SHARD_SCHEMA,
-    MiningResult,
-    mine,
-    read_candidates,
-    read_results,
+    MiningRun,
+    OriginCounts,
+    RunRecord,
+    RunSummary,
+    list_runs,
+    open_run,
 )
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "DEFAULT_JUDGE", "DEFAULT_SHARD_SIZE", "CropOrder", "MiningResult",
-    "ORDER_VERSION", "ROUND_SIZES", "SHARD_SCHEMA", "crop_order", "default_run_name",
-    "heuristic_order", "learned_order", "load_workload", "mine", "read_candidates",
-    "read_results", "rounds",
+    "DEFAULT_BATCH_SIZE", "DEFAULT_JUDGE", "DEFAULT_SHARD_SIZE", "CropOrder", "MiningRun",
+    "ORDER_VERSION", "OriginCounts", "ROUND_SIZES", "RunRecord", "RunSummary", "SHARD_SCHEMA",
+    "crop_order", "default_run_name", "heuristic_order", "learned_order", "list_runs",
+    "load_workload", "mine", "open_run", "rounds",
 ]

@@ -3,7 +3,8 @@
 torch.distributed is the engine (DESIGN §6: no home-made scheduler). ``torchrun`` sets ``RANK``,
 ``WORLD_SIZE`` and ``LOCAL_RANK``; shards go to ranks round-robin and rank 0 merges. The group
 uses gloo on the CPU and NCCL on CUDA, with a long timeout because ranks wait for each other only
-at the end of the run.
+at the end of the run. torch is imported inside the functions, so importing the mining package
+stays light (the CLI's start-up and ``--help``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import torch
+from .. import devices
 
-from ..errors import InvalidValueError
+if TYPE_CHECKING:
+    import torch
 
 #: How long a rank may wait at the final barrier for the slowest rank.
 BARRIER_TIMEOUT = timedelta(hours=48)
@@ -37,16 +40,11 @@ class Ranks:
 
 
 def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    """``cuda`` when available unless told; a bare ``cuda`` becomes this rank's GPU."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    """:func:`imagenet_hard.devices.resolve_device` for this rank, made the current CUDA device."""
+    import torch
+
+    dev = devices.resolve_device(device, local_rank)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InvalidValueError("--device cuda was asked but torch sees no CUDA device; "
-                                    "use --device cpu")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     return dev
 
@@ -84,6 +82,7 @@ def sum_counts(ranks: Ranks, values: list[float], device: torch.device) -> list[
     """Element-wise sum of ``values`` over ranks (for the summary's throughput figures)."""
     if not ranks.distributed:
         return values
+    import torch
     import torch.distributed as dist
 
     t = torch.tensor(values, dtype=torch.float64, device=device)

@@ -1,5 +1,5 @@
 """What a mining run works on: the images of its sources, their label spaces, its shards, and the
-``run.json`` that pins its settings so a rerun resumes only the same work.
+record (``runs.RunRecord``) that pins its settings so a rerun resumes only the same work.
 
 Images from all sources are sorted by id and cut into shards of ``shard_size``; shard ``k`` holds
 sorted images ``k*shard_size … (k+1)*shard_size - 1``, so the assignment depends only on the ids.
@@ -7,8 +7,8 @@ sorted images ``k*shard_size … (k+1)*shard_size - 1``, so the assignment depen
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,14 +16,10 @@ from pathlib import Path
 
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
-from ..files import write_json_atomic
 from ..labels import NUM_CLASSES, label_space_indices
 from ..records import META_SOURCE, read_table, table_label_spaces
 from . import order
-
-RUN_FORMAT = "1"
-#: Settings a resumed run must share with the run it continues.
-PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images", "ids_sha256")
+from .runs import RunRecord
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,28 @@ class Workload:
 
 
 def source_file_name(name: str) -> str:
-    return name.strip().replace("-", "_")
+    """A source table's file name: ``imagenet-a`` → ``imagenet_a``, ``imagenet-c/fog/3`` →
+    ``imagenet_c_fog_3`` (a name never reaches outside ``<home>/sources``)."""
+    return name.strip().replace("-", "_").replace("/", "_").replace("\\", "_")
+
+
+def expand_sources(sources: list[str], home=None) -> list[str]:
+    """Table file names for ``sources``; a name with ``*``, ``?`` or ``[`` is a pattern over the
+    built tables (``imagenet-c/*`` selects every imagenet-c table, ``imagenet-c/fog/*`` one
+    corruption's severities)."""
+    out: list[str] = []
+    for name in sources:
+        key = source_file_name(name)
+        if not any(ch in key for ch in "*?["):
+            out.append(key)
+            continue
+        matches = fnmatch.filter(built_sources(home), key)
+        if not matches:
+            built = ", ".join(built_sources(home)) or "none"
+            raise MissingFileError(f"--source pattern {name!r} matches no built source table "
+                                   f"(built here: {built})")
+        out.extend(matches)
+    return out
 
 
 def built_sources(home=None) -> list[str]:
@@ -72,9 +89,12 @@ def _read_source(name: str, home) -> tuple[list[ImageRow], dict[str, list[int]]]
     path = homes.source_table_path(name, home)
     if not path.exists():
         built = ", ".join(built_sources(home)) or "none"
+        tables = fnmatch.filter(built_sources(home), f"{name}_*")
+        hint = (f"; to mine its {len(tables)} tables pass --source '{name.replace('_', '-')}/*'"
+                if tables else "")
         raise MissingFileError(
             f"source {name!r} is not built ({path} does not exist); run `imhard build --source "
-            f"{name}` first (built here: {built})"
+            f"{name}` first (built here: {built}){hint}"
         )
     table = read_table(path, what=f"source table {name!r}")
     meta_name = (table.schema.metadata or {}).get(META_SOURCE)
@@ -91,7 +111,7 @@ def _read_source(name: str, home) -> tuple[list[ImageRow], dict[str, list[int]]]
 
 def load_workload(sources: list[str], home=None) -> Workload:
     """Read the source tables, check ids are unique across them, resolve every label space."""
-    names = [source_file_name(s) for s in sources]
+    names = expand_sources(sources, home)
     if not names:
         raise InvalidValueError("mining needs at least one --source")
     if len(set(names)) != len(names):
@@ -123,57 +143,24 @@ def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> s
     """``<judge>__<source>+<source>[__exhaustive]`` with anything unsafe in a file name as ``-``."""
     judge = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_name).strip("-") or "judge"
     srcs = "+".join(source_file_name(s) for s in sources)
+    if len(srcs) > 120:  # many tables (imagenet-c/*): stay well inside a file name's 255 bytes
+        digest = hashlib.sha256(srcs.encode()).hexdigest()[:12]
+        srcs = f"{source_file_name(sources[0])}+{len(sources) - 1}-more-{digest}"
     return f"{judge}__{srcs}" + ("__exhaustive" if exhaustive else "")
 
 
-def check_run_name(run: str) -> str:
-    if not run or run in (".", "..") or "/" in run or "\\" in run:
-        raise InvalidValueError(f"--run {run!r} must be a plain folder name (no slashes)")
-    return run
-
-
 def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int,
-               crop_order: order.CropOrder | None = None) -> dict:
-    """``crop_order`` defaults to the heuristic; a learned one is recorded in full with its origin."""
-    return {
-        "format": RUN_FORMAT,
-        "judge": judge_name,
-        "sources": list(work.sources),
-        "exhaustive": bool(exhaustive),
-        "shard_size": int(shard_size),
-        "crop_order": (crop_order or order.heuristic_order()).describe(),
-        "images": len(work.images),
-        "shards": -(-len(work.images) // shard_size),
-        "ids_sha256": work.ids_sha256(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def check_run(run_dir: Path, record: dict) -> bool:
-    """Whether the run exists; raise if it was started with other pinned settings."""
-    path = run_dir / "run.json"
-    if not path.exists():
-        return False
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidValueError(f"{path} is unreadable ({exc}); delete the folder {run_dir} to "
-                                "start the run again") from exc
-    diffs = [f"{k}: run has {old.get(k)!r}, asked {record[k]!r}"
-             for k in PINNED if old.get(k) != record[k]]
-    if diffs:
-        raise InvalidValueError(
-            f"run {run_dir.name!r} was started with other settings ({'; '.join(diffs)}); pass "
-            f"another --run name, or delete {run_dir} to start it again"
-        )
-    return True
-
-
-def open_run(run_dir: Path, record: dict) -> None:
-    """Write ``run.json`` for a new run (after :func:`check_run` passed)."""
-    if not check_run(run_dir, record):
-        write_json_atomic(run_dir / "run.json", record)
-
-
-def shard_path(run_dir: Path, k: int) -> Path:
-    return run_dir / "shards" / f"shard-{k:05d}.parquet"
+               crop_order: order.CropOrder | None = None) -> RunRecord:
+    """The ``run.json`` of a run of ``work``: what a resume must match. ``crop_order`` defaults to
+    the heuristic; a learned one is recorded in full with its origin."""
+    return RunRecord(
+        judge=judge_name,
+        sources=tuple(work.sources),
+        exhaustive=bool(exhaustive),
+        shard_size=int(shard_size),
+        crop_order=(crop_order or order.heuristic_order()).describe(),
+        images=len(work.images),
+        shards=-(-len(work.images) // shard_size),
+        ids_sha256=work.ids_sha256(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )

@@ -2,7 +2,8 @@
 
 ``publish`` writes the complete folder (``folder``), ``check`` reloads it with ``datasets`` and
 verifies it (``check``), ``push`` uploads it with ``huggingface_hub.HfApi`` (``hub``). Which rows
-are published is ``selection``; the shards and ObjectNet's red border are ``shards``; the card
+are published is ``selection``; the shards (licence rules applied by ``imagenet_hard.imaging``)
+are ``shards``; the card
 rendered from the top-level ``dataset_card.md`` template is ``card``.
 """
 
@@ -10,9 +11,9 @@ from .check import CheckReport, check
 from .folder import FINGERPRINT_FILE, PublishResult, default_out, publish
 from .hub import HubError, push
 from .selection import Selection, select
-from .shards import features, parse_size, red_border_png
+from .shards import features, parse_size
 
 __all__ = [
     "FINGERPRINT_FILE", "CheckReport", "HubError", "PublishResult", "Selection", "check",
-    "default_out", "features", "parse_size", "publish", "push", "red_border_png", "select",
+    "default_out", "features", "parse_size", "publish", "push", "select",
 ]

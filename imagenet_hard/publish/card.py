@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InvalidValueError
+from ..mining import OriginCounts, RunSummary
 from .selection import Selection
 from .shards import SPLIT, features
 
@@ -94,30 +95,15 @@ def origin_chart(by_origin: dict[str, int]) -> bytes:
     return out.getvalue()
 
 
-def _describe(value) -> str:
-    if value is None or value == "" or value == {} or value == []:
-        return "not recorded"
-    if isinstance(value, dict):
-        if "name" in value and len(value) <= 3:
-            return f"`{value['name']}`" + "".join(f", {k} {v}" for k, v in value.items() if k != "name")
-        return ", ".join(f"{k} {_describe(v) if isinstance(v, dict | list) else v}"
-                         for k, v in sorted(value.items()))
-    if isinstance(value, list):
-        return ", ".join(f"`{v}`" if isinstance(v, str) else str(v) for v in value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"`{value}`"
-
-
-def judged_table(summary: dict, published: dict[str, int]) -> str:
-    """Per origin: images judged, candidates, published (when the run's summary has them)."""
-    per = summary.get("per_origin")
-    if not isinstance(per, dict) or not per:
+def judged_table(summary: RunSummary, published: dict[str, int]) -> str:
+    """Per origin: images judged, candidates, published."""
+    per = summary.per_origin
+    if not per:
         return ""
     lines = ["", "| origin | judged | candidates | published |", "|---|---:|---:|---:|"]
     for origin in sorted(set(per) | set(published)):
-        d = per.get(origin) or {}
-        lines.append(f"| `{origin}` | {d.get('images', 0):,} | {d.get('candidates', 0):,} | "
+        d = per.get(origin) or OriginCounts(0, 0)
+        lines.append(f"| `{origin}` | {d.images:,} | {d.candidates:,} | "
                      f"{published.get(origin, 0):,} |")
     return "\n".join(lines) + "\n\n"
 
@@ -170,8 +156,7 @@ def licence_text(sel: Selection) -> str:
 def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path | None = None) -> str:
     """The card's markdown for these rows; the template's ``${name}`` fields are filled in."""
     summary = sel.summary
-    exhaustive = summary.get("exhaustive") or summary.get("mode") == "exhaustive"
-    exhaustive = " (exhaustive run: every view judged)" if exhaustive else ""
+    exhaustive = " (exhaustive run: every view judged)" if summary.exhaustive else ""
     fields = {
         "size_category": size_category(stats.num_rows),
         "dataset_info": dataset_info_yaml(stats),
@@ -180,9 +165,9 @@ def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path 
         "fingerprint": fingerprint,
         "origin_table": origin_table(stats.by_origin),
         "run_name": sel.run.name,
-        "judge": _describe(summary.get("judge")),
-        "sources_judged": _describe(summary.get("sources")),
-        "images_judged": _describe(summary.get("images")),
+        "judge": f"`{summary.judge}`",
+        "sources_judged": ", ".join(f"`{s}`" for s in summary.sources),
+        "images_judged": f"{summary.images:,}",
         "candidates": f"{sel.candidates:,}",
         "exhaustive": exhaustive,
         "judged_table": judged_table(summary, stats.by_origin),

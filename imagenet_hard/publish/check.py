@@ -1,27 +1,27 @@
 """``publish --check``: reload a published folder with ``datasets`` and verify every promise.
 
 Schema (the Hugging Face features), shard naming, counts against the card, labels in 0..999,
-that every image decodes (and ObjectNet's carry their red border), unique ids, and the fingerprint
+that every image decodes (and carries its source's licence rules: ObjectNet's red border), unique
+ids, and the fingerprint
 against ``fingerprint.txt`` and the card. Problems are collected, not raised, so one run lists all.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
+from ..errors import ImHardError
 from ..files import sha256_bytes
 from ..fingerprint import fingerprint
+from ..imaging import has_border, licence_rules, open_image
 from ..labels import NUM_CLASSES
+from ..records import id_source
 from . import card
 from .folder import FINGERPRINT_FILE, README
-from .selection import OBJECTNET_ORIGIN
-from .shards import DATA_DIR, RED, SHARD_RE, SPLIT, features
+from .shards import DATA_DIR, SHARD_RE, SPLIT, features
 
 
 @dataclass
@@ -52,21 +52,19 @@ def _check_shard_names(folder: Path, report: CheckReport) -> None:
         report.problems.append(f"shards are not a complete -NNNNN-of-MMMMM series: {', '.join(names)}")
 
 
-def _check_image(data: bytes | None, rid: str, origin: str, problems: list[str]) -> None:
+def _check_image(data: bytes | None, rid: str, problems: list[str]) -> None:
     if not data:
         problems.append(f"{rid}: no image bytes")
         return
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if origin == OBJECTNET_ORIGIN:
-                rgb = im.convert("RGB")
-                w, h = rgb.size
-                corners = [(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1), (w // 2, 0), (0, h // 2)]
-                if any(rgb.getpixel(xy) != RED for xy in corners):
-                    problems.append(f"{rid}: ObjectNet image without its 1-pixel red border")
-    except Exception as exc:  # any decoder failure is a problem to list, not a crash
-        problems.append(f"{rid}: image does not decode ({type(exc).__name__}: {exc})")
+        im = open_image(data)
+    except ImHardError as exc:
+        problems.append(f"{rid}: image does not decode ({exc})")
+        return
+    source = id_source(rid)
+    if licence_rules(source).web_border and not has_border(im):
+        problems.append(f"{rid}: image of {source} without the 1-pixel red border its licence "
+                        "asks for")
 
 
 def _check_row(row: dict, seen: set[str], report: CheckReport, prints: list) -> None:
@@ -83,7 +81,7 @@ def _check_row(row: dict, seen: set[str], report: CheckReport, prints: list) -> 
     if not row.get("origin"):
         problems.append(f"{rid}: empty origin")
     data = (row.get("image") or {}).get("bytes")
-    _check_image(data, rid, row.get("origin") or "", problems)
+    _check_image(data, rid, problems)
     prints.append((rid, labels, sha256_bytes(data or b"")))
 
 

@@ -1,13 +1,12 @@
 """Which candidates of a mining run are published, and what the review did to them.
 
-Joins a run's ``candidates.parquet`` with the current review decisions and with the source tables
+Joins a mining run's candidates with the current review decisions and with the source tables
 that say where each image lives. Default: only candidates whose current verdict is ``keep``;
 ``include_pending`` adds the undecided ones; a ``remove`` verdict always drops a row.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,10 +16,9 @@ import pyarrow as pa
 
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
+from ..imaging import NO_RULES, LicenceRules, licence_rules
+from ..mining import MiningRun, RunSummary, open_run
 from ..records import read_table
-
-#: The origin whose licence requires a 1-pixel red border on every image shown (DESIGN §4).
-OBJECTNET_ORIGIN = "objectnet"
 
 
 @dataclass(frozen=True)
@@ -34,18 +32,14 @@ class PublishRow:
     english_label: list[str]
     file: Path
     sha256: str                   # of the original file, from the source table
-
-    @property
-    def red_border(self) -> bool:
-        return self.origin == OBJECTNET_ORIGIN
+    rules: LicenceRules = NO_RULES   # its source's licence rules, applied when encoded
 
 
 @dataclass
 class Selection:
     """The rows to publish (sorted by origin, then id) and the review's account of the rest."""
 
-    run: Path
-    summary: dict
+    run: MiningRun
     rows: list[PublishRow]
     candidates: int
     kept: int
@@ -59,29 +53,9 @@ class Selection:
     def sources(self) -> list[str]:
         return sorted({r.source for r in self.rows})
 
-
-def resolve_run(run: str | os.PathLike, home=None) -> Path:
-    """A run folder: a path holding ``candidates.parquet``, or a name under ``<home>/mining``."""
-    path = Path(run).expanduser()
-    if (path / "candidates.parquet").is_file():
-        return path.resolve()
-    named = homes.mining_dir(home) / str(run)
-    if (named / "candidates.parquet").is_file():
-        return named
-    runs = sorted(p.parent.name for p in homes.mining_dir(home).glob("*/candidates.parquet"))
-    hint = f"runs under {homes.mining_dir(home)}: {', '.join(runs)}" if runs else (
-        "no mining runs yet; run `imhard mine` first")
-    raise MissingFileError(f"mining run {str(run)!r} not found (no candidates.parquet); {hint}")
-
-
-def _read_summary(run: Path) -> dict:
-    path = run / "summary.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidValueError(f"{path} is not valid JSON ({exc}); rerun the mining job") from exc
+    @property
+    def summary(self) -> RunSummary:
+        return self.run.summary
 
 
 def _current_verdicts(decisions: pa.Table | None) -> dict[str, dict]:
@@ -113,20 +87,17 @@ def _publish_row(cand: dict, src: dict | None, home: Path) -> PublishRow:
     return PublishRow(
         id=cand["id"], source=cand["source"], origin=cand["origin"] or src["origin"],
         label=[int(x) for x in src["label"]], english_label=list(src["english_label"]),
-        file=home / src["path"], sha256=src["sha256"],
+        file=home / src["path"], sha256=src["sha256"], rules=licence_rules(cand["source"]),
     )
 
 
-def select(run: str | os.PathLike, decisions: pa.Table | None, *, include_pending: bool = False,
+def select(run: str | os.PathLike | MiningRun, decisions: pa.Table | None, *, include_pending: bool = False,
            home=None) -> Selection:
     """The published rows of ``run`` given the review ``decisions`` (DECISION_SCHEMA rows)."""
-    run_dir = resolve_run(run, home)
+    handle = open_run(run, home)
     home_dir = homes.data_home(home)
-    cands = read_table(run_dir / "candidates.parquet", what="candidates table").to_pylist()
+    cands = handle.candidates().to_pylist()
     cand_ids = {c["id"] for c in cands}
-    if len(cand_ids) != len(cands):
-        dup = next(i for i, n in Counter(c["id"] for c in cands).items() if n > 1)
-        raise InvalidValueError(f"{run_dir}/candidates.parquet lists {dup} twice; mine again")
     verdicts = _current_verdicts(decisions)
     verdicts = {k: v for k, v in verdicts.items() if k in cand_ids}   # other runs' decisions
     removed = [v for v in verdicts.values() if v["verdict"] == "remove"]
@@ -134,20 +105,20 @@ def select(run: str | os.PathLike, decisions: pa.Table | None, *, include_pendin
     pending = len(cands) - len(verdicts)
     if not include_pending and cands and not kept_ids:
         raise InvalidValueError(
-            f"run {run_dir.name} has {len(cands)} candidates and none is marked keep "
+            f"run {handle.name} has {len(cands)} candidates and none is marked keep "
             f"({len(removed)} removed, {pending} not reviewed): review them with `imhard review`, "
             "or pass --include-pending to publish the unreviewed ones too"
         )
     chosen = [c for c in cands if c["id"] in kept_ids or (include_pending and c["id"] not in verdicts)]
     if not chosen:
-        raise InvalidValueError(f"run {run_dir.name}: nothing to publish ({len(removed)} of "
+        raise InvalidValueError(f"run {handle.name}: nothing to publish ({len(removed)} of "
                                 f"{len(cands)} candidates removed by review)")
     indexes = {s: _source_index(s, home) for s in sorted({c["source"] for c in chosen})}
     rows = [_publish_row(c, indexes[c["source"]].get(c["id"]), home_dir) for c in chosen]
     rows.sort(key=lambda r: (r.origin, r.id))
     tags = Counter(t for r in rows for t in (verdicts.get(r.id, {}).get("tags") or []))
     return Selection(
-        run=run_dir, summary=_read_summary(run_dir), rows=rows, candidates=len(cands),
+        run=handle, rows=rows, candidates=len(cands),
         kept=len(kept_ids), removed=len(removed), pending=pending, include_pending=include_pending,
         removed_by_reason=dict(sorted(Counter(v["reason"] or "unspecified" for v in removed).items())),
         tags=dict(sorted(tags.items())),

@@ -1,14 +1,13 @@
 """The published parquet shards: the Hugging Face features, the image bytes, byte-sized shards.
 
-Images keep their original bytes, except ObjectNet's, which its licence says must carry a 1-pixel
-red border wherever they are shown: those are re-encoded losslessly (PNG) with the outermost ring
-of pixels painted red, so the rest of the image is unchanged and the size stays the same.
-Writer options are fixed and nothing time-dependent is written, so equal inputs give equal bytes.
+Images keep their original bytes, unless their source's licence rules say otherwise (ObjectNet's
+1-pixel red border): :func:`imagenet_hard.imaging.publish_image` then re-encodes them losslessly as
+PNG with the rule applied. Writer options are fixed and nothing time-dependent is written, so
+equal inputs give equal bytes.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +16,10 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 
 from ..errors import ChecksumError, InvalidValueError, MissingFileError
 from ..files import sha256_bytes
+from ..imaging import publish_image
 from .selection import PublishRow
 
 SPLIT = "validation"
@@ -29,7 +28,6 @@ SHARD_RE = re.compile(rf"^{SPLIT}-(\d{{5}})-of-(\d{{5}})\.parquet$")
 DEFAULT_MAX_SHARD_SIZE = 500 * 10**6
 ROW_GROUP_ROWS = 100               # what `datasets` uses for image data; keeps the Hub viewer happy
 ROW_GROUP_BYTES = 64 * 2**20
-RED = (255, 0, 0)
 WRITER_OPTIONS = dict(compression="zstd", compression_level=3, version="2.6",
                       use_dictionary=["origin"], write_statistics=["origin", "id"])
 
@@ -71,21 +69,6 @@ def parse_size(text: str | int) -> int:
     return size
 
 
-def red_border_png(data: bytes) -> bytes:
-    """The image re-encoded as PNG with its outermost ring of pixels painted red."""
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        mode = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
-        im = im.convert(mode)
-    w, h = im.size
-    colour = RED + (255,) if mode == "RGBA" else RED
-    for box in ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h)):
-        im.paste(colour, box)
-    out = io.BytesIO()
-    im.save(out, format="PNG", compress_level=6)   # PIL writes no timestamp chunk
-    return out.getvalue()
-
-
 @dataclass(frozen=True)
 class EncodedRow:
     row: PublishRow
@@ -95,7 +78,7 @@ class EncodedRow:
 
 
 def encode(row: PublishRow) -> EncodedRow:
-    """Read a row's original bytes, check them against the source table, border ObjectNet's."""
+    """Read a row's original bytes, check them against the source table, apply its licence rules."""
     try:
         data = row.file.read_bytes()
     except FileNotFoundError:
@@ -107,8 +90,8 @@ def encode(row: PublishRow) -> EncodedRow:
             f"{row.id}: {row.file} changed since its source table was built (SHA-256 differs); "
             f"rebuild the source with `imhard build --source {row.source} --force` and mine again")
     name = row.id
-    if row.red_border:
-        data = red_border_png(data)
+    data, reencoded = publish_image(data, row.rules)
+    if reencoded:
         name = str(PurePosixPath(name).with_suffix(".png"))
     return EncodedRow(row, data, name, sha256_bytes(data))
 

@@ -8,6 +8,18 @@ Routes: ``GET /`` (the page), ``GET /static/<file>``, ``GET /api/status``,
 ``GET /api/candidates?verdict=pending&origin=O&limit=N&offset=K&id=ID``, ``GET /api/decisions``,
 ``GET /api/history?id=ID``, ``POST /api/decisions``, ``POST /api/undo``, ``GET /images/<id>``.
 Errors are JSON ``{"error": message}`` with a 4xx status; the server keeps running.
+
+Requests from strangers: every request (GET too) must name the server by one of its own Host
+names (127.0.0.1, localhost, [::1] or the ``--host`` given, with the port), else 421 and nothing
+is read or recorded: a web page the reviewer visits cannot reach it through DNS rebinding, and a
+foreign page cannot post JSON without a CORS preflight, which is never granted. A body must
+arrive within ``BODY_TIMEOUT`` seconds; one shorter than its ``Content-Length`` gets 400 and one
+log line instead of holding a thread.
+
+Standard-library HTTP rather than Starlette/uvicorn: uvicorn has no request-body timeout (a short
+body waits until the client leaves), Starlette's trusted-host check answers 400 and neither limits
+body size, so each guarantee here would be hand-written on that stack too, at the price of new
+dependencies and of rewriting what the durability and concurrency tests pin down.
 """
 
 from __future__ import annotations
@@ -15,9 +27,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +46,10 @@ from .store import ReviewStore, server_info_path
 
 MAX_BODY = 1 << 20          # 1 MB: a decision is a few hundred bytes
 DRAIN_LIMIT = 64 << 20      # read and discard an oversized body up to this, so the client sees 413
+#: Seconds the whole body may take to arrive (a decision is a few hundred bytes).
+BODY_TIMEOUT = 3.0
+#: Names the server always answers to besides ``--host`` (with the port).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
 STATIC_FILES = {"index.html": "text/html", "review.css": "text/css",
                 "review.js": "text/javascript"}
@@ -78,13 +97,14 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, route) -> None:
         try:
+            self._check_host()
             url = urlsplit(self.path)
             route(url.path, {k: v[-1] for k, v in parse_qs(url.query).items()})
         except ApiError as exc:
             self._json(exc.status, {"error": exc.message})
         except ImHardError as exc:
             self._json(_status_for(exc), {"error": str(exc)})
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         except Exception as exc:  # a bug: report it, keep serving
             traceback.print_exc(file=sys.stderr)
@@ -103,8 +123,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._send(200, _static(name), f"{STATIC_FILES[name]}; charset=utf-8")
         if path.startswith("/images/"):
             image_id = images.check_id(unquote(path[len("/images/"):]))
-            rel, origin = store.image(image_id)
-            body, kind = images.image_bytes(store.home, rel, origin)
+            rel, source = store.image(image_id)
+            body, kind = images.image_bytes(store.home, rel, source)
             return self._send(200, body, kind, cache="private, max-age=3600")
         if path == "/api/status":
             return self._json(200, store.status(origin=query.get("origin") or None))
@@ -142,19 +162,65 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
     # -- plumbing -----------------------------------------------------------------------------
 
+    def _check_host(self) -> None:
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) == 1 and hosts[0].strip().lower() in self.server.own_hosts:
+            return
+        self.close_connection = True  # a body, if any, is never read
+        self._log_line(f"refused Host {_printable(', '.join(hosts)) or '(none)'!r} (421)")
+        raise ApiError(421, "this server answers only to " + ", ".join(sorted(
+            self.server.own_hosts)) + "; open the page at one of those addresses")
+
+    def _log_line(self, msg: str) -> None:
+        """One line on the console, for requests that went wrong on the client's side."""
+        sys.stderr.write(f"{self.address_string()} {self.command} "
+                         f"{_printable(self.path)[:200]}: {msg}\n")
+
+    def _chunks(self, length: int) -> Iterator[bytes]:
+        """Up to ``length`` body bytes as they arrive; stops early at the end of the stream or
+        once BODY_TIMEOUT has passed, so a client that promises more than it sends holds no
+        thread for long."""
+        deadline = time.monotonic() + BODY_TIMEOUT
+        try:
+            while length > 0:
+                self.connection.settimeout(max(deadline - time.monotonic(), 0.01))
+                chunk = self.rfile.read1(min(length, 1 << 16))
+                if not chunk:
+                    return
+                length -= len(chunk)
+                yield chunk
+        except TimeoutError:
+            return
+        finally:
+            self.connection.settimeout(self.timeout)
+
+    def _short_body(self, got: int, length: int) -> ApiError:
+        self.close_connection = True
+        self._log_line(f"body ended after {got:,} of the {length:,} bytes its Content-Length "
+                       "promised (400)")
+        return ApiError(400, f"the request body ended after {got:,} of the {length:,} bytes its "
+                             "Content-Length promised; send the whole body")
+
     def _body(self, allowed: tuple[str, ...]) -> dict:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             raise ApiError(411, "send the JSON body with a Content-Length, not chunked")
         try:
             length = int(self.headers.get("Content-Length", "0"))
+            if length < 0:
+                raise ValueError
         except ValueError:
             self.close_connection = True
-            raise ApiError(400, "Content-Length is not a number") from None
+            raise ApiError(400, "Content-Length is not a non-negative number") from None
         if length > MAX_BODY:
-            self._drain(length)
+            self.close_connection = True
+            got = sum(len(c) for c in self._chunks(min(length, DRAIN_LIMIT)))
+            if got < min(length, DRAIN_LIMIT):
+                raise self._short_body(got, length)
             raise ApiError(413, f"request body is {length:,} bytes; the limit is {MAX_BODY:,}")
-        raw = self.rfile.read(max(length, 0))
+        raw = b"".join(self._chunks(length))
+        if len(raw) < length:
+            raise self._short_body(len(raw), length)
         if self.headers.get_content_type() != "application/json":
             # Also keeps other web pages from posting here: JSON needs a CORS preflight.
             raise ApiError(415, "send the body as Content-Type: application/json")
@@ -169,15 +235,6 @@ class ReviewHandler(BaseHTTPRequestHandler):
             raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; "
                                 f"allowed: {', '.join(allowed)}")
         return body
-
-    def _drain(self, length: int) -> None:
-        self.close_connection = True
-        left = min(length, DRAIN_LIMIT)
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 16))
-            if not chunk:
-                break
-            left -= len(chunk)
 
     def _json(self, status: int, obj) -> None:
         body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
@@ -194,6 +251,12 @@ class ReviewHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters replaced: a stranger's Host or path cannot forge log
+    lines or terminal escapes."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _int(query: dict, name: str, default: int, maximum: int | None) -> int:
@@ -220,11 +283,14 @@ class ReviewServer(ThreadingHTTPServer):
         self.store = ReviewStore(home)
         self.verbose = verbose
         self._thread: threading.Thread | None = None
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         try:
             super().__init__((host, port), ReviewHandler)
         except OSError as exc:
             self.store.close()
             raise ImHardError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        self.own_hosts = own_hosts(host, self.server_address[1])
         write_json_atomic(server_info_path(self.store.home), {
             "url": self.url, "pid": os.getpid(),
             "started": datetime.now(timezone.utc).isoformat()})
@@ -232,7 +298,7 @@ class ReviewServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{_bracket(host)}:{port}/"
 
     def start(self) -> ReviewServer:
         """Serve in a background thread (for scripts, tests and the demo); returns self."""
@@ -256,6 +322,17 @@ class ReviewServer(ThreadingHTTPServer):
         self.store.close()
 
 
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def own_hosts(host: str, port: int) -> frozenset[str]:
+    """The Host header values the server answers: loopback names and ``host``, with the port
+    (and without it on port 80, where browsers leave it out)."""
+    names = {*LOOPBACK_NAMES, _bracket(host.strip().lower())}
+    return frozenset({f"{n}:{port}" for n in names} | (names if port == 80 else set()))
+
+
 def start_server(home=None, host: str = "127.0.0.1", port: int = 0) -> ReviewServer:
     """Start the review server in a background thread; ``server.url`` says where, ``stop()``."""
     return ReviewServer(home, host, port).start()
@@ -274,7 +351,11 @@ def serve(home=None, host: str = "127.0.0.1", port: int = 8765, verbose: bool = 
     status = server.store.status()
     echo(f"Review page: {server.url}  ({status['pending']} pending of {status['total']}; "
          "Ctrl-C to stop)")
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host in ("0.0.0.0", "::", ""):
+        echo(f"warning: listening on every interface, yet answering only requests addressed to "
+             f"{host or '0.0.0.0'} or loopback names; pass --host with the name or address "
+             "reviewers type")
+    elif host not in ("127.0.0.1", "localhost", "::1"):
         echo(f"warning: listening on {host}: anyone who can reach it can record decisions")
     try:
         server.serve_forever()

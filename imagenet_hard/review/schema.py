@@ -1,7 +1,7 @@
 """The tables of ``<home>/review.duckdb``, created and versioned by this module.
 
 ``candidates`` holds one row per image under review, joined at import time from a mining run's
-``candidates.parquet`` and the source tables (paths, not image bytes). ``events`` is the
+candidates and the source tables (paths, not image bytes). ``events`` is the
 append-only log of decisions: nothing here or elsewhere issues UPDATE or DELETE on it. An image's
 current verdict is derived from it by :data:`CURRENT_SQL`.
 """
@@ -20,7 +20,7 @@ DDL = [
         run VARCHAR PRIMARY KEY,
         candidates_path VARCHAR NOT NULL,
         judge VARCHAR,
-        summary VARCHAR,              -- the run's summary.json, verbatim
+        summary VARCHAR,              -- the run's RunSummary as JSON
         n_candidates BIGINT NOT NULL,
         imported_at TIMESTAMPTZ NOT NULL
     )""",

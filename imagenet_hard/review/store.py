@@ -23,13 +23,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import labels, zoom
 from ..errors import ImHardError, InvalidValueError, MissingFileError, UnknownNameError
-from ..home import data_home, mining_dir, review_db, source_table_path
-from ..records import CANDIDATE_SCHEMA, DECISION_SCHEMA, read_table, write_table
+from ..home import data_home, review_db, source_table_path
+from ..mining import open_run
+from ..records import DECISION_SCHEMA, read_table, write_table
 from . import vocab
 from .schema import AT_ISO, CURRENT_SQL, EFFECTIVE_SQL, ensure_schema, schema_version
 
@@ -149,48 +149,27 @@ class ReviewStore:
 
     # -- import -------------------------------------------------------------------------------
 
-    def import_run(self, run: str) -> ImportResult:
-        """Add (or refresh) the candidates of ``<home>/mining/<run>``; importing twice is a no-op."""
-        cand_path = mining_dir(self.home) / run / "candidates.parquet"
-        if not cand_path.is_file():
-            runs = sorted(p.parent.name for p in mining_dir(self.home).glob("*/candidates.parquet"))
-            raise MissingFileError(
-                f"mining run {run!r} has no {cand_path}; runs here: {', '.join(runs) or 'none'} "
-                "(make one with `imhard mine`)"
-            )
-        table = read_table(cand_path, "candidates table")
-        missing = [n for n in CANDIDATE_SCHEMA.names if n not in table.column_names]
-        if missing:
-            raise InvalidValueError(f"{cand_path} lacks columns {', '.join(missing)}; re-mine it")
-        ids = table.column("id")
-        if len(pc.unique(ids)) != len(ids):
-            raise InvalidValueError(f"{cand_path} lists some ids twice; re-mine it")
-        summary = self._read_summary(cand_path.parent / "summary.json")
+    def import_run(self, run) -> ImportResult:
+        """Add (or refresh) the candidates of a finished mining run (a name under
+        ``<home>/mining``, a run folder or a :class:`~imagenet_hard.mining.MiningRun`);
+        importing twice is a no-op."""
+        handle = open_run(run, self.home)
+        table = handle.candidates()
+        summary = handle.summary
+        cand_path = handle.candidates_path
         sources = sorted(set(table.column("source").to_pylist()))
         with self._lock:
             self._sql("BEGIN TRANSACTION")
             try:
-                by_source = {s: self._import_source(run, cand_path, s) for s in sources}
-                judge = summary.get("judge")
+                by_source = {s: self._import_source(handle.name, cand_path, s) for s in sources}
                 self._sql("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", [
-                    run, str(cand_path), judge if isinstance(judge, str) or judge is None
-                    else json.dumps(judge, sort_keys=True),
-                    json.dumps(summary, sort_keys=True), len(ids), _now()])
+                    handle.name, str(cand_path), summary.judge,
+                    json.dumps(summary.to_json(), sort_keys=True), table.num_rows, _now()])
                 self._sql("COMMIT")
             except BaseException:
                 self._sql("ROLLBACK")
                 raise
-        return ImportResult(run, len(ids), by_source)
-
-    @staticmethod
-    def _read_summary(path: Path) -> dict:
-        if not path.is_file():
-            return {}
-        try:
-            data = json.loads(path.read_text())
-        except ValueError as exc:
-            raise InvalidValueError(f"{path} is not valid JSON: {exc}") from exc
-        return data if isinstance(data, dict) else {}
+        return ImportResult(handle.name, table.num_rows, by_source)
 
     def _import_source(self, run: str, cand_path: Path, source: str) -> int:
         src_path = source_table_path(source, self.home)
@@ -359,9 +338,9 @@ class ReviewStore:
         return out
 
     def image(self, id: str) -> tuple[str, str]:
-        """``(path relative to the data home, origin)`` of a candidate, for the image route."""
+        """``(path relative to the data home, source)`` of a candidate, for the image route."""
         with self._lock:
-            rows = self._sql("SELECT path, origin FROM candidates WHERE id = ?", [id]).fetchall()
+            rows = self._sql("SELECT path, source FROM candidates WHERE id = ?", [id]).fetchall()
         if not rows:
             raise UnknownNameError(f"unknown candidate id {id!r}")
         return rows[0][0], rows[0][1]

@@ -2,7 +2,8 @@
 verifiable result, and re-check one (``imhard score`` / ``imhard verify``).
 
 Modules: ``contract`` (what a submission defines), ``dataset`` (opening the data, fingerprint),
-``worker`` (the child), ``runner`` (the parent: environment, namespace, watching), ``metrics``,
+``worker`` (the child), ``runner`` (the parent: environment, watching), ``sandbox`` (what the
+child can see, built by bubblewrap or by ``unshare`` + ``jail``), ``metrics``,
 ``result`` (:class:`ScoreResult` + predictions parquet), ``check`` (recomputing claims),
 ``harness`` (``score`` / ``verify``), ``bench`` (harness overhead), ``zoo`` (helpers the reference
 submissions use).

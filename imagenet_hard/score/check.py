@@ -25,10 +25,22 @@ def recompute(table: pa.Table) -> tuple[dict, list[dict]]:
     return summarize(c1, c5, conf), per_origin(origins, c1, c5, conf)
 
 
+#: Every number a result claims per set of rows (all of them, and each origin).
+CLAIMS = ("n", "correct", "accuracy", "accuracy_ci95", "top5_accuracy", "ece")
+
+
+def _agrees(claimed, actual) -> bool:
+    if isinstance(actual, list):
+        return (isinstance(claimed, list) and len(claimed) == len(actual)
+                and all(_agrees(c, a) for c, a in zip(claimed, actual, strict=True)))
+    return (isinstance(claimed, (int, float)) and not isinstance(claimed, bool)
+            and abs(float(claimed) - float(actual)) <= TOLERANCE)
+
+
 def _compare(prefix: str, claimed: dict, actual: dict, problems: list[str]) -> None:
-    for key in ("n", "correct", "accuracy", "top5_accuracy", "ece"):
+    for key in CLAIMS:
         a, b = claimed.get(key), actual[key]
-        if a is None or abs(float(a) - float(b)) > TOLERANCE:
+        if not _agrees(a, b):
             problems.append(f"{prefix}{key}: claimed {a}, the predictions give {b}")
 
 
@@ -37,7 +49,7 @@ def consistency_problems(result, table: pa.Table, sds=None) -> list[str]:
     when ``sds``, an opened :class:`~imagenet_hard.score.dataset.ScoreDataset`, is given)."""
     problems: list[str] = []
     metrics, origins = recompute(table)
-    _compare("", result.metrics, metrics, problems)
+    _compare("metrics.", result.metrics, metrics, problems)
     claimed = {row["origin"]: row for row in result.per_origin}
     if set(claimed) != {row["origin"] for row in origins}:
         problems.append(f"per-origin table lists {sorted(claimed)}, the predictions hold "
@@ -49,6 +61,9 @@ def consistency_problems(result, table: pa.Table, sds=None) -> list[str]:
         problems.append(f"{table.num_rows} prediction rows, the result says "
                         f"{result.dataset['scored']} rows were scored")
     if sds is not None:
+        if result.dataset["rows"] != len(sds):
+            problems.append(f"dataset.rows: claimed {result.dataset['rows']}, the dataset has "
+                            f"{len(sds)}")
         problems += _label_problems(table, sds)
     return problems
 

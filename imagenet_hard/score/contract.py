@@ -9,20 +9,27 @@ A submission defines either
   (PIL image → tensor); the harness batches with a ``DataLoader``, calls ``model.eval()``, moves it
   to the device and runs it under ``torch.inference_mode()``.
 
-Images are RGB ``PIL.Image`` at their stored resolution. Optional ``METADATA`` (a JSON-able dict):
+Images are RGB ``PIL.Image`` at their stored resolution. In the model form the harness converts
+to RGB where the authors' scoring did (``imagenet_hard.score.rgb_point``): when ``transform`` is a
+torchvision ``Compose``, its leading ``Resize``/``CenterCrop`` steps receive the image in its
+stored mode (palette, alpha, greyscale, CMYK …) and the harness converts right after them; every
+other step, and any other kind of transform, receives RGB. Optional ``METADATA`` (a JSON-able dict):
 ``name``, ``url``, ``paper``, ``params``, ``resolution``, ``uses_tta``, ``extra_training_data``,
-``seed``. The harness seeds ``random``, ``numpy`` and ``torch`` with ``seed + first row index``
-before each batch, so a random method gives the same answers when resumed or re-run.
-This module runs inside the child process.
+``seed``, each checked by type (:func:`metadata_problems`). The harness seeds ``random``,
+``numpy`` and ``torch`` with ``seed + first row index`` before each batch, so a random method
+gives the same answers when resumed or re-run. This module runs inside the child process.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 NUM_CLASSES = 1000
 METADATA_KEYS = ("name", "url", "paper", "params", "resolution", "uses_tta",
@@ -58,15 +65,60 @@ def import_file(path: str | Path):
     return module
 
 
+#: Longest text a board shows; longer values are refused rather than cut.
+MAX_NAME, MAX_URL, MAX_METADATA = 100, 2000, 10_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _url_problem(key: str, value) -> str | None:
+    if not isinstance(value, str) or len(value) > MAX_URL or _CONTROL.search(value) or " " in value:
+        return f"{key} must be a URL of at most {MAX_URL} characters without spaces"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"{key} must be an http(s) URL, got {value[:60]!r}"
+    return None
+
+
+def metadata_problems(meta: dict) -> list[str]:
+    """What is wrong with a METADATA dict: the one rule the child (at import), results and the
+    leaderboard apply. Known keys are typed; every value must serialise to JSON."""
+    try:
+        size = len(json.dumps(meta, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        return [f"METADATA must be JSON-serialisable: {exc}"]
+    out = [] if size <= MAX_METADATA else [f"METADATA is {size} characters; at most {MAX_METADATA}"]
+    for key, value in meta.items():
+        bad = None
+        if key == "name" and (not isinstance(value, str) or not 0 < len(value) <= MAX_NAME
+                              or _CONTROL.search(value)):
+            bad = f"name must be text of 1–{MAX_NAME} characters without control characters"
+        elif key in ("url", "paper"):
+            bad = _url_problem(key, value)
+        elif key in ("uses_tta", "extra_training_data") and not isinstance(value, bool):
+            bad = f"{key} must be true or false"
+        elif key == "params" and not (_is_number(value) and value >= 0):
+            bad = "params must be a non-negative number"
+        elif key == "resolution" and not (_is_number(value) and value == int(value) and value > 0):
+            bad = "resolution must be a positive whole number of pixels"
+        elif key == "seed" and not (isinstance(value, int) and not isinstance(value, bool)):
+            bad = "seed must be an integer"
+        if bad:
+            out.append(f"METADATA[{key!r}]: {bad}, got {value!r:.80}")
+    return out
+
+
 def check_metadata(meta) -> dict:
     if meta is None:
         return {}
     if not isinstance(meta, dict):
         raise ContractError(f"METADATA must be a dict, got {type(meta).__name__}")
-    try:
-        json.dumps(meta)
-    except (TypeError, ValueError) as exc:
-        raise ContractError(f"METADATA must be JSON-serialisable: {exc}") from exc
+    problems = metadata_problems(meta)
+    if problems:
+        raise ContractError("; ".join(problems))
     return dict(meta)
 
 

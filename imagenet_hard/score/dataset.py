@@ -1,8 +1,9 @@
 """The dataset a submission is scored on: the local published build, any folder or Hub repo with
 the ``taesiri/imagenet-hard`` schema, loaded with ``datasets``.
 
-The parent opens it (and downloads it, for a Hub id); the child only ever receives the Arrow cache
-files to memory-map, so it needs neither network nor tokens to read images.
+The parent opens it (and downloads it, for a Hub id); the child only ever receives an Arrow file
+of the images alone (:func:`image_files`) to memory-map, so it needs neither network nor tokens to
+read images and cannot read the labels.
 """
 
 from __future__ import annotations
@@ -130,6 +131,22 @@ def open_dataset(dataset: str | Path | None = None, split: str = "validation",
     return ScoreDataset(id=dataset_id, split=split, ds=ds, ids=ids, labels=labels,
                         origins=origins, fingerprint=fp,
                         arrow_files=[f["filename"] for f in ds.cache_files])
+
+
+def image_files(sds: ScoreDataset, home=None) -> list[str]:
+    """The Arrow file the child reads: the split's images and nothing else (the published files
+    also hold the labels, which a submission must never be able to open), image files referenced
+    by path embedded as bytes. Written once per fingerprint and split, under ``<home>/scores/``."""
+    from datasets.table import embed_table_storage
+
+    dest = (homes.data_home(home) / "scores" / "images"
+            / f"{sds.fingerprint[:16]}-{re.sub(r'[^A-Za-z0-9_.-]', '_', sds.split)}.arrow")
+    if not dest.is_file():
+        with atomic_path(dest) as tmp:
+            sds.ds.select_columns(["image"]).with_format("arrow").map(
+                embed_table_storage, batched=True, cache_file_name=str(tmp),
+                load_from_cache_file=False, desc="images for the scoring sandbox")
+    return [str(dest)]
 
 
 def write_folder(dest: str | Path, images: list[bytes], labels: list[list[int]],

@@ -23,10 +23,11 @@ from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
 from ..files import sha256_file, write_json_atomic
 from . import check
-from .dataset import ScoreDataset, open_dataset
+from .dataset import ScoreDataset, image_files, open_dataset
 from .metrics import correctness
 from .result import ScoreResult, load_result, predictions_path, read_predictions, write_predictions
 from .runner import ChildJob, ChildReport, new_scratch_dir, run_child
+from .sandbox import choose, default_memory_limit
 from .tta import TtaMode
 
 
@@ -40,15 +41,20 @@ class RunOptions:
     timeout: float = 600.0
     load_timeout: float = 1800.0
     no_network: bool = False
+    sandbox: str = "auto"           # auto | bwrap | unshare | none (unconfined: trusted files only)
+    memory_limit: int | None = field(default_factory=default_memory_limit)
     progress: bool = False
     on_output: Callable[[str], None] | None = None
 
-    def resolved_device(self) -> str:
-        if self.device:
-            return self.device
-        import torch
+    def check_sandbox(self) -> str:
+        """Which sandbox will run the submission; fails early (before loading any data) with
+        what to install when none works here."""
+        return choose(self.sandbox, self.no_network)
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+    def resolved_device(self) -> str:
+        from ..devices import resolve_device
+
+        return str(resolve_device(self.device))
 
     def resolved_workers(self) -> int:
         import os
@@ -70,6 +76,9 @@ def read_parts(cache: Path) -> tuple[dict, float]:
     rows: dict = {}
     seconds, n = 0.0, 0
     for part in sorted(cache.glob("part-*.npz")):
+        if part.is_symlink():  # the child writes this folder: never follow a link it made
+            raise SubmissionError(f"{part} is a symbolic link, not a batch the harness wrote; "
+                                  f"delete {cache} and score again")
         with np.load(part) as z:
             for i, t5, p5 in zip(z["idx"], z["top5"], z["top5_prob"], strict=True):
                 rows[int(i)] = (t5, p5)
@@ -79,7 +88,7 @@ def read_parts(cache: Path) -> tuple[dict, float]:
 
 
 def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
-                 opts: RunOptions, tta: TtaMode | None = None) -> ChildReport | None:
+                 opts: RunOptions, home=None, tta: TtaMode | None = None) -> ChildReport | None:
     """Predict every row of ``indices`` missing from ``cache`` in one child process. Under
     ``tta`` the batch size counts crops per forward pass; a batch holds as many images as fit."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -92,8 +101,8 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
         batch = max(1, opts.batch_size // tta.n_crops)
         spec = {**tta.describe(), "forward_batch": opts.batch_size}
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
-                   workers=opts.resolved_workers(), arrow_files=sds.arrow_files, indices=todo,
-                   out_dir=str(cache), tta=spec)
+                   workers=opts.resolved_workers(), arrow_files=image_files(sds, home), indices=todo,
+                   out_dir=str(cache), memory_limit=opts.memory_limit, tta=spec)
     bar = None
     if opts.progress:
         from tqdm import tqdm
@@ -108,20 +117,20 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
     try:
         return run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
                          no_network=opts.no_network, on_output=on_output,
-                         on_progress=bar.update if bar else None)
+                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox)
     finally:
         if bar:
             bar.close()
 
 
-def environment(device: str) -> dict:
+def environment(device: str, sandbox_used: str) -> dict:
     import torch
     import torchvision
 
     env = {"python": platform.python_version(), "torch": torch.__version__,
            "torchvision": torchvision.__version__, "imagenet_hard": __version__,
            "platform": platform.platform(), "device": device, "device_name": platform.processor()
-           or platform.machine()}
+           or platform.machine(), "sandbox": sandbox_used}
     if device.startswith("cuda") and torch.cuda.is_available():
         env["device_name"] = torch.cuda.get_device_name(torch.device(device))
     return env
@@ -160,17 +169,19 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     ``tta`` (:mod:`imagenet_hard.score.tta`) scores crops of each image and aggregates them."""
     opts = options or RunOptions()
     sub = submission_file(submission)
+    sandbox_used = opts.check_sandbox()
     sha = sha256_file(sub)
     sds = open_dataset(dataset, split, home)
     if limit is not None and limit <= 0:
         raise InvalidValueError(f"--limit must be positive, got {limit}")
     indices = list(range(min(limit, len(sds)) if limit else len(sds)))
     cache = _cache_dir(home, sha, sds, limit, tta)
-    report = predict_rows(sub, sds, indices, cache, opts, tta)
+    report = predict_rows(sub, sds, indices, cache, opts, home, tta)
     meta_file = cache / "metadata.json"
     if report is not None:
         write_json_atomic(meta_file, {"metadata": report.metadata, "form": report.form})
-    saved = json.loads(meta_file.read_text()) if meta_file.exists() else {"metadata": {}}
+    saved = (json.loads(meta_file.read_text()) if meta_file.is_file() and not meta_file.is_symlink()
+             else {"metadata": {}})
     rows, images_per_s = read_parts(cache)
     stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
     out = Path(out) if out else homes.data_home(home) / "scores" / f"{stem}.json"
@@ -185,7 +196,7 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
         metadata=saved["metadata"],
         dataset={"id": sds.id, "split": split, "fingerprint": sds.fingerprint, "rows": len(sds),
                  "scored": len(indices), "limit": limit},
-        metrics=metrics, per_origin=origins, environment=environment(opts.resolved_device()),
+        metrics=metrics, per_origin=origins, environment=environment(opts.resolved_device(), sandbox_used),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         predictions={"file": pred_path.name, "sha256": pred_sha},
         tta=None if tta is None else tta.describe(),
@@ -231,6 +242,7 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
     result = load_result(result_path)
     table = read_predictions(result_path, result)
     sub = submission_file(submission or result.submission["file"])
+    opts.check_sandbox()
     if sha256_file(sub) != result.submission["sha256"]:
         raise InvalidValueError(f"{sub} is not the file that was scored (SHA-256 differs from "
                                 f"{result.submission['sha256'][:12]}…); pass --submission with the "
@@ -248,7 +260,7 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
     scratch = new_scratch_dir("imhard-verify-")
     try:
         tta = TtaMode.from_dict(result.tta) if result.tta else None
-        predict_rows(sub, sds, indices, scratch, opts, tta)
+        predict_rows(sub, sds, indices, scratch, opts, home, tta)
         rows, _ = read_parts(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InvalidValueError, MissingFileError
 from ..files import atomic_path, sha256_file, write_json_atomic
+from .contract import metadata_problems
 from .metrics import ECE_BINS
 from .tta import TtaMode
 
@@ -23,7 +24,9 @@ SCHEMA_VERSION = "1"
 
 PROTOCOL = (
     "ImageNet-Hard protocol: every row of the split is scored (accuracy over all rows); the "
-    "submission sees each image as an RGB PIL image and applies its own preprocessing "
+    "submission sees each image as an RGB PIL image and applies its own preprocessing (a "
+    "torchvision Compose's leading Resize/CenterCrop run on the stored image, converted to RGB "
+    "after them as the authors' notebook did) "
     "(reference models: resize 256, centre crop 224, ImageNet normalisation); a prediction is "
     "correct when its top-1 class over all 1000 ImageNet-1k classes is in the row's label set, "
     "top-5 correct when any of its top-5 is. Output rows that are not probabilities "
@@ -62,6 +65,22 @@ class ScoreResult:
         if self.schema_version != SCHEMA_VERSION:
             raise InvalidValueError(f"result schema version {self.schema_version!r}; this "
                                     f"imagenet-hard reads version {SCHEMA_VERSION}")
+        for key in ("submission", "dataset", "metrics", "environment", "predictions", "metadata"):
+            if not isinstance(getattr(self, key), dict):
+                raise InvalidValueError(f"result field {key!r} must be a JSON object, got "
+                                        f"{type(getattr(self, key)).__name__}")
+        if not isinstance(self.per_origin, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("origin"), str) for r in self.per_origin):
+            raise InvalidValueError("result field 'per_origin' must be a list of objects with an "
+                                    "'origin' name")
+        for key, part in (("submission", "name"), ("dataset", "id")):
+            value = getattr(self, key).get(part)
+            if not isinstance(value, str) or not 0 < len(value) <= 1000 or not value.isprintable():
+                raise InvalidValueError(f"result field {key}.{part} must be printable text of "
+                                        f"1–1000 characters, got {value!r:.80}")
+        problems = metadata_problems(self.metadata)
+        if problems:
+            raise InvalidValueError(f"result metadata: {'; '.join(problems)}")
         for key, part in (("submission", ("name", "sha256")),
                           ("dataset", ("id", "split", "fingerprint", "rows", "scored")),
                           ("metrics", ("n", "correct", "accuracy", "accuracy_ci95",
@@ -82,6 +101,10 @@ class ScoreResult:
         if not (isinstance(m["n"], int) and isinstance(m["correct"], int) and 0 <= m["correct"] <= m["n"]):
             raise InvalidValueError(f"metrics.correct ({m['correct']!r}) and n ({m['n']!r}) must "
                                     "be integers with 0 ≤ correct ≤ n")
+        ci = m["accuracy_ci95"]
+        if not (isinstance(ci, list) and len(ci) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ci)):
+            raise InvalidValueError(f"metrics.accuracy_ci95 must be [low, high], got {ci!r:.80}")
         if self.tta is not None:
             if not isinstance(self.tta, dict):
                 raise InvalidValueError("result field 'tta' must be an object naming the mode")
@@ -127,10 +150,12 @@ class ScoreResult:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidValueError(f"result has unknown field(s) {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise InvalidValueError(f"result is missing fields: {exc}") from exc
+        missing = [name for name, f in cls.__dataclass_fields__.items()
+                   if name not in data and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise InvalidValueError(f"result lacks the field(s) {', '.join(missing)}; a result "
+                                    "is what `imhard score` writes")
+        return cls(**data)
 
 
 def predictions_path(result_path: str | Path) -> Path:

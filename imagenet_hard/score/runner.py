@@ -1,6 +1,6 @@
-"""The parent side of a scoring run: start the child with a clean environment (optionally in a
-fresh network namespace), watch it batch by batch, and turn every way it can fail into one
-:class:`~imagenet_hard.errors.SubmissionError` whose message shows what the submission did.
+"""The parent side of a scoring run: start the child with a clean environment inside the sandbox
+(:mod:`imagenet_hard.score.sandbox`), watch it batch by batch, and turn every way it can fail into
+one :class:`~imagenet_hard.errors.SubmissionError` whose message shows what the submission did.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import SubmissionError
+from . import sandbox
 
 #: Environment variables never passed to a submission: tokens, keys, passwords, cloud credentials.
 SECRET_ENV = re.compile(
@@ -68,6 +69,7 @@ class ChildJob:
     arrow_files: list[str]
     indices: list[int]
     out_dir: str
+    memory_limit: int | None = None    # bytes of data memory (RLIMIT_DATA); None: no limit
     tta: dict | None = None   # score.tta: crop set, aggregation, crops per forward pass
 
 
@@ -137,24 +139,41 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _spawn(job: ChildJob, no_network: bool, fd: int) -> tuple[subprocess.Popen, str]:
+def _spawn(job: ChildJob, how: str, no_network: bool,
+           fd: int) -> tuple[subprocess.Popen, sandbox.Plan | None]:
+    """Start the worker: inside the sandbox ``how`` (from :func:`sandbox.choose`), or bare."""
     jobfile = Path(job.out_dir) / "job.json"
     jobfile.write_text(json.dumps(asdict(job)))
-    prefix = network_prefix() if no_network else []
-    cmd = [*prefix, sys.executable, "-m", "imagenet_hard.score.worker", str(jobfile), str(fd)]
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(fd,),
-                            start_new_session=True)
-    return proc, str(jobfile)
+    cmd = [sys.executable, "-m", "imagenet_hard.score.worker", str(jobfile), str(fd)]
+    env, plan = child_env(), None
+    if how == "none":
+        cmd = [*(network_prefix() if no_network else []), *cmd]
+    else:
+        plan = sandbox.make_plan([job.submission, *job.arrow_files], [job.out_dir], env,
+                                 device=job.device, no_network=no_network,
+                                 memory_limit=job.memory_limit)
+        cmd, env = sandbox.wrap(how, plan, cmd), plan.env
+    try:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, pass_fds=(fd,), start_new_session=True)
+    except BaseException:
+        if plan:
+            plan.cleanup()
+        raise
+    return proc, plan
 
 
 def run_child(job: ChildJob, name: str, timeout: float = 600.0, load_timeout: float = 1800.0,
               no_network: bool = False, on_output: Callable[[str], None] | None = None,
-              on_progress: Callable[[int], None] | None = None) -> ChildReport:
-    """Run one job in a child process; return its report or raise :class:`SubmissionError`."""
+              on_progress: Callable[[int], None] | None = None,
+              sandbox_tool: str = "auto") -> ChildReport:
+    """Run one job in a sandboxed child process (``sandbox_tool``: see :data:`sandbox.TOOLS`);
+    return its report or raise :class:`SubmissionError`. Every process the child started is
+    gone when this returns."""
+    how = sandbox.choose(sandbox_tool, no_network)
     rfd, wfd = os.pipe()
     try:
-        proc, _ = _spawn(job, no_network, wfd)
+        proc, plan = _spawn(job, how, no_network, wfd)
     finally:
         os.close(wfd)
     w = _Watch(job, timeout, load_timeout)
@@ -169,6 +188,11 @@ def run_child(job: ChildJob, name: str, timeout: float = 600.0, load_timeout: fl
         reader.join(timeout=5)
         if reader.is_alive():  # a DataLoader worker outlived the child and holds its stdout
             _kill(proc)
+        if plan:
+            plan.cleanup()
+    if plan and proc.returncode and 128 < proc.returncode < 128 + signal.NSIG:
+        # Both sandboxes report a child killed by signal N as status 128 + N, as a shell does.
+        proc.returncode = 128 - proc.returncode
     _raise_for(proc, w, name)
     return w.report
 
@@ -220,7 +244,14 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
             "predict": f"{name}: the submission raised an exception{where}",
             "output": f"{name}: bad output{where}",
         }.get(e["stage"], f"{name}: failed in {e['stage']}")
+        if e["stage"] == "memory":
+            where = where or {"import": " while importing", "load": " while loading the model"}.get(
+                e.get("during"), "")
+            raise SubmissionError(_memory_message(name, where, w.job.memory_limit, e["message"]))
         body = e["traceback"].rstrip() if e.get("traceback") else e["message"]
+        if "Read-only file system" in body:
+            body += ("\n(The sandbox is read-only apart from /tmp and the output folder; weight "
+                     "caches are mounted read-only: download weights before scoring.)")
         raise SubmissionError(f"{head}:\n{body}" if "\n" in body else f"{head}: {body}")
     if w.finished and proc.returncode == 0:
         return
@@ -232,6 +263,14 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
     raise SubmissionError(f"{name}: the submission process {how} while working on {w.rows()}. "
                           "Finished batches are kept: rerun the same command to resume."
                           + _tail_text(w.tail))
+
+
+def _memory_message(name: str, where: str, limit: int | None, detail: str) -> str:
+    if limit is None:
+        return f"{name} ran out of memory{where} ({detail}) with no --memory-limit set."
+    return (f"{name} ran out of memory{where}: it may use {sandbox.format_size(limit)} "
+            f"(--memory-limit), so raise it (to --memory-limit "
+            f"{max(2, round(2 * limit / 1024 ** 3))}G) or lower --batch-size ({detail}).")
 
 
 def new_scratch_dir(prefix: str = "imhard-score-") -> Path:

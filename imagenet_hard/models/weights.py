@@ -1,6 +1,7 @@
-"""Finding weights without hanging: where caches are, whether to try the network, clear errors.
+"""Finding model weights without hanging: where caches are, whether to try the network, clear
+errors.
 
-The workplace may have no internet. With ``IMHARD_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) no judge
+The workplace may have no internet. With ``IMHARD_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) no model
 touches the network; otherwise a download gets a short connect timeout, and any failure becomes a
 :class:`~imagenet_hard.errors.MissingWeightsError` that names the weights, where they were looked
 for and how to provide them.
@@ -43,7 +44,7 @@ def torch_checkpoints_dir() -> Path:
 
 def missing(what: str, looked: list[str], provide: str, cause: BaseException | None = None
             ) -> MissingWeightsError:
-    """A :class:`MissingWeightsError` in the one shape every judge uses."""
+    """A :class:`MissingWeightsError` in the one shape every model family uses."""
     why = f" ({type(cause).__name__}: {_first_line(cause)})" if cause is not None else ""
     net = " Network downloads are off (IMHARD_OFFLINE/HF_HUB_OFFLINE)." if offline() else ""
     return MissingWeightsError(
