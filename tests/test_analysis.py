@@ -282,5 +282,5 @@ def test_bench_analyze_runs_and_covers_agree():
 
     res = CliRunner().invoke(main, ["bench", "analyze", "--images", "300"])
     assert res.exit_code == 0, res.output
-    assert "imhard analyze on 300 synthetic images" in res.output
-    assert "same cover: True" in res.output
+    assert "bench analyze: greedy minimum set cover" in res.output
+    assert "same cover: yes" in res.output and "images 300" in res.output
