@@ -1,8 +1,9 @@
 """The offline end-to-end demo: every stage of the pipeline on the ``sample`` source and
 ImageNet-C corruptions of it.
 
-It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard, each step
-through the same library functions the CLI uses, printing what a user would see.
+It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard → the zoom
+analyses of an exhaustive run, each step through the same library functions the CLI uses,
+printing what a user would see.
 """
 
 from __future__ import annotations
@@ -149,7 +150,26 @@ def step_suite(home, echo) -> None:
     echo(f"suite result: {run.path}")
 
 
-STEPS = [step_build, step_mine, step_review, step_publish, step_score, step_suite]
+DEMO_EXHAUSTIVE_RUN = "demo-efficientnet-lite0-exhaustive"
+
+
+def step_analyze(home, echo) -> None:
+    from .analysis.report import analyze_run
+    from .mining import mine
+
+    echo("== 7. analyze: every zoom crop judged (exhaustive), the paper's zoom analyses ==")
+    run = mine(["sample"], "efficientnet-lite0", home=home, run=DEMO_EXHAUSTIVE_RUN,
+               exhaustive=True, device="cpu")
+    s = run.summary
+    echo(f"judged all 324 crops and the standard 1-crop of {s.images} images "
+         f"({s.forward_passes} forward passes): {s.candidates} candidates")
+    report = analyze_run(run.name, home=home)
+    echo(report.summary())
+    echo(f"report: {report.report}")
+    echo(f"plots: {', '.join(str(p) for p in report.plots)}")
+
+
+STEPS = [step_build, step_mine, step_review, step_publish, step_score, step_suite, step_analyze]
 
 
 def run_demo(home=None, echo: Callable[[str], None] = print) -> None:

@@ -11,7 +11,7 @@ def test_demo_runs_every_stage_offline(isolated_home):
     res = CliRunner().invoke(main, ["demo"])
     assert res.exit_code == 0, res.output
     for heading in ("1. build", "2. mine", "3. review", "4. publish", "5. score",
-                    "6. score --suite"):
+                    "6. score --suite", "7. analyze"):
         assert f"== {heading}" in res.output
     assert "sample: 9 images, 0 rejected" in res.output
     for name in ("impulse_noise", "frost", "fog", "snow", "brightness", "zoom_blur"):
@@ -24,3 +24,5 @@ def test_demo_runs_every_stage_offline(isolated_home):
     assert "  sample                     in1k" in res.output
     assert "  imagenet-hard              imagenet-hard" in res.output
     assert (isolated_home / "scores" / "efficientnet_lite0.suite.json").is_file()
+    report = isolated_home / "analysis" / "demo-efficientnet-lite0-exhaustive" / "report.md"
+    assert f"report: {report}" in res.output and "## Greedy minimum set cover" in report.read_text()

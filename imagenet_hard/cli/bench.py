@@ -155,3 +155,50 @@ def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, devi
     image = photo(image_path, parse_size(size) if size else None)
     _print(run(image=image, names=names, severity=severity, repeat=repeat, threads=threads,
                device=device, echo=lambda m: click.echo(m, err=True)))
+
+
+@bench.command("analyze")
+@click.option("--images", default=13000, show_default=True, type=click.IntRange(min=1),
+              help="Synthetic images (ImageNet-Hard's size by default).")
+@click.option("--seed", default=0, show_default=True)
+def bench_analyze(images, seed):
+    """The greedy minimum set cover on Python sets against the bit-packed one, same synthetic
+    exhaustive masks (same cover required), and the time of a whole `imhard analyze`.
+
+    \b
+    Example:
+      imhard bench analyze --images 13000
+    """
+    from ..bench.analysis import bench_analysis
+
+    _print(bench_analysis(images, seed, echo=lambda m: click.echo(m, err=True)))
+
+
+@bench.command("order")
+@click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
+              help="Judge that mines the photos exhaustively.")
+@click.option("--variants", default=4, show_default=True, type=click.IntRange(min=0),
+              help="Augmented copies of each sample photo (crop, flip, down-scale; seeded).")
+@click.option("--splits", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Random half splits (each used both ways round).")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]")
+@click.option("--home", type=click.Path(file_okay=False), default=None,
+              help="Scratch data home for the runs (default: a new temporary folder); rerun "
+                   "with the same one to resume.")
+def bench_order(judge, variants, splits, device, home):
+    """Early exit's forward passes per image with a crop order learned from an exhaustive run
+    (`imhard mine --order-from`) against the built-in heuristic, on held-out images.
+
+    Mines the sample photos and augmented variants exhaustively, learns the order on one half,
+    replays both orders on the other (exactly the engine's n_forward); synthetic masks too. It
+    counts forward passes rather than timing them.
+
+    \b
+    Example:
+      imhard bench order --variants 4 --home /tmp/imhard-bench-order
+    """
+    from ..bench.order import bench_order as run
+
+    report = run(judge=judge, variants=variants, home=home, device=device, splits=splits,
+                 echo=lambda m: click.echo(m, err=True))
+    click.echo(report.summary())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import device_option, home_option
+from .common import RegistryName, device_option, home_option
 from .group import main
 
 
@@ -23,6 +23,26 @@ class MemorySize(click.ParamType):
             return parse_size(value)
         except InvalidValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def _tta_modes():
+    from ..score.tta import TTA_MODES
+
+    return TTA_MODES
+
+
+def _tta_mode(name, tta_from, home):
+    """The --tta mode, restricted to the cover of run ``tta_from`` when given."""
+    if not name:
+        return None
+    from ..score.tta import get_mode, restrict
+
+    mode = get_mode(name)
+    if tta_from:
+        from ..analysis import cover_of_run
+
+        mode = restrict(mode, *cover_of_run(tta_from, home))
+    return mode
 
 
 def _run_options(f):
@@ -93,9 +113,16 @@ SUITE_ALL = "all"
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Result JSON (default <home>/scores/<submission>.json, or .suite.json); "
                    "predictions beside it.")
+@click.option("--tta", default=None, type=RegistryName("TTA mode", _tta_modes), metavar="MODE",
+              help="Test-time augmentation (model + transform form): zoom-in-mean, zoom-in-max, "
+                   "zoom-out-mean, zoom-224-mean, 5-crop, 10-crop, … (mean or max of the crops' "
+                   "softmax; --batch-size then counts crops).")
+@click.option("--tta-from", default=None, metavar="RUN",
+              help="With a zoom --tta: only the transforms of exhaustive run RUN's greedy cover "
+                   "(the paper used the cover of the classifier's IN+ReaL run).")
 @_run_options
 @home_option
-def score(submission, dataset, split, suite, baseline, limit, out, home, **run):
+def score(submission, dataset, split, suite, baseline, limit, out, tta, tta_from, home, **run):
     """Score a submission file (load(device)→predict, or model + transform) on ImageNet-Hard,
     or with --suite on every built source, each with its published protocol.
 
@@ -110,17 +137,22 @@ def score(submission, dataset, split, suite, baseline, limit, out, home, **run):
       imhard score my_model.py --memory-limit 16G
       imhard score my_model.py --suite
       imhard score my_model.py --suite imagenet-a,imagenet-r,objectnet
+      imhard score leaderboard/submissions/resnet50.py --tta zoom-in-max --batch-size 128
     """
     if baseline and suite is None:
         raise click.BadParameter("--baseline only applies with --suite", param_hint="--baseline")
+    if tta_from and not tta:
+        raise click.UsageError("--tta-from restricts a zoom --tta mode; pass --tta too")
     if suite is not None:
+        if tta:
+            raise click.UsageError("--tta scores one dataset; score the suite without it")
         return _score_suite(submission, _suite_names(suite), dataset, split, limit, out, home,
                             baseline, run)
     from ..score import score as run_score
 
     opts = _options(progress=True, **run)
     run = run_score(submission, dataset=dataset, split=split, limit=limit, out=out, home=home,
-                    options=opts)
+                    options=opts, tta=_tta_mode(tta, tta_from, home))
     if run.resumed_rows:
         click.echo(f"resumed: {run.resumed_rows} rows came from an earlier, interrupted run")
     click.echo(run.result.summary())

@@ -9,7 +9,15 @@ rounds), ``plan`` (sources, shards), ``runs`` (the run folder: ``MiningRun``, it
 Importing this package does not import torch; ``mine`` does.
 """
 
-from .order import ORDER_VERSION, ROUND_SIZES, crop_order, rounds
+from .order import (
+    ORDER_VERSION,
+    ROUND_SIZES,
+    CropOrder,
+    crop_order,
+    heuristic_order,
+    learned_order,
+    rounds,
+)
 from .plan import default_run_name, load_workload
 from .run import DEFAULT_BATCH_SIZE, DEFAULT_JUDGE, DEFAULT_SHARD_SIZE, mine
 from .runs import (
@@ -23,7 +31,8 @@ from .runs import (
 )
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "DEFAULT_JUDGE", "DEFAULT_SHARD_SIZE", "MiningRun", "ORDER_VERSION",
-    "OriginCounts", "ROUND_SIZES", "RunRecord", "RunSummary", "SHARD_SCHEMA", "crop_order",
-    "default_run_name", "list_runs", "load_workload", "mine", "open_run", "rounds",
+    "DEFAULT_BATCH_SIZE", "DEFAULT_JUDGE", "DEFAULT_SHARD_SIZE", "CropOrder", "MiningRun",
+    "ORDER_VERSION", "OriginCounts", "ROUND_SIZES", "RunRecord", "RunSummary", "SHARD_SCHEMA",
+    "crop_order", "default_run_name", "heuristic_order", "learned_order", "list_runs",
+    "load_workload", "mine", "open_run", "rounds",
 ]

@@ -149,14 +149,16 @@ def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> s
     return f"{judge}__{srcs}" + ("__exhaustive" if exhaustive else "")
 
 
-def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int) -> RunRecord:
-    """The ``run.json`` of a run of ``work``: what a resume must match."""
+def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int,
+               crop_order: order.CropOrder | None = None) -> RunRecord:
+    """The ``run.json`` of a run of ``work``: what a resume must match. ``crop_order`` defaults to
+    the heuristic; a learned one is recorded in full with its origin."""
     return RunRecord(
         judge=judge_name,
         sources=tuple(work.sources),
         exhaustive=bool(exhaustive),
         shard_size=int(shard_size),
-        crop_order=order.describe(),
+        crop_order=(crop_order or order.heuristic_order()).describe(),
         images=len(work.images),
         shards=-(-len(work.images) // shard_size),
         ids_sha256=work.ids_sha256(),

@@ -40,14 +40,14 @@ def judge_spec_name(judge) -> str:
     return judge.strip() if ":" in judge else normalize_name(judge)
 
 
-def _prepare(sources, judge, home, run, exhaustive, shard_size,
-             ranks) -> tuple[MiningRun, Workload]:
+def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
+             crop_order) -> tuple[MiningRun, Workload]:
     """Read the sources and check the run's settings (rank 0 checks, every rank hears)."""
     home_dir = homes.data_home(home)
     work = load_workload(sources, home_dir)
     judge_name = judge_spec_name(judge)
     name = run or default_run_name(judge_name, list(work.sources), exhaustive)
-    record = run_record(judge_name, work, exhaustive, shard_size)
+    record = run_record(judge_name, work, exhaustive, shard_size, crop_order)
     handle = MiningRun(run_folder(name, home_dir), record)
     error = None
     if ranks.rank == 0:
@@ -64,12 +64,13 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size,
 def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | None = None,
          exhaustive: bool = False, device=None, batch_size: int | None = None,
          shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, crops: str = "pil",
-         progress: bool = False) -> MiningRun:
+         progress: bool = False, crop_order=None) -> MiningRun:
     """Mine ``sources`` with ``judge`` (a spec string or a built judge) into ``<home>/mining/<run>``.
 
     ``batch_size`` defaults to 256 crops on CUDA and 64 on the CPU. Resumes a run of the same
     name; under torchrun each rank judges its shards and rank 0 merges. Returns the finished run
-    (only rank 0 writes its outputs; every rank returns the handle).
+    (only rank 0 writes its outputs; every rank returns the handle). ``crop_order`` (a
+    :class:`~imagenet_hard.mining.order.CropOrder`, default the heuristic) is pinned in ``run.json``.
     """
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
@@ -78,7 +79,8 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         if batch_size is None:
             batch_size = DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE
         _check_sizes(batch_size, shard_size)
-        handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks)
+        handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
+                                crop_order)
         shards = work.shards(shard_size)
         todo = [k for k in range(len(shards))
                 if ranks.mine(k) and not handle.shard_path(k).exists()]
@@ -91,7 +93,7 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         counts = [0.0, 0.0]
         if todo:
             counts = _mine_shards(judge, dev, work, shards, todo, handle, exhaustive,
-                                  batch_size, workers, crops, progress, ranks)
+                                  batch_size, workers, crops, progress, ranks, crop_order)
         counts = distributed.sum_counts(ranks, counts, dev)
         distributed.barrier(ranks)
         if ranks.rank == 0:
@@ -105,14 +107,14 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
 
 
 def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, batch_size,
-                 workers, crops, progress, ranks) -> list[float]:
+                 workers, crops, progress, ranks, crop_order) -> list[float]:
     """Judge this rank's unfinished shards, writing each once; (images, crops) judged."""
     from tqdm import tqdm
 
     from .engine import ShardMiner
 
     miner = ShardMiner(judge, work.spaces, work.home, dev, exhaustive=exhaustive,
-                       batch_size=batch_size, workers=workers, crops=crops)
+                       batch_size=batch_size, workers=workers, crops=crops, crop_order=crop_order)
     images = 0
     desc = f"mining (rank {ranks.rank})" if ranks.distributed else "mining"
     bar = tqdm(total=sum(len(shards[k]) for k in todo), desc=desc, unit="img",

@@ -46,6 +46,8 @@ PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images"
 #: over the crops evaluated. ``mask`` (exhaustive runs only; null otherwise) holds 324 booleans in
 #: transform-index order (``9*s + 3*i + j``): DuckDB reads it as ``BOOLEAN[]``
 #: (``mask[idx + 1]``, ``list_sum(mask)``), pyarrow/numpy as a list column.
+#: ``one_crop_correct`` (exhaustive runs only) is the verdict on the standard 1-crop (resize 256,
+#: centre crop 224), judged besides the 324 and counted in ``n_forward``.
 SHARD_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("source", pa.string()),
@@ -60,6 +62,7 @@ SHARD_SCHEMA = pa.schema([
     ("top5_prob", pa.list_(pa.float32())),
     ("n_correct", pa.int16()),
     ("mask", pa.list_(pa.bool_())),
+    ("one_crop_correct", pa.bool_()),
 ])
 
 
@@ -333,7 +336,7 @@ class MiningRun:
                   for k in range(self.record.shards)]
         if not tables:
             return SHARD_SCHEMA.empty_table()
-        return pa.concat_tables([t.select(SHARD_SCHEMA.names) for t in tables])
+        return pa.concat_tables([_with_new_columns(t).select(SHARD_SCHEMA.names) for t in tables])
 
     # -- writing (the mining engine only) ------------------------------------------------------
 
@@ -363,6 +366,13 @@ class MiningRun:
         write_table(candidates, CANDIDATE_SCHEMA, self.candidates_path)
         write_json_atomic(self.dir / SUMMARY_FILE, summary.to_json())
         return MiningRun(self.dir, self.record)
+
+
+def _with_new_columns(table: pa.Table) -> pa.Table:
+    """Shards written before ``one_crop_correct`` existed read with it null."""
+    if "one_crop_correct" not in table.column_names:
+        table = table.append_column("one_crop_correct", pa.nulls(table.num_rows, pa.bool_()))
+    return table
 
 
 def _is_name(text: str) -> bool:

@@ -73,6 +73,7 @@ class ChildJob:
     #: A suite job: one dict per scored set (``name``, ``arrow_files``, ``indices``, ``out_dir``,
     #: ``classes``, ``border``, and ``read_only``: image folders its Arrow files point into).
     segments: list[dict] | None = None
+    tta: dict | None = None   # score.tta: crop set, aggregation, crops per forward pass
 
     def mounts(self) -> tuple[list[str], list[str]]:
         """(read-only, writable) paths the sandbox must show the child."""

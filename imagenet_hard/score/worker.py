@@ -186,6 +186,11 @@ def _batches(sub, loaded, ds, indices, job: dict):
     bs, device = int(job["batch_size"]), job["device"]
     if sub.form == "predict":
         return _batches_predict(loaded, ds, indices, bs)
+    if job.get("tta"):
+        from . import tta
+
+        return tta.batches(loaded, sub.module.transform, job["tta"], ds, indices, bs, device,
+                           int(job.get("workers", 0)))
     return _batches_model(loaded, sub.module.transform, ds, indices, bs, device,
                           int(job.get("workers", 0)))
 
@@ -227,6 +232,10 @@ def run_job(job: dict, status: Status) -> int:
         module = contract.import_file(job["submission"])
         status.stage = "contract"
         sub = contract.inspect(module)
+        if job.get("tta"):
+            from . import tta
+
+            tta.check_submission(sub)   # still the "contract" stage: nothing loaded yet
         segments = _segments(job)
         first = _open_images(segments[0]["arrow_files"], int(segments[0].get("border", 0)))
         t0 = time.perf_counter()
