@@ -34,14 +34,14 @@ def write_variants(home: Path, variants: int, seed: int = 0) -> str:
     from PIL import Image
 
     from .. import home as homes
+    from ..pixels import open_image, to_rgb
     from ..records import SourceRow, make_id, read_table, write_source_table
 
     rng = np.random.default_rng(seed)
     root = homes.data_home(home)
     rows = []
     for photo in read_table(homes.source_table_path("sample", home)).to_pylist():
-        with Image.open(root / photo["path"]) as im:
-            rgb = im.convert("RGB")
+        rgb = to_rgb(open_image(root / photo["path"]))
         for k in range(variants):
             area = rgb.width * rgb.height * rng.uniform(0.35, 1.0)
             aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
