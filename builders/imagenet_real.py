@@ -10,15 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from imagenet_hard.errors import InvalidValueError
 from imagenet_hard.labels import real_labels
 from imagenet_hard.records import Reject
 from imagenet_hard.sources import BuildContext, Item, register_source
 
-from .imagenet import ImageNetSource
+from .imagenet import VAL_RE, ImageNetSource
 
 
 def in_plus_real(in_label: int, real: tuple[int, ...]) -> tuple[int, ...]:
     return (in_label, *[r for r in real if r != in_label])
+
+
+def real_only(row_id: str) -> tuple[int, ...]:
+    """The ReaL labels alone of a row of this source (its ``label`` is IN ∪ ReaL), read back from
+    the validation file the id names; empty for the 3,163 images ReaL left unlabelled."""
+    m = VAL_RE.match(row_id.rsplit("/", 1)[-1])
+    real = real_labels()
+    if m is None or not 1 <= int(m[1]) <= len(real):
+        raise InvalidValueError(f"row {row_id!r} names no ImageNet validation image "
+                                "(ILSVRC2012_val_NNNNNNNN); is this an imagenet-real table?")
+    return real[int(m[1]) - 1]
 
 
 @register_source

@@ -166,6 +166,7 @@ class ObjectNetSource(SourceBuilder):
         for file in mappings.iterdir():
             ctx.inside(file)  # a mapping file must not lead out either
         folders, classes = read_mappings(mappings)
+        images = ctx.inside(top / "images")  # refused before anything is reported
         self._paper = paper_indices()
         paper = paper_labels(classes, self._paper)
         self._space = sorted({i for label in classes.values() for i in label})
@@ -177,7 +178,7 @@ class ObjectNetSource(SourceBuilder):
             ctx.notify(f"objectnet: the mapping lists {len(classes)} ObjectNet classes that "
                        f"overlap ImageNet-1k, objectnet-1.0 lists {PAPER_CLASSES}")
         outside = 0
-        for entry in sorted(ctx.inside(top / "images").iterdir()):
+        for entry in sorted(images.iterdir()):
             if is_junk(entry.name) or not entry.is_dir():
                 continue
             on_class = folders.get(entry.name)

@@ -1,7 +1,9 @@
-"""The offline end-to-end demo: every stage of the pipeline on the ``sample`` source.
+"""The offline end-to-end demo: every stage of the pipeline on the ``sample`` source and
+ImageNet-C corruptions of it.
 
-It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard, each step
-through the same library functions the CLI uses, printing what a user would see.
+It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard → the zoom
+analyses of an exhaustive run, each step through the same library functions the CLI uses,
+printing what a user would see.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pyarrow.parquet as pq
 
 from . import home as homes
 from .errors import ImHardError
-from .sources import build
+from .sources import build, build_derived
 
 
 def _print_table(path, echo: Callable[[str], None]) -> None:
@@ -24,25 +26,45 @@ def _print_table(path, echo: Callable[[str], None]) -> None:
              f"{row['width']}x{row['height']}")
 
 
+#: The demo's ImageNet-C part: the paper's six corruptions at one severity, on the first
+#: photos of the sample (by id) so that mining stays quick.
+DEMO_SEVERITY = 3
+DEMO_CORRUPTED_PHOTOS = 2
+
+
 def step_build(home, echo) -> None:
-    echo("== 1. build: the offline sample source ==")
+    from .corruptions import PAPER_SIX
+
+    echo("== 1. build: the offline sample source, and full-resolution ImageNet-C from it ==")
     res = build("sample", home=home)
     echo(f"sample: {res.kept} images, {res.rejected} rejected → {res.table}"
          + (" (already built)" if res.skipped else ""))
     _print_table(res.table, echo)
+    tables = build_derived("imagenet-c", home=home, base="sample", corruptions=PAPER_SIX,
+                           severities=[DEMO_SEVERITY], limit=DEMO_CORRUPTED_PHOTOS)
+    echo(f"imagenet-c: the paper's six corruptions at severity {DEMO_SEVERITY} on the first "
+         f"{DEMO_CORRUPTED_PHOTOS} photos (reference backend, JPEG quality 85)")
+    for t in tables:
+        echo(f"  {t.name:<28} {t.kept} images → {t.table.name}"
+             + (" (already built)" if t.skipped else ""))
 
 
-DEMO_RUN = "demo-efficientnet-lite0"
+DEMO_RUN = "demo-efficientnet-lite0-c"
 
 
 def step_mine(home, echo) -> None:
+    from .corruptions import PAPER_SIX
     from .mining import mine
 
     echo("== 2. mine: 324 zoom crops per image, judged by the offline EfficientNet-Lite0 ==")
-    res = mine(["sample"], "efficientnet-lite0", home=home, run=DEMO_RUN, device="cpu")
+    # the demo's own tables by name: `imagenet-c/*` would also take any others built here
+    sources = ["sample", *(f"imagenet-c/{n}/{DEMO_SEVERITY}" for n in PAPER_SIX)]
+    res = mine(sources, "efficientnet-lite0", home=home, run=DEMO_RUN, device="cpu")
     s = res.summary
     echo(f"{s.candidates} of {s.images} images survive every zoom; "
          f"{s.forward_passes_per_image} forward passes per image (of 324) with early exit")
+    for origin, c in s.per_origin.items():
+        echo(f"  {origin:<28} {c.candidates} of {c.images}")
     for row in res.candidates().to_pylist():
         echo(f"  candidate {row['id']}: label {row['label']}, judge's top-5 {row['top5']}")
 
@@ -113,7 +135,41 @@ def step_score(home, echo) -> None:
     echo(f"board: {board.html}")
 
 
-STEPS = [step_build, step_mine, step_review, step_publish, step_score]
+def step_suite(home, echo) -> None:
+    """The same submission on every set the demo built, each under its own protocol (the
+    published set's predictions come from step 5's cache)."""
+    from .score import RunOptions
+    from .score.examples import write_example_submission
+    from .score.suite import score_suite
+
+    echo("== 6. score --suite: every built set, each with its own protocol ==")
+    sub = write_example_submission(home / "submissions" / "efficientnet_lite0.py")
+    run = score_suite(sub, home=home, out=home / "scores" / "efficientnet_lite0.suite.json",
+                      options=RunOptions(batch_size=8))
+    echo(run.result.summary())
+    echo(f"suite result: {run.path}")
+
+
+DEMO_EXHAUSTIVE_RUN = "demo-efficientnet-lite0-exhaustive"
+
+
+def step_analyze(home, echo) -> None:
+    from .analysis.report import analyze_run
+    from .mining import mine
+
+    echo("== 7. analyze: every zoom crop judged (exhaustive), the paper's zoom analyses ==")
+    run = mine(["sample"], "efficientnet-lite0", home=home, run=DEMO_EXHAUSTIVE_RUN,
+               exhaustive=True, device="cpu")
+    s = run.summary
+    echo(f"judged all 324 crops and the standard 1-crop of {s.images} images "
+         f"({s.forward_passes} forward passes): {s.candidates} candidates")
+    report = analyze_run(run.name, home=home)
+    echo(report.summary())
+    echo(f"report: {report.report}")
+    echo(f"plots: {', '.join(str(p) for p in report.plots)}")
+
+
+STEPS = [step_build, step_mine, step_review, step_publish, step_score, step_suite, step_analyze]
 
 
 def run_demo(home=None, echo: Callable[[str], None] = print) -> None:

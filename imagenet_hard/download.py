@@ -34,8 +34,15 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .errors import ChecksumError, DownloadError, ImHardError, MissingFileError, UnsafeArchiveError
-from .files import CHUNK, atomic_path
+from .errors import (
+    ChecksumError,
+    DownloadError,
+    ImHardError,
+    InvalidValueError,
+    MissingFileError,
+    UnsafeArchiveError,
+)
+from .files import CHUNK, atomic_path, check_sha256
 
 #: Marker written inside a finished extraction (its JSON says which archive it came from).
 MARKER = ".imhard-extracted.json"
@@ -242,11 +249,13 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
     """
     import requests
 
+    if sha256 is not None:  # checked before anything is written
+        try:
+            sha256 = check_sha256(sha256, "--sha256")
+        except InvalidValueError as exc:
+            raise ChecksumError(str(exc)) from None
     final = _resolve_dest(url, dest)
     final.parent.mkdir(parents=True, exist_ok=True)
-    if sha256 is not None and (len(sha256) != 64 or not all(c in "0123456789abcdefABCDEF"
-                                                             for c in sha256)):
-        raise ChecksumError(f"--sha256 must be 64 hex digits, got {sha256!r}")
     if final.is_file() and _existing_ok(final, sha256, md5, notify):
         notify(f"{final.name}: already downloaded and verified ({final})")
         return final

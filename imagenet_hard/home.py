@@ -30,6 +30,10 @@ def mining_dir(home=None) -> Path:
     return data_home(home) / "mining"
 
 
+def analysis_dir(home=None) -> Path:
+    return data_home(home) / "analysis"
+
+
 def review_db(home=None) -> Path:
     return data_home(home) / "review.duckdb"
 

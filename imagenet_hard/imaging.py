@@ -1,14 +1,18 @@
-"""Images as review shows them and publish writes them: the one place both open image files and
-apply a source's licence rules.
+"""Images as review shows them and publish writes them: tag-free bytes, and a source's licence
+rules applied.
+
+Every stage decodes images by the one image rule of :mod:`imagenet_hard.pixels` (stored pixel
+order: an EXIF orientation tag is never applied). Viewers that do apply the tag (browsers,
+``datasets`` ≥ 2.19, the Hub viewer) would show a tagged image turned, so the bytes this module
+hands out never carry one: :func:`review_image` and :func:`publish_image` keep the original bytes
+only when :func:`~imagenet_hard.pixels.reorients` is false, and otherwise re-encode the stored
+pixels as lossless PNG, which carries no tag.
 
 A licence rule belongs to the source (an attribute of its builder, e.g. ObjectNet's
 ``web_border``); :func:`licence_rules` finds the rules of the source a row came from, and
 :func:`review_image` / :func:`publish_image` apply them. Today's one rule is ObjectNet's: any image
 shown on the web carries a 1-pixel red border, drawn into the pixels (a CSS outline would be lost
 by a screenshot or a download) and stored losslessly as PNG so every other pixel is unchanged.
-
-EXIF orientation is kept as before: the review page shows a re-encoded image the way a browser
-shows the original (orientation applied); publish keeps the stored pixel order.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from __future__ import annotations
 import functools
 import io
 import mimetypes
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InvalidValueError, MissingFileError, UnknownNameError
+from .errors import UnknownNameError
+from .pixels import open_image, reorients, to_rgb
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -57,21 +61,6 @@ def licence_rules(source: str) -> LicenceRules:
     return LicenceRules(web_border=bool(builder.web_border))
 
 
-def open_image(file: str | os.PathLike | bytes) -> Image.Image:
-    """An image file (or its bytes) decoded into memory, the file closed again."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(file) if isinstance(file, bytes) else file) as im:
-            im.load()
-            return im.copy()   # keeps ``info`` (EXIF, transparency); the file closes here
-    except FileNotFoundError:
-        raise MissingFileError(f"image file {file} is missing; rebuild its source") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        what = "image bytes" if isinstance(file, bytes) else f"image {file}"
-        raise InvalidValueError(f"{what} cannot be decoded: {exc}") from exc
-
-
 def with_border(im: Image.Image) -> Image.Image:
     """A copy of ``im`` in RGB (RGBA when it has transparency) with its outermost ring red."""
     mode = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
@@ -85,7 +74,7 @@ def with_border(im: Image.Image) -> Image.Image:
 
 def has_border(im: Image.Image) -> bool:
     """Whether the ring :func:`with_border` paints is there (corners and edge midpoints)."""
-    rgb = im.convert("RGB")
+    rgb = to_rgb(im)
     w, h = rgb.size
     points = [(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1), (w // 2, 0), (0, h // 2),
               (w - 1, h // 2), (w // 2, h - 1)]
@@ -94,35 +83,39 @@ def has_border(im: Image.Image) -> bool:
 
 def _png(im: Image.Image, compress_level: int) -> bytes:
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=compress_level)   # PIL writes no timestamp chunk
+    # PIL writes no timestamp chunk, and neither EXIF nor XMP unless asked: the PNG is tag-free.
+    im.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=8)
-def _review_png(file: str, mtime_ns: int, size: int, rules: LicenceRules) -> bytes:
-    from PIL import ImageOps
-
-    im = ImageOps.exif_transpose(open_image(file))
-    if rules.web_border:
-        im = with_border(im)
-    return _png(im, compress_level=1)   # fast; PNG keeps the 1-pixel border exact
-
-
-def review_image(file: Path, rules: LicenceRules) -> tuple[bytes, str]:
-    """``(bytes, content type)`` the review page serves: the file as it is, or re-encoded as PNG
-    with the rules applied."""
-    if not rules.any:
-        return file.read_bytes(), mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    st = file.stat()
-    return _review_png(str(file), st.st_mtime_ns, st.st_size, rules), "image/png"
-
-
-def publish_image(data: bytes, rules: LicenceRules) -> tuple[bytes, bool]:
-    """``(bytes, re-encoded)`` for the published dataset: the original bytes, or a lossless PNG
-    with the rules applied (the caller names it ``.png`` then). Same input, same bytes."""
-    if not rules.any:
+def _portable(data: bytes, rules: LicenceRules, compress_level: int) -> tuple[bytes, bool]:
+    """``(bytes, re-encoded)``: ``data`` itself when no rule applies and no viewer would turn it,
+    else a PNG of its stored pixels with the rules applied."""
+    if not rules.any and not reorients(data):
         return data, False
     im = open_image(data)
     if rules.web_border:
         im = with_border(im)
-    return _png(im, compress_level=6), True
+    return _png(im, compress_level), True
+
+
+@functools.lru_cache(maxsize=8)
+def _review_bytes(file: str, mtime_ns: int, size: int, rules: LicenceRules) -> tuple[bytes, bool]:
+    return _portable(Path(file).read_bytes(), rules, compress_level=1)   # fast; PNG stays exact
+
+
+def review_image(file: Path, rules: LicenceRules) -> tuple[bytes, str]:
+    """``(bytes, content type)`` the review page serves: the file as it is, or re-encoded as PNG
+    (rules applied, orientation tag gone) so the browser shows the pixels mining judged."""
+    st = file.stat()
+    data, reencoded = _review_bytes(str(file), st.st_mtime_ns, st.st_size, rules)
+    if reencoded:
+        return data, "image/png"
+    return data, mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+
+
+def publish_image(data: bytes, rules: LicenceRules) -> tuple[bytes, bool]:
+    """``(bytes, re-encoded)`` for the published dataset: the original bytes, or a lossless PNG
+    (rules applied, orientation tag gone; the caller names it ``.png`` then), so ``datasets``
+    of any version decodes the stored pixels. Same input, same bytes."""
+    return _portable(data, rules, compress_level=6)

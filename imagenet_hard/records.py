@@ -140,8 +140,10 @@ def write_table(records, schema: pa.Schema, dest: str | os.PathLike,
 
 
 def write_source_table(rows: list[SourceRow], dest, source: str,
-                       label_spaces: dict[str, list[int]] | None = None) -> Path:
-    meta = {META_SOURCE: source.encode()}
+                       label_spaces: dict[str, list[int]] | None = None,
+                       metadata: dict[bytes, bytes] | None = None) -> Path:
+    """Rows sorted by id; ``metadata`` adds a builder's own keys (e.g. how a table was made)."""
+    meta = {**(metadata or {}), META_SOURCE: source.encode()}
     if label_spaces:
         meta[META_LABEL_SPACES] = json.dumps(label_spaces, sort_keys=True).encode()
     rows = sorted(rows, key=lambda r: r.id)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from PIL import Image
 
 from . import home as homes
 from .download import (
@@ -34,6 +33,7 @@ from .download import (
 from .errors import ImHardError, InvalidValueError, MissingFileError, UnsafeArchiveError
 from .files import check_sha256
 from .labels import english_labels, validate_label
+from .pixels import ImageBombError, open_image, to_rgb
 from .records import (
     REJECT_SCHEMA,
     Reject,
@@ -110,6 +110,18 @@ class SourceBuilder:
     #: Licence rules, applied to every image of the source that review shows or publish writes
     #: (by ``imagenet_hard.imaging``): a 1-pixel red border on images shown on the web.
     web_border: bool = False
+    derived: bool = False            # made from built tables (imagenet-c): see build_derived
+    made_from: str = ""              # for a derived source: what it is made from
+
+    def tables(self, home) -> list[tuple[str, int, str]]:
+        """This source's tables built in ``home``: (name, rows, how it was made)."""
+        table = homes.source_table_path(self.name, home)
+        return [(self.name, pq.read_metadata(table).num_rows, "")] if table.exists() else []
+
+    def build_tables(self, home, force: bool = False, progress: bool = False,
+                     **options) -> list[BuildResult]:
+        """A derived source builds its tables from others' (``options`` are its own)."""
+        raise NotImplementedError
 
     def extract_dir(self, ctx: BuildContext) -> Path:
         """Where this source's image files live under the data home."""
@@ -326,18 +338,14 @@ def _check_image(item: Item, source: SourceBuilder, home: Path) -> SourceRow | R
         return Reject(rel, f"unreadable: {exc.strerror or exc}")
     if not data:
         return Reject(rel, "empty file (0 bytes)")
-    try:
-        with Image.open(item.file) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                return Reject(rel, f"decompression bomb: {w}x{h} exceeds {MAX_PIXELS} pixels")
-            im.load()  # a truncated file fails only when fully decoded
-            if im.mode != "RGB":
-                im.convert("RGB")  # greyscale, CMYK, palette, alpha: must convert, not fail
-    except Image.DecompressionBombError as exc:
-        return Reject(rel, f"decompression bomb: {exc}")
-    except (OSError, SyntaxError, ValueError) as exc:
-        return Reject(rel, f"not a decodable image: {exc}")
+    try:   # width and height under the one image rule (stored pixel order), as mining sees them
+        im = open_image(data, max_pixels=MAX_PIXELS)
+        w, h = im.size
+        to_rgb(im)  # greyscale, CMYK, palette, alpha: must convert, not fail
+    except ImageBombError as exc:
+        return Reject(rel, f"decompression bomb: {exc.reason}")
+    except (OSError, ValueError) as exc:   # ImageError (a ValueError), or PIL converting
+        return Reject(rel, f"not a decodable image: {getattr(exc, 'reason', exc)}")
     label = validate_label(item.label)
     return SourceRow(
         id=make_id(source.name, item.member),
@@ -387,6 +395,10 @@ def build(name: str, home=None, url: str | None = None, sha256: str | None = Non
     if sha256 is not None:
         sha256 = check_sha256(sha256, "--sha256")  # before anything is fetched or written
     source = get_source(name)
+    if source.derived:
+        raise InvalidValueError(f"source {source.name} is made from built tables, not "
+                                f"downloaded: call build_derived({source.name!r}, ...) or run "
+                                f"`imhard build --source {source.name}` with its options")
     home_dir = homes.data_home(home)
     table = homes.source_table_path(source.name, home_dir)
     rejects_path = homes.rejects_table_path(source.name, home_dir)
@@ -418,16 +430,26 @@ def build_source(name: str, home=None, url: str | None = None, sha256: str | Non
                  progress=progress).table
 
 
+def build_derived(name: str, home=None, force: bool = False, progress: bool = False,
+                  **options) -> list[BuildResult]:
+    """Build a source made from other built tables (``imagenet-c``): one result per table."""
+    source = get_source(name)
+    if not source.derived:
+        raise InvalidValueError(f"source {source.name} is not made from other tables; use build()")
+    return source.build_tables(homes.data_home(home), force=force, progress=progress, **options)
+
+
 def source_status(home=None) -> Iterator[tuple[SourceBuilder, int | None]]:
-    """Every known source with its row count when built locally (None when not built)."""
+    """Every known source with its row count when built locally (None when not built); a
+    derived source counts the rows of all its tables."""
     for name in list_sources():
         src = get_source(name)
-        table = homes.source_table_path(src.name, home)
-        yield src, (pq.read_metadata(table).num_rows if table.exists() else None)
+        tables = src.tables(homes.data_home(home))
+        yield src, (sum(t[1] for t in tables) if tables else None)
 
 
 __all__ = [
     "BuildContext", "BuildResult", "ClassFolderSource", "Item", "MAX_PIXELS", "SourceBuilder",
-    "build", "build_source", "is_junk", "walk_files",
+    "build", "build_derived", "build_source", "is_junk", "walk_files",
     "get_source", "list_sources", "normalize_name", "register_source", "source_status",
 ]

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import InvalidValueError
+from .pixels import to_rgb
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -146,11 +147,6 @@ def _by_scale(indices: list[int]) -> dict[int, list[tuple[int, int]]]:
         s, anchor = divmod(index, GRID * GRID)
         plan.setdefault(s, []).append((pos, anchor))
     return plan
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """The RGB image the transforms see (greyscale, palette, RGBA, CMYK … converted by PIL)."""
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def zoom_crops(image: Image.Image, indices: Sequence[int] | None = None) -> torch.Tensor:

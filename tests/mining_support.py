@@ -2,7 +2,7 @@
 
 Images are random noise (PNG, so decoding is exact), which makes every one of an image's 324 zoom
 crops distinct. :class:`CropIndex` hashes each crop that :func:`imagenet_hard.zoom.zoom_crops`
-makes, so :class:`ControlledJudge` can tell from a crop's pixels which image and transform it is,
+makes (and the standard 1-crop, as :data:`ONE_CROP`), so :class:`ControlledJudge` can tell from a crop's pixels which image and transform it is,
 and answer whatever the test planned for that (image, crop).
 """
 
@@ -25,6 +25,8 @@ RIGHT_MASKED = "right_masked"  # top-1 over 1000 is outside the label space; wit
 WRONG = "wrong"                # top-1 a wrong class inside the space
 WRONG_MASKED = "wrong_masked"  # top-1 outside the space, next a wrong class inside it
 CORRECT_KINDS = (RIGHT, RIGHT_MASKED)
+#: The crop index a plan uses for the standard 1-crop (resize 256, centre crop 224).
+ONE_CROP = zoom.N_TRANSFORMS
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,15 @@ class CropIndex:
     def add(self, home: Path, row: SourceRow) -> None:
         with Image.open(home / row.path) as im:
             crops = zoom.zoom_crops(im)
+            standard = zoom.standard_crop(im)
         for idx, crop in enumerate(crops):
             key = crop_key(crop)
             if key in self.keys:
                 raise AssertionError(f"{row.id} crop {idx} equals {self.keys[key]}: not identifiable")
             self.keys[key] = (row.id, idx)
+        # The standard 1-crop (judged by exhaustive runs) is ONE_CROP unless its pixels are those
+        # of a zoom crop, in which case the judge answers as for that crop, as a real one would.
+        self.keys.setdefault(crop_key(standard), (row.id, ONE_CROP))
 
 
 @dataclass

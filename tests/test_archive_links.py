@@ -215,3 +215,24 @@ def test_class_folder_top_that_leads_out_is_refused(tmp_path, isolated_home, ope
     # Which is what the user then does: a --path folder is theirs to choose, links and all.
     table = build_source("imagenet-a", path=elsewhere / "imagenet-a")
     assert duckdb.sql(f"select count(*) from read_parquet('{table}')").fetchall() == [(4,)]
+
+
+def test_review_serves_images_of_a_linked_path_folder_and_nothing_outside(tmp_path, isolated_home,
+                                                                          outside):
+    """A --path folder is linked into the home, so review follows that one link (and only it)."""
+    from imagenet_hard.review.images import UnsafePathError, resolve_image
+
+    wnids = list(labels.imagenet_a_wnids()[:2])
+    real = write_members(tmp_path / "disk2" / "datasets", class_folder_members("imagenet-a", wnids))
+    table = build_source("imagenet-a", path=real)
+    ((rel,),) = duckdb.sql(f"select path from read_parquet('{table}') limit 1").fetchall()
+    assert resolve_image(isolated_home, rel) == (isolated_home / rel).resolve()
+    assert str(resolve_image(isolated_home, rel)).startswith(str(real.resolve()))
+    # a link planted in the user's folder after the build still may not lead out of it
+    planted = real / "imagenet-a" / wnids[0] / "planted.jpg"
+    planted.symlink_to(outside / "secret.png")
+    with pytest.raises(UnsafePathError):
+        resolve_image(isolated_home, f"sources/imagenet_a/files/imagenet-a/{wnids[0]}/planted.jpg")
+    for bad in ("../outside/secret.png", "/etc/hostname", "sources/../../x.png"):
+        with pytest.raises(UnsafePathError):
+            resolve_image(isolated_home, bad)

@@ -12,7 +12,7 @@ from imagenet_hard.cli import main
 from imagenet_hard.sources import get_source
 
 EXPECTED = {"imagenet", "imagenet-real", "imagenet-a", "imagenet-r", "imagenet-sketch",
-            "objectnet", "sample"}
+            "objectnet", "sample", "imagenet-c"}
 
 
 def test_every_source_of_the_issue_is_registered():
@@ -31,7 +31,10 @@ def test_source_smoke(name):
     block = "\n".join(lines[start:start + 5])
     assert src.label_space in lines[start]
     assert src.licence in block and src.expected in block
-    assert src.default_url in block if src.default_url else "--path only" in block
+    if src.derived:
+        assert src.made_from in block and "--from" in src.made_from
+    else:
+        assert src.default_url in block if src.default_url else "--path only" in block
 
 
 def test_sources_shows_local_status(sample_home):

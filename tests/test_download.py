@@ -132,6 +132,14 @@ def test_bad_sha256_argument_is_rejected(tmp_path):
         dl.download("http://127.0.0.1:9/x.tar", tmp_path, sha256="abc")
 
 
+@pytest.mark.parametrize("bad", ["abc", "g" * 64, "a" * 63 + " b", ""])
+def test_malformed_sha256_writes_nothing(tmp_path, bad):
+    dest = tmp_path / "downloads" / "sub"
+    with pytest.raises(ChecksumError, match="--sha256 must be 64 hex digits"):
+        dl.download("http://127.0.0.1:9/x.tar", dest / "x.tar", sha256=bad)
+    assert list(tmp_path.iterdir()) == []   # no downloads/ folder, no .part, no record
+
+
 # --------------------------------------------------------------------------------------------
 # extraction
 

@@ -162,23 +162,25 @@ def test_early_exit_equals_exhaustive_with_far_fewer_forward_passes(synth, mined
     key = ("id", "correct", "first_correct_crop")
     assert [[r[k] for k in key] for r in early_rows] == [[r[k] for k in key] for r in full_rows]
     assert early.candidates().to_pylist() == full.candidates().to_pylist()
-    # exhaustive: every crop judged once, and the stored mask is exactly the plan
-    assert len(full_judge.seen) == len(set(full_judge.seen)) == 6 * 324
+    # exhaustive: every crop judged once (and the standard 1-crop), the mask is exactly the plan
+    assert len(full_judge.seen) == 6 * 325
+    assert set(full_judge.seen) >= {(r["id"], c) for r in full_rows for c in range(324)}
     for r in full_rows:
         plan = synth["plans"][r["id"]]
         expect = [plan.kind(c) in (RIGHT, RIGHT_MASKED) for c in range(324)]
-        assert r["mask"] == expect and r["n_correct"] == sum(expect) and r["n_forward"] == 324
+        assert r["mask"] == expect and r["n_correct"] == sum(expect) and r["n_forward"] == 325
+        assert r["one_crop_correct"] is False
     # early exit: a settled image pays only up to the end of the round that settled it
     for r in early_rows:
         want = _early_exit_cost(r["first_correct_crop"]) if r["correct"] else 324
-        assert r["n_forward"] == want and r["mask"] is None
+        assert r["n_forward"] == want and r["mask"] is None and r["one_crop_correct"] is None
     assert {r["id"]: r["n_forward"] for r in early_rows}["synth_a/c.png"] == 1
     total = sum(r["n_forward"] for r in early_rows)
     assert len(early_judge.seen) == early.summary.forward_passes == total == 3 * 324 + 1 + 36 + 324
     s = early.summary
     assert (s.images, s.candidates, s.mode, s.exhaustive) == (6, 3, "early-exit", False)
     assert s.per_origin["synth_a"] == OriginCounts(images=2, candidates=1)
-    assert full.summary.forward_passes_per_image == 324.0 and full.summary.exhaustive
+    assert full.summary.forward_passes_per_image == 325.0 and full.summary.exhaustive
 
 
 def test_masks_are_queryable_with_duckdb(mined):

@@ -20,6 +20,9 @@ def test_wheel_ships_builders_and_data(tmp_path):
     builders = {Path(n).name for n in names if n.startswith("imagenet_hard/builders/")}
     expected = {p.name for p in (ROOT / "builders").glob("*.py")}
     assert expected <= builders, f"wheel lacks builders: {sorted(expected - builders)}"
+    shipped = {n for n in names if n.startswith("imagenet_hard/corruptions/")}
+    assert {f"imagenet_hard/corruptions/{p.name}" for p in
+            (ROOT / "imagenet_hard" / "corruptions").glob("*.py")} <= shipped
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Import from the unpacked wheel with the checkout off the path: what an installed user gets.

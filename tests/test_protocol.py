@@ -22,7 +22,7 @@ from imagenet_hard.errors import InvalidValueError, UnknownNameError
 from imagenet_hard.label_rules import objectnet_rule
 from imagenet_hard.mining import mine, open_run
 from imagenet_hard.mining.run import build_judge
-from imagenet_hard.protocol import Protocol, check_knobs, resolve
+from imagenet_hard.mining_protocol import MiningProtocol, check_knobs, resolve
 from imagenet_hard.records import SourceRow, read_table, write_source_table
 
 TINY = "imhard-proto-tiny"
@@ -56,7 +56,7 @@ def test_protocols_per_judge_kind_and_device():
     assert one.describe() == ("paper: normalization imagenet, precision bf16 (overridden), "
                               "ObjectNet labels all-mapped (overridden)")
     assert resolve("zero-shot", "cuda", precision="fp16").overrides == ()  # the paper's own value
-    assert Protocol.from_json(json.loads(json.dumps(one.to_json()))) == one
+    assert MiningProtocol.from_json(json.loads(json.dumps(one.to_json()))) == one
 
 
 @pytest.mark.parametrize("kw, message", [

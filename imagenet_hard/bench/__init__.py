@@ -5,7 +5,9 @@ their ratio, the settings, what else it measured), and ``imhard bench NAME`` pri
 :func:`format_report`. Modules: ``report`` (the report, the printer, a timer), ``images`` (photos
 to time on), ``zoom`` (the paper's zoom procedure against :func:`~imagenet_hard.zoom.zoom_crops`),
 ``mine`` (the paper's mining procedure against :func:`~imagenet_hard.mining.mine`), ``score``
-(the scoring harness against a bare loop). A new benchmark (the corruptions) adds a module whose
+(the scoring harness against a bare loop), ``analysis`` (the greedy cover on Python sets against
+the bit-packed one; synthetic masks), ``order`` (early exit's forward passes with a learned crop
+order against the heuristic: counted, not timed, so it has its own report). A new benchmark (the corruptions) adds a module whose
 function returns a :class:`BenchReport` and a command in ``cli/bench.py`` that prints it.
 Importing this package does not import torch; the benchmark functions do.
 """

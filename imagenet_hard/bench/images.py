@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import MissingFileError
-from ..imaging import open_image
+from ..pixels import open_image
 
 
 def sample_images(n: int | None = None) -> list:

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 from .. import home as homes
 from ..errors import InvalidValueError
-from ..imaging import open_image
 from ..label_rules import objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
 from ..mining import mine
 from ..mining.distributed import resolve_device
 from ..mining.run import check_protocol, resolve_protocol
-from ..protocol import Protocol
+from ..mining_protocol import MiningProtocol
+from ..pixels import open_image
 from ..records import SourceRow, read_table, table_label_spaces, write_source_table
 from ..zoom import STANDARD_CROP_INDEX, reference_crops, zoom_crops
 from .report import BenchReport, Timing
@@ -130,7 +130,7 @@ def _peak(device: torch.device, peak_tflops: float | None) -> tuple[str, float |
     return name, next((p for frag, p in PEAK_BF16_TFLOPS if frag in name), None)
 
 
-def make_bench_judge(spec, device, protocol: Protocol):
+def make_bench_judge(spec, device, protocol: MiningProtocol):
     """A judge from a spec under ``protocol`` (``open_clip:ARCH/random`` times ARCH without its
     weights); a built judge as it is."""
     if not isinstance(spec, str):

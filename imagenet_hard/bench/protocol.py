@@ -17,13 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InvalidValueError
-from ..imaging import open_image
 from ..label_rules import objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
 from ..mining.distributed import resolve_device
 from ..mining.run import build_judge, check_protocol, resolve_protocol
+from ..mining_protocol import NORMALIZATIONS, OWN, PRECISIONS, MiningProtocol
 from ..models.preprocess import CLIP_MEAN, CLIP_STD
-from ..protocol import NORMALIZATIONS, OWN, PRECISIONS, Protocol
+from ..pixels import open_image
 from ..zoom import zoom_crops
 from .mine import _bench_rows
 from .report import BenchReport, Timing
@@ -32,7 +32,7 @@ from .report import BenchReport, Timing
 VARIANTS = ("normalization", *PRECISIONS)
 
 
-def _variants(spec: str, judge, dev, proto: Protocol, vary) -> list[tuple[str, object]]:
+def _variants(spec: str, judge, dev, proto: MiningProtocol, vary) -> list[tuple[str, object]]:
     """(label, judge) for each single-knob change of ``proto`` named in ``vary``."""
     from ..judges import ModuleJudge
 

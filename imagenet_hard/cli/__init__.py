@@ -8,6 +8,7 @@ starts, so ``--help`` and argument errors answer at once.
 
 # Each module attaches its commands to ``main`` (from .group); imported for that side effect.
 from . import (  # noqa: F401
+    analyze,
     bench,
     demo,
     leaderboard,

@@ -33,16 +33,27 @@ def bench():
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--workers", default=None, type=int, help="DataLoader workers (default: as `score`).")
 @click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
-def bench_score(images, batch_size, workers, device):
-    """Harness overhead: `imhard score` (model/transform form) against a bare DataLoader loop.
+@click.option("--suite", "suite_sets", default=None, type=click.IntRange(2),
+              is_flag=False, flag_value=4, metavar="[K]",
+              help="Instead: the same images as one dataset against K suite sets (default 4).")
+def bench_score(images, batch_size, workers, device, suite_sets):
+    """Harness overhead: `imhard score` (model/transform form) against a bare DataLoader loop;
+    with --suite, `imhard score --suite` over K sets against the same images as one dataset.
 
-    Both time EfficientNet-Lite0 over the same generated dataset; prints both images/s and the
-    ratio (target ≥ 0.90).
+    Both time EfficientNet-Lite0 over the same generated images; prints both and the ratio
+    (target ≥ 0.90; with --suite, ≤ 1.10).
 
     \b
     Example:
       imhard bench score --images 128 --batch-size 32
+      imhard bench score --suite 4 --images 256
     """
+    if suite_sets:
+        from ..bench.suite import bench_suite
+
+        _print(bench_suite(images=images, sets=suite_sets, batch_size=batch_size,
+                           workers=workers, device=device, echo=lambda m: click.echo(m, err=True)))
+        return
     from ..bench.score import bench_score as run
 
     _print(run(images=images, batch_size=batch_size, workers=workers, device=device,
@@ -161,3 +172,84 @@ def bench_zoom(files, n_images, device, repeat, agreement):
     images = open_images(files) if files else None
     _print(run(images=images, n_images=n_images, device=device, repeat=repeat,
                agreement=agreement))
+
+
+@bench.command("corrupt")
+@click.option("--size", default=None, metavar="WxH",
+              help="Resize the photo (scikit-image's rocket, 640x427) to WxH, e.g. 4000x3000.")
+@click.option("--image", "image_path", default=None, type=click.Path(dir_okay=False),
+              help="Time on this photo instead.")
+@click.option("--corruptions", default="all", show_default=True,
+              help="Comma-separated names, or all, paper, benchmark, held-out.")
+@click.option("--severity", default=5, show_default=True, type=click.IntRange(1, 5))
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Timed calls per backend (after one warm-up); images/s = 1 / median.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Threads for OpenCV and torch (1: one core against one core).")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]",
+              help="Device of the torch backend.")
+def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, device):
+    """ImageNet-C corruptions: reference (imagecorruptions-imaug) against the torch backend.
+
+    Per corruption, images/s of both backends on the same photo in this process, and the ratio.
+
+    \b
+    Example:
+      imhard bench corrupt --corruptions zoom_blur,contrast --repeat 1
+      imhard bench corrupt --size 4000x3000 --corruptions zoom_blur,glass_blur --repeat 1
+    """
+    from ..bench.corrupt import bench_corrupt as run
+    from ..bench.corrupt import parse_size, photo
+    from ..corruptions.build import parse_corruptions
+
+    names = parse_corruptions(corruptions)
+    image = photo(image_path, parse_size(size) if size else None)
+    _print(run(image=image, names=names, severity=severity, repeat=repeat, threads=threads,
+               device=device, echo=lambda m: click.echo(m, err=True)))
+
+
+@bench.command("analyze")
+@click.option("--images", default=13000, show_default=True, type=click.IntRange(min=1),
+              help="Synthetic images (ImageNet-Hard's size by default).")
+@click.option("--seed", default=0, show_default=True)
+def bench_analyze(images, seed):
+    """The greedy minimum set cover on Python sets against the bit-packed one, same synthetic
+    exhaustive masks (same cover required), and the time of a whole `imhard analyze`.
+
+    \b
+    Example:
+      imhard bench analyze --images 13000
+    """
+    from ..bench.analysis import bench_analysis
+
+    _print(bench_analysis(images, seed, echo=lambda m: click.echo(m, err=True)))
+
+
+@bench.command("order")
+@click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
+              help="Judge that mines the photos exhaustively.")
+@click.option("--variants", default=4, show_default=True, type=click.IntRange(min=0),
+              help="Augmented copies of each sample photo (crop, flip, down-scale; seeded).")
+@click.option("--splits", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Random half splits (each used both ways round).")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]")
+@click.option("--home", type=click.Path(file_okay=False), default=None,
+              help="Scratch data home for the runs (default: a new temporary folder); rerun "
+                   "with the same one to resume.")
+def bench_order(judge, variants, splits, device, home):
+    """Early exit's forward passes per image with a crop order learned from an exhaustive run
+    (`imhard mine --order-from`) against the built-in heuristic, on held-out images.
+
+    Mines the sample photos and augmented variants exhaustively, learns the order on one half,
+    replays both orders on the other (exactly the engine's n_forward); synthetic masks too. It
+    counts forward passes rather than timing them.
+
+    \b
+    Example:
+      imhard bench order --variants 4 --home /tmp/imhard-bench-order
+    """
+    from ..bench.order import bench_order as run
+
+    report = run(judge=judge, variants=variants, home=home, device=device, splits=splits,
+                 echo=lambda m: click.echo(m, err=True))
+    click.echo(report.summary())

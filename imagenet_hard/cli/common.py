@@ -83,7 +83,7 @@ def protocol_options(command):
     """``--protocol`` and the knobs that override one of its settings each (mining, bench mine);
     choices are checked while parsing, no torch."""
     from ..label_rules import OBJECTNET_RULES
-    from ..protocol import DEFAULT_PROTOCOL, NORMALIZATIONS, PRECISIONS, PROTOCOLS
+    from ..mining_protocol import DEFAULT_PROTOCOL, NORMALIZATIONS, PRECISIONS, PROTOCOLS
 
     options = [
         click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default=None,

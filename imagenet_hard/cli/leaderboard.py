@@ -54,16 +54,28 @@ def add_cmd(result, board_dir, fingerprint, dataset, replace, home):
 
     Checks the schema, the dataset fingerprint, that the predictions' hash matches, that every
     claimed number follows from the predictions, and (with the dataset here) from its labels.
+    A suite result (imhard score --suite) is checked set by set.
 
     \b
     Example:
       imhard leaderboard add results/my_model.json --fingerprint 3f5a…
+      imhard leaderboard add ~/.cache/imagenet-hard/scores/my_model.suite.json
     """
-    from ..leaderboard import add_result
+    from ..leaderboard import add_result, add_suite
+    from ..score.suite import is_suite
 
-    added = add_result(result, board_dir, fingerprint=fingerprint, dataset=dataset, home=home,
-                       replace=replace)
-    checked = "labels re-checked" if added.checked_labels else "fingerprint given, labels not here"
+    if is_suite(result):
+        if fingerprint:
+            raise click.BadParameter("a suite result carries one fingerprint per set; --fingerprint "
+                                     "applies to single results", param_hint="--fingerprint")
+        added = add_suite(result, board_dir, home=home, dataset=dataset, replace=replace)
+        checked = ("labels re-checked" if added.checked_labels else
+                   f"labels not checked for {', '.join(added.unchecked)}: not built here")
+    else:
+        added = add_result(result, board_dir, fingerprint=fingerprint, dataset=dataset, home=home,
+                           replace=replace)
+        checked = ("labels re-checked" if added.checked_labels
+                   else "fingerprint given, labels not here")
     click.echo(f"added {added.name} → {added.result} ({checked}); run `imhard leaderboard build`")
 
 

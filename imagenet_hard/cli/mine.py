@@ -15,7 +15,9 @@ def _summary_lines(run) -> list[str]:
         f"{s.judge} on {', '.join(s.sources)} ({s.mode}): {s.candidates} candidates "
         f"of {s.images} images",
         f"protocol {s.protocol.describe() if s.protocol else 'not recorded'}",
-        f"forward passes: {s.forward_passes} ({s.forward_passes_per_image} per image, of 324)",
+        f"forward passes: {s.forward_passes} ({s.forward_passes_per_image} per image, of 324"
+        f"{' and the standard 1-crop' if s.exhaustive else ''}; crop order "
+        f"{s.crop_order.get('version')})",
     ]
     if s.computed_images and s.images_per_s is not None:
         lines.append(f"judged {s.computed_images} images in {s.seconds:.1f} s: "
@@ -51,6 +53,9 @@ def _summary_lines(run) -> list[str]:
 @click.option("--crops", type=click.Choice(["pil", "torch"]), default="pil", show_default=True,
               help="pil: pixel-identical to the paper's crops, made by the workers; torch: resized "
                    "on the device (within 1 grey level, faster on a GPU).")
+@click.option("--order-from", "order_from", default=None, metavar="RUN",
+              help="Evaluate crops in the order learned from exhaustive run RUN (its greedy cover "
+                   "first, then the rest in the built-in order) instead of the built-in one.")
 @protocol_options
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A local checkpoint of the judge's weights (for clip-vit-l-14: the "
@@ -58,8 +63,8 @@ def _summary_lines(run) -> list[str]:
                    "in run.json and pinned.")
 @device_option
 @home_option
-def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops, protocol,
-         normalization, precision, objectnet_labels, weights, device, home):
+def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops, order_from,
+         protocol, normalization, precision, objectnet_labels, weights, device, home):
     """Find ImageNet-Hard candidates: images none of whose 324 zoom crops the judge gets right.
 
     A crop is right when the judge's top-1 within the image's label space is one of its labels.
@@ -72,6 +77,7 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
     Example:
       imhard mine --source sample --judge efficientnet-lite0 --device cpu
       imhard mine --source imagenet-a,imagenet-r --exhaustive --run clip-ar-full
+      imhard mine --source imagenet-a --order-from clip-ar-full
       imhard mine --source objectnet --weights ~/models/vit-l-14-openai.bin --precision bf16
       torchrun --nproc-per-node 8 -m imagenet_hard mine --source imagenet --run-name in-clip
     """
@@ -85,9 +91,15 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
     except ImHardError as exc:
         raise click.UsageError(str(exc)) from None
     names = [s.strip() for s in sources.split(",") if s.strip()]
+    crop_order = None
+    if order_from:
+        from ..analysis import order_from_run
+
+        crop_order = order_from_run(order_from, home)
     res = run_mining(names, judge, home=home, run=run, exhaustive=exhaustive, device=device,
                      batch_size=batch_size, shard_size=shard_size, workers=workers, crops=crops,
-                     progress=True, protocol=protocol, normalization=normalization,
-                     precision=precision, objectnet_labels=objectnet_labels, weights=weights)
+                     progress=True, crop_order=crop_order, protocol=protocol,
+                     normalization=normalization, precision=precision,
+                     objectnet_labels=objectnet_labels, weights=weights)
     if is_rank_zero():
         click.echo("\n".join(_summary_lines(res)))

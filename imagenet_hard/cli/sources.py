@@ -7,6 +7,11 @@ import click
 from .common import home_option, sha256_option_check, source_type
 from .group import main
 
+#: `imhard build` options that only a derived source (imagenet-c) takes: option → keyword.
+DERIVED_OPTIONS = {"--from": "base", "--corruptions": "corruptions", "--severities": "severities",
+                   "--backend": "backend", "--device": "device", "--workers": "workers",
+                   "--format": "image_format", "--shard-size": "shard_size", "--limit": "limit"}
+
 
 @main.command()
 @click.option("--source", "name", required=True, type=source_type(),
@@ -17,8 +22,28 @@ from .group import main
 @click.option("--path", type=click.Path(exists=True), default=None,
               help="An archive or folder you already have (required for ImageNet).")
 @click.option("--force", is_flag=True, help="Rebuild even when the table exists.")
+@click.option("--from", "base", default=None, metavar="imagenet-real|imagenet|sample",
+              help="imagenet-c: the built source to corrupt [default: imagenet-real].")
+@click.option("--corruptions", default=None, metavar="NAME,…|all|paper|benchmark|held-out",
+              help="imagenet-c: corruptions to make [default: all 19].")
+@click.option("--severities", default=None, metavar="1-5",
+              help="imagenet-c: severities, e.g. 1-5, 3 or 1,3-5 [default: 1-5].")
+@click.option("--backend", default=None, type=click.Choice(["reference", "torch"]),
+              help="imagenet-c: reference (imagecorruptions-imaug, default) or torch.")
+@click.option("--device", default=None, metavar="cpu|cuda[:N]",
+              help="imagenet-c, torch backend: the device [default: cpu].")
+@click.option("--workers", default=None, type=click.IntRange(min=0),
+              help="imagenet-c, reference backend: worker processes [default: one per CPU; "
+                   "0 runs in this process].")
+@click.option("--format", "image_format", default=None, type=click.Choice(["jpeg", "png"]),
+              help="imagenet-c: output files, JPEG quality 85 as ImageNet-C (default) or PNG.")
+@click.option("--shard-size", default=None, type=click.IntRange(min=1),
+              help="imagenet-c: images per shard, the unit of resumption and of torchrun work "
+                   "[default: 64].")
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help="imagenet-c: corrupt only the base's first N images by id (a quick look).")
 @home_option
-def build(name, url, sha256, path, force, home):
+def build(name, url, sha256, path, force, home, **derived):
     """Download, verify and index a source into <home>/sources/NAME.parquet.
 
     Downloads resume when interrupted and are checked against the published checksum (or the
@@ -26,15 +51,29 @@ def build(name, url, sha256, path, force, home):
     ILSVRC2012_img_val.tar and its labels (ILSVRC2012_devkit_t12.tar.gz or
     LOC_val_solution.csv) beside it.
 
+    imagenet-c corrupts a built source at full resolution, one table per (corruption,
+    severity), named imagenet-c/CORRUPTION/SEVERITY; a killed build resumes when rerun, and
+    `torchrun` splits it over machines.
+
     \b
     Example:
       imhard build --source imagenet-a
       imhard build --source imagenet --path ~/data/ILSVRC2012_img_val.tar
       imhard build --source imagenet-r --url http://mirror.local/imagenet-r.tar --sha256 HEX
+      imhard build --source imagenet-c --from imagenet-real --corruptions paper --severities 1-5
+      torchrun --nproc-per-node 4 -m imagenet_hard build --source imagenet-c --from imagenet
     """
-    from ..sources import build as build_source
+    from .. import sources as lib
 
-    res = build_source(name, home=home, url=url, sha256=sha256, path=path, force=force, progress=True)
+    src = lib.get_source(name)
+    given = {k: v for k, v in derived.items() if v is not None}
+    if src.derived:
+        _build_derived(src, given, url, sha256, path, force, home)
+        return
+    if given:
+        flags = [f for f, k in DERIVED_OPTIONS.items() if k in given]
+        raise click.UsageError(f"{', '.join(flags)} apply to derived sources (imagenet-c) only")
+    res = lib.build(name, home=home, url=url, sha256=sha256, path=path, force=force, progress=True)
     if res.skipped:
         click.echo(f"{res.name}: already built ({res.kept} rows) at {res.table}; "
                    "use --force to rebuild.")
@@ -42,6 +81,32 @@ def build(name, url, sha256, path, force, home):
     click.echo(f"{res.name}: kept {res.kept}, rejected {res.rejected} → {res.table}")
     if res.rejected:
         click.echo(f"rejects: {res.rejects}")
+
+
+def _build_derived(src, options, url, sha256, path, force, home) -> None:
+    from .. import sources as lib
+    from ..mining.distributed import is_rank_zero
+
+    if url or sha256 or path:
+        raise click.UsageError(f"{src.name} is made from a built source (--from), not "
+                               "downloaded: --url, --sha256 and --path do not apply")
+    results = lib.build_derived(src.name, home=home, force=force, progress=True, **options)
+    if not is_rank_zero():
+        return
+    built = [r for r in results if not r.skipped]
+    skipped = len(results) - len(built)
+    click.echo(f"{src.name}: built {len(built)} tables ({sum(r.kept for r in built)} images, "
+               f"{sum(r.rejected for r in built)} rejected), {skipped} already built"
+               + (" (--force rebuilds)" if skipped else ""))
+    for r in results[:3]:
+        click.echo(f"  {r.name}: {r.kept} rows → {r.table}")
+    if len(results) > 3:
+        click.echo(f"  … {len(results) - 3} more; `imhard sources` lists them, "
+                   f"`imhard mine --source '{src.name}/*'` mines them all")
+    rejected = [r for r in results if r.rejected]
+    if rejected:
+        click.echo(f"rejects: {rejected[0].rejects}" + (f" and {len(rejected) - 1} more"
+                                                         if len(rejected) > 1 else ""))
 
 
 @main.command("sources")
@@ -52,17 +117,24 @@ def sources_cmd(home):
     \b
     Example:
       imhard sources
+      imhard sources --home /tmp/imhard-demo
     """
-    from ..sources import source_status
+    from .. import sources as lib
+    from ..home import data_home
 
-    for src, rows in source_status(home):
+    for src, rows in lib.source_status(home):
         status = f"built, {rows} rows" if rows is not None else "not built"
-        where = src.default_url or "--path only (no public download)"
+        where = src.made_from or src.default_url or "--path only (no public download)"
         click.echo(f"{src.name:<16} {src.label_space:<14} {status}")
         click.echo(f"    {src.description}")
         click.echo(f"    size:    {src.expected}")
         click.echo(f"    licence: {src.licence}")
         click.echo(f"    from:    {where}")
+        if src.derived and rows is not None:
+            tables = src.tables(data_home(home))
+            click.echo(f"    tables:  {len(tables)} (mine them all with --source '{src.name}/*')")
+            for table, n, how in tables:
+                click.echo(f"      {table:<30} {n:>7} rows  {how}")
 
 
 @main.command()

@@ -79,7 +79,7 @@ def create_judge(spec: str = DEFAULT_JUDGE, device=None, **kwargs):
     fp16, or auto: bf16 on CUDA where supported, else fp16, and fp32 elsewhere),
     ``normalization`` (zero-shot judges: ``clip`` or ``imagenet``). A registered factory gets
     them as keywords and honours them itself. Mining resolves them from its protocol
-    (:mod:`imagenet_hard.protocol`).
+    (:mod:`imagenet_hard.mining_protocol`).
     """
     name = check_judge(spec)
     if ":" not in name and name in JUDGES:

@@ -2,7 +2,9 @@
 its schema and metadata (typed, http(s) URLs only), its dataset fingerprint, and that its
 predictions parquet supports every number the board shows — accuracy, its interval, top-5, ECE,
 each per origin (:mod:`imagenet_hard.score.check`) — and, when the dataset is here, that the
-predictions' correct flags follow from its labels."""
+predictions' correct flags follow from its labels. A suite result is checked set by set: every
+set must be a full run; a set whose table is built here must have the same fingerprint, and its
+labels are re-checked."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from ..errors import InvalidValueError, MissingFileError
 from ..score.check import consistency_problems
-from ..score.dataset import open_dataset
+from ..score.dataset import default_dataset, open_dataset
 from ..score.result import load_result, predictions_path, read_predictions
 
 _FP = re.compile(r"^[0-9a-f]{64}$")
@@ -25,6 +27,7 @@ class Added:
     predictions: Path
     name: str
     checked_labels: bool      # the predictions were re-checked against the dataset's labels
+    unchecked: list[str] | None = None   # suite sets whose tables are not here (labels not checked)
 
 
 def slug(name: str) -> str:
@@ -76,3 +79,51 @@ def add_result(result_path: str | Path, board_dir: str | Path = "leaderboard",
     data["predictions"] = {**result.predictions, "file": pred_dest.name}
     type(result).from_dict(data).write(dest)
     return Added(dest, pred_dest, result.name, checked_labels=sds is not None)
+
+
+def _suite_set_problems(result, k: int, table, here: dict) -> tuple[list[str], bool]:
+    """(problems, labels checked) of set ``k`` of a suite result."""
+    one, entry = result.set_result(k), result.sets[k]
+    if not one.complete:
+        return [f"set {entry['name']} scored {one.dataset['scored']} of {one.dataset['rows']} "
+                "rows (--limit); the board takes full runs"], False
+    s = here.get(entry["name"])
+    if s is not None and s.fingerprint != one.dataset["fingerprint"]:
+        return [f"set {entry['name']} was scored on {one.dataset['fingerprint'][:12]}…, the "
+                f"table here is {s.fingerprint[:12]}…"], False
+    return consistency_problems(one, table, s.rows() if s else None), s is not None
+
+
+def add_suite(result_path: str | Path, board_dir: str | Path = "leaderboard", home=None,
+              dataset=None, replace: bool = False) -> Added:
+    """Check a suite result (+ one predictions parquet per set) and copy it into the board."""
+    from ..score.suite import load_suite, resolve_sets
+    from ..score.suite.sets import IMAGENET_HARD_SET, built_tables
+
+    result_path = Path(result_path)
+    result = load_suite(result_path)
+    tables = [read_predictions(result_path, result.set_result(k)) for k in range(len(result.sets))]
+    local = set(built_tables(home))
+    if dataset is not None or default_dataset(home).is_dir():
+        local.add(IMAGENET_HARD_SET)
+    names = [e["name"] for e in result.sets if e["name"] in local]
+    here = {s.name: s for s in (resolve_sets(names, dataset, home=home) if names else [])}
+    problems, unchecked = [], []
+    for k, table in enumerate(tables):
+        found, checked = _suite_set_problems(result, k, table, here)
+        problems += found
+        unchecked += [] if checked else [result.sets[k]["name"]]
+    if problems:
+        raise InvalidValueError(f"{result_path} cannot be added: " + "; ".join(problems))
+    results = Path(board_dir) / "results"
+    dest = results / f"{slug(result.name)}.suite.json"
+    if dest.exists() and not replace:
+        raise InvalidValueError(f"{dest} exists; pass --replace to overwrite it")
+    results.mkdir(parents=True, exist_ok=True)
+    data = result.to_dict()
+    for entry in data["sets"]:
+        name = f"{dest.name.removesuffix('.json')}.{entry['name'].replace('/', '_')}.predictions.parquet"
+        shutil.copyfile(result_path.parent / entry["predictions"]["file"], results / name)
+        entry["predictions"] = {**entry["predictions"], "file": name}
+    type(result).from_dict(data).write(dest)
+    return Added(dest, results, result.name, checked_labels=not unchecked, unchecked=unchecked)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..files import write_bytes_atomic
 from . import render
-from .entries import Entry, collect
+from .entries import Entry
+from .suites import SuiteRow, collect_board
 
 
 @dataclass
@@ -15,13 +16,17 @@ class BoardBuild:
     readme: Path
     html: Path
     entries: list[Entry]
-    table: str          # the markdown table, for printing
+    table: str          # the markdown tables, for printing
+    suites: list[SuiteRow]
 
 
 def build_board(board_dir: str | Path = "leaderboard", include_reported: bool = True) -> BoardBuild:
     """Collect ``board_dir/results/*.json`` (+ the reported rows) and write both pages."""
     board_dir = Path(board_dir)
-    entries = collect(board_dir, include_reported=include_reported)
-    readme = write_bytes_atomic(board_dir / "README.md", render.readme(entries).encode("utf-8"))
-    html = write_bytes_atomic(board_dir / "index.html", render.page(entries).encode("utf-8"))
-    return BoardBuild(readme, html, entries, render.markdown(entries))
+    board = collect_board(board_dir, include_reported=include_reported)
+    readme = write_bytes_atomic(board_dir / "README.md",
+                                render.readme(board.entries, board.suites).encode("utf-8"))
+    html = write_bytes_atomic(board_dir / "index.html",
+                              render.page(board.entries, board.suites).encode("utf-8"))
+    return BoardBuild(readme, html, board.entries, render.markdown(board.entries, board.suites),
+                      board.suites)

@@ -1,17 +1,21 @@
-"""Board rows: verified results from ``leaderboard/results/*.json`` (numbers recomputed from
-their predictions) and the published numbers (``imagenet_hard/data/leaderboard_reported.json``)
-marked *reported*."""
+"""Board rows: verified results from ``leaderboard/results/*.json`` — single results and each set of
+a suite result, numbers recomputed from their predictions — and the published numbers
+(:mod:`.reported`) marked *reported*.
+
+Every row belongs to a *section*: the dataset it was measured on, named by its fingerprint (a
+release, a local build, a suite table) or, for a reported number, by the published dataset's name.
+Rows are ranked only within their section, so a 9-row local build never ranks beside the release.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from ..errors import InvalidValueError
 from ..score.check import consistency_problems, recompute
 from ..score.result import load_result, read_predictions
+from .reported import pinned_fingerprints, reported_rows
 
 
 @dataclass(frozen=True)
@@ -25,22 +29,25 @@ class Entry:
     ece: float | None = None
     per_origin: dict[str, float] = field(default_factory=dict)
     uses_tta: bool | None = None
+    tta: str | None = None          # the harness's test-time augmentation mode (score --tta)
     extra_training_data: bool | None = None
     params: int | None = None
     resolution: int | None = None
     url: str | None = None
     source: str = ""                # result file, or where a reported number comes from
     note: str = ""
+    section: str = ""               # rows are ranked only against rows of the same section
+    protocol: str = ""
+    tta_mode: str | None = None     # the harness's TTA mode when the result names one
 
 
 def reported_entries() -> list[Entry]:
-    text = resources.files("imagenet_hard").joinpath("data", "leaderboard_reported.json").read_text(
-        encoding="utf-8")
-    return [Entry(name=r["name"], status="reported", dataset=r["dataset"],
-                  accuracy=r["accuracy"] / 100.0, uses_tta=r["uses_tta"],
-                  extra_training_data=r["extra_training_data"], resolution=r["resolution"],
-                  source=r["source"], note=r.get("note", ""))
-            for r in json.loads(text)["results"]]
+    pinned = pinned_fingerprints()
+    return [Entry(name=r.name, status="reported", dataset=r.dataset, accuracy=r.accuracy / 100.0,
+                  uses_tta=r.uses_tta, extra_training_data=r.extra_training_data,
+                  resolution=r.resolution, source=r.source, note=r.note,
+                  section=pinned.get(r.dataset, f"reported:{r.dataset}"))
+            for r in reported_rows()]
 
 
 def dataset_label(dataset: dict) -> str:
@@ -49,34 +56,38 @@ def dataset_label(dataset: dict) -> str:
     return f"{name} ({rows:,} rows, fp {str(dataset['fingerprint'])[:8]})"
 
 
+def tta_mode(result) -> str | None:
+    """The TTA mode a result records (``imhard score --tta MODE`` writes ``tta``: the mode's name,
+    or an object with a ``mode``), else None."""
+    tta = getattr(result, "tta", None)
+    if isinstance(tta, dict):
+        tta = tta.get("mode")
+    return str(tta) if tta else None
+
+
+def checked_entry(result, table, source: str, protocol: str = "") -> Entry:
+    """A board row from a result and its predictions table, refused when its claims differ."""
+    problems = consistency_problems(result, table)
+    if problems:
+        raise InvalidValueError(f"{source} does not match its predictions: {'; '.join(problems)}")
+    m, origins = recompute(table)
+    meta, mode = result.metadata, tta_mode(result)
+    return Entry(
+        name=result.name, status="verified", dataset=dataset_label(result.dataset),
+        accuracy=m["accuracy"], ci95=tuple(m["accuracy_ci95"]), top5=m["top5_accuracy"],
+        ece=m["ece"], per_origin={row["origin"]: row["accuracy"] for row in origins},
+        uses_tta=True if mode else meta.get("uses_tta"),
+        extra_training_data=meta.get("extra_training_data"), params=meta.get("params"),
+        resolution=meta.get("resolution"), url=meta.get("url"), source=source,
+        section=result.dataset["fingerprint"], protocol=protocol, tta_mode=mode)
+
+
 def verified_entry(path: Path) -> Entry:
     """A board row whose numbers come from the result's predictions, not from its claims; a
     result file whose claims its predictions do not support is refused (also when it reached
     ``results/`` without ``imhard leaderboard add``)."""
     r = load_result(path)
-    table = read_predictions(path, r)
-    problems = consistency_problems(r, table)
-    if problems:
-        raise InvalidValueError(f"{path} does not match its predictions: {'; '.join(problems)}")
-    m, origins = recompute(table)
-    meta = r.metadata
-    return Entry(
-        name=r.name, status="verified", dataset=dataset_label(r.dataset), accuracy=m["accuracy"],
-        ci95=tuple(m["accuracy_ci95"]), top5=m["top5_accuracy"], ece=m["ece"],
-        per_origin={row["origin"]: row["accuracy"] for row in origins},
-        uses_tta=meta.get("uses_tta"), extra_training_data=meta.get("extra_training_data"),
-        params=meta.get("params"), resolution=meta.get("resolution"), url=meta.get("url"),
-        source=path.name,
-    )
-
-
-def collect(board_dir: str | Path, include_reported: bool = True) -> list[Entry]:
-    """Every row of the board, best top-1 first (verified before reported on ties)."""
-    results = sorted((Path(board_dir) / "results").glob("*.json"))
-    entries = [verified_entry(p) for p in results]
-    if include_reported:
-        entries += reported_entries()
-    return sorted(entries, key=lambda e: (-e.accuracy, e.status != "verified", e.name))
+    return checked_entry(r, read_predictions(path, r), path.name, "imagenet-hard")
 
 
 def origins_of(entries: list[Entry]) -> list[str]:

@@ -6,6 +6,12 @@ regardless of image boundaries, runs the judge (which owns its normalisation and
 run's protocol), masks the logits to each image's judged label space, and resolves a batch's verdicts only after the next batch is launched, so the
 device never waits on the host's bookkeeping. Per-image state lives in numpy arrays updated with
 vectorised scatter operations; there is no Python loop over crops.
+
+Exhaustive runs also judge the standard 1-crop (resize 256, centre crop 224:
+:func:`imagenet_hard.zoom.standard_crop`), which is not one of the 324 transforms for most image
+shapes, so the analyses can compare zoom with the usual view. It travels as the extra crop index
+:data:`ONE_CROP`, counts in ``n_forward`` and is kept out of the mask, ``first_correct_crop`` and
+``best_crop``/``top5``, so candidates do not depend on it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .. import zoom
 from ..errors import InvalidValueError, MissingFileError
 from ..labels import NUM_CLASSES
+from ..pixels import ImageError, open_image, to_rgb
 from . import order
 from .plan import ImageRow
 
@@ -30,6 +37,8 @@ from .plan import ImageRow
 #: cut into several items so shared memory per item stays small and workers share the work.
 CHUNK = 81
 CROP_BACKENDS = ("pil", "torch")
+#: Loader crop index of the standard 1-crop (exhaustive runs only).
+ONE_CROP = order.N_CROPS
 
 
 class CropJobs(Dataset):
@@ -44,15 +53,15 @@ class CropJobs(Dataset):
         self.backend = backend
 
     def __getitem__(self, job):
-        from PIL import Image
-
         pos, path, crops = job
-        try:
-            with Image.open(self.home / path) as im:
-                rgb = zoom.to_rgb(im)
-                rgb.load()
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            return pos, crops, None, f"{self.home / path}: {exc}"
+        try:   # the one image rule (stored pixel order), as the source table and review see it
+            rgb = to_rgb(open_image(self.home / path))
+        except MissingFileError:
+            return pos, crops, None, f"{self.home / path}: the file is missing"
+        except ImageError as exc:
+            return pos, crops, None, f"{self.home / path}: {exc.reason}"
+        if tuple(crops) == (ONE_CROP,):
+            return pos, crops, zoom.standard_crop(rgb)[None], None
         if self.backend == "torch":
             return pos, crops, zoom.image_to_tensor(rgb), None
         return pos, crops, zoom.zoom_crops(rgb, crops), None
@@ -89,6 +98,7 @@ class ShardState:
 
     n: int
     exhaustive: bool
+    crop_order: order.CropOrder = field(default_factory=order.heuristic_order)
 
     def __post_init__(self):
         self.first_rank = np.full(self.n, order.N_CROPS, dtype=np.int32)
@@ -98,15 +108,22 @@ class ShardState:
         self.top5 = np.zeros((self.n, 5), dtype=np.int64)
         self.top5_prob = np.zeros((self.n, 5), dtype=np.float32)
         self.mask = np.zeros((self.n, order.N_CROPS), dtype=bool) if self.exhaustive else None
+        self.one_crop = np.zeros(self.n, dtype=bool) if self.exhaustive else None
 
     def settled(self) -> np.ndarray:
         return self.first_rank < order.N_CROPS
 
     def update(self, pos, crop, correct, conf, top5, top5_prob) -> None:
         """Fold one batch of per-crop results (numpy arrays) into the per-image state."""
-        rank = np.asarray(order.crop_rank(), dtype=np.int32)[crop]
-        np.minimum.at(self.first_rank, pos, np.where(correct, rank, order.N_CROPS))
         np.add.at(self.n_forward, pos, 1)
+        one = crop == ONE_CROP
+        if one.any():
+            self.one_crop[pos[one]] = correct[one]
+            keep = ~one
+            pos, crop, correct, conf = pos[keep], crop[keep], correct[keep], conf[keep]
+            top5, top5_prob = top5[keep], top5_prob[keep]
+        rank = self.crop_order.rank[crop]
+        np.minimum.at(self.first_rank, pos, np.where(correct, rank, order.N_CROPS))
         if self.mask is not None:
             self.mask[pos, crop] = correct
         # Most confident crop per image; ties go to the lower transform index.
@@ -123,7 +140,7 @@ class ShardState:
         self.top5_prob[p] = top5_prob[w]
 
     def rows(self, images: Sequence[ImageRow]) -> list[dict]:
-        crop_order = order.crop_order()
+        crop_order = self.crop_order.indices
         out = []
         for k, im in enumerate(images):
             first = int(self.first_rank[k])
@@ -139,6 +156,7 @@ class ShardState:
                 "top5_prob": self.top5_prob[k].tolist(),
                 "n_correct": int(self.mask[k].sum()) if self.mask is not None else None,
                 "mask": self.mask[k].tolist() if self.mask is not None else None,
+                "one_crop_correct": bool(self.one_crop[k]) if self.one_crop is not None else None,
             })
         return out
 
@@ -183,12 +201,16 @@ class ShardMiner:
 
     def __init__(self, judge, spaces: dict[str, tuple[int, ...]], home: Path,
                  device: torch.device, exhaustive: bool = False, batch_size: int = 256,
-                 workers: int | None = None, crops: str = "pil"):
+                 workers: int | None = None, crops: str = "pil",
+                 crop_order: order.CropOrder | None = None):
         if crops not in CROP_BACKENDS:
             raise InvalidValueError(f"crops must be one of {', '.join(CROP_BACKENDS)}, got {crops!r}")
         self.judge, self.device, self.exhaustive = judge, device, exhaustive
         self.batch_size, self.backend = int(batch_size), crops
-        self.rounds = [_chunks(r) for r in order.rounds(exhaustive)]
+        self.crop_order = crop_order or order.heuristic_order()
+        self.rounds = [_chunks(r) for r in self.crop_order.rounds(exhaustive)]
+        if exhaustive:
+            self.rounds[0].append((ONE_CROP,))
         self.space_names = sorted(spaces)
         masks = torch.zeros((len(self.space_names), NUM_CLASSES), dtype=torch.bool)
         for k, name in enumerate(self.space_names):
@@ -209,7 +231,7 @@ class ShardMiner:
 
     def mine_shard(self, images: Sequence[ImageRow]) -> list[dict]:
         """Judge every image of a shard; the shard's rows (see ``SHARD_SCHEMA``)."""
-        state = ShardState(len(images), self.exhaustive)
+        state = ShardState(len(images), self.exhaustive, self.crop_order)
         hot = torch.zeros((len(images), NUM_CLASSES), dtype=torch.bool)
         for k, im in enumerate(images):
             hot[k, list(im.judged_label)] = True
@@ -231,7 +253,7 @@ class ShardMiner:
             for pos, crops, x, err in self.loader:
                 if err is not None:
                     raise MissingFileError(f"cannot read image {err}; rebuild its source")
-                if self.backend == "torch":
+                if self.backend == "torch" and tuple(crops) != (ONE_CROP,):
                     x = zoom.zoom_crops_torch([x], device=self.device, indices=crops)[0]
                 buf.add(pos, crops, x)
                 while buf.size >= self.batch_size:

@@ -11,6 +11,7 @@ sorted images ``k*shard_size … (k+1)*shard_size - 1``, so the assignment depen
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 import time
@@ -21,7 +22,7 @@ from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
 from ..label_rules import PAPER_SPACES, check_objectnet_rule, objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
-from ..protocol import Protocol, resolve
+from ..mining_protocol import MiningProtocol, resolve
 from ..records import META_SOURCE, read_table, table_label_spaces
 from . import order
 from .runs import RunRecord
@@ -68,7 +69,28 @@ class Workload:
 
 
 def source_file_name(name: str) -> str:
-    return name.strip().replace("-", "_")
+    """A source table's file name: ``imagenet-a`` → ``imagenet_a``, ``imagenet-c/fog/3`` →
+    ``imagenet_c_fog_3`` (a name never reaches outside ``<home>/sources``)."""
+    return name.strip().replace("-", "_").replace("/", "_").replace("\\", "_")
+
+
+def expand_sources(sources: list[str], home=None) -> list[str]:
+    """Table file names for ``sources``; a name with ``*``, ``?`` or ``[`` is a pattern over the
+    built tables (``imagenet-c/*`` selects every imagenet-c table, ``imagenet-c/fog/*`` one
+    corruption's severities)."""
+    out: list[str] = []
+    for name in sources:
+        key = source_file_name(name)
+        if not any(ch in key for ch in "*?["):
+            out.append(key)
+            continue
+        matches = fnmatch.filter(built_sources(home), key)
+        if not matches:
+            built = ", ".join(built_sources(home)) or "none"
+            raise MissingFileError(f"--source pattern {name!r} matches no built source table "
+                                   f"(built here: {built})")
+        out.extend(matches)
+    return out
 
 
 def built_sources(home=None) -> list[str]:
@@ -83,9 +105,12 @@ def _read_source(name: str, home, objectnet_labels: str
     path = homes.source_table_path(name, home)
     if not path.exists():
         built = ", ".join(built_sources(home)) or "none"
+        tables = fnmatch.filter(built_sources(home), f"{name}_*")
+        hint = (f"; to mine its {len(tables)} tables pass --source '{name.replace('_', '-')}/*'"
+                if tables else "")
         raise MissingFileError(
             f"source {name!r} is not built ({path} does not exist); run `imhard build --source "
-            f"{name}` first (built here: {built})"
+            f"{name}` first (built here: {built}){hint}"
         )
     table = read_table(path, what=f"source table {name!r}")
     meta_name = (table.schema.metadata or {}).get(META_SOURCE)
@@ -109,7 +134,7 @@ def load_workload(sources: list[str], home=None, objectnet_labels: str = "paper"
     labels under ``objectnet_labels`` (see :mod:`imagenet_hard.label_rules`), resolve every
     label space they are judged in."""
     objectnet_labels = check_objectnet_rule(objectnet_labels)
-    names = [source_file_name(s) for s in sources]
+    names = expand_sources(sources, home)
     if not names:
         raise InvalidValueError("mining needs at least one --source")
     if len(set(names)) != len(names):
@@ -141,14 +166,18 @@ def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> s
     """``<judge>__<source>+<source>[__exhaustive]`` with anything unsafe in a file name as ``-``."""
     judge = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_name).strip("-") or "judge"
     srcs = "+".join(source_file_name(s) for s in sources)
+    if len(srcs) > 120:  # many tables (imagenet-c/*): stay well inside a file name's 255 bytes
+        digest = hashlib.sha256(srcs.encode()).hexdigest()[:12]
+        srcs = f"{source_file_name(sources[0])}+{len(sources) - 1}-more-{digest}"
     return f"{judge}__{srcs}" + ("__exhaustive" if exhaustive else "")
 
 
 def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int,
-               protocol: Protocol | None = None, weights: str | None = None,
-               weights_sha256: str | None = None) -> RunRecord:
+               crop_order: order.CropOrder | None = None, protocol: MiningProtocol | None = None,
+               weights: str | None = None, weights_sha256: str | None = None) -> RunRecord:
     """The ``run.json`` of a run of ``work`` under ``protocol`` (default: ``paper`` as it
-    applies to a classifier on the CPU): what a resume must match."""
+    applies to a classifier on the CPU): what a resume must match. ``crop_order`` defaults to
+    the heuristic; a learned one is recorded in full with its origin."""
     if protocol is None:
         protocol = resolve("classifier", "cpu", objectnet_labels=work.objectnet_labels)
     if protocol.objectnet_labels != work.objectnet_labels:
@@ -160,7 +189,7 @@ def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: in
         sources=tuple(work.sources),
         exhaustive=bool(exhaustive),
         shard_size=int(shard_size),
-        crop_order=order.describe(),
+        crop_order=(crop_order or order.heuristic_order()).describe(),
         images=len(work.images),
         shards=-(-len(work.images) // shard_size),
         ids_sha256=work.ids_sha256(),

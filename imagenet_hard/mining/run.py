@@ -17,7 +17,7 @@ from .. import home as homes
 from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import sha256_file
 from ..judges import DEFAULT_JUDGE, judge_kind
-from ..protocol import OWN, Protocol, built_judge_protocol, check_knobs, resolve
+from ..mining_protocol import OWN, MiningProtocol, built_judge_protocol, check_knobs, resolve
 from ..records import CANDIDATE_SCHEMA
 from ..registry import normalize_name
 from . import distributed
@@ -70,7 +70,7 @@ def check_protocol(judge, protocol=None, normalization=None, precision=None,
 
 
 def resolve_protocol(judge, device_type: str, protocol=None, normalization=None,
-                     precision=None, objectnet_labels=None) -> Protocol:
+                     precision=None, objectnet_labels=None) -> MiningProtocol:
     """The protocol a run of ``judge`` (a spec or a built judge) follows on this device."""
     if not isinstance(judge, str):
         return built_judge_protocol(judge, device_type, protocol, normalization, precision,
@@ -79,14 +79,14 @@ def resolve_protocol(judge, device_type: str, protocol=None, normalization=None,
                    objectnet_labels, judge=judge_spec_name(judge))
 
 
-def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, proto: Protocol,
-             weights: Path | None) -> tuple[MiningRun, Workload]:
+def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_order,
+             proto: MiningProtocol, weights: Path | None) -> tuple[MiningRun, Workload]:
     """Read the sources and check the run's settings (rank 0 checks, every rank hears)."""
     home_dir = homes.data_home(home)
     work = load_workload(sources, home_dir, proto.objectnet_labels)
     judge_name = judge_spec_name(judge)
     name = run or default_run_name(judge_name, list(work.sources), exhaustive)
-    record = run_record(judge_name, work, exhaustive, shard_size, proto,
+    record = run_record(judge_name, work, exhaustive, shard_size, crop_order, proto,
                         weights=str(weights) if weights else None,
                         weights_sha256=sha256_file(weights) if weights else None)
     handle = MiningRun(run_folder(name, home_dir), record)
@@ -105,17 +105,19 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, proto: Pr
 def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | None = None,
          exhaustive: bool = False, device=None, batch_size: int | None = None,
          shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, crops: str = "pil",
-         progress: bool = False, protocol: str | None = None, normalization: str | None = None,
-         precision: str | None = None, objectnet_labels: str | None = None,
-         weights=None) -> MiningRun:
+         progress: bool = False, crop_order=None, protocol: str | None = None,
+         normalization: str | None = None, precision: str | None = None,
+         objectnet_labels: str | None = None, weights=None) -> MiningRun:
     """Mine ``sources`` with ``judge`` (a spec string or a built judge) into ``<home>/mining/<run>``.
 
     ``protocol`` (default ``paper``) sets the knobs that change verdicts; ``normalization``,
-    ``precision`` and ``objectnet_labels`` override one each (:mod:`.protocol`). A built judge
-    keeps its own normalisation and precision. ``weights`` is a local checkpoint for a judge
-    spec. ``batch_size`` defaults to 256 crops on CUDA and 64 on the CPU. Resumes a run of the
-    same name (with the same knobs); under torchrun each rank judges its shards and rank 0
-    merges. Returns the finished run (only rank 0 writes its outputs; every rank returns it).
+    ``precision`` and ``objectnet_labels`` override one each (:mod:`imagenet_hard.mining_protocol`). A
+    built judge keeps its own normalisation and precision. ``weights`` is a local checkpoint for
+    a judge spec. ``batch_size`` defaults to 256 crops on CUDA and 64 on the CPU. Resumes a run
+    of the same name (with the same knobs); under torchrun each rank judges its shards and rank
+    0 merges. Returns the finished run (only rank 0 writes its outputs; every rank returns the
+    handle). ``crop_order`` (a :class:`~imagenet_hard.mining.order.CropOrder`, default the
+    heuristic) is pinned in ``run.json``.
     """
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
@@ -128,8 +130,8 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
             batch_size = DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE
         proto = resolve_protocol(judge, dev.type, protocol, normalization, precision,
                                  objectnet_labels)
-        handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, proto,
-                                weights)
+        handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
+                                crop_order, proto, weights)
         shards = work.shards(shard_size)
         todo = [k for k in range(len(shards))
                 if ranks.mine(k) and not handle.shard_path(k).exists()]
@@ -140,7 +142,7 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         counts = [0.0, 0.0]
         if todo:
             counts = _mine_shards(judge, dev, work, shards, todo, handle, exhaustive,
-                                  batch_size, workers, crops, progress, ranks)
+                                  batch_size, workers, crops, progress, ranks, crop_order)
         counts = distributed.sum_counts(ranks, counts, dev)
         distributed.barrier(ranks)
         if ranks.rank == 0:
@@ -154,7 +156,7 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         distributed.teardown(ranks)
 
 
-def build_judge(spec: str, dev, proto: Protocol, weights: Path | None = None):
+def build_judge(spec: str, dev, proto: MiningProtocol, weights: Path | None = None):
     """The judge ``spec`` under ``proto``: its precision always, its normalisation where the
     judge has a choice (a classifier and a registered judge normalise their own way)."""
     from ..judges import create_judge
@@ -168,14 +170,14 @@ def build_judge(spec: str, dev, proto: Protocol, weights: Path | None = None):
 
 
 def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, batch_size,
-                 workers, crops, progress, ranks) -> list[float]:
+                 workers, crops, progress, ranks, crop_order) -> list[float]:
     """Judge this rank's unfinished shards, writing each once; (images, crops) judged."""
     from tqdm import tqdm
 
     from .engine import ShardMiner
 
     miner = ShardMiner(judge, work.spaces, work.home, dev, exhaustive=exhaustive,
-                       batch_size=batch_size, workers=workers, crops=crops)
+                       batch_size=batch_size, workers=workers, crops=crops, crop_order=crop_order)
     images = 0
     desc = f"mining (rank {ranks.rank})" if ranks.distributed else "mining"
     bar = tqdm(total=sum(len(shards[k]) for k in todo), desc=desc, unit="img",
@@ -198,7 +200,7 @@ def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, 
 
 def merge_run(run: MiningRun, flops: float | None, seconds: float, computed_images: int,
               computed_crops: int, world: int, device: str, crops: str,
-              batch_size: int, protocol: Protocol | None = None) -> MiningRun:
+              batch_size: int, protocol: MiningProtocol | None = None) -> MiningRun:
     """Write the candidates and the summary from the shards; the finished run."""
     table = run.results()
     cols = table.select(["correct", "origin", "n_forward"]).to_pydict()

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from .. import home as homes
 from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import is_sha256, write_json_atomic
-from ..protocol import Protocol
+from ..mining_protocol import MiningProtocol
 from ..records import CANDIDATE_SCHEMA, read_table, write_table
 
 RUN_FILE = "run.json"
@@ -46,11 +46,13 @@ PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images"
 
 #: One row per judged image. ``label``/``label_space`` are the source table's;
 #: ``judged_label``/``judged_label_space`` what each crop's top-1 was checked against (they
-#: differ only for ObjectNet under the ``paper`` rule). ``first_correct_crop`` is the earliest correct crop in the run's
-#: crop order (the one that settled the image; null for candidates). ``best_crop``/``top5`` are
+#: differ only for ObjectNet under the ``paper`` rule). ``first_correct_crop`` is the earliest
+#: correct crop in the run's crop order (the one that settled the image; null for candidates). ``best_crop``/``top5`` are
 #: over the crops evaluated. ``mask`` (exhaustive runs only; null otherwise) holds 324 booleans in
 #: transform-index order (``9*s + 3*i + j``): DuckDB reads it as ``BOOLEAN[]``
 #: (``mask[idx + 1]``, ``list_sum(mask)``), pyarrow/numpy as a list column.
+#: ``one_crop_correct`` (exhaustive runs only) is the verdict on the standard 1-crop (resize 256,
+#: centre crop 224), judged besides the 324 and counted in ``n_forward``.
 SHARD_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("source", pa.string()),
@@ -67,6 +69,7 @@ SHARD_SCHEMA = pa.schema([
     ("top5_prob", pa.list_(pa.float32())),
     ("n_correct", pa.int16()),
     ("mask", pa.list_(pa.bool_())),
+    ("one_crop_correct", pa.bool_()),
 ])
 
 
@@ -123,7 +126,7 @@ class RunRecord:
     ids_sha256: str
     created: str
     format: str = RUN_FORMAT
-    # The protocol and its knobs (``protocol.Protocol``); null in runs made before they existed.
+    # The protocol and its knobs (``mining_protocol.MiningProtocol``); null in runs made before they existed.
     protocol: str | None = None
     normalization: str | None = None
     precision: str | None = None
@@ -160,11 +163,11 @@ class RunRecord:
             except ImHardError as exc:
                 raise InvalidValueError(f"protocol: {exc}") from None
 
-    def protocol_record(self) -> Protocol | None:
+    def protocol_record(self) -> MiningProtocol | None:
         """The run's protocol; None for a run made before protocols were recorded."""
         if self.protocol is None:
             return None
-        return Protocol(self.protocol, self.normalization, self.precision, self.objectnet_labels,
+        return MiningProtocol(self.protocol, self.normalization, self.precision, self.objectnet_labels,
                         self.protocol_overrides)
 
     def differences(self, other: RunRecord) -> list[str]:
@@ -229,7 +232,7 @@ class RunSummary:
     device: str
     judge_flops_per_image: float | None = None
     schema_version: int = SUMMARY_VERSION
-    protocol: Protocol | None = None  # null in runs made before protocols were recorded
+    protocol: MiningProtocol | None = None  # null in runs made before protocols were recorded
 
     def __post_init__(self):
         _need(self.schema_version == SUMMARY_VERSION,
@@ -252,10 +255,10 @@ class RunSummary:
         self._check_per_origin()
         if isinstance(self.protocol, dict):
             try:
-                object.__setattr__(self, "protocol", Protocol.from_json(self.protocol))
+                object.__setattr__(self, "protocol", MiningProtocol.from_json(self.protocol))
             except ImHardError as exc:
                 raise InvalidValueError(f"protocol: {exc}") from None
-        _need(self.protocol is None or isinstance(self.protocol, Protocol),
+        _need(self.protocol is None or isinstance(self.protocol, MiningProtocol),
               "protocol must be an object or null", self.protocol)
 
     def _check_per_origin(self) -> None:
@@ -374,11 +377,11 @@ class MiningRun:
             raise MissingFileError(
                 f"run {self.name!r} lacks {len(missing)} of {self.record.shards} shards (first: "
                 f"{self.shard_path(missing[0]).name}); rerun `imhard mine` with --run {self.name}")
-        tables = [_with_judged_columns(read_table(self.shard_path(k), what="mining shard"))
+        tables = [read_table(self.shard_path(k), what="mining shard")
                   for k in range(self.record.shards)]
         if not tables:
             return SHARD_SCHEMA.empty_table()
-        return pa.concat_tables([t.select(SHARD_SCHEMA.names) for t in tables])
+        return pa.concat_tables([_with_new_columns(t).select(SHARD_SCHEMA.names) for t in tables])
 
     # -- writing (the mining engine only) ------------------------------------------------------
 
@@ -410,13 +413,17 @@ class MiningRun:
         return MiningRun(self.dir, self.record)
 
 
-def _with_judged_columns(shard: pa.Table) -> pa.Table:
-    """A shard written before the judged columns existed, with them null (unknown)."""
-    for name in ("judged_label", "judged_label_space"):
-        if name not in shard.column_names:
+#: Shard columns added after the first runs were written: older shards read with them null.
+LATER_COLUMNS = ("judged_label", "judged_label_space", "one_crop_correct")
+
+
+def _with_new_columns(table: pa.Table) -> pa.Table:
+    """A shard written before a column of :data:`LATER_COLUMNS` existed, with it null."""
+    for name in LATER_COLUMNS:
+        if name not in table.column_names:
             field = SHARD_SCHEMA.field(name)
-            shard = shard.append_column(field, pa.nulls(shard.num_rows, field.type))
-    return shard
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table
 
 
 def _is_name(text: str) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import InvalidValueError
+from ..pixels import to_rgb
 
 #: ImageNet's normalisation (torchvision and most timm weights; the authors' scripts).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -20,11 +21,6 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-
-
-def to_rgb(image):
-    """PIL image → RGB (module-level, so DataLoader workers can pickle the transform)."""
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import yaml
 
 from ..errors import InvalidValueError
 from ..mining import OriginCounts, RunRecord, RunSummary
-from ..protocol import KNOB_NAMES, MEANINGS, PROTOCOLS
+from ..mining_protocol import KNOB_NAMES, MEANINGS, PROTOCOLS
 from .selection import Selection
 from .shards import SPLIT, features
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from ..errors import ImHardError
 from ..files import sha256_bytes
 from ..fingerprint import fingerprint
-from ..imaging import has_border, licence_rules, open_image
+from ..imaging import has_border, licence_rules
 from ..labels import NUM_CLASSES
+from ..pixels import open_image, reorients
 from ..records import id_source
 from . import card
 from .folder import FINGERPRINT_FILE, README
@@ -61,6 +62,9 @@ def _check_image(data: bytes | None, rid: str, problems: list[str]) -> None:
     except ImHardError as exc:
         problems.append(f"{rid}: image does not decode ({exc})")
         return
+    if reorients(data):
+        problems.append(f"{rid}: image carries an EXIF orientation tag, which `datasets` ≥ 2.19 "
+                        "applies and the toolkit's image rule does not; publish it again")
     source = id_source(rid)
     if licence_rules(source).web_border and not has_border(im):
         problems.append(f"{rid}: image of {source} without the 1-pixel red border its licence "

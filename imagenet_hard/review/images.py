@@ -4,7 +4,7 @@ their source applied (ObjectNet's red border) by :mod:`imagenet_hard.imaging`.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..imaging import licence_rules, review_image
@@ -26,9 +26,22 @@ def check_id(image_id: str) -> str:
 
 
 def resolve_image(home: Path, rel_path: str) -> Path:
+    """The file of a stored image path: relative, without ``..``, and inside the data home — or,
+    for a source built from a ``--path`` folder (linked into the home, not copied), inside the
+    folder that link points to (the build never indexed a link leading out of it)."""
     root = Path(home).resolve()
-    file = (root / rel_path).resolve()
-    if not file.is_relative_to(root):
+    rel = PurePosixPath(rel_path)
+    if rel.is_absolute() or ".." in rel.parts or "\\" in rel_path:
+        raise UnsafePathError(f"image path {rel_path!r} resolves outside the data home (it is not "
+                              "a plain relative path)")
+    lexical = root.joinpath(*rel.parts)
+    allowed = root
+    for parent in reversed(lexical.parents):  # the link nearest the home is the build's own
+        if parent.is_relative_to(root) and parent != root and parent.is_symlink():
+            allowed = parent.resolve()
+            break
+    file = lexical.resolve()
+    if not file.is_relative_to(allowed):
         raise UnsafePathError(f"image path {rel_path!r} resolves outside the data home")
     if not file.is_file():
         raise MissingFileError(f"image file {file} is missing; rebuild its source")

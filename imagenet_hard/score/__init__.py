@@ -5,8 +5,9 @@ Modules: ``contract`` (what a submission defines), ``dataset`` (opening the data
 ``worker`` (the child), ``runner`` (the parent: environment, watching), ``sandbox`` (what the
 child can see, built by bubblewrap or by ``unshare`` + ``jail``), ``metrics``,
 ``result`` (:class:`ScoreResult` + predictions parquet), ``check`` (recomputing claims),
-``harness`` (``score`` / ``verify``), ``bench`` (harness overhead), ``zoo`` (helpers the reference
-submissions use).
+``harness`` (``score`` / ``verify``), ``bench`` (harness overhead), ``protocols`` (each scored
+set's published protocol, ImageNet-C aggregates), ``suite`` (one submission on many sets:
+``score_suite`` / ``verify_suite``).
 """
 
 from .harness import RunOptions, ScoreRun, VerifyReport, score, verify

@@ -1,8 +1,8 @@
 """``score`` and ``verify``: run a submission over a dataset in a child process and record the result.
 
 Partial predictions live in ``<home>/scores/cache/<submission sha>-<fingerprint>-<split>-<limit>/``
-as one file per finished batch, so a rerun after a crash, a timeout or Ctrl-C predicts only the
-rows still missing.
+(``…-tta-<mode>-<hash>`` under test-time augmentation) as one file per finished batch, so a rerun
+after a crash, a timeout or Ctrl-C predicts only the rows still missing.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .metrics import correctness
 from .result import ScoreResult, load_result, predictions_path, read_predictions, write_predictions
 from .runner import ChildJob, ChildReport, new_scratch_dir, run_child
 from .sandbox import choose, default_memory_limit
+from .tta import TtaMode
 
 
 @dataclass
@@ -87,16 +88,21 @@ def read_parts(cache: Path) -> tuple[dict, float]:
 
 
 def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
-                 opts: RunOptions, home=None) -> ChildReport | None:
-    """Predict every row of ``indices`` missing from ``cache`` in one child process."""
+                 opts: RunOptions, home=None, tta: TtaMode | None = None) -> ChildReport | None:
+    """Predict every row of ``indices`` missing from ``cache`` in one child process. Under
+    ``tta`` the batch size counts crops per forward pass; a batch holds as many images as fit."""
     cache.mkdir(parents=True, exist_ok=True)
     done, _ = read_parts(cache)
     todo = [i for i in indices if i not in done]
     if not todo:
         return None
-    job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=opts.batch_size,
+    batch, spec = opts.batch_size, None
+    if tta is not None:
+        batch = max(1, opts.batch_size // tta.n_crops)
+        spec = {**tta.describe(), "forward_batch": opts.batch_size}
+    job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
                    workers=opts.resolved_workers(), arrow_files=image_files(sds, home), indices=todo,
-                   out_dir=str(cache), memory_limit=opts.memory_limit)
+                   out_dir=str(cache), memory_limit=opts.memory_limit, tta=spec)
     bar = None
     if opts.progress:
         from tqdm import tqdm
@@ -139,9 +145,11 @@ class ScoreRun:
     notes: list[str] = field(default_factory=list)
 
 
-def _cache_dir(home, sha: str, sds: ScoreDataset, limit: int | None) -> Path:
+def _cache_dir(home, sha: str, sds: ScoreDataset, limit: int | None,
+               tta: TtaMode | None = None) -> Path:
+    tail = f"-tta-{tta.key()}" if tta is not None else ""
     return (homes.data_home(home) / "scores" / "cache"
-            / f"{sha[:16]}-{sds.fingerprint[:16]}-{sds.split}-{limit or 'all'}")
+            / f"{sha[:16]}-{sds.fingerprint[:16]}-{sds.split}-{limit or 'all'}{tail}")
 
 
 def _predictions_table(sds: ScoreDataset, indices, rows) -> dict:
@@ -155,9 +163,10 @@ def _predictions_table(sds: ScoreDataset, indices, rows) -> dict:
 
 def score(submission: str | Path, dataset: str | Path | None = None, split: str = "validation",
           limit: int | None = None, out: str | Path | None = None, home=None,
-          options: RunOptions | None = None) -> ScoreRun:
+          options: RunOptions | None = None, tta: TtaMode | None = None) -> ScoreRun:
     """Score ``submission`` (a .py file following the contract) and write the result JSON and
-    its predictions parquet. Resumes from finished batches of an earlier, interrupted run."""
+    its predictions parquet. Resumes from finished batches of an earlier, interrupted run.
+    ``tta`` (:mod:`imagenet_hard.score.tta`) scores crops of each image and aggregates them."""
     opts = options or RunOptions()
     sub = submission_file(submission)
     sandbox_used = opts.check_sandbox()
@@ -166,15 +175,16 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     if limit is not None and limit <= 0:
         raise InvalidValueError(f"--limit must be positive, got {limit}")
     indices = list(range(min(limit, len(sds)) if limit else len(sds)))
-    cache = _cache_dir(home, sha, sds, limit)
-    report = predict_rows(sub, sds, indices, cache, opts, home)
+    cache = _cache_dir(home, sha, sds, limit, tta)
+    report = predict_rows(sub, sds, indices, cache, opts, home, tta)
     meta_file = cache / "metadata.json"
     if report is not None:
         write_json_atomic(meta_file, {"metadata": report.metadata, "form": report.form})
     saved = (json.loads(meta_file.read_text()) if meta_file.is_file() and not meta_file.is_symlink()
              else {"metadata": {}})
     rows, images_per_s = read_parts(cache)
-    out = Path(out) if out else homes.data_home(home) / "scores" / f"{sub.stem}.json"
+    stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
+    out = Path(out) if out else homes.data_home(home) / "scores" / f"{stem}.json"
     pred_path = predictions_path(out)
     pred_sha = write_predictions(pred_path, _predictions_table(sds, indices, rows))
     import pyarrow.parquet as pq
@@ -189,6 +199,7 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
         metrics=metrics, per_origin=origins, environment=environment(opts.resolved_device(), sandbox_used),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         predictions={"file": pred_path.name, "sha256": pred_sha},
+        tta=None if tta is None else tta.describe(),
     )
     result.write(out)
     resumed = len(indices) - (report.done if report else 0)
@@ -248,14 +259,16 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
     indices = [row_of[ids[k]] for k in picked]
     scratch = new_scratch_dir("imhard-verify-")
     try:
-        predict_rows(sub, sds, indices, scratch, opts, home)
+        tta = TtaMode.from_dict(result.tta) if result.tta else None
+        predict_rows(sub, sds, indices, scratch, opts, home, tta)
         rows, _ = read_parts(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _compare(table, picked, indices, rows, problems)
+    return compare(table, picked, indices, rows, problems)
 
 
-def _compare(table, picked, indices, rows, problems) -> VerifyReport:
+def compare(table, picked, indices, rows, problems) -> VerifyReport:
+    """Re-run answers ``rows`` (by row index) against the predictions table's rows ``picked``."""
     old5 = table.column("top5").to_pylist()
     oldp = table.column("top5_prob").to_pylist()
     top1 = [old5[k][0] == int(rows[i][0][0]) for k, i in zip(picked, indices, strict=True)]

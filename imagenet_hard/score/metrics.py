@@ -91,19 +91,40 @@ def per_origin(origins: Sequence[str], correct: np.ndarray, correct_top5: np.nda
     return table
 
 
-def to_probabilities(out: np.ndarray) -> np.ndarray:
+def _is_probability(out: np.ndarray) -> np.ndarray:
+    """Rows that already are probabilities: non-negative, summing to 1 ± 1e-3."""
+    return (out.min(axis=1) >= 0) & (np.abs(out.sum(axis=1) - 1.0) <= 1e-3)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def to_probabilities(out: np.ndarray, classes: Sequence[int] | None = None) -> np.ndarray:
     """Rows that already are probabilities (non-negative, summing to 1 ± 1e-3) are kept;
-    every other row is treated as logits and softmaxed."""
+    every other row is treated as logits and softmaxed.
+
+    With ``classes`` (a protocol's label space, e.g. ImageNet-A's 200) the result covers those
+    columns only: logits are softmaxed over them, probabilities renormalised over them (a row
+    with no mass there becomes uniform), as an arg-max within the subset assumes.
+    """
     out = np.asarray(out, dtype=np.float64)
-    is_prob = (out.min(axis=1) >= 0) & (np.abs(out.sum(axis=1) - 1.0) <= 1e-3)
-    shifted = out - out.max(axis=1, keepdims=True)
-    soft = np.exp(shifted)
-    soft /= soft.sum(axis=1, keepdims=True)
-    return np.where(is_prob[:, None], out, soft)
+    is_prob = _is_probability(out)
+    if classes is None:
+        return np.where(is_prob[:, None], out, _softmax(out))
+    sub = out[:, np.asarray(classes, dtype=np.int64)]
+    mass = sub.sum(axis=1, keepdims=True)
+    renorm = np.divide(sub, mass, out=np.full_like(sub, 1.0 / sub.shape[1]), where=mass > 0)
+    return np.where(is_prob[:, None], renorm, _softmax(sub))
 
 
-def top5_of(out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top-5 classes (ties broken by the lower index) and their probabilities."""
-    probs = to_probabilities(out)
+def top5_of(out: np.ndarray, classes: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-5 classes (ties broken by the lower index) and their probabilities; with ``classes``
+    (sorted ImageNet-1k indices), the top-5 among those classes only (see :func:`to_probabilities`)."""
+    probs = to_probabilities(out, classes)
     top5 = np.argsort(-probs, axis=1, kind="stable")[:, :5]
-    return top5.astype(np.int64), np.take_along_axis(probs, top5, axis=1).astype(np.float32)
+    prob5 = np.take_along_axis(probs, top5, axis=1).astype(np.float32)
+    if classes is not None:
+        top5 = np.asarray(classes, dtype=np.int64)[top5]
+    return top5.astype(np.int64), prob5

@@ -18,6 +18,7 @@ from ..errors import InvalidValueError, MissingFileError
 from ..files import atomic_path, sha256_file, write_json_atomic
 from .contract import metadata_problems
 from .metrics import ECE_BINS
+from .tta import TtaMode
 
 SCHEMA_VERSION = "1"
 
@@ -58,6 +59,7 @@ class ScoreResult:
     metadata: dict = field(default_factory=dict)
     protocol: str = PROTOCOL
     schema_version: str = SCHEMA_VERSION
+    tta: dict | None = None   # test-time augmentation (score.tta): mode, crops, aggregation
 
     def __post_init__(self):
         if self.schema_version != SCHEMA_VERSION:
@@ -103,10 +105,15 @@ class ScoreResult:
         if not (isinstance(ci, list) and len(ci) == 2
                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ci)):
             raise InvalidValueError(f"metrics.accuracy_ci95 must be [low, high], got {ci!r:.80}")
+        if self.tta is not None:
+            if not isinstance(self.tta, dict):
+                raise InvalidValueError("result field 'tta' must be an object naming the mode")
+            TtaMode.from_dict(self.tta)  # an unknown mode or a transform outside it raises
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("name") or self.submission["name"])
+        base = str(self.metadata.get("name") or self.submission["name"])
+        return f"{base} (TTA {self.tta['mode']})" if self.tta else base
 
     @property
     def complete(self) -> bool:

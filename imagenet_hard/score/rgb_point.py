@@ -20,10 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-
-def to_rgb(image):
-    """The image as RGB (greyscale, palette, alpha, CMYK … converted by PIL)."""
-    return image if image.mode == "RGB" else image.convert("RGB")
+from ..pixels import to_rgb
 
 
 class RGBAfterResizeCrop:

@@ -70,6 +70,18 @@ class ChildJob:
     indices: list[int]
     out_dir: str
     memory_limit: int | None = None    # bytes of data memory (RLIMIT_DATA); None: no limit
+    #: A suite job: one dict per scored set (``name``, ``arrow_files``, ``indices``, ``out_dir``,
+    #: ``classes``, ``border``, and ``read_only``: image folders its Arrow files point into).
+    segments: list[dict] | None = None
+    tta: dict | None = None   # score.tta: crop set, aggregation, crops per forward pass
+
+    def mounts(self) -> tuple[list[str], list[str]]:
+        """(read-only, writable) paths the sandbox must show the child."""
+        read_only, writable = [self.submission, *self.arrow_files], [self.out_dir]
+        for seg in self.segments or []:
+            read_only += [*seg["arrow_files"], *seg.get("read_only", [])]
+            writable.append(seg["out_dir"])
+        return read_only, writable
 
 
 @dataclass
@@ -77,7 +89,9 @@ class ChildReport:
     form: str = ""
     metadata: dict = field(default_factory=dict)
     load_seconds: float = 0.0
-    done: int = 0
+    done: int = 0             # rows finished in the current set
+    predicted: int = 0        # rows predicted by this child, all sets together
+    segment: str | None = None
 
 
 class _Watch:
@@ -101,6 +115,8 @@ class _Watch:
             self.report.load_seconds = ev["seconds"]
         elif kind == "part":
             self.report.done = ev["done"]
+            self.report.predicted += ev["n"]
+            self.report.segment = ev.get("segment")
             if on_progress:
                 on_progress(ev["n"])
         elif kind == "error":
@@ -117,8 +133,16 @@ class _Watch:
                 self.handle(json.loads(line), on_progress)
 
     def rows(self) -> str:
-        idx = self.job.indices[self.report.done:self.report.done + self.job.batch_size]
-        return f"rows {idx[0]}–{idx[-1]}" if idx else "the end of the data"
+        indices, done, of = self.job.indices, self.report.done, ""
+        if self.job.segments:  # the set after the last finished batch's (its own, if rows remain)
+            names = [s.get("name") for s in self.job.segments]
+            k = names.index(self.report.segment) if self.report.segment in names else 0
+            if self.report.segment not in names or (done >= len(self.job.segments[k]["indices"])
+                                                    and k + 1 < len(names)):
+                k, done = (k + 1 if self.report.segment in names else 0), 0
+            indices, of = self.job.segments[k]["indices"], f" of set {names[k]}"
+        idx = indices[done:done + self.job.batch_size]
+        return f"rows {idx[0]}–{idx[-1]}{of}" if idx else "the end of the data"
 
 
 def _forward(stream, tail, on_output) -> None:
@@ -148,9 +172,9 @@ def _spawn(job: ChildJob, how: str, no_network: bool,
     if how == "none":
         cmd = [*(network_prefix() if no_network else []), *cmd]
     else:
-        plan = sandbox.make_plan([job.submission, *job.arrow_files], [job.out_dir], env,
-                                 device=job.device, no_network=no_network,
-                                 memory_limit=job.memory_limit)
+        read_only, writable = job.mounts()
+        plan = sandbox.make_plan(read_only, writable, env, device=job.device,
+                                 no_network=no_network, memory_limit=job.memory_limit)
         cmd, env = sandbox.wrap(how, plan, cmd), plan.env
     try:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -236,6 +260,7 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
     if w.error:
         e = w.error
         where = f" on rows {e['rows'][0]}–{e['rows'][1]}" if e.get("rows") else ""
+        where += f" of set {e['segment']}" if e.get("segment") else ""
         head = {
             "import": f"{name}: importing the submission failed",
             "contract": f"{name} does not follow the submission contract",

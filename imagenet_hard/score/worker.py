@@ -2,7 +2,9 @@
 
 It imports the submission, loads it, predicts the rows listed in the job file batch by batch and
 writes each batch's top-5 as ``part-*.npz`` (atomically) the moment it is done, so a killed run
-loses at most one batch. It talks to the parent through JSON lines on file descriptor ``FD`` (the
+loses at most one batch. A suite job lists several *segments* (one per scored set: its images,
+rows, output folder, the classes its protocol ranks among and the border its protocol crops off),
+all predicted by the one loaded model. It talks to the parent through JSON lines on file descriptor ``FD`` (the
 submission's own prints go to stdout/stderr, which the parent forwards). It never sees labels.
 Before it imports the submission it caps its data memory (``RLIMIT_DATA``, inherited by everything it starts) at
 the job's ``memory_limit``; running out of it is reported as the ``memory`` stage.
@@ -19,8 +21,9 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..pixels import open_record, to_rgb
 from . import contract
-from .rgb_point import rgb_after_resize_crop, to_rgb
+from .rgb_point import rgb_after_resize_crop
 
 HARNESS_DIR = str(Path(__file__).resolve().parent)
 
@@ -30,6 +33,7 @@ class Status:
 
     stage = "import"
     rows: list[int] | None = None
+    segment: str | None = None       # the set being predicted, in a suite job
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -57,12 +61,38 @@ def _seed(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def _open_images(arrow_files: list[str]):
+def _decode_images(batch: dict) -> dict:
+    return {"image": [open_record(v) for v in batch["image"]]}
+
+
+def _open_images(arrow_files: list[str], border: int = 0):
+    """The image column, decoded by the toolkit's image rule (:mod:`imagenet_hard.pixels`), not
+    by ``datasets``, which applies EXIF orientation from 2.19 on and the 2023 pipeline did not."""
     import datasets
 
     parts = [datasets.Dataset.from_file(f) for f in arrow_files]
     ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
-    return ds.select_columns(["image"])
+    ds = ds.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    ds = ds.with_transform(_decode_images)
+    return _Bordered(ds, border) if border else ds
+
+
+class _Bordered:
+    """Rows whose images lose ``border`` pixels on every side before the submission sees them
+    (ObjectNet's official evaluation crops 2 px; see ``imagenet_hard.score.protocols``)."""
+
+    def __init__(self, ds, border: int):
+        self.ds, self.border = ds, border
+
+    def _crop(self, im):
+        b = self.border
+        return im.crop((b, b, im.width - b, im.height - b)) if min(im.size) > 2 * b else im
+
+    def __getitem__(self, key):
+        images = self.ds[key]["image"]
+        if isinstance(images, list):
+            return {"image": [self._crop(im) for im in images]}
+        return {"image": self._crop(images)}
 
 
 def _write_part(out_dir: Path, idx, top5, top5_prob, seconds: float) -> None:
@@ -115,7 +145,8 @@ def _batches_model(model, transform, ds, indices, bs, device, workers):
         yield chunk, run
 
 
-def _predict_all(batches, seed: int, out_dir: Path, status: Status) -> None:
+def _predict_all(batches, seed: int, out_dir: Path, status: Status, classes=None) -> None:
+    """Predict every batch and write its top-5 (among ``classes`` when given) to ``out_dir``."""
     from .metrics import top5_of
 
     it = iter(batches)
@@ -133,24 +164,41 @@ def _predict_all(batches, seed: int, out_dir: Path, status: Status) -> None:
         status.stage = "output"
         arr = contract.to_array(out, len(chunk))
         status.stage = "predict"
-        top5, prob = top5_of(arr)
+        top5, prob = top5_of(arr, classes)
         _write_part(out_dir, chunk, top5, prob, time.perf_counter() - t0)
         done += len(chunk)
-        status.send("part", n=len(chunk), done=done, seconds=time.perf_counter() - t0)
+        status.send("part", n=len(chunk), done=done, seconds=time.perf_counter() - t0,
+                    segment=status.segment)
 
 
-def _start(sub, job: dict, status: Status):
-    """Load the model (either form) and return the batch iterator."""
-    ds = _open_images(job["arrow_files"])
-    indices, bs, device = job["indices"], int(job["batch_size"]), job["device"]
+def _load(sub, device: str, status: Status):
+    """The loaded model: the predictor (predict form) or the module on ``device`` (model form)."""
     status.stage = "load"
     if sub.form == "predict":
-        return _batches_predict(contract.build_predictor(sub, device), ds, indices, bs)
+        return contract.build_predictor(sub, device)
     model = sub.module.model
     if hasattr(model, "eval"):   # a torch.nn.Module; a plain callable is accepted as it is
         model = model.eval().to(device)
-    return _batches_model(model, sub.module.transform, ds, indices, bs, device,
+    return model
+
+
+def _batches(sub, loaded, ds, indices, job: dict):
+    bs, device = int(job["batch_size"]), job["device"]
+    if sub.form == "predict":
+        return _batches_predict(loaded, ds, indices, bs)
+    if job.get("tta"):
+        from . import tta
+
+        return tta.batches(loaded, sub.module.transform, job["tta"], ds, indices, bs, device,
+                           int(job.get("workers", 0)))
+    return _batches_model(loaded, sub.module.transform, ds, indices, bs, device,
                           int(job.get("workers", 0)))
+
+
+def _segments(job: dict) -> list[dict]:
+    """What to predict: a suite job's segments, or the one dataset of a plain job."""
+    return job.get("segments") or [{"arrow_files": job["arrow_files"], "indices": job["indices"],
+                                    "out_dir": job["out_dir"]}]
 
 
 def limit_memory(limit: int | None) -> None:
@@ -184,21 +232,32 @@ def run_job(job: dict, status: Status) -> int:
         module = contract.import_file(job["submission"])
         status.stage = "contract"
         sub = contract.inspect(module)
+        if job.get("tta"):
+            from . import tta
+
+            tta.check_submission(sub)   # still the "contract" stage: nothing loaded yet
+        segments = _segments(job)
+        first = _open_images(segments[0]["arrow_files"], int(segments[0].get("border", 0)))
         t0 = time.perf_counter()
-        batches = _start(sub, job, status)
+        loaded = _load(sub, job["device"], status)
         status.send("loaded", form=sub.form, metadata=sub.metadata,
                     seconds=time.perf_counter() - t0)
-        status.stage = "predict"
-        _predict_all(batches, sub.seed, Path(job["out_dir"]), status)
+        for k, seg in enumerate(segments):
+            status.stage, status.segment = "predict", seg.get("name")
+            ds = first if k == 0 else _open_images(seg["arrow_files"], int(seg.get("border", 0)))
+            _predict_all(_batches(sub, loaded, ds, seg["indices"], job), sub.seed,
+                         Path(seg["out_dir"]), status, seg.get("classes"))
         status.send("finished")
         return 0
     except contract.ContractError as exc:
-        status.send("error", stage=status.stage, rows=status.rows, message=str(exc), traceback="")
+        status.send("error", stage=status.stage, rows=status.rows, segment=status.segment,
+                    message=str(exc), traceback="")
         return 2
     except BaseException as exc:  # the submission's own failure, reported with its traceback
         stage = "memory" if out_of_memory(exc) else status.stage
         status.send("error", stage=stage, during=status.stage, rows=status.rows,
-                    message=f"{type(exc).__name__}: {exc}", traceback=submission_traceback(exc))
+                    segment=status.segment, message=f"{type(exc).__name__}: {exc}",
+                    traceback=submission_traceback(exc))
         return 3
 
 

@@ -1,5 +1,8 @@
 """Mining protocols: the named settings that decide a crop's verdict besides the judge itself.
 
+(Scoring has its own per-set protocols, :mod:`imagenet_hard.score.protocols`; this module is only
+about how mining judges crops.)
+
 Three knobs change which images a judge mines from the same sources (issue 11, DESIGN §6):
 
 - ``normalization`` — the mean/std the uint8 crops are normalised with before a zero-shot (CLIP)
@@ -103,7 +106,7 @@ def _choice(option: str, value: str, choices) -> str:
 
 
 @dataclass(frozen=True)
-class Protocol:
+class MiningProtocol:
     """A resolved protocol: its name, the three knobs' values, and which knobs were set away
     from what the named protocol gives this judge on this device (``overrides``)."""
 
@@ -140,7 +143,7 @@ class Protocol:
         return {**asdict(self), "overrides": list(self.overrides)}
 
     @classmethod
-    def from_json(cls, data) -> Protocol:
+    def from_json(cls, data) -> MiningProtocol:
         if not isinstance(data, dict) or set(data) != {"name", *KNOBS, "overrides"}:
             raise InvalidValueError(f"a protocol holds name, {', '.join(KNOBS)} and overrides, "
                                     f"got {data!r}")
@@ -172,19 +175,19 @@ def check_knobs(protocol: str | None = None, normalization: str | None = None,
 
 def resolve(kind: str, device_type: str, protocol: str | None = None,
             normalization: str | None = None, precision: str | None = None,
-            objectnet_labels: str | None = None, judge: str = "the judge") -> Protocol:
+            objectnet_labels: str | None = None, judge: str = "the judge") -> MiningProtocol:
     """The protocol a judge of ``kind`` runs under on a ``device_type`` device: the named
     protocol's values, with each knob given overriding that one."""
     asked = check_knobs(protocol, normalization, precision, objectnet_labels, kind, judge)
     name = asked.pop("protocol")
     base = PROTOCOLS[name].defaults(kind, device_type)
     knobs = {k: asked[k] if asked[k] is not None else base[k] for k in KNOBS}
-    return Protocol(name, **knobs, overrides=tuple(k for k in KNOBS if knobs[k] != base[k]))
+    return MiningProtocol(name, **knobs, overrides=tuple(k for k in KNOBS if knobs[k] != base[k]))
 
 
 def built_judge_protocol(judge, device_type: str, protocol: str | None = None,
                          normalization: str | None = None, precision: str | None = None,
-                         objectnet_labels: str | None = None) -> Protocol:
+                         objectnet_labels: str | None = None) -> MiningProtocol:
     """The protocol of a run given a built judge: its normalisation and precision are the
     judge's own (read from it when it says), so a knob asked that differs is an error."""
     own = {"normalization": getattr(judge, "normalization", OWN),
@@ -198,7 +201,7 @@ def built_judge_protocol(judge, device_type: str, protocol: str | None = None,
     resolved = resolve(kind, device_type, protocol, objectnet_labels=objectnet_labels)
     base = PROTOCOLS[resolved.name].defaults(kind, device_type)
     knobs = {**resolved.knobs(), **own}
-    return Protocol(resolved.name, **knobs,
+    return MiningProtocol(resolved.name, **knobs,
                     overrides=tuple(k for k in KNOBS if knobs[k] != base[k] and knobs[k] != OWN))
 
 
@@ -211,13 +214,7 @@ def judge_precision(judge) -> str:
                                          "torch.bfloat16": "bf16"}.get(str(dtype), str(dtype))
 
 
-def describe_protocols() -> str:
-    """The protocols for ``--help``: ``paper`` (default): …; ``native``: …"""
-    return "; ".join(f"{name}{' (default)' if name == DEFAULT_PROTOCOL else ''}: {rule.summary}"
-                     for name, rule in PROTOCOLS.items())
-
-
-__all__ = ["DEFAULT_PROTOCOL", "KNOBS", "KNOB_NAMES", "MEANINGS", "NORMALIZATIONS", "OBJECTNET_RULES", "OWN",
-           "PRECISIONS", "PROTOCOLS", "Protocol", "ProtocolRule", "ZERO_SHOT",
-           "built_judge_protocol", "check_knobs", "describe_protocols", "judge_precision",
+__all__ = ["DEFAULT_PROTOCOL", "KNOBS", "KNOB_NAMES", "MEANINGS", "NORMALIZATIONS",
+           "OBJECTNET_RULES", "OWN", "PRECISIONS", "PROTOCOLS", "ZERO_SHOT", "MiningProtocol",
+           "ProtocolRule", "built_judge_protocol", "check_knobs", "judge_precision",
            "resolve"]

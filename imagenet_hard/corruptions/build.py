@@ -1,0 +1,688 @@
+"""The ``imagenet-c`` source tables: every image of a built base source (ImageNet, ImageNet-ReaL
+or the offline sample) corrupted at full resolution, one source table per (corruption, severity).
+
+Layout under the data home::
+
+    sources/imagenet_c_<corruption>_<severity>.parquet          the table (DESIGN §3 rows)
+    sources/imagenet_c_<corruption>_<severity>.rejects.parquet
+    sources/imagenet_c/<corruption>/<severity>/<base id>.jpg    the images (or .png)
+    sources/imagenet_c/.shards/<table>/                        while a table is being built:
+        plan.json, shard-NNNNN.parquet                          pinned settings, finished shards
+
+Rows: id ``imagenet_c/<corruption>/<severity>/<base id>``, origin ``imagenet_c/<corruption>/
+<severity>``, the base row's labels and label space. Each image's seed is
+:func:`imagenet_hard.corruptions.image_seed` of (base id, corruption, severity), so its bytes
+depend on nothing else. The base's images, sorted by id, are cut in shards; each shard is written
+once, atomically, after its images, and a rerun skips finished shards, so a killed build resumes to
+the same bytes. Shards are spread over worker processes, and over ``torchrun`` ranks (shard ``g``
+of the build → rank ``g % world``, rank 0 writes the tables) through
+:mod:`imagenet_hard.mining.distributed`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pyarrow.parquet as pq
+
+from .. import home as homes
+from ..errors import ImHardError, InvalidValueError, MissingFileError
+from ..files import write_bytes_atomic, write_json_atomic
+from ..pixels import open_image, to_rgb
+from ..records import (
+    REJECT_SCHEMA,
+    SOURCE_SCHEMA,
+    Reject,
+    SourceRow,
+    make_id,
+    read_table,
+    table_label_spaces,
+    write_source_table,
+    write_table,
+)
+from ..sources import BuildResult
+from . import (
+    BACKENDS,
+    MIN_SIDE,
+    NAMES,
+    SEVERITIES,
+    check_backend,
+    check_name,
+    check_severity,
+    corrupt_batch,
+    image_seed,
+)
+
+SOURCE = "imagenet-c"
+ORIGIN = "imagenet_c"
+BASES = ("imagenet-real", "imagenet", "sample")
+FORMATS = {"jpeg": ".jpg", "png": ".png"}
+JPEG_QUALITY = 85  # what ImageNet-C saved (PIL, quality=85, optimize=True)
+DEFAULT_SHARD_SIZE = 64
+PLAN_FORMAT = "1"
+META_IMAGENET_C = b"imagenet_hard.imagenet_c"
+SEED_RULE = ("first 4 bytes, big-endian, of sha256('<base image id>|<corruption>|<severity>'), "
+             "seeding numpy.random.RandomState per image")
+#: Settings a resumed table must share with the run that started it.
+PINNED = ("corruption", "severity", "base", "base_images", "base_sha256", "backend", "device",
+          "image_format", "shard_size", "versions")
+
+
+def table_name(name: str, severity: int) -> str:
+    """The table's file name: ``imagenet_c_<corruption>_<severity>``."""
+    return f"{ORIGIN}_{name}_{severity}"
+
+
+def parse_corruptions(text: str) -> tuple[str, ...]:
+    """``fog,snow`` or a group: ``all``, ``paper`` (the paper's six), ``benchmark``, ``held-out``."""
+    from . import BENCHMARK, HELD_OUT, PAPER_SIX
+
+    groups = {"all": NAMES, "paper": PAPER_SIX, "benchmark": BENCHMARK, "held-out": HELD_OUT}
+    out: list[str] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        names = groups.get(part.lower().replace("_", "-"), None) or (check_name(part),)
+        out.extend(n for n in names if n not in out)
+    if not out:
+        raise InvalidValueError("--corruptions is empty; name some of: all, paper, benchmark, "
+                                f"held-out, {', '.join(NAMES)}")
+    return tuple(out)
+
+
+def parse_severities(text: str) -> tuple[int, ...]:
+    """``1-5``, ``3`` or ``1,3-5`` → sorted severities."""
+    out: set[int] = set()
+    for part in (p.strip() for p in str(text).split(",")):
+        lo, _, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise InvalidValueError(f"--severities {text!r}: write severities 1..5 as 1-5, 3 or "
+                                    "1,3-5") from None
+        if first > last:
+            raise InvalidValueError(f"--severities {text!r}: range {part} is empty")
+        out.update(check_severity(s) for s in range(first, last + 1))
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class CorruptOptions:
+    """What an ``imagenet-c`` build makes; validated on construction."""
+
+    base: str = "imagenet-real"
+    corruptions: tuple[str, ...] = NAMES
+    severities: tuple[int, ...] = SEVERITIES
+    backend: str = "reference"
+    device: str = "cpu"
+    image_format: str = "jpeg"
+    workers: int | None = None  # processes for the reference backend (None: one per CPU)
+    shard_size: int = DEFAULT_SHARD_SIZE
+    limit: int | None = None  # only the base's first LIMIT images by id (a quick look)
+
+    def __post_init__(self):
+        base = str(self.base).strip().lower().replace("_", "-")
+        if base not in BASES:
+            raise InvalidValueError(f"--from {self.base!r}: imagenet-c is made from one of "
+                                    f"{', '.join(BASES)}")
+        object.__setattr__(self, "base", base)
+        names = self.corruptions
+        names = parse_corruptions(names) if isinstance(names, str) else \
+            tuple(dict.fromkeys(check_name(n) for n in names))
+        sevs = self.severities
+        sevs = parse_severities(sevs) if isinstance(sevs, str) else \
+            tuple(sorted({check_severity(s) for s in sevs}))
+        if not names or not sevs:
+            raise InvalidValueError("name at least one corruption and one severity")
+        object.__setattr__(self, "corruptions", names)
+        object.__setattr__(self, "severities", sevs)
+        check_backend(self.backend)
+        if self.image_format not in FORMATS:
+            raise InvalidValueError(f"--format {self.image_format!r}: one of "
+                                    f"{', '.join(FORMATS)}")
+        if self.workers is not None and int(self.workers) < 0:
+            raise InvalidValueError(f"--workers must be 0 or more, got {self.workers}")
+        if int(self.shard_size) < 1:
+            raise InvalidValueError(f"--shard-size must be positive, got {self.shard_size}")
+        if self.limit is not None and int(self.limit) < 1:
+            raise InvalidValueError(f"--limit must be positive, got {self.limit}")
+
+    def tables(self) -> list[tuple[str, int]]:
+        return [(n, s) for n in self.corruptions for s in self.severities]
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """One image of the base table and where its corrupted copies go (or why they cannot)."""
+
+    id: str
+    path: str
+    label: list[int]
+    english_label: list[str]
+    label_space: str
+    out: str | None  # file path relative to <table folder>, None when rejected at planning
+    reason: str = ""
+
+
+@dataclass
+class Plan:
+    base: str
+    images: list[BaseImage]
+    label_spaces: dict[str, list[int]]
+    base_sha256: str
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def output_file(base_id: str, suffix: str) -> str | None:
+    """``sample/n02123045/chelsea.png`` → ``sample/n02123045/chelsea.jpg``; None when the id
+    could leave the table's folder."""
+    p = PurePosixPath(base_id)
+    if p.is_absolute() or "\\" in base_id or any(part in ("", ".", "..") for part in p.parts) \
+            or not p.name:
+        return None
+    return p.with_suffix(suffix).as_posix()
+
+
+def _inside(rel: str) -> bool:
+    """Whether a table's relative path stays inside the data home."""
+    p = PurePosixPath(str(rel))
+    return bool(rel) and not p.is_absolute() and "\\" not in str(rel) and ".." not in p.parts
+
+
+def read_base(base: str, home: Path, image_format: str, limit: int | None = None) -> Plan:
+    """The base table's images sorted by id (the first ``limit``), with their output files
+    (collisions rejected)."""
+    import hashlib
+
+    path = homes.source_table_path(base, home)
+    if not path.exists():
+        raise MissingFileError(
+            f"imagenet-c is made from source {base!r}, which is not built here ({path} does "
+            f"not exist); run `imhard build --source {base}` first, or pass --from with one of "
+            f"{', '.join(BASES)}")
+    table = read_table(path, what=f"source table {base!r}")
+    cols = table.select(["id", "path", "label", "english_label", "label_space", "sha256"])
+    rows = sorted(cols.to_pylist(), key=lambda r: r["id"])[:limit]
+    digest = hashlib.sha256()
+    taken: dict[str, str] = {}
+    images = []
+    for r in rows:
+        digest.update(f"{r['id']}\t{r['sha256']}\n".encode())
+        out = output_file(r["id"], FORMATS[image_format])
+        reason = "" if out else f"id {r['id']!r} cannot name a file inside the table's folder"
+        if not _inside(r["path"]):
+            out, reason = None, f"path {r['path']!r} is not inside the data home"
+        if out and out in taken:
+            reason = f"its output file {out} is already that of {taken[out]}"
+            out = None
+        elif out:
+            taken[out] = r["id"]
+        images.append(BaseImage(r["id"], r["path"], list(r["label"]), list(r["english_label"]),
+                                r["label_space"], out, reason))
+    return Plan(base, images, table_label_spaces(table), digest.hexdigest())
+
+
+def versions(backend: str) -> dict[str, str]:
+    """Package versions that shape the output bytes (recorded and pinned per table)."""
+    from importlib.metadata import version
+
+    from PIL import features
+
+    from .reference import versions as reference_versions
+
+    out = reference_versions()
+    out["libjpeg"] = str(features.version("jpg"))
+    out["zlib"] = str(features.version("zlib"))
+    if backend == "torch":
+        out["torch"] = version("torch")
+    return out
+
+
+def table_record(opts: CorruptOptions, plan: Plan, name: str, severity: int,
+                 device_type: str) -> dict:
+    return {
+        "format": PLAN_FORMAT,
+        "source": SOURCE,
+        "corruption": name,
+        "severity": severity,
+        "origin": f"{ORIGIN}/{name}/{severity}",
+        "base": plan.base,
+        "base_images": len(plan.images),
+        "base_sha256": plan.base_sha256,
+        "backend": opts.backend,
+        "device": device_type,
+        "image_format": opts.image_format,
+        "jpeg_quality": JPEG_QUALITY if opts.image_format == "jpeg" else None,
+        "seed_rule": SEED_RULE,
+        "shard_size": int(opts.shard_size),
+        "versions": plan.versions,
+    }
+
+
+def table_folder(home: Path, name: str, severity: int) -> Path:
+    return homes.sources_dir(home) / ORIGIN / name / str(severity)
+
+
+def shards_dir(home: Path, table: str) -> Path:
+    return homes.sources_dir(home) / ORIGIN / ".shards" / table
+
+
+def shard_file(home: Path, table: str, k: int) -> Path:
+    return shards_dir(home, table) / f"shard-{k:05d}.parquet"
+
+
+# -- one shard ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    home: str
+    table: str
+    name: str
+    severity: int
+    index: int
+    images: tuple[BaseImage, ...]
+    backend: str
+    device: str
+    image_format: str
+
+
+def _decode(home: Path, img: BaseImage):
+    """The base image as a uint8 (H, W, 3) array, or the reason it cannot be corrupted."""
+    import numpy as np
+
+    try:   # the one image rule (stored pixel order), as the base table's width/height say
+        arr = np.asarray(to_rgb(open_image(home / img.path)))
+    except (OSError, ValueError) as exc:   # missing (an OSError), or pixels.ImageError
+        return f"base image unreadable: {getattr(exc, 'reason', exc)}"
+    if min(arr.shape[:2]) < MIN_SIDE:
+        return (f"{arr.shape[1]}x{arr.shape[0]} is below the corruptions' minimum of "
+                f"{MIN_SIDE}x{MIN_SIDE}")
+    return arr
+
+
+def encode(arr, image_format: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if image_format == "jpeg":
+        Image.fromarray(arr).save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    else:
+        Image.fromarray(arr).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _corrupt_all(task: ShardTask, arrays: list, seeds: list[int]) -> list:
+    """Corrupted arrays, or an error message per image (reference: one image's failure does not
+    stop the build; torch: images of one size are batched)."""
+    if task.backend == "torch":
+        return corrupt_batch(arrays, task.name, task.severity, seeds, "torch", task.device)
+    out = []
+    for arr, seed in zip(arrays, seeds, strict=True):
+        try:
+            out.append(corrupt_batch([arr], task.name, task.severity, [seed])[0])
+        except (ValueError, IndexError, ArithmeticError, ImHardError) as exc:
+            out.append(f"{task.name} failed: {type(exc).__name__}: {exc}")
+    return out
+
+
+def run_shard(task: ShardTask) -> tuple[str, int, int]:
+    """Corrupt, encode and write one shard's images, then the shard file; (table, index, images)."""
+    import hashlib
+
+    home = Path(task.home)
+    folder = table_folder(home, task.name, task.severity)
+    rejects: list[Reject] = []
+    todo: list[tuple[BaseImage, object]] = []
+    for img in task.images:
+        arr = _decode(home, img) if img.out else img.reason
+        (rejects.append(Reject(img.path, arr)) if isinstance(arr, str) else todo.append((img, arr)))
+    results = _corrupt_all(task, [a for _, a in todo],
+                           [image_seed(img.id, task.name, task.severity) for img, _ in todo])
+    rows = []
+    for (img, arr), out in zip(todo, results, strict=True):
+        if isinstance(out, str):
+            rejects.append(Reject(img.path, out))
+            continue
+        data = encode(out, task.image_format)
+        dest = folder / img.out
+        write_bytes_atomic(dest, data)
+        rows.append(SourceRow(
+            id=make_id(SOURCE, f"{task.name}/{task.severity}/{img.id}"),
+            origin=f"{ORIGIN}/{task.name}/{task.severity}",
+            path=dest.relative_to(home).as_posix(), label=img.label,
+            english_label=img.english_label, label_space=img.label_space,
+            width=int(arr.shape[1]), height=int(arr.shape[0]),
+            sha256=hashlib.sha256(data).hexdigest()))
+    meta = {b"imagenet_hard.rejects": json.dumps([asdict(r) for r in rejects]).encode()}
+    write_table(rows, SOURCE_SCHEMA, shard_file(home, task.table, task.index), meta)
+    return task.table, task.index, len(task.images)
+
+
+def read_shard(path: Path) -> tuple[list[SourceRow], list[Reject]]:
+    table = read_table(path, what="imagenet-c shard")
+    meta = json.loads((table.schema.metadata or {}).get(b"imagenet_hard.rejects", b"[]"))
+    rows = [SourceRow(**r) for r in table.to_pylist()]
+    return rows, [Reject(**r) for r in meta]
+
+
+def _worker_init() -> None:
+    """One thread per worker process: the workers already fill the cores."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+# -- the whole build ------------------------------------------------------------------------
+
+
+@dataclass
+class _Solo:
+    """This process alone (outside torchrun): every shard is its own."""
+
+    rank: int = 0
+    world: int = 1
+    distributed: bool = False
+
+    def mine(self, _shard: int) -> bool:
+        return True
+
+
+def _ranks_and_device(opts: CorruptOptions):
+    """torchrun ranks (through mining.distributed) and this rank's device; torch is imported only
+    for the torch backend or under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 and opts.backend == "reference":
+        return _Solo(), "cpu"
+    from ..mining import distributed
+
+    device = opts.device if opts.backend == "torch" else "cpu"
+    if world <= 1:
+        return _Solo(), str(distributed.resolve_device(device))
+    ranks, dev = distributed.setup(device)
+    return ranks, str(dev)
+
+
+def display_name(name: str, severity: int) -> str:
+    """How users name a table: ``imagenet-c/fog/3`` (``imhard mine --source`` accepts it)."""
+    return f"{SOURCE}/{name}/{severity}"
+
+
+def _prepare_table(home: Path, opts: CorruptOptions, plan: Plan, name: str, severity: int,
+                   device_type: str, force: bool) -> None:
+    """Clear a table for --force, check a finished or unfinished one against the options, and pin
+    the settings of one about to start (rank 0 only)."""
+    table = table_name(name, severity)
+    path = homes.source_table_path(table, home)
+    record = table_record(opts, plan, name, severity, device_type)
+    shown = display_name(name, severity)
+    if force:
+        for p in (path, homes.rejects_table_path(table, home)):
+            p.unlink(missing_ok=True)
+        for d in (shards_dir(home, table), table_folder(home, name, severity)):
+            shutil.rmtree(d, ignore_errors=True)
+    elif path.exists():
+        old = table_meta(path)
+        diffs = [f"{k} {old.get(k)!r}" for k in ("base", "base_images", "backend",
+                                                     "image_format") if old.get(k) != record[k]]
+        if diffs:
+            raise InvalidValueError(f"{shown} is already built with {', '.join(diffs)}; pass "
+                                    "--force to rebuild it with the options given")
+        return
+    if not check_plan(home, record):
+        write_json_atomic(shards_dir(home, table) / "plan.json", record)
+
+
+def check_plan(home: Path, record: dict) -> bool:
+    """Whether the table has an unfinished build; raise if its pinned settings differ (another
+    version of a package on another torchrun machine, another --shard-size …)."""
+    plan_path = shards_dir(home, table_name(record["corruption"], record["severity"])) / "plan.json"
+    if not plan_path.exists():
+        return False
+    try:
+        old = json.loads(plan_path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    diffs = [f"{k}: {old.get(k)!r} then, {record[k]!r} now" for k in PINNED
+             if old.get(k) != record[k]]
+    if diffs:
+        raise InvalidValueError(
+            f"{display_name(record['corruption'], record['severity'])} has an unfinished build "
+            f"with other settings ({'; '.join(diffs)}); rerun with those settings to resume it, "
+            "or pass --force to start it again")
+    return True
+
+
+def table_meta(path: Path) -> dict:
+    """The build record an imagenet-c table carries in its parquet metadata ({} if none)."""
+    raw = (pq.read_metadata(path).metadata or {}).get(META_IMAGENET_C)
+    return json.loads(raw) if raw else {}
+
+
+def merge_table(home: Path, plan: Plan, name: str, severity: int) -> BuildResult:
+    """Write a table and its rejects from its finished shards, then drop the shards."""
+    table = table_name(name, severity)
+    record = json.loads((shards_dir(home, table) / "plan.json").read_text())
+    n = -(-len(plan.images) // record["shard_size"])
+    rows: list[SourceRow] = []
+    rejects: list[Reject] = []
+    for k in range(n):
+        path = shard_file(home, table, k)
+        if not path.exists():
+            raise MissingFileError(f"{display_name(name, severity)} lacks shard {path.name}; "
+                                   "rerun the same `imhard build` to finish it")
+        r, j = read_shard(path)
+        rows += r
+        rejects += j
+    rejects_path = homes.rejects_table_path(table, home)
+    write_table(sorted(rejects, key=lambda r: r.path), REJECT_SCHEMA, rejects_path)
+    if not rows:
+        raise ImHardError(f"{display_name(name, severity)}: no usable images ({len(rejects)} "
+                          f"rejected); see {rejects_path}")
+    path = homes.source_table_path(table, home)
+    write_source_table(rows, path, table, plan.label_spaces,
+                       {META_IMAGENET_C: json.dumps(record, sort_keys=True).encode()})
+    shutil.rmtree(shards_dir(home, table), ignore_errors=True)
+    return BuildResult(display_name(name, severity), path, rejects_path, len(rows), len(rejects),
+                       skipped=False)
+
+
+def _tasks(home: Path, opts: CorruptOptions, plan: Plan, todo: list[tuple[str, int]],
+           ranks) -> list[tuple[str, int, int]]:
+    """This rank's unfinished shards as (table, k), table-major (shard g → rank g % world)."""
+    out = []
+    g = 0
+    for name, sev in todo:
+        table = table_name(name, sev)
+        for k in range(-(-len(plan.images) // opts.shard_size)):
+            if ranks.mine(g) and not shard_file(home, table, k).exists():
+                out.append((name, sev, k))
+            g += 1
+    return out
+
+
+def _shard_task(home: Path, opts: CorruptOptions, plan: Plan, name: str, sev: int, k: int,
+                device: str) -> ShardTask:
+    part = plan.images[k * opts.shard_size:(k + 1) * opts.shard_size]
+    return ShardTask(str(home), table_name(name, sev), name, sev, k, tuple(part), opts.backend,
+                     device, opts.image_format)
+
+
+def _run_tasks(tasks: list[ShardTask], workers: int, on_done: Callable[[tuple], None]) -> None:
+    """Run shards here (workers == 0) or in worker processes, calling ``on_done`` as each ends."""
+    if workers == 0:
+        for task in tasks:
+            on_done(run_shard(task))
+        return
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__, "imagecorruptions"])
+    it: Iterator[ShardTask] = iter(tasks)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+        pending = set()
+
+        def fill():
+            while len(pending) < 2 * workers and (task := next(it, None)) is not None:
+                pending.add(pool.submit(run_shard, task))
+
+        fill()
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    pending.discard(fut)
+                    on_done(fut.result())
+                fill()
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _result(home: Path, name: str, severity: int, skipped: bool) -> BuildResult:
+    table = table_name(name, severity)
+    path, rejects = homes.source_table_path(table, home), homes.rejects_table_path(table, home)
+    n_rej = pq.read_metadata(rejects).num_rows if rejects.exists() else 0
+    return BuildResult(display_name(name, severity), path, rejects,
+                       pq.read_metadata(path).num_rows, n_rej, skipped)
+
+
+def build_imagenet_c(home=None, options: CorruptOptions | None = None, force: bool = False,
+                     progress: bool = False) -> list[BuildResult]:
+    """Build the imagenet-c tables ``options`` asks for; one :class:`BuildResult` per table
+    (``skipped`` when it was already built). Resumes unfinished tables; under torchrun every rank
+    corrupts its shards and rank 0 writes the tables."""
+    opts = options or CorruptOptions()
+    if opts.backend == "torch" and opts.workers:
+        raise InvalidValueError("the torch backend runs in this process, batched on its device; "
+                                "--workers applies to the reference backend")
+    home_dir = homes.data_home(home)
+    plan = read_base(opts.base, home_dir, opts.image_format, opts.limit)  # before torch starts
+    if opts.backend == "torch":
+        from . import load_torch_backend
+
+        load_torch_backend()  # a missing backend fails here, before anything is written
+    ranks, device = _ranks_and_device(opts)
+    try:
+        return _build(home_dir, opts, plan, force, progress, ranks, device)
+    finally:
+        if ranks.distributed:
+            from ..mining import distributed
+
+            distributed.teardown(ranks)
+
+
+def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: bool, ranks,
+           device: str) -> list[BuildResult]:
+    from tqdm import tqdm
+
+    plan.versions = versions(opts.backend)
+    wanted = opts.tables()
+    error = None
+    if ranks.rank == 0:
+        try:
+            for name, sev in wanted:
+                _prepare_table(home, opts, plan, name, sev, device.split(":")[0], force)
+        except ImHardError as exc:
+            error = exc
+    message = _broadcast(ranks, str(error) if error else None)
+    if error:
+        raise error
+    if message:
+        raise ImHardError(message)
+    todo = [(n, s) for n, s in wanted
+            if not homes.source_table_path(table_name(n, s), home).exists()]
+    if ranks.rank != 0:  # this machine must make the bytes rank 0 pinned
+        for n, s in todo:
+            check_plan(home, table_record(opts, plan, n, s, device.split(":")[0]))
+    mine = _tasks(home, opts, plan, todo, ranks)
+    left = {t: sum(1 for n, s, _ in mine if (n, s) == t) for t in todo}
+    built: dict[tuple[str, int], BuildResult] = {}
+    if not ranks.distributed:  # shards finished by an earlier, killed run
+        built.update({t: merge_table(home, plan, *t) for t in todo if not left[t]})
+    workers = opts.workers if opts.workers is not None else (os.cpu_count() or 1)
+    workers = 0 if opts.backend == "torch" else min(workers, len(mine))
+    desc = f"imagenet-c (rank {ranks.rank})" if ranks.distributed else "imagenet-c"
+    tasks = [_shard_task(home, opts, plan, n, s, k, device) for n, s, k in mine]
+    bar = tqdm(total=sum(len(t.images) for t in tasks), desc=desc, unit="img",
+               disable=not progress, position=ranks.rank)
+
+    def on_done(res: tuple) -> None:
+        _table, _k, n_images = res
+        t = next(t for t in todo if table_name(*t) == _table)
+        bar.update(n_images)
+        left[t] -= 1
+        if not left[t] and not ranks.distributed:
+            built[t] = merge_table(home, plan, *t)
+
+    try:
+        _run_tasks(tasks, workers, on_done)
+    finally:
+        bar.close()
+    if ranks.distributed:
+        from ..mining import distributed
+
+        distributed.barrier(ranks)
+        if ranks.rank == 0:
+            built.update({t: merge_table(home, plan, *t) for t in todo})
+        distributed.barrier(ranks)
+    return [built.get((n, s)) or _result(home, n, s, skipped=(n, s) not in todo)
+            for n, s in wanted]
+
+
+def _broadcast(ranks, message: str | None) -> str | None:
+    if not ranks.distributed:
+        return message
+    from ..mining import distributed
+
+    return distributed.broadcast_error(ranks, message)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A built imagenet-c table, as ``imhard sources`` lists it."""
+
+    table: str
+    name: str
+    corruption: str
+    severity: int
+    rows: int
+    base: str
+    backend: str
+    image_format: str
+
+
+def built_tables(home=None) -> list[TableInfo]:
+    """Every imagenet-c table built in the data home, in corruption then severity order."""
+    folder = homes.sources_dir(home)
+    out = []
+    for path in folder.glob(f"{ORIGIN}_*.parquet") if folder.is_dir() else ():
+        if path.name.endswith(".rejects.parquet"):
+            continue
+        rec = table_meta(path)
+        if rec.get("source") != SOURCE or rec.get("corruption") not in NAMES:
+            continue
+        out.append(TableInfo(path.stem, display_name(rec["corruption"], rec["severity"]),
+                             rec["corruption"], int(rec["severity"]),
+                             pq.read_metadata(path).num_rows, rec.get("base", "?"),
+                             rec.get("backend", "?"), rec.get("image_format", "?")))
+    return sorted(out, key=lambda t: (NAMES.index(t.corruption), t.severity))
+
+
+__all__ = [
+    "BACKENDS", "BASES", "FORMATS", "JPEG_QUALITY", "SEED_RULE", "CorruptOptions", "TableInfo",
+    "build_imagenet_c", "built_tables", "display_name", "parse_corruptions", "parse_severities",
+    "table_name",
+]

@@ -1,0 +1,177 @@
+"""The record of one suite run: :class:`SuiteResult` (one JSON) and a predictions parquet per set
+beside it (``NAME.suite.json`` → ``NAME.suite.<set>.predictions.parquet``).
+
+Each entry of ``sets`` has the shape of a single-set result (``dataset`` with the set's fingerprint,
+``metrics`` with the Wilson interval, ``per_origin``, ``predictions`` file and SHA-256) plus the
+set's ``name`` and ``protocol``; :meth:`SuiteResult.set_result` turns one into a
+:class:`~imagenet_hard.score.result.ScoreResult`, so every check that reads single results (numbers
+recomputed from predictions, labels re-checked) reads suite sets the same way. ``imagenet_c`` holds
+the ImageNet-C aggregates (``protocols.imagenet_c_summary``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import MISSING, asdict, dataclass, field
+from pathlib import Path
+
+from ...errors import InvalidValueError, MissingFileError
+from ...files import write_json_atomic
+from ..contract import metadata_problems
+from ..protocols import PROTOCOLS
+from ..result import ScoreResult
+
+SUITE_SCHEMA_VERSION = "1"
+KIND = "suite"
+_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\.parquet$")
+_SET = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*$")
+SET_KEYS = ("name", "protocol", "dataset", "metrics", "per_origin", "predictions")
+
+
+def set_file_slug(name: str) -> str:
+    return name.replace("/", "_")
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    submission: dict          # name, file, sha256
+    sets: list                # [{name, protocol, dataset, metrics, per_origin, predictions}]
+    environment: dict
+    date: str
+    metadata: dict = field(default_factory=dict)
+    imagenet_c: dict | None = None
+    kind: str = KIND
+    schema_version: str = SUITE_SCHEMA_VERSION
+
+    def __post_init__(self):
+        if self.kind != KIND or self.schema_version != SUITE_SCHEMA_VERSION:
+            raise InvalidValueError(f"suite result kind {self.kind!r} version "
+                                    f"{self.schema_version!r}; this imagenet-hard reads "
+                                    f"{KIND} version {SUITE_SCHEMA_VERSION}")
+        problems = metadata_problems(self.metadata) if isinstance(self.metadata, dict) else [
+            "metadata must be a JSON object"]
+        if problems:
+            raise InvalidValueError(f"suite result metadata: {'; '.join(problems)}")
+        if not isinstance(self.sets, list) or not self.sets:
+            raise InvalidValueError("suite result field 'sets' must be a non-empty list")
+        names = []
+        for entry in self.sets:
+            self._check_set(entry)
+            names.append(entry["name"])
+        if len(set(names)) != len(names):
+            raise InvalidValueError("suite result lists a set twice")
+        for k in range(len(self.sets)):
+            self.set_result(k)  # every set must also be a valid single result
+
+    @staticmethod
+    def _check_set(entry) -> None:
+        if not isinstance(entry, dict) or any(k not in entry for k in SET_KEYS):
+            raise InvalidValueError(f"each suite set needs {', '.join(SET_KEYS)}")
+        if not isinstance(entry["name"], str) or not _SET.match(entry["name"]) \
+                or len(entry["name"]) > 100:
+            raise InvalidValueError(f"suite set name {str(entry['name'])[:60]!r} is not a set name")
+        if entry["protocol"] not in PROTOCOLS:
+            raise InvalidValueError(f"suite set {entry['name']}: unknown protocol "
+                                    f"{str(entry['protocol'])[:40]!r}")
+        pred = entry["predictions"]
+        if not isinstance(pred, dict) or not _FILE.match(str(pred.get("file", ""))):
+            raise InvalidValueError(f"suite set {entry['name']}: predictions.file must be a file "
+                                    "name beside the result (no folders)")
+
+    def set_result(self, key: int | str) -> ScoreResult:
+        """One set as a single-set result (its protocol's text as ``protocol``)."""
+        entry = self.sets[key] if isinstance(key, int) else self.entry(key)
+        return ScoreResult(submission=self.submission, dataset=entry["dataset"],
+                           metrics=entry["metrics"], per_origin=entry["per_origin"],
+                           environment=self.environment, date=self.date,
+                           predictions=entry["predictions"], metadata=self.metadata,
+                           protocol=PROTOCOLS.get(entry["protocol"]).text)
+
+    def entry(self, name: str) -> dict:
+        for e in self.sets:
+            if e["name"] == name:
+                return e
+        raise InvalidValueError(f"the suite result has no set {name!r}")
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or self.submission["name"])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def write(self, path: str | Path) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SuiteResult:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidValueError(f"suite result has unknown field(s) {', '.join(unknown)}")
+        missing = [n for n, f in cls.__dataclass_fields__.items()
+                   if n not in data and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise InvalidValueError(f"suite result lacks the field(s) {', '.join(missing)}")
+        return cls(**data)
+
+    def summary(self) -> str:
+        """A screenful: one line per set (ImageNet-C folded into its aggregates)."""
+        lines = [f"{self.name}: {len(self.sets)} sets",
+                 f"  {'set':<26} {'protocol':<13} {'n':>7} {'top-1 %':>8} {'95% CI':>15} "
+                 f"{'top-5 %':>8}"]
+        for e in self.sets:
+            if e["name"].startswith("imagenet-c/"):
+                continue
+            m = e["metrics"]
+            lo, hi = m["accuracy_ci95"]
+            lines.append(f"  {e['name']:<26} {e['protocol']:<13} {m['n']:>7} "
+                         f"{100 * m['accuracy']:>8.2f} {100 * lo:>7.2f}–{100 * hi:<6.2f} "
+                         f"{100 * m['top5_accuracy']:>8.2f}")
+        lines += imagenet_c_lines(self.imagenet_c)
+        return "\n".join(lines)
+
+
+def imagenet_c_lines(summary: dict | None) -> list[str]:
+    if not summary:
+        return []
+    pct = lambda x: "—" if x is None else f"{100 * x:.2f}"  # noqa: E731
+    lines = ["  ImageNet-C top-1 error % per corruption (mean over its severities): "
+             + ", ".join(f"{c} {pct(e)}" for c, e in summary["per_corruption"].items())]
+    lines.append(f"  ImageNet-C mean error: {pct(summary['mean_error_benchmark'])} over "
+                 f"{summary['benchmark_corruptions']} of 15 benchmark corruptions, "
+                 f"{pct(summary['mean_error_held_out'])} over {summary['held_out_corruptions']} "
+                 f"of 4 held-out ones{'' if summary['complete'] else ' (incomplete)'}")
+    lines.append(f"  mCE {pct(summary['mce'])} (relative to AlexNet on the same tables)"
+                 if summary["mce"] is not None else
+                 "  mCE: unnormalised — no AlexNet result on these tables (--baseline)")
+    return lines
+
+
+def is_suite(path: str | Path) -> bool:
+    """Whether a result file is a suite result (cheap: reads the JSON's ``kind``)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == KIND
+
+
+def load_suite(path: str | Path) -> SuiteResult:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"suite result {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidValueError(f"{path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidValueError(f"{path}: expected a JSON object")
+    return SuiteResult.from_dict(data)
+
+
+def suite_predictions_path(result_path: str | Path, set_name: str) -> Path:
+    p = Path(result_path)
+    stem = p.name.removesuffix(".json")
+    return p.with_name(f"{stem}.{set_file_slug(set_name)}.predictions.parquet")

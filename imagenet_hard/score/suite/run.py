@@ -1,0 +1,200 @@
+"""``score_suite``: one submission over many sets, in one sandboxed child.
+
+One child for the whole suite, not one per set: the submission is imported and its model loaded
+once (a CLIP ViT-L/14 takes tens of seconds to load; a full suite has over a hundred sets with
+ImageNet-C), and the child moves from set to set with the model in memory. The child writes each
+set's batches into that set's own cache folder, ``<home>/scores/cache/<submission>-<images>-
+<protocol key>/``, named by the submission's SHA-256, the content of the set's images and what the
+protocol asks of the child (classes ranked among, border crop), so an interrupted suite resumes
+where it stopped and sets with the same images and the same ask (ImageNet val and ReaL) share
+their predictions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ... import home as homes
+from ...errors import InvalidValueError
+from ...files import sha256_file, write_json_atomic
+from .. import check
+from ..harness import RunOptions, environment, read_parts, submission_file
+from ..metrics import correctness
+from ..protocols import imagenet_c_summary
+from ..result import write_predictions
+from ..runner import ChildJob, ChildReport, new_scratch_dir, run_child
+from .result import SuiteResult, load_suite, suite_predictions_path
+from .sets import SuiteSet, resolve_sets
+
+
+@dataclass
+class SuiteRun:
+    result: SuiteResult
+    path: Path
+    predicted: int = 0          # rows this run predicted
+    scored: int = 0             # rows in the result (the rest came from earlier runs' caches)
+
+
+def cache_dir(home, sha: str, s: SuiteSet) -> Path:
+    return homes.data_home(home) / "scores" / "cache" / f"{sha[:16]}-{s.cache_key}"
+
+
+def _indices(s: SuiteSet, limit: int | None) -> list[int]:
+    scored = s.scored
+    return scored[:limit] if limit else scored
+
+
+def _segment(sets: list[SuiteSet], todo: list[int], cache: Path) -> dict:
+    s = sets[0]
+    arrow, read_only = s.images()
+    return {"name": "+".join(x.name for x in sets), "arrow_files": arrow, "read_only": read_only,
+            "indices": todo,
+            "out_dir": str(cache), "border": s.protocol.border,
+            "classes": list(s.classes) if s.classes is not None else None}
+
+
+def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: RunOptions,
+                 job_dir: Path) -> ChildReport | None:
+    """Predict, in one child, every row of each ``(set, indices, cache)`` missing from its cache."""
+    shared: dict[Path, tuple[list[SuiteSet], set[int]]] = {}
+    for s, indices, cache in plan:  # sets with one cache (same images, same ask) run once
+        sets, wanted = shared.setdefault(cache, ([], set()))
+        sets.append(s)
+        wanted.update(indices)
+    segments = []
+    for cache, (sets, wanted) in shared.items():
+        cache.mkdir(parents=True, exist_ok=True)
+        done, _ = read_parts(cache)
+        todo = sorted(wanted - set(done))
+        if todo:
+            segments.append(_segment(sets, todo, cache))
+    if not segments:
+        return None
+    job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=opts.batch_size,
+                   workers=opts.resolved_workers(), arrow_files=[],
+                   indices=[i for seg in segments for i in seg["indices"]], out_dir=str(job_dir),
+                   memory_limit=opts.memory_limit, segments=segments)
+    bar = None
+    if opts.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(job.indices), unit="img", desc=f"scoring {sub.stem} on "
+                   f"{len(segments)} sets")
+    try:
+        return run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
+                         no_network=opts.no_network, on_output=opts.on_output,
+                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox)
+    finally:
+        if bar:
+            bar.close()
+
+
+def _set_entry(s: SuiteSet, indices: list[int], rows: dict, out: Path, limit) -> dict:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    top5 = np.stack([rows[i][0] for i in indices]).astype(np.int64)
+    prob = np.stack([rows[i][1] for i in indices]).astype(np.float32)
+    scored = s.rows(indices)
+    c1, c5 = correctness(top5, scored.labels)
+    pred = suite_predictions_path(out, s.name)
+    sha = write_predictions(pred, {
+        "id": scored.ids, "origin": scored.origins, "top5": top5.tolist(),
+        "top5_prob": prob.tolist(), "correct": c1.tolist(), "correct_top5": c5.tolist()})
+    metrics, origins = check.recompute(pq.read_table(pred))
+    return {"name": s.name, "protocol": s.protocol.name,
+            "dataset": {"id": s.name, "source": s.source, "split": s.split,
+                        "fingerprint": s.fingerprint, "rows": len(s.scored),
+                        "scored": len(indices), "limit": limit},
+            "metrics": metrics, "per_origin": origins,
+            "predictions": {"file": pred.name, "sha256": sha}}
+
+
+def _imagenet_c(entries: list[dict], sets: list[SuiteSet], baseline) -> dict | None:
+    """ImageNet-C aggregates of the run, mCE when ``baseline`` (a suite result of AlexNet)
+    scored every one of these tables (same fingerprints) completely."""
+    errors, fps = {}, {}
+    for e, s in zip(entries, sets, strict=True):
+        if s.corruption is not None:
+            errors[s.corruption] = 1.0 - e["metrics"]["accuracy"]
+            fps[s.corruption] = s.fingerprint
+    if not errors:
+        return None
+    summary = imagenet_c_summary(errors, baseline_errors(baseline, fps))
+    summary["errors"] = {f"{c}/{s}": e for (c, s), e in sorted(errors.items())}
+    summary["baseline"] = (None if summary["mce"] is None
+                           else {"name": baseline.name, "sha256": baseline.submission["sha256"]})
+    return summary
+
+
+def baseline_errors(baseline: SuiteResult | None, fingerprints: dict) -> dict | None:
+    """AlexNet's top-1 errors on the ImageNet-C tables it scored completely whose fingerprints
+    are ``fingerprints[(corruption, severity)]``."""
+    if baseline is None:
+        return None
+    out = {}
+    for e in baseline.sets:
+        parts = e["name"].split("/")
+        if e["protocol"] != "imagenet-c" or len(parts) != 3 or not parts[2].isdigit():
+            continue
+        key = (parts[1], int(parts[2]))
+        if (fingerprints.get(key) == e["dataset"]["fingerprint"]
+                and e["dataset"]["scored"] == e["dataset"]["rows"]):
+            out[key] = 1.0 - e["metrics"]["accuracy"]
+    return out
+
+
+def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=None,
+                split: str = "validation", limit: int | None = None, out: str | Path | None = None,
+                home=None, options: RunOptions | None = None,
+                baseline: str | Path | None = None) -> SuiteRun:
+    """Score ``submission`` on every set of the suite (``sets``: names, default every built set)
+    and write one suite result JSON with a predictions parquet per set. ``baseline``: a suite
+    result of AlexNet on the same ImageNet-C tables, for mCE."""
+    opts = options or RunOptions()
+    if limit is not None and limit <= 0:
+        raise InvalidValueError(f"--limit must be positive, got {limit}")
+    sub = submission_file(submission)
+    base = load_suite(baseline) if baseline else None
+    sandbox_used = opts.check_sandbox()
+    sha = sha256_file(sub)
+    chosen = resolve_sets(sets, dataset, split, home)
+    plan = [(s, _indices(s, limit), cache_dir(home, sha, s)) for s in chosen]
+    job_dir = new_scratch_dir("imhard-suite-")
+    try:
+        report = predict_sets(sub, plan, opts, job_dir)
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    metadata = _metadata(report, [c for _, _, c in plan])
+    out = Path(out) if out else homes.data_home(home) / "scores" / f"{sub.stem}.suite.json"
+    entries = []
+    for s, indices, cache in plan:
+        rows, _ = read_parts(cache)
+        entries.append(_set_entry(s, indices, rows, out, limit))
+    result = SuiteResult(
+        submission={"name": sub.stem, "file": str(sub), "sha256": sha}, sets=entries,
+        environment=environment(opts.resolved_device(), sandbox_used),
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        metadata=metadata, imagenet_c=_imagenet_c(entries, chosen, base))
+    result.write(out)
+    return SuiteRun(result, out, predicted=report.predicted if report else 0,
+                    scored=sum(len(i) for _, i, _ in plan))
+
+
+def _metadata(report: ChildReport | None, caches: list[Path]) -> dict:
+    """The submission's METADATA: from this run's child, else from the run that filled a cache
+    (each cache keeps it in ``metadata.json``)."""
+    if report is not None:
+        for cache in caches:
+            write_json_atomic(cache / "metadata.json",
+                              {"metadata": report.metadata, "form": report.form})
+        return report.metadata
+    for cache in caches:
+        f = cache / "metadata.json"
+        if f.is_file() and not f.is_symlink():
+            return json.loads(f.read_text()).get("metadata", {})
+    return {}
