@@ -3,8 +3,9 @@
 Crops are made off the critical path by torch ``DataLoader`` workers (persistent for the whole run)
 and arrive per (image, chunk of a round); the loop packs them into full batches of ``batch_size``
 regardless of image boundaries, runs the judge (which owns its normalisation and precision: the
-run's protocol), masks the logits to each image's judged label space, and resolves a batch's verdicts only after the next batch is launched, so the
-device never waits on the host's bookkeeping. Per-image state lives in numpy arrays updated with
+run's protocol), masks the logits to each image's judged label space, and resolves a batch's
+verdicts only after the next batch is launched, so the device never waits on the host's
+bookkeeping. Per-image state lives in numpy arrays updated with
 vectorised scatter operations; there is no Python loop over crops.
 
 Exhaustive runs also judge the standard 1-crop (resize 256, centre crop 224:
