@@ -86,9 +86,10 @@ def _objectnet_rows(home):
             path=str(dest.relative_to(home)), label=label,
             english_label=labels.english_labels(label), label_space="objectnet_113",
             width=crop.width, height=crop.height,
-            sha256=hashlib.sha256(buf.getvalue()).hexdigest()))
+            sha256=hashlib.sha256(buf.getvalue()).hexdigest(), label_paper=label))
     write_source_table(rows, home / "sources" / "objectnet.parquet", "objectnet",
-                       {"objectnet_113": SAMPLE_RUN_OBJECTNET_SPACE})
+                       {"objectnet_113": SAMPLE_RUN_OBJECTNET_SPACE,
+                        "objectnet_113_paper": SAMPLE_RUN_OBJECTNET_SPACE})
     return rows
 
 

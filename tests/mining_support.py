@@ -35,6 +35,7 @@ class SynthImage:
     size: tuple[int, int]  # (width, height)
     label: tuple[int, ...]
     seed: int
+    paper: tuple[int, ...] | None = None  # ObjectNet rows: the authors' single class
 
 
 def make_source(home: Path, name: str, images: list[SynthImage], label_space: str = "in1k",
@@ -52,6 +53,7 @@ def make_source(home: Path, name: str, images: list[SynthImage], label_space: st
             id=make_id(name, im.member), origin=name, path=str(rel), label=list(im.label),
             english_label=labels.english_labels(im.label), label_space=label_space,
             width=w, height=h, sha256=hashlib.sha256(dest.read_bytes()).hexdigest(),
+            label_paper=list(im.paper) if im.paper else None,
         ))
     write_source_table(rows, home / "sources" / f"{name}.parquet", name, extra_spaces)
     return rows

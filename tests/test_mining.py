@@ -51,9 +51,10 @@ def synth(tmp_path_factory):
         SynthImage("d.png", (30, 45), (IN_A[1],), 4),
     ], label_space="in_a_200")
     rows += make_source(home, "synth_on", [
-        SynthImage("e.png", (50, 30), (ON_113[3], ON_113[4]), 5),
-        SynthImage("f.png", (8, 5), (ON_113[5],), 6),
-    ], label_space="objectnet_113", extra_spaces={"objectnet_113": ON_113})
+        SynthImage("e.png", (50, 30), (ON_113[3], ON_113[4]), 5, paper=(ON_113[4],)),
+        SynthImage("f.png", (8, 5), (ON_113[5],), 6, paper=(ON_113[5],)),
+    ], label_space="objectnet_113",
+        extra_spaces={"objectnet_113": ON_113, "objectnet_113_paper": ON_113})
     index = CropIndex()
     for row in rows:
         index.add(home, row)
@@ -120,15 +121,19 @@ def test_verdict_is_top1_within_the_label_space():
 
 
 def test_label_spaces_come_from_the_row_and_objectnet_from_table_metadata(synth, tmp_path):
-    work = load_workload(synth["sources"], synth["home"])
+    work = load_workload(synth["sources"], synth["home"], objectnet_labels="all-mapped")
     assert work.spaces["objectnet_113"] == tuple(ON_113)
     assert work.spaces["in_a_200"] == IN_A and len(work.spaces["in1k"]) == 1000
     assert [r.id for r in work.images] == sorted(r.id for r in work.images)
+    paper = load_workload(synth["sources"], synth["home"])  # the default rule: the authors'
+    assert "objectnet_113" not in paper.spaces and paper.spaces["objectnet_113_paper"] == tuple(ON_113)
+    e = next(r for r in paper.images if r.id == "synth_on/e.png")
+    assert (e.label, e.judged_label) == ((ON_113[3], ON_113[4]), (ON_113[4],))
     # an ObjectNet table built without its class list cannot be judged: say how to fix it
     make_source(tmp_path, "bad_on", [SynthImage("x.png", (9, 9), (ON_113[0],), 7)],
                 label_space="objectnet_113")
     with pytest.raises(InvalidValueError, match="rebuild the objectnet source"):
-        load_workload(["bad_on"], tmp_path)
+        load_workload(["bad_on"], tmp_path, objectnet_labels="all-mapped")
 
 
 def test_candidates_are_images_no_crop_gets_right(synth, mined):
@@ -210,8 +215,9 @@ def test_killed_run_resumes_without_redoing_finished_shards(synth, mined):
 
 
 def test_missing_source_and_bad_sizes_say_what_to_do(tmp_path):
+    # the judge spec is checked first (no model is built: the source is missing)
     with pytest.raises(MissingFileError, match="imhard build --source nope"):
-        mine(["nope"], "controlled", home=tmp_path, device="cpu")
+        mine(["nope"], "efficientnet-lite0", home=tmp_path, device="cpu")
     with pytest.raises(InvalidValueError, match="--shard-size"):
         mine(["nope"], "controlled", home=tmp_path, device="cpu", shard_size=0)
 

@@ -67,10 +67,13 @@ def test_an_unfinished_run_says_how_to_finish_it(run):
 
 def test_summary_round_trips_and_rejects_what_mining_never_writes(run):
     data = run.summary.to_json()
-    assert data["schema_version"] == 1 and len(data) == 23
+    assert data["schema_version"] == 1 and len(data) == 24
+    assert data["protocol"]["name"] == "paper" and data["protocol"]["objectnet_labels"] == "paper"
     assert RunSummary.from_json(json.loads(json.dumps(data)), run.dir) == run.summary
     legacy = {k: v for k, v in data.items() if k != "schema_version"}   # written before versions
     assert RunSummary.from_json(legacy, run.dir) == run.summary
+    unrecorded = {k: v for k, v in data.items() if k != "protocol"}    # before protocols
+    assert RunSummary.from_json(unrecorded, run.dir).protocol is None
     bad = [
         ({**data, "exhaustive": True}, "unknown: exhaustive"),
         ({k: v for k, v in data.items() if k != "mode"}, "missing: mode"),
@@ -81,6 +84,8 @@ def test_summary_round_trips_and_rejects_what_mining_never_writes(run):
         ({**data, "per_origin": {"sample": {"images": 8, "candidates": 2}}},
          "per_origin must add up to 9 images and 2 candidates"),
         ({**data, "per_origin": {"sample": {"images": 9}}}, "per_origin entries must hold"),
+        ({**data, "protocol": {"name": "paper"}}, "a protocol holds name, normalization"),
+        ({**data, "protocol": {**data["protocol"], "precision": "fp8"}}, "unknown precision"),
         ([data], "not a JSON object"),
     ]
     for value, message in bad:

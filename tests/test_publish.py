@@ -45,9 +45,9 @@ def _objectnet_source(home: Path) -> None:
     row = records.SourceRow(
         id=ON_ID, origin="objectnet", path=str(rel), label=label,
         english_label=labels.english_labels(label), label_space="objectnet_113",
-        width=40, height=30, sha256=sha256_bytes((home / rel).read_bytes()))
+        width=40, height=30, sha256=sha256_bytes((home / rel).read_bytes()), label_paper=label)
     records.write_source_table([row], source_table_path("objectnet", home), "objectnet",
-                               {"objectnet_113": [559]})
+                               {"objectnet_113": [559], "objectnet_113_paper": [559]})
 
 
 def _write_run(home: Path, name: str):

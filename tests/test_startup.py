@@ -75,7 +75,14 @@ ARGUMENT_ERRORS = [
     (["mine", "--source", "sample", "--batch-size", "0"], "--batch-size"),
     (["mine", "--source", "sample", "--crops", "gpu"], "--crops"),
     (["mine", "--source", "sample", "--shard-size", "-1"], "--shard-size"),
+    (["mine", "--source", "sample", "--protocol", "papr"], "--protocol"),
+    (["mine", "--source", "sample", "--precision", "fp8"], "--precision"),
+    (["mine", "--source", "sample", "--objectnet-labels", "all"], "--objectnet-labels"),
+    (["mine", "--source", "sample", "--judge", "efficientnet-lite0", "--normalization", "clip"],
+     "applies to zero-shot (CLIP) judges"),
+    (["mine", "--source", "sample", "--weights", "/no/such/weights.bin"], "does not exist"),
     (["bench", "mine", "--images", "0"], "--images"),
+    (["bench", "mine", "--normalization", "imagenet"], "applies to zero-shot (CLIP) judges"),
     (["publish", "--max-shard-size", "lots"], "cannot read size"),
 ]
 

@@ -6,7 +6,9 @@ by ``crop_at`` and ``ToTensor`` (float crops, :func:`imagenet_hard.zoom.referenc
 normalised and judged in batches, exhaustively.
 The engine is :func:`~imagenet_hard.mining.mine` on the same images (a temporary source), timed
 exhaustive (the same 324 crops, the like-for-like ratio) and with early exit (the default). Both
-apply the same label-space verdict, and the report says whether their candidates agree.
+use one judge built under one mining protocol (normalisation, precision, ObjectNet rule: the
+report's config names it) and the same label-space verdict; the report says whether their
+candidates agree.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from typing import TYPE_CHECKING
 
 from .. import home as homes
 from ..errors import InvalidValueError
+from ..label_rules import objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
 from ..mining import mine
 from ..mining.distributed import resolve_device
+from ..mining.run import check_protocol, resolve_protocol
+from ..mining_protocol import MiningProtocol
 from ..pixels import open_image
 from ..records import SourceRow, read_table, table_label_spaces, write_source_table
 from ..zoom import STANDARD_CROP_INDEX, reference_crops, zoom_crops
@@ -55,8 +60,10 @@ def _judge_float(judge, crops: torch.Tensor) -> torch.Tensor:
         return forward(x).float()
 
 
-def reference_mine(rows: list[SourceRow], home: Path, judge, spaces: dict, batch_size: int) -> set:
-    """Candidates by the reference procedure (exhaustive, one image at a time)."""
+def reference_mine(rows: list[SourceRow], home: Path, judge, spaces: dict, batch_size: int,
+                   objectnet_labels: str = "paper") -> set:
+    """Candidates by the reference procedure (exhaustive, one image at a time); ``spaces`` holds
+    the label spaces the rows are judged in under ``objectnet_labels``."""
     import torch
 
     from ..mining.engine import judge_verdicts
@@ -67,14 +74,15 @@ def reference_mine(rows: list[SourceRow], home: Path, judge, spaces: dict, batch
         masks[k, list(spaces[name])] = True
     candidates = set()
     for row in rows:
+        judged = objectnet_rule(row, objectnet_labels)
         crops = reference_crops(open_image(home / row.path))
         hot = torch.zeros((1, NUM_CLASSES), dtype=torch.bool)
-        hot[0, row.label] = True
+        hot[0, list(judged.label)] = True
         solved = False
         for start in range(0, crops.shape[0], batch_size):
             logits = _judge_float(judge, crops[start:start + batch_size]).cpu()
             n = logits.shape[0]
-            space = torch.full((n,), names.index(row.label_space), dtype=torch.long)
+            space = torch.full((n,), names.index(judged.label_space), dtype=torch.long)
             correct = judge_verdicts(logits, space, masks, hot.expand(n, -1))[0]
             solved |= bool(correct.any())
         if not solved:
@@ -122,13 +130,14 @@ def _peak(device: torch.device, peak_tflops: float | None) -> tuple[str, float |
     return name, next((p for frag, p in PEAK_BF16_TFLOPS if frag in name), None)
 
 
-def make_bench_judge(spec, device):
-    """A judge from a spec (``open_clip:ARCH/random`` times ARCH without its weights)."""
+def make_bench_judge(spec, device, protocol: MiningProtocol):
+    """A judge from a spec under ``protocol`` (``open_clip:ARCH/random`` times ARCH without its
+    weights); a built judge as it is."""
     if not isinstance(spec, str):
         return spec
-    from ..judges import create_judge
+    from ..mining.run import build_judge
 
-    return create_judge(spec, device)
+    return build_judge(spec, device, protocol)
 
 
 def _gpu_results(judge, dev, exhaustive: Timing, peak_tflops) -> tuple[dict, tuple[str, ...]]:
@@ -149,25 +158,33 @@ def _gpu_results(judge, dev, exhaustive: Timing, peak_tflops) -> tuple[dict, tup
 
 def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None = None, home=None,
                device=None, batch_size: int = 128, workers: int | None = None,
-               peak_tflops: float | None = None, echo=print) -> BenchReport:
+               peak_tflops: float | None = None, echo=print, protocol: str | None = None,
+               normalization: str | None = None, precision: str | None = None,
+               objectnet_labels: str | None = None) -> BenchReport:
     """Time the reference procedure and the engine (exhaustive, the like-for-like ratio, and with
-    early exit) on the same ``images`` (default: the sample source) with the same judge."""
+    early exit) on the same ``images`` (default: the sample source) with the same judge, built
+    under the mining ``protocol`` and knobs (as ``mine`` takes them)."""
+    check_protocol(judge, protocol, normalization, precision, objectnet_labels)
     dev = resolve_device(device)
-    judge = make_bench_judge(judge, dev)
+    proto = resolve_protocol(judge, dev.type, protocol, normalization, precision,
+                             objectnet_labels)
+    judge = make_bench_judge(judge, dev, proto)
     with tempfile.TemporaryDirectory(prefix="imhard-bench-mine-") as tmp:
         rows, spaces, work = _bench_rows(source, images, home, Path(tmp))
-        space_idx = {s: label_space_indices(s, spaces) for s in {r.label_space for r in rows}}
+        judged = {objectnet_rule(r, proto.objectnet_labels).label_space for r in rows}
+        space_idx = {s: label_space_indices(s, spaces) for s in judged}
         _warm_up(judge, work / rows[0].path)
         echo(f"timing the reference procedure on {len(rows)} images …")
         t = time.perf_counter()
-        ref = reference_mine(rows, work, judge, space_idx, batch_size)
+        ref = reference_mine(rows, work, judge, space_idx, batch_size, proto.objectnet_labels)
         ref_s = time.perf_counter() - t
         runs = {}
         for exhaustive in (True, False):
             echo(f"timing the engine ({'exhaustive' if exhaustive else 'early exit'}) …")
             t = time.perf_counter()
             run = mine([BENCH_SOURCE], judge, home=work, exhaustive=exhaustive, device=dev,
-                       batch_size=batch_size, workers=workers, run=f"bench-{exhaustive}")
+                       batch_size=batch_size, workers=workers, run=f"bench-{exhaustive}",
+                       protocol=proto.name, objectnet_labels=proto.objectnet_labels)
             runs[exhaustive] = (run, time.perf_counter() - t)
         found = {k: set(r.candidates().column("id").to_pylist()) for k, (r, _) in runs.items()}
         early = runs[False][0].summary
@@ -181,7 +198,7 @@ def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None =
         ours=ours,
         variants=(Timing("imhard mine, early exit", n, runs[False][1]),),
         config={"judge": str(judge.name), "device": str(dev), "images": n,
-                "batch size": batch_size},
+                "batch size": batch_size, "protocol": early.protocol.describe()},
         results={"candidates": len(found[True]),
                  "reference and engine agree on candidates": found[True] == ref == found[False],
                  "early exit forward passes per image (of 324)": early.forward_passes_per_image,

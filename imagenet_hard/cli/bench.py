@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from .common import judge_type
+from .common import judge_type, protocol_options
 from .group import main
 
 
@@ -76,12 +76,15 @@ def bench_score(images, batch_size, workers, device, suite_sets):
 @click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
               help="Data home holding --source.")
-def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, home):
+@protocol_options
+def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, home, protocol,
+               normalization, precision, objectnet_labels):
     """Mining: the paper's procedure (re-resize per anchor, float crops, one image at a time,
     exhaustive) against `imhard mine`, exhaustive and with early exit, same images and judge.
 
-    Prints images/s of each and the ratios, early exit's forward passes per image, and on CUDA
-    crops/s and the fraction of the GPU's bf16 dense peak from the judge's FLOPs.
+    Both judge under one mining protocol (as `imhard mine`; the report names it). Prints
+    images/s of each and the ratios, early exit's forward passes per image, and on CUDA crops/s
+    and the fraction of the GPU's bf16 dense peak from the judge's FLOPs.
 
     \b
     Example:
@@ -89,9 +92,57 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
       imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 --device cuda
     """
     from ..bench.mine import bench_mine as run
+    from ..errors import ImHardError
+    from ..mining.run import check_protocol
 
+    try:
+        check_protocol(judge, protocol, normalization, precision, objectnet_labels)
+    except ImHardError as exc:
+        raise click.UsageError(str(exc)) from None
     _print(run(judge=judge, images=images, source=source, home=home, device=device,
                batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
+               echo=lambda m: click.echo(m, err=True), protocol=protocol,
+               normalization=normalization, precision=precision,
+               objectnet_labels=objectnet_labels))
+
+
+@bench.command("protocol")
+@click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
+              help="Judge spec (as `imhard mine`).")
+@click.option("--images", default=9, show_default=True, type=click.IntRange(min=1),
+              help="How many images (the first ones of the source, by id); all 324 crops each.")
+@click.option("--source", default=None,
+              help="A built source to take images from (default: the sample photos).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--protocol", type=click.Choice(["paper", "native"]), default=None,
+              help="The reference protocol (default: paper).")
+@click.option("--objectnet-labels", type=click.Choice(["paper", "all-mapped"]), default=None,
+              help="Override the reference's ObjectNet rule.")
+@click.option("--vary", type=click.Choice(["normalization", "fp32", "fp16", "bf16"]),
+              multiple=True,
+              help="Only this variant (repeatable; default: all): the other normalisation, or "
+                   "a precision. fp16 autocast on a CPU can be ~20x slower than fp32.")
+@click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
+@click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
+              help="Data home holding --source.")
+def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels, vary, device,
+                   home):
+    """What each mining-protocol knob changes: the judge under a protocol against every other
+    precision and normalisation, on the same crops.
+
+    Prints crops/s of each and, against the reference, the share of crops whose top-1 changes,
+    the crop verdicts and the candidates that flip.
+
+    \b
+    Example:
+      imhard bench protocol --images 9 --device cpu --vary bf16 --vary normalization
+      imhard bench protocol --judge open_clip:ViT-B-32/openai --images 32 --device cuda
+    """
+    from ..bench.protocol import bench_protocol as run
+
+    _print(run(judge=judge, images=images, source=source, home=home, device=device,
+               batch_size=batch_size, protocol=protocol, objectnet_labels=objectnet_labels,
+               vary=vary or ("normalization", "fp32", "fp16", "bf16"),
                echo=lambda m: click.echo(m, err=True)))
 
 

@@ -77,3 +77,34 @@ def sha256_option_check(ctx, param, value: str | None) -> str | None:
         return check_sha256(value, "--sha256")
     except InvalidValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def protocol_options(command):
+    """``--protocol`` and the knobs that override one of its settings each (mining, bench mine);
+    choices are checked while parsing, no torch."""
+    from ..label_rules import OBJECTNET_RULES
+    from ..mining_protocol import DEFAULT_PROTOCOL, NORMALIZATIONS, PRECISIONS, PROTOCOLS
+
+    options = [
+        click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default=None,
+                     help=f"Settings that change verdicts (default: {DEFAULT_PROTOCOL}, for "
+                          "every judge). paper: the authors' eval-CLIP.py for CLIP judges "
+                          "(ImageNet mean/std, fp16 on CUDA, fp32 on the CPU) and "
+                          "eval-IN-trained.py for classifiers (own mean/std, fp32); ObjectNet "
+                          "by the authors' 113 classes. native: each model's own mean/std, "
+                          "bf16 on CUDA, fp32 on the CPU, ObjectNet by all mapped classes."),
+        click.option("--normalization", type=click.Choice(list(NORMALIZATIONS)), default=None,
+                     help="Override: the mean/std a CLIP judge's crops are normalised with "
+                          "(imagenet: as eval-CLIP.py; clip: the weights' own). Classifiers "
+                          "always use their own."),
+        click.option("--precision", type=click.Choice(list(PRECISIONS)), default=None,
+                     help="Override: fp32 (no autocast), fp16 or bf16 autocast."),
+        click.option("--objectnet-labels", type=click.Choice(list(OBJECTNET_RULES)),
+                     default=None,
+                     help="Override: paper (the authors' single class per ObjectNet class as "
+                          "label, their 113 classes as mask) or all-mapped (every mapped class, "
+                          "their union as mask)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..judges import DEFAULT_JUDGE
-from .common import device_option, home_option, judge_type
+from .common import device_option, home_option, judge_type, protocol_options
 from .group import main
 
 
@@ -14,6 +14,7 @@ def _summary_lines(run) -> list[str]:
     lines = [
         f"{s.judge} on {', '.join(s.sources)} ({s.mode}): {s.candidates} candidates "
         f"of {s.images} images",
+        f"protocol {s.protocol.describe() if s.protocol else 'not recorded'}",
         f"forward passes: {s.forward_passes} ({s.forward_passes_per_image} per image, of 324"
         f"{' and the standard 1-crop' if s.exhaustive else ''}; crop order "
         f"{s.crop_order.get('version')})",
@@ -55,26 +56,40 @@ def _summary_lines(run) -> list[str]:
 @click.option("--order-from", "order_from", default=None, metavar="RUN",
               help="Evaluate crops in the order learned from exhaustive run RUN (its greedy cover "
                    "first, then the rest in the built-in order) instead of the built-in one.")
+@protocol_options
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A local checkpoint of the judge's weights (for clip-vit-l-14: the "
+                   "open_clip_pytorch_model.bin of OpenAI's ViT-L/14); its SHA-256 is recorded "
+                   "in run.json and pinned.")
 @device_option
 @home_option
 def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops, order_from,
-         device, home):
+         protocol, normalization, precision, objectnet_labels, weights, device, home):
     """Find ImageNet-Hard candidates: images none of whose 324 zoom crops the judge gets right.
 
     A crop is right when the judge's top-1 within the image's label space is one of its labels.
-    Writes the run folder <home>/mining/RUN/ (shards, candidates, summary). A killed run resumes
-    when rerun with the same settings; under `torchrun` shards are split across ranks.
+    The protocol (default paper: the authors' eval-CLIP.py) fixes the crops' normalisation, the
+    precision and the ObjectNet labels; run.json records it. Writes the run folder
+    <home>/mining/RUN/ (shards, candidates, summary). A killed run resumes when rerun with the
+    same settings; under `torchrun` shards are split across ranks.
 
     \b
     Example:
       imhard mine --source sample --judge efficientnet-lite0 --device cpu
       imhard mine --source imagenet-a,imagenet-r --exhaustive --run clip-ar-full
       imhard mine --source imagenet-a --order-from clip-ar-full
+      imhard mine --source objectnet --weights ~/models/vit-l-14-openai.bin --precision bf16
       torchrun --nproc-per-node 8 -m imagenet_hard mine --source imagenet --run-name in-clip
     """
+    from ..errors import ImHardError
     from ..mining import mine as run_mining
     from ..mining.distributed import is_rank_zero
+    from ..mining.run import check_protocol
 
+    try:
+        check_protocol(judge, protocol, normalization, precision, objectnet_labels)
+    except ImHardError as exc:
+        raise click.UsageError(str(exc)) from None
     names = [s.strip() for s in sources.split(",") if s.strip()]
     crop_order = None
     if order_from:
@@ -83,6 +98,8 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
         crop_order = order_from_run(order_from, home)
     res = run_mining(names, judge, home=home, run=run, exhaustive=exhaustive, device=device,
                      batch_size=batch_size, shard_size=shard_size, workers=workers, crops=crops,
-                     progress=True, crop_order=crop_order)
+                     progress=True, crop_order=crop_order, protocol=protocol,
+                     normalization=normalization, precision=precision,
+                     objectnet_labels=objectnet_labels, weights=weights)
     if is_rank_zero():
         click.echo("\n".join(_summary_lines(res)))

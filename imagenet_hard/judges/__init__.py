@@ -17,7 +17,7 @@ import importlib
 from collections.abc import Callable
 
 from ..errors import UnknownNameError
-from ..models import MODEL_FAMILIES, check_spec, family
+from ..models import MODEL_FAMILIES, check_spec, family, parse_spec
 from ..registry import Registry, normalize_name
 
 #: The paper's judge (DESIGN §6); the one default every command and function uses.
@@ -58,11 +58,28 @@ def check_judge(spec: str) -> str:
     return spec if ":" in spec else normalize_name(spec)
 
 
+#: What :func:`judge_kind` says of a judge registered by name (not a model spec): its factory
+#: decides how it normalises.
+REGISTERED = "registered"
+
+
+def judge_kind(spec: str) -> str:
+    """``zero-shot`` (a CLIP-like model), ``classifier`` or ``registered`` (a judge factory
+    registered by name), from the spec alone: no torch, no weights."""
+    name = check_judge(spec)
+    if ":" not in name and name in JUDGES:
+        return REGISTERED
+    return family(parse_spec(name)[0]).kind
+
+
 def create_judge(spec: str = DEFAULT_JUDGE, device=None, **kwargs):
     """Build the judge ``spec`` on ``device`` (``None`` or ``"auto"``: CUDA when available).
 
-    Keyword arguments: ``weights`` (a local checkpoint), ``precision`` (autocast: auto, fp32,
-    bf16, fp16), ``normalization`` (zero-shot judges: ``clip`` or ``imagenet``).
+    Keyword arguments: ``weights`` (a local checkpoint), ``precision`` (autocast: fp32, bf16,
+    fp16, or auto: bf16 on CUDA where supported, else fp16, and fp32 elsewhere),
+    ``normalization`` (zero-shot judges: ``clip`` or ``imagenet``). A registered factory gets
+    them as keywords and honours them itself. Mining resolves them from its protocol
+    (:mod:`imagenet_hard.mining_protocol`).
     """
     name = check_judge(spec)
     if ":" not in name and name in JUDGES:
@@ -80,5 +97,5 @@ def list_judges(pattern: str = "*") -> list[str]:
     return sorted(set(JUDGES.names(pattern)) | set(singles))
 
 
-__all__ = ["DEFAULT_JUDGE", "JUDGES", "check_judge", "create_judge", "list_judges",
-           "register_judge", *_LAZY]
+__all__ = ["DEFAULT_JUDGE", "JUDGES", "REGISTERED", "check_judge", "create_judge", "judge_kind",
+           "list_judges", "register_judge", *_LAZY]

@@ -48,19 +48,20 @@ class Judge:
         self.amp_dtype = amp_dtype(self.device, precision)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
-        # x/255 - mean) / std folded into one multiply-add on the uint8 values.
-        std_t = torch.tensor(self.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        mean_t = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self._scale = 1.0 / (255.0 * std_t)
-        self._shift = -mean_t / std_t
+        self._std = torch.tensor(self.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(self.mean, dtype=torch.float32,
+                                  device=self.device).view(1, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """Normalised float (N, 3, 224, 224) on :attr:`device` → logits (N, 1000)."""
         raise NotImplementedError
 
     def normalize(self, crops: torch.Tensor) -> torch.Tensor:
+        """``(x / 255 - mean) / std`` in torchvision's order of operations (``ToTensor``, then
+        ``Normalize``), so the inputs are bit-identical to the authors' scripts'; one fused
+        multiply-add would move a logit of ±70 by ~3e-5."""
         x = crops.to(self.device, non_blocking=True).float()
-        return torch.addcmul(self._shift, x, self._scale)
+        return x.div_(255.0).sub_(self._mean).div_(self._std)
 
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, 224, 224) crops on any device → float32 (N, 1000) logits on :attr:`device`."""

@@ -2,8 +2,9 @@
 
 ``mine(sources, judge)`` judges every image of built source tables on its 324 zoom crops, with
 early exit (crops in rounds, settled images leave the batch) or ``exhaustive=True`` (every crop, a
-324-bit correctness mask per image). Work is cut into resumable shards, split across torchrun
-ranks. ``open_run(name)`` is how every other stage reads a run. Modules: ``order`` (crop order and
+324-bit correctness mask per image), under a mining protocol (``imagenet_hard.mining_protocol``:
+normalisation, precision, ObjectNet rule; ``paper`` by default) that ``run.json`` records and a
+resume must match. Work is cut into resumable shards, split across torchrun ranks. ``open_run(name)`` is how every other stage reads a run. Modules: ``order`` (crop order and
 rounds), ``plan`` (sources, shards), ``runs`` (the run folder: ``MiningRun``, its records),
 ``engine`` (the batched judging loop), ``distributed`` (torchrun), ``run`` (the whole run).
 Importing this package does not import torch; ``mine`` does.

@@ -2,9 +2,10 @@
 
 Crops are made off the critical path by torch ``DataLoader`` workers (persistent for the whole run)
 and arrive per (image, chunk of a round); the loop packs them into full batches of ``batch_size``
-regardless of image boundaries, runs the judge (bf16 autocast on CUDA), masks the logits to each
-image's label space, and resolves a batch's verdicts only after the next batch is launched, so the
-device never waits on the host's bookkeeping. Per-image state lives in numpy arrays updated with
+regardless of image boundaries, runs the judge (which owns its normalisation and precision: the
+run's protocol), masks the logits to each image's judged label space, and resolves a batch's
+verdicts only after the next batch is launched, so the device never waits on the host's
+bookkeeping. Per-image state lives in numpy arrays updated with
 vectorised scatter operations; there is no Python loop over crops.
 
 Exhaustive runs also judge the standard 1-crop (resize 256, centre crop 224:
@@ -147,6 +148,7 @@ class ShardState:
             out.append({
                 "id": im.id, "source": im.source, "origin": im.origin, "label": list(im.label),
                 "label_space": im.label_space,
+                "judged_label": list(im.judged_label), "judged_label_space": im.judged_space,
                 "correct": first < order.N_CROPS,
                 "first_correct_crop": crop_order[first] if first < order.N_CROPS else None,
                 "n_forward": int(self.n_forward[k]),
@@ -233,9 +235,9 @@ class ShardMiner:
         state = ShardState(len(images), self.exhaustive, self.crop_order)
         hot = torch.zeros((len(images), NUM_CLASSES), dtype=torch.bool)
         for k, im in enumerate(images):
-            hot[k, list(im.label)] = True
+            hot[k, list(im.judged_label)] = True
         self._hot = hot.to(self.device)
-        self._space = torch.tensor([self.space_names.index(im.label_space) for im in images],
+        self._space = torch.tensor([self.space_names.index(im.judged_space) for im in images],
                                    dtype=torch.long, device=self.device)
         active = np.arange(len(images))
         for chunks in self.rounds:
@@ -270,9 +272,7 @@ class ShardMiner:
         pos, crop, x = buf.take(n, out)
         x = x.to(self.device, non_blocking=True)
         pos_d = pos.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                            enabled=self.device.type == "cuda"):
-            logits = self.judge(x)
+        logits = self.judge(x)
         result = judge_verdicts(logits.float(), self._space[pos_d], self.space_masks,
                                 self._hot[pos_d])
         self.forward_passes += n

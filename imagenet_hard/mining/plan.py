@@ -1,6 +1,10 @@
 """What a mining run works on: the images of its sources, their label spaces, its shards, and the
 record (``runs.RunRecord``) that pins its settings so a rerun resumes only the same work.
 
+Each image is judged against the labels and label space its row has under the run's ObjectNet
+rule (:func:`imagenet_hard.label_rules.objectnet_rule`); the source's own labels travel beside
+them, since candidates are published with those.
+
 Images from all sources are sorted by id and cut into shards of ``shard_size``; shard ``k`` holds
 sorted images ``k*shard_size … (k+1)*shard_size - 1``, so the assignment depends only on the ids.
 """
@@ -16,7 +20,9 @@ from pathlib import Path
 
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
+from ..label_rules import PAPER_SPACES, check_objectnet_rule, objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
+from ..mining_protocol import MiningProtocol, resolve
 from ..records import META_SOURCE, read_table, table_label_spaces
 from . import order
 from .runs import RunRecord
@@ -32,16 +38,25 @@ class ImageRow:
     path: str
     label: tuple[int, ...]
     label_space: str
+    judged_label: tuple[int, ...] = ()   # under the run's ObjectNet rule; () = ``label``
+    judged_space: str = ""               # "" = ``label_space``
+
+    def __post_init__(self):
+        if not self.judged_label:
+            object.__setattr__(self, "judged_label", self.label)
+        if not self.judged_space:
+            object.__setattr__(self, "judged_space", self.label_space)
 
 
 @dataclass(frozen=True)
 class Workload:
-    """Every image of a run's sources, sorted by id, and the label spaces they use."""
+    """Every image of a run's sources, sorted by id, and the label spaces it is judged in."""
 
     sources: tuple[str, ...]
     images: tuple[ImageRow, ...]
     spaces: dict[str, tuple[int, ...]] = field(default_factory=dict)
     home: Path = Path(".")  # the data home image paths are relative to
+    objectnet_labels: str = "paper"
 
     def shards(self, shard_size: int) -> list[tuple[ImageRow, ...]]:
         return [self.images[i:i + shard_size] for i in range(0, len(self.images), shard_size)]
@@ -85,7 +100,8 @@ def built_sources(home=None) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.parquet") if not p.stem.endswith(".rejects"))
 
 
-def _read_source(name: str, home) -> tuple[list[ImageRow], dict[str, list[int]]]:
+def _read_source(name: str, home, objectnet_labels: str
+                 ) -> tuple[list[ImageRow], dict[str, list[int]]]:
     path = homes.source_table_path(name, home)
     if not path.exists():
         built = ", ".join(built_sources(home)) or "none"
@@ -99,18 +115,25 @@ def _read_source(name: str, home) -> tuple[list[ImageRow], dict[str, list[int]]]
     table = read_table(path, what=f"source table {name!r}")
     meta_name = (table.schema.metadata or {}).get(META_SOURCE)
     source = meta_name.decode() if meta_name else path.stem
-    cols = table.select(["id", "origin", "path", "label", "label_space"]).to_pydict()
-    rows = [
-        ImageRow(id=i, source=source, origin=o, path=p, label=tuple(int(x) for x in lab),
-                 label_space=sp)
-        for i, o, p, lab, sp in zip(cols["id"], cols["origin"], cols["path"], cols["label"],
-                                    cols["label_space"], strict=True)
-    ]
+    cols = table.select(["id", "origin", "path", "label", "label_space", "label_paper"])
+    rows = []
+    for r in cols.to_pylist():
+        label = tuple(int(x) for x in r["label"])
+        judged = None
+        if r["label_space"] in PAPER_SPACES:  # the only rows whose labels the rule changes
+            judged = objectnet_rule(r, objectnet_labels)
+        rows.append(ImageRow(id=r["id"], source=source, origin=r["origin"], path=r["path"],
+                             label=label, label_space=r["label_space"],
+                             judged_label=judged.label if judged else (),
+                             judged_space=judged.label_space if judged else ""))
     return rows, table_label_spaces(table)
 
 
-def load_workload(sources: list[str], home=None) -> Workload:
-    """Read the source tables, check ids are unique across them, resolve every label space."""
+def load_workload(sources: list[str], home=None, objectnet_labels: str = "paper") -> Workload:
+    """Read the source tables, check ids are unique across them, give each image its judged
+    labels under ``objectnet_labels`` (see :mod:`imagenet_hard.label_rules`), resolve every
+    label space they are judged in."""
+    objectnet_labels = check_objectnet_rule(objectnet_labels)
     names = expand_sources(sources, home)
     if not names:
         raise InvalidValueError("mining needs at least one --source")
@@ -119,7 +142,7 @@ def load_workload(sources: list[str], home=None) -> Workload:
     images: list[ImageRow] = []
     extra: dict[str, list[int]] = {}
     for name in names:
-        rows, spaces = _read_source(name, home)
+        rows, spaces = _read_source(name, home, objectnet_labels)
         for space, idx in spaces.items():
             if space in extra and sorted(extra[space]) != sorted(idx):
                 raise InvalidValueError(
@@ -131,12 +154,12 @@ def load_workload(sources: list[str], home=None) -> Workload:
     dupes = [a.id for a, b in zip(images, images[1:], strict=False) if a.id == b.id]
     if dupes:
         raise InvalidValueError(f"{len(dupes)} ids occur in more than one source, e.g. {dupes[0]!r}")
-    used = sorted({r.label_space for r in images})
+    used = sorted({r.judged_space for r in images})
     spaces = {s: label_space_indices(s, extra) for s in used}
     for s, idx in spaces.items():
         if not idx or not all(0 <= i < NUM_CLASSES for i in idx):
             raise InvalidValueError(f"label space {s!r} must hold class indices 0..999")
-    return Workload(tuple(names), tuple(images), spaces, homes.data_home(home))
+    return Workload(tuple(names), tuple(images), spaces, homes.data_home(home), objectnet_labels)
 
 
 def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> str:
@@ -150,9 +173,17 @@ def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> s
 
 
 def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int,
-               crop_order: order.CropOrder | None = None) -> RunRecord:
-    """The ``run.json`` of a run of ``work``: what a resume must match. ``crop_order`` defaults to
+               crop_order: order.CropOrder | None = None, protocol: MiningProtocol | None = None,
+               weights: str | None = None, weights_sha256: str | None = None) -> RunRecord:
+    """The ``run.json`` of a run of ``work`` under ``protocol`` (default: ``paper`` as it
+    applies to a classifier on the CPU): what a resume must match. ``crop_order`` defaults to
     the heuristic; a learned one is recorded in full with its origin."""
+    if protocol is None:
+        protocol = resolve("classifier", "cpu", objectnet_labels=work.objectnet_labels)
+    if protocol.objectnet_labels != work.objectnet_labels:
+        raise InvalidValueError(f"the workload was read under ObjectNet rule "
+                                f"{work.objectnet_labels!r}, the protocol says "
+                                f"{protocol.objectnet_labels!r}")
     return RunRecord(
         judge=judge_name,
         sources=tuple(work.sources),
@@ -163,4 +194,11 @@ def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: in
         shards=-(-len(work.images) // shard_size),
         ids_sha256=work.ids_sha256(),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        protocol=protocol.name,
+        normalization=protocol.normalization,
+        precision=protocol.precision,
+        objectnet_labels=protocol.objectnet_labels,
+        protocol_overrides=protocol.overrides,
+        weights=weights,
+        weights_sha256=weights_sha256,
     )

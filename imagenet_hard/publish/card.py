@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import InvalidValueError
-from ..mining import OriginCounts, RunSummary
+from ..mining import OriginCounts, RunRecord, RunSummary
+from ..mining_protocol import KNOB_NAMES, MEANINGS, PROTOCOLS
 from .selection import Selection
 from .shards import SPLIT, features
 
@@ -108,6 +109,21 @@ def judged_table(summary: RunSummary, published: dict[str, int]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def protocol_text(record: RunRecord) -> str:
+    """The card's account of the run's mining protocol: its name and each knob's value."""
+    proto = record.protocol_record()
+    if proto is None:
+        return ("- **Protocol**: not recorded (the run was mined before imagenet-hard recorded "
+                "its protocol).")
+    lines = [f"- **Protocol** `{proto.name}`: {PROTOCOLS[proto.name].summary}."]
+    for knob, value in proto.knobs().items():
+        overridden = " (set by hand, not the protocol's)" if knob in proto.overrides else ""
+        lines.append(f"  - {KNOB_NAMES[knob]} `{value}`: {MEANINGS[(knob, value)]}{overridden}.")
+    if record.weights_sha256:
+        lines.append(f"  - judge weights: a local file, SHA-256 `{record.weights_sha256}`.")
+    return "\n".join(lines)
+
+
 def review_text(sel: Selection) -> str:
     decided = sel.kept + sel.removed
     if decided:
@@ -170,6 +186,7 @@ def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path 
         "images_judged": f"{summary.images:,}",
         "candidates": f"{sel.candidates:,}",
         "exhaustive": exhaustive,
+        "protocol": protocol_text(sel.run.record),
         "judged_table": judged_table(summary, stats.by_origin),
         "review": review_text(sel),
         "licences": licence_text(sel),
