@@ -38,3 +38,14 @@ def test_wheel_ships_builders_and_data(tmp_path):
     assert example.read_bytes() == (ROOT / "leaderboard/submissions/efficientnet_lite0.py").read_bytes()
     assert set(out.stdout.split()) >= {p.stem.replace("_", "-") for p in (ROOT / "builders").glob("*.py")
                                        if p.stem != "__init__"}
+
+
+def test_tests_follow_the_package_layout():
+    """Each test folder is named after a stage (a subpackage of imagenet_hard, or the builders);
+    tests of top-level modules sit at the root, next to the shared fixtures."""
+    stages = {p.name for p in (ROOT / "imagenet_hard").iterdir() if (p / "__init__.py").is_file()}
+    stages.add("builders")
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders and folders <= stages, f"test folders without a stage: {sorted(folders - stages)}"
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), "two test files share a name (pytest imports by basename)"

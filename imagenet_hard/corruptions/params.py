@@ -2,7 +2,7 @@
 
 Each ``SEVERITY_PARAMS[name]`` holds five entries, entry ``s - 1`` for severity ``s``, in the form
 the reference implementation (``imagecorruptions``) uses them, so a second implementation can
-read the same numbers. ``tests/test_corruptions.py`` checks them against the installed reference.
+read the same numbers. ``tests/corruptions/test_corruptions.py`` checks them against the installed reference.
 """
 
 from __future__ import annotations

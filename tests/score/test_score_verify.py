@@ -17,7 +17,7 @@ from imagenet_hard.home import source_table_path
 from imagenet_hard.score import RunOptions, score, verify
 from imagenet_hard.score.dataset import folder_from_source
 
-SUBMISSIONS = Path(__file__).resolve().parents[1] / "leaderboard" / "submissions"
+SUBMISSIONS = Path(__file__).resolve().parents[2] / "leaderboard" / "submissions"
 
 RANDOM = '''
 import numpy as np

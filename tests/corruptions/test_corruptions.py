@@ -231,7 +231,7 @@ def test_import_and_reference_call_keep_torch_out():
 
 
 def test_frost_photos_come_from_the_package_not_this_repository():
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     tracked = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True)
     names = tracked.stdout.split() if tracked.returncode == 0 else []
     assert not [n for n in names if Path(n).name.startswith("frost")]

@@ -26,7 +26,7 @@ from imagenet_hard.models import (
 )
 from imagenet_hard.models.preprocess import CLIP_MEAN, IMAGENET_MEAN
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = "imhard-tiny"
 TINY_CFG = {"embed_dim": 16,
             "vision_cfg": {"image_size": 224, "layers": 1, "width": 32, "head_width": 16,

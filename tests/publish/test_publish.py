@@ -31,7 +31,7 @@ from imagenet_hard.publish.hub import MISSING_TOKEN
 
 ON_ID = "objectnet/images/chairs/test_chair.png"
 TOKEN = "hf_TopSecretTestToken1234567890"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _objectnet_source(home: Path) -> None:
