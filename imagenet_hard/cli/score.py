@@ -116,10 +116,11 @@ SUITE_ALL = "all"
 @click.option("--tta", default=None, type=RegistryName("TTA mode", _tta_modes), metavar="MODE",
               help="Test-time augmentation (model + transform form): zoom-in-mean, zoom-in-max, "
                    "zoom-out-mean, zoom-224-mean, 5-crop, 10-crop, … (mean or max of the crops' "
-                   "softmax; --batch-size then counts crops).")
+                   "softmax; --batch-size then counts crops). With --suite: every set, each "
+                   "under its own protocol.")
 @click.option("--tta-from", default=None, metavar="RUN",
               help="With a zoom --tta: only the transforms of exhaustive run RUN's greedy cover "
-                   "(the paper used the cover of the classifier's IN+ReaL run).")
+                   "(the paper used the cover of the classifier's IN+ReaL run for every set).")
 @_run_options
 @home_option
 def score(submission, dataset, split, suite, baseline, limit, out, tta, tta_from, home, **run):
@@ -138,32 +139,33 @@ def score(submission, dataset, split, suite, baseline, limit, out, tta, tta_from
       imhard score my_model.py --suite
       imhard score my_model.py --suite imagenet-a,imagenet-r,objectnet
       imhard score leaderboard/submissions/resnet50.py --tta zoom-in-max --batch-size 128
+      imhard score my_model.py --suite --tta zoom-in-mean --tta-from my-model-real
     """
     if baseline and suite is None:
         raise click.BadParameter("--baseline only applies with --suite", param_hint="--baseline")
     if tta_from and not tta:
         raise click.UsageError("--tta-from restricts a zoom --tta mode; pass --tta too")
+    mode = _tta_mode(tta, tta_from, home)
     if suite is not None:
-        if tta:
-            raise click.UsageError("--tta scores one dataset; score the suite without it")
         return _score_suite(submission, _suite_names(suite), dataset, split, limit, out, home,
-                            baseline, run)
+                            baseline, mode, run)
     from ..score import score as run_score
 
     opts = _options(progress=True, **run)
     run = run_score(submission, dataset=dataset, split=split, limit=limit, out=out, home=home,
-                    options=opts, tta=_tta_mode(tta, tta_from, home))
+                    options=opts, tta=mode)
     if run.resumed_rows:
         click.echo(f"resumed: {run.resumed_rows} rows came from an earlier, interrupted run")
     click.echo(run.result.summary())
     click.echo(f"result: {run.path}\npredictions: {run.predictions}")
 
 
-def _score_suite(submission, names, dataset, split, limit, out, home, baseline, run) -> None:
+def _score_suite(submission, names, dataset, split, limit, out, home, baseline, tta, run) -> None:
     from ..score.suite import score_suite
 
     done = score_suite(submission, sets=names, dataset=dataset, split=split, limit=limit, out=out,
-                       home=home, options=_options(progress=True, **run), baseline=baseline)
+                       home=home, options=_options(progress=True, **run), baseline=baseline,
+                       tta=tta)
     if done.predicted < done.scored:
         click.echo(f"resumed: {done.scored - done.predicted} of {done.scored} rows came from "
                    "earlier runs")

@@ -51,7 +51,8 @@ def _flag(x: bool | None) -> str:
     return "—" if x is None else ("yes" if x else "no")
 
 
-def _tta(e: Entry) -> str:
+def _tta(e: Entry | SuiteRow) -> str:
+    """The TTA cell: the harness's mode by name, else the submission's own flag."""
     return e.tta_mode if e.tta_mode else _flag(e.uses_tta)
 
 
@@ -116,7 +117,7 @@ def suite_markdown(rows: list[SuiteRow]) -> str:
     lines = ["### Suite (one column per set and fingerprint)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [md_text(row.name), _flag(row.uses_tta), _flag(row.extra_training_data)]
+        cells = [md_text(row.name), md_text(_tta(row)), _flag(row.extra_training_data)]
         cells += [f"{_pct(row.cells[c.key].accuracy)} ({_ci(row.cells[c.key].ci95)})"
                   if c.key in row.cells else "—" for c in cols]
         cells += [_pct(x) for g in groups for x in _imagenet_c_cells(row, g)]
@@ -211,7 +212,7 @@ def _suite_html(rows: list[SuiteRow]) -> str:
     body = []
     for row in rows:
         cells = [_td(_name_cell(row.name, row.url), row.name.lower()),
-                 _td(_flag(row.uses_tta), _flag(row.uses_tta)),
+                 _td(html.escape(_tta(row)), _tta(row)),
                  _td(_flag(row.extra_training_data), _flag(row.extra_training_data))]
         for c in cols:
             cell = row.cells.get(c.key)

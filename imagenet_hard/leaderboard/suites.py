@@ -8,6 +8,11 @@ three columns keyed by the fingerprints of all its tables: the mean top-1 error 
 benchmark corruptions, over the held-out ones, and mCE relative to the board's AlexNet — the
 suite result of the reference ``alexnet.py`` submission (same file SHA-256) on the same tables —
 or "—" when there is none (the errors are then unnormalised).
+
+A suite scored with test-time augmentation (``imhard score --suite --tta MODE``) is its own row,
+"NAME (TTA MODE)", with the mode in its TTA column, as a TTA single result is on the board; its
+sets' board rows carry the mode too. It never stands in for AlexNet: mCE normalises by AlexNet's
+plain errors.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class SuiteRow:
     url: str | None
     uses_tta: bool | None
     extra_training_data: bool | None
+    tta_mode: str | None = None         # the harness's TTA mode every set was scored with
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)   # (set, fingerprint)
     errors: dict[tuple[str, int], float] = field(default_factory=dict)
     error_fps: dict[tuple[str, int], str] = field(default_factory=dict)
@@ -63,8 +69,10 @@ def read_suite(path: Path) -> tuple[list[Entry], SuiteRow]:
     every set's claims are checked against its predictions."""
     r = load_suite(path)
     meta = r.metadata
+    mode = tta_mode(r)
     entries, row = [], SuiteRow(r.name, path.name, r.submission["sha256"], meta.get("url"),
-                                meta.get("uses_tta"), meta.get("extra_training_data"))
+                                True if mode else meta.get("uses_tta"),
+                                meta.get("extra_training_data"), tta_mode=mode)
     for k, entry in enumerate(r.sets):
         one = r.set_result(k)
         e = checked_entry(one, read_predictions(path, one), f"{path.name} · {entry['name']}",
@@ -72,8 +80,6 @@ def read_suite(path: Path) -> tuple[list[Entry], SuiteRow]:
         d = one.dataset
         e = replace(e, dataset=f"{entry['name']} ({int(d['rows']):,} rows, fp "
                                f"{d['fingerprint'][:8]}) · {entry['protocol']}")
-        if tta_mode(r):
-            row.uses_tta = True
         if entry["protocol"] == "imagenet-c":
             c, s = corruption_of(entry["name"].replace("imagenet-c/", "imagenet_c/", 1))
             row.errors[(c, s)] = 1.0 - e.accuracy
@@ -94,7 +100,8 @@ def reference_alexnet_sha() -> str | None:
 def _imagenet_c(rows: list[SuiteRow]) -> None:
     """Fill each row's ImageNet-C aggregates; mCE only against an AlexNet on the same tables."""
     ref = reference_alexnet_sha()
-    alexnets = {row.imagenet_c_key: row for row in rows if row.sha256 == ref and row.errors}
+    alexnets = {row.imagenet_c_key: row for row in rows
+                if row.sha256 == ref and row.errors and row.tta_mode is None}
     for row in rows:
         if row.errors:
             base = alexnets.get(row.imagenet_c_key)

@@ -209,27 +209,38 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
 @dataclass
 class VerifyReport:
     """What ``verify`` found. Passes when top-1 agrees on ≥ 99% of the sampled rows, the top-5
-    *sets* agree on ≥ 95%, and the result's numbers match its predictions and the labels."""
+    *sets* agree on ≥ 95%, the top-1 probability is within ``PROB_TOL`` on ≥ 95%, and the
+    result's numbers match its predictions and the labels. The probability check is what tells
+    a TTA result from a plain one (or one TTA mode from another) when their rankings agree: the
+    claimed mode must reproduce the recorded probabilities, not only the classes. ``PROB_TOL``
+    leaves room for another device or precision (fp16 against fp32 moves a probability by
+    about 1e-3)."""
 
     n: int
     top1_agreement: float
     top5_set_agreement: float
     max_top1_prob_diff: float
     problems: list[str]
+    top1_prob_agreement: float = 1.0
     MIN_TOP1: float = 0.99
     MIN_TOP5_SET: float = 0.95
+    MIN_PROB: float = 0.95
+    PROB_TOL: float = 0.02
 
     @property
     def passed(self) -> bool:
         return (not self.problems and self.top1_agreement >= self.MIN_TOP1
-                and self.top5_set_agreement >= self.MIN_TOP5_SET)
+                and self.top5_set_agreement >= self.MIN_TOP5_SET
+                and self.top1_prob_agreement >= self.MIN_PROB)
 
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         lines = [f"{verdict}: re-ran {self.n} sampled rows; top-1 agrees on "
                  f"{self.top1_agreement:.1%} (need ≥ {self.MIN_TOP1:.0%}), top-5 sets on "
-                 f"{self.top5_set_agreement:.1%} (need ≥ {self.MIN_TOP5_SET:.0%}); largest "
-                 f"top-1 probability difference {self.max_top1_prob_diff:.2e}"]
+                 f"{self.top5_set_agreement:.1%} (need ≥ {self.MIN_TOP5_SET:.0%}), top-1 "
+                 f"probability within {self.PROB_TOL:g} on {self.top1_prob_agreement:.1%} (need "
+                 f"≥ {self.MIN_PROB:.0%}); largest top-1 probability difference "
+                 f"{self.max_top1_prob_diff:.2e}"]
         lines += [f"  problem: {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -277,5 +288,7 @@ def compare(table, picked, indices, rows, problems) -> VerifyReport:
     n = len(indices)
     if n == 0:
         raise SubmissionError("nothing to verify: the result has no prediction rows")
+    close = sum(d <= VerifyReport.PROB_TOL for d in diffs)
     return VerifyReport(n=n, top1_agreement=sum(top1) / n, top5_set_agreement=sum(sets) / n,
-                        max_top1_prob_diff=max(diffs), problems=problems)
+                        max_top1_prob_diff=max(diffs), problems=problems,
+                        top1_prob_agreement=close / n)

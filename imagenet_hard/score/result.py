@@ -106,9 +106,7 @@ class ScoreResult:
                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ci)):
             raise InvalidValueError(f"metrics.accuracy_ci95 must be [low, high], got {ci!r:.80}")
         if self.tta is not None:
-            if not isinstance(self.tta, dict):
-                raise InvalidValueError("result field 'tta' must be an object naming the mode")
-            TtaMode.from_dict(self.tta)  # an unknown mode or a transform outside it raises
+            TtaMode.from_record(self.tta)  # unknown, or not what that mode records: refused
 
     @property
     def name(self) -> str:

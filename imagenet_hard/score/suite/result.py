@@ -6,7 +6,9 @@ Each entry of ``sets`` has the shape of a single-set result (``dataset`` with th
 set's ``name`` and ``protocol``; :meth:`SuiteResult.set_result` turns one into a
 :class:`~imagenet_hard.score.result.ScoreResult`, so every check that reads single results (numbers
 recomputed from predictions, labels re-checked) reads suite sets the same way. ``imagenet_c`` holds
-the ImageNet-C aggregates (``protocols.imagenet_c_summary``).
+the ImageNet-C aggregates (``protocols.imagenet_c_summary``). ``tta`` is the test-time augmentation
+every set was scored with (``imhard score --suite --tta MODE``; the same record as a single
+result's ``tta``), None for a plain suite.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ...files import write_json_atomic
 from ..contract import metadata_problems
 from ..protocols import PROTOCOLS
 from ..result import ScoreResult
+from ..tta import TtaMode
 
 SUITE_SCHEMA_VERSION = "1"
 KIND = "suite"
@@ -41,6 +44,7 @@ class SuiteResult:
     date: str
     metadata: dict = field(default_factory=dict)
     imagenet_c: dict | None = None
+    tta: dict | None = None   # score.tta: the mode every set was scored with (None: plain)
     kind: str = KIND
     schema_version: str = SUITE_SCHEMA_VERSION
 
@@ -61,6 +65,8 @@ class SuiteResult:
             names.append(entry["name"])
         if len(set(names)) != len(names):
             raise InvalidValueError("suite result lists a set twice")
+        if self.tta is not None:
+            TtaMode.from_record(self.tta, "suite result")
         for k in range(len(self.sets)):
             self.set_result(k)  # every set must also be a valid single result
 
@@ -86,7 +92,7 @@ class SuiteResult:
                            metrics=entry["metrics"], per_origin=entry["per_origin"],
                            environment=self.environment, date=self.date,
                            predictions=entry["predictions"], metadata=self.metadata,
-                           protocol=PROTOCOLS.get(entry["protocol"]).text)
+                           protocol=PROTOCOLS.get(entry["protocol"]).text, tta=self.tta)
 
     def entry(self, name: str) -> dict:
         for e in self.sets:
@@ -96,7 +102,8 @@ class SuiteResult:
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("name") or self.submission["name"])
+        base = str(self.metadata.get("name") or self.submission["name"])
+        return f"{base} (TTA {self.tta['mode']})" if self.tta else base
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +125,10 @@ class SuiteResult:
 
     def summary(self) -> str:
         """A screenful: one line per set (ImageNet-C folded into its aggregates)."""
-        lines = [f"{self.name}: {len(self.sets)} sets",
+        how = "" if not self.tta else (f", every set with TTA {self.tta['mode']} ("
+                                       f"{self.tta['n_crops']} crops, {self.tta['aggregate']} of "
+                                       "their softmax)")
+        lines = [f"{self.name}: {len(self.sets)} sets{how}",
                  f"  {'set':<26} {'protocol':<13} {'n':>7} {'top-1 %':>8} {'95% CI':>15} "
                  f"{'top-5 %':>8}"]
         for e in self.sets:

@@ -5,9 +5,15 @@ once (a CLIP ViT-L/14 takes tens of seconds to load; a full suite has over a hun
 ImageNet-C), and the child moves from set to set with the model in memory. The child writes each
 set's batches into that set's own cache folder, ``<home>/scores/cache/<submission>-<images>-
 <protocol key>/``, named by the submission's SHA-256, the content of the set's images and what the
-protocol asks of the child (classes ranked among, border crop), so an interrupted suite resumes
-where it stopped and sets with the same images and the same ask (ImageNet val and ReaL) share
-their predictions.
+protocol asks of the child (classes ranked among, border crop), plus ``-tta-<mode key>`` under
+test-time augmentation, so an interrupted suite resumes where it stopped, sets with the same
+images and the same ask (ImageNet val and ReaL) share their predictions, and a TTA suite never
+reads a plain suite's predictions (nor one of another mode or crop cover).
+
+Under ``tta`` (:mod:`imagenet_hard.score.tta`) the child scores each image's crops and aggregates
+their softmax outputs over all 1000 classes; each set's protocol then applies to that aggregate
+as it would to one output (ranked within its classes, its border cropped before the crops are
+cut), so every set keeps its own protocol.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from ..metrics import correctness
 from ..protocols import imagenet_c_summary
 from ..result import write_predictions
 from ..runner import ChildJob, ChildReport, new_scratch_dir, run_child
+from ..tta import TtaMode
 from .result import SuiteResult, load_suite, suite_predictions_path
 from .sets import SuiteSet, resolve_sets
 
@@ -39,8 +46,9 @@ class SuiteRun:
     scored: int = 0             # rows in the result (the rest came from earlier runs' caches)
 
 
-def cache_dir(home, sha: str, s: SuiteSet) -> Path:
-    return homes.data_home(home) / "scores" / "cache" / f"{sha[:16]}-{s.cache_key}"
+def cache_dir(home, sha: str, s: SuiteSet, tta: TtaMode | None = None) -> Path:
+    tail = f"-tta-{tta.key()}" if tta is not None else ""
+    return homes.data_home(home) / "scores" / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
 
 
 def _indices(s: SuiteSet, limit: int | None) -> list[int]:
@@ -58,8 +66,9 @@ def _segment(sets: list[SuiteSet], todo: list[int], cache: Path) -> dict:
 
 
 def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: RunOptions,
-                 job_dir: Path) -> ChildReport | None:
-    """Predict, in one child, every row of each ``(set, indices, cache)`` missing from its cache."""
+                 job_dir: Path, tta: TtaMode | None = None) -> ChildReport | None:
+    """Predict, in one child, every row of each ``(set, indices, cache)`` missing from its cache;
+    under ``tta`` the batch size counts crops per forward pass, as in a single-set run."""
     shared: dict[Path, tuple[list[SuiteSet], set[int]]] = {}
     for s, indices, cache in plan:  # sets with one cache (same images, same ask) run once
         sets, wanted = shared.setdefault(cache, ([], set()))
@@ -74,10 +83,14 @@ def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: 
             segments.append(_segment(sets, todo, cache))
     if not segments:
         return None
-    job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=opts.batch_size,
+    batch, spec = opts.batch_size, None
+    if tta is not None:
+        batch = max(1, opts.batch_size // tta.n_crops)
+        spec = {**tta.describe(), "forward_batch": opts.batch_size}
+    job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
                    workers=opts.resolved_workers(), arrow_files=[],
                    indices=[i for seg in segments for i in seg["indices"]], out_dir=str(job_dir),
-                   memory_limit=opts.memory_limit, segments=segments)
+                   memory_limit=opts.memory_limit, segments=segments, tta=spec)
     bar = None
     if opts.progress:
         from tqdm import tqdm
@@ -148,29 +161,42 @@ def baseline_errors(baseline: SuiteResult | None, fingerprints: dict) -> dict | 
     return out
 
 
+def load_baseline(path: str | Path) -> SuiteResult:
+    """The ``--baseline`` suite result; mCE normalises by AlexNet's plain errors, so a baseline
+    scored with test-time augmentation is refused."""
+    base = load_suite(path)
+    if base.tta:
+        raise InvalidValueError(f"--baseline {path} was scored with TTA {base.tta['mode']}; mCE "
+                                "is relative to AlexNet's plain (one-crop) suite result, so pass "
+                                "one scored without --tta")
+    return base
+
+
 def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=None,
                 split: str = "validation", limit: int | None = None, out: str | Path | None = None,
                 home=None, options: RunOptions | None = None,
-                baseline: str | Path | None = None) -> SuiteRun:
+                baseline: str | Path | None = None, tta: TtaMode | None = None) -> SuiteRun:
     """Score ``submission`` on every set of the suite (``sets``: names, default every built set)
     and write one suite result JSON with a predictions parquet per set. ``baseline``: a suite
-    result of AlexNet on the same ImageNet-C tables, for mCE."""
+    result of AlexNet on the same ImageNet-C tables, for mCE. ``tta``: score every set with that
+    test-time augmentation, each under its own protocol."""
     opts = options or RunOptions()
     if limit is not None and limit <= 0:
         raise InvalidValueError(f"--limit must be positive, got {limit}")
     sub = submission_file(submission)
-    base = load_suite(baseline) if baseline else None
+    base = load_baseline(baseline) if baseline else None
     sandbox_used = opts.check_sandbox()
     sha = sha256_file(sub)
     chosen = resolve_sets(sets, dataset, split, home)
-    plan = [(s, _indices(s, limit), cache_dir(home, sha, s)) for s in chosen]
+    plan = [(s, _indices(s, limit), cache_dir(home, sha, s, tta)) for s in chosen]
     job_dir = new_scratch_dir("imhard-suite-")
     try:
-        report = predict_sets(sub, plan, opts, job_dir)
+        report = predict_sets(sub, plan, opts, job_dir, tta)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     metadata = _metadata(report, [c for _, _, c in plan])
-    out = Path(out) if out else homes.data_home(home) / "scores" / f"{sub.stem}.suite.json"
+    stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
+    out = Path(out) if out else homes.data_home(home) / "scores" / f"{stem}.suite.json"
     entries = []
     for s, indices, cache in plan:
         rows, _ = read_parts(cache)
@@ -179,7 +205,8 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
         submission={"name": sub.stem, "file": str(sub), "sha256": sha}, sets=entries,
         environment=environment(opts.resolved_device(), sandbox_used),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        metadata=metadata, imagenet_c=_imagenet_c(entries, chosen, base))
+        metadata=metadata, imagenet_c=_imagenet_c(entries, chosen, base),
+        tta=None if tta is None else tta.describe())
     result.write(out)
     return SuiteRun(result, out, predicted=report.predicted if report else 0,
                     scored=sum(len(i) for _, i, _ in plan))

@@ -1,6 +1,6 @@
 """``verify_suite``: re-check a suite result — every set's numbers from its predictions and
 labels, the ImageNet-C aggregates from the sets, and a seeded random subset of every set re-run
-(all sets in one child, as scoring did)."""
+(all sets in one child, as scoring did, with the test-time augmentation the result records)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from .. import check
 from ..harness import RunOptions, VerifyReport, compare, read_parts, submission_file
 from ..result import read_predictions
 from ..runner import new_scratch_dir
+from ..tta import TtaMode
 from .result import SuiteResult, load_suite
-from .run import _imagenet_c, predict_sets
+from .run import _imagenet_c, load_baseline, predict_sets
 from .sets import IMAGENET_HARD_SET, SuiteSet, resolve_sets
 
 #: Aggregates compared between a suite result and its recomputation.
@@ -79,6 +80,7 @@ def verify_suite(result_path: str | Path, sample: int = 200, seed: int = 0,
     """Re-check every set of a suite result and re-run ``sample`` random rows of each."""
     opts = options or RunOptions()
     result = load_suite(result_path)
+    base = load_baseline(baseline) if baseline else None
     sub = submission_file(submission or result.submission["file"])
     opts.check_sandbox()
     if sha256_file(sub) != result.submission["sha256"]:
@@ -107,7 +109,8 @@ def verify_suite(result_path: str | Path, sample: int = 200, seed: int = 0,
             indices = [row_of[ids[p]] for p in picked]
             checks[s.name] = (table, picked, indices, problems)
             plan.append((s, indices, scratch / f"set-{k:04d}"))
-        predict_sets(sub, plan, opts, scratch)
+        tta = TtaMode.from_dict(result.tta) if result.tta else None   # the mode it claims
+        predict_sets(sub, plan, opts, scratch, tta)
         reports = {}
         for s, _, cache in plan:
             table, picked, indices, problems = checks[s.name]
@@ -117,5 +120,5 @@ def verify_suite(result_path: str | Path, sample: int = 200, seed: int = 0,
             reports[s.name] = compare(table, picked, indices, rows, problems)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    problems, notes = imagenet_c_problems(result, sets, load_suite(baseline) if baseline else None)
+    problems, notes = imagenet_c_problems(result, sets, base)
     return SuiteVerifyReport(reports, problems, notes)
