@@ -190,9 +190,10 @@ def verify(result, sample, seed, submission, dataset, baseline, home, **run):
     """Re-run a result's submission on a random subset and check its predictions and numbers.
 
     Passes when the re-run top-1 agrees on ≥ 99% of the sampled rows, the top-5 sets on ≥ 95%,
-    and the result's metrics follow from its predictions and the dataset's labels. A suite result
-    is checked set by set (each set's table must be built here with the same fingerprint), and
-    its ImageNet-C aggregates are recomputed.
+    the top-1 probability is within 0.02 on ≥ 95%, and the result's metrics follow from its
+    predictions and the dataset's labels. A result scored with --tta is re-run with the mode it
+    records. A suite result is checked set by set (each set's table must be built here with the
+    same fingerprint), and its ImageNet-C aggregates are recomputed.
 
     \b
     Example:

@@ -28,7 +28,7 @@ from .metrics import correctness
 from .result import ScoreResult, load_result, predictions_path, read_predictions, write_predictions
 from .runner import ChildJob, ChildReport, new_scratch_dir, run_child
 from .sandbox import choose, default_memory_limit
-from .tta import TtaMode
+from .tta import TtaMode, child_batch
 
 
 @dataclass
@@ -96,10 +96,7 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
     todo = [i for i in indices if i not in done]
     if not todo:
         return None
-    batch, spec = opts.batch_size, None
-    if tta is not None:
-        batch = max(1, opts.batch_size // tta.n_crops)
-        spec = {**tta.describe(), "forward_batch": opts.batch_size}
+    batch, spec = child_batch(tta, opts.batch_size)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
                    workers=opts.resolved_workers(), arrow_files=image_files(sds, home), indices=todo,
                    out_dir=str(cache), memory_limit=opts.memory_limit, tta=spec)

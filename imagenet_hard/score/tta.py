@@ -132,6 +132,14 @@ def restrict(mode: TtaMode, allowed, origin: dict) -> TtaMode:
     return TtaMode(mode.name, mode.crops, mode.aggregate, kept, dict(origin))
 
 
+def child_batch(mode: TtaMode | None, batch_size: int) -> tuple[int, dict | None]:
+    """(images per child batch, the job's ``tta`` spec) for ``--batch-size`` ``batch_size``:
+    under ``mode`` it counts crops per forward pass, so a batch holds as many images as fit."""
+    if mode is None:
+        return batch_size, None
+    return max(1, batch_size // mode.n_crops), {**mode.describe(), "forward_batch": batch_size}
+
+
 # -- in the child: crops, normalisation, aggregation ------------------------------------------
 
 def _step_name(step) -> str:

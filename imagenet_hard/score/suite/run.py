@@ -33,7 +33,7 @@ from ..metrics import correctness
 from ..protocols import imagenet_c_summary
 from ..result import write_predictions
 from ..runner import ChildJob, ChildReport, new_scratch_dir, run_child
-from ..tta import TtaMode
+from ..tta import TtaMode, child_batch
 from .result import SuiteResult, load_suite, suite_predictions_path
 from .sets import SuiteSet, resolve_sets
 
@@ -83,10 +83,7 @@ def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: 
             segments.append(_segment(sets, todo, cache))
     if not segments:
         return None
-    batch, spec = opts.batch_size, None
-    if tta is not None:
-        batch = max(1, opts.batch_size // tta.n_crops)
-        spec = {**tta.describe(), "forward_batch": opts.batch_size}
+    batch, spec = child_batch(tta, opts.batch_size)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
                    workers=opts.resolved_workers(), arrow_files=[],
                    indices=[i for seg in segments for i in seg["indices"]], out_dir=str(job_dir),
