@@ -29,7 +29,6 @@ class Entry:
     ece: float | None = None
     per_origin: dict[str, float] = field(default_factory=dict)
     uses_tta: bool | None = None
-    tta: str | None = None          # the harness's test-time augmentation mode (score --tta)
     extra_training_data: bool | None = None
     params: int | None = None
     resolution: int | None = None

@@ -242,6 +242,13 @@ class VerifyReport:
         return "\n".join(lines)
 
 
+def check_scored_file(sub: Path, sha256: str) -> None:
+    """Refuse to verify with a file other than the one the result says was scored."""
+    if sha256_file(sub) != sha256:
+        raise InvalidValueError(f"{sub} is not the file that was scored (SHA-256 differs from "
+                                f"{sha256[:12]}…); pass --submission with the original file")
+
+
 def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
            submission: str | Path | None = None, dataset: str | Path | None = None,
            home=None, options: RunOptions | None = None) -> VerifyReport:
@@ -251,10 +258,7 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
     table = read_predictions(result_path, result)
     sub = submission_file(submission or result.submission["file"])
     opts.check_sandbox()
-    if sha256_file(sub) != result.submission["sha256"]:
-        raise InvalidValueError(f"{sub} is not the file that was scored (SHA-256 differs from "
-                                f"{result.submission['sha256'][:12]}…); pass --submission with the "
-                                "original file")
+    check_scored_file(sub, result.submission["sha256"])
     sds = open_dataset(dataset or result.dataset["id"], result.dataset["split"], home)
     if sds.fingerprint != result.dataset["fingerprint"]:
         raise InvalidValueError(f"dataset {sds.id} has fingerprint {sds.fingerprint[:12]}…, the "

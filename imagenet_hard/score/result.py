@@ -144,16 +144,22 @@ class ScoreResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> ScoreResult:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidValueError(f"result has unknown field(s) {', '.join(unknown)}")
-        missing = [name for name, f in cls.__dataclass_fields__.items()
-                   if name not in data and f.default is MISSING and f.default_factory is MISSING]
-        if missing:
-            raise InvalidValueError(f"result lacks the field(s) {', '.join(missing)}; a result "
-                                    "is what `imhard score` writes")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "result"))
+
+
+def checked_fields(cls, data: dict, what: str) -> dict:
+    """``data`` when its keys are exactly a dataclass's fields (those with defaults optional),
+    else one sentence naming the unknown or missing ones."""
+    fields = cls.__dataclass_fields__
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InvalidValueError(f"{what} has unknown field(s) {', '.join(unknown)}")
+    missing = [name for name, f in fields.items()
+               if name not in data and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise InvalidValueError(f"{what} lacks the field(s) {', '.join(missing)}; a {what} "
+                                "is what `imhard score` writes")
+    return data
 
 
 def predictions_path(result_path: str | Path) -> Path:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ...errors import InvalidValueError, MissingFileError
 from ...files import write_json_atomic
 from ..contract import metadata_problems
 from ..protocols import PROTOCOLS
-from ..result import ScoreResult
+from ..result import ScoreResult, checked_fields
 from ..tta import TtaMode
 
 SUITE_SCHEMA_VERSION = "1"
@@ -113,15 +113,7 @@ class SuiteResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> SuiteResult:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidValueError(f"suite result has unknown field(s) {', '.join(unknown)}")
-        missing = [n for n, f in cls.__dataclass_fields__.items()
-                   if n not in data and f.default is MISSING and f.default_factory is MISSING]
-        if missing:
-            raise InvalidValueError(f"suite result lacks the field(s) {', '.join(missing)}")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "suite result"))
 
     def summary(self) -> str:
         """A screenful: one line per set (ImageNet-C folded into its aggregates)."""

@@ -11,9 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InvalidValueError, SubmissionError
-from ...files import sha256_file
 from .. import check
-from ..harness import RunOptions, VerifyReport, compare, read_parts, submission_file
+from ..harness import (
+    RunOptions,
+    VerifyReport,
+    check_scored_file,
+    compare,
+    read_parts,
+    submission_file,
+)
 from ..result import read_predictions
 from ..runner import new_scratch_dir
 from ..tta import TtaMode
@@ -83,10 +89,7 @@ def verify_suite(result_path: str | Path, sample: int = 200, seed: int = 0,
     base = load_baseline(baseline) if baseline else None
     sub = submission_file(submission or result.submission["file"])
     opts.check_sandbox()
-    if sha256_file(sub) != result.submission["sha256"]:
-        raise InvalidValueError(f"{sub} is not the file that was scored (SHA-256 differs from "
-                                f"{result.submission['sha256'][:12]}…); pass --submission with the "
-                                "original file")
+    check_scored_file(sub, result.submission["sha256"])
     names = [e["name"] for e in result.sets]
     if dataset is None and IMAGENET_HARD_SET in names:  # where it was scored, as `verify` does
         dataset = result.entry(IMAGENET_HARD_SET)["dataset"].get("source")
