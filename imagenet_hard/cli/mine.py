@@ -52,7 +52,7 @@ def _summary_lines(run) -> list[str]:
               help="DataLoader workers making crops (default: CPUs-1 up to 16 on CUDA, 1 on CPU).")
 @click.option("--crops", type=click.Choice(["pil", "torch"]), default="pil", show_default=True,
               help="pil: pixel-identical to the paper's crops, made by the workers; torch: resized "
-                   "on the device (within 1 grey level, faster on a GPU).")
+                   "on the device (within 2 grey levels, faster on a GPU).")
 @click.option("--order-from", "order_from", default=None, metavar="RUN",
               help="Evaluate crops in the order learned from exhaustive run RUN (its greedy cover "
                    "first, then the rest in the built-in order) instead of the built-in one.")
