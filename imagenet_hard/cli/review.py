@@ -48,8 +48,11 @@ def import_(run, home):
     Example:
       imhard review import --run efficientnet-lite0__sample
     """
+    from ..mining import open_run
+
+    handle = open_run(run, home)  # a wrong name is told before the store is created
     with _store(home) as store:
-        res = store.import_run(run)
+        res = store.import_run(handle)
     parts = ", ".join(f"{n} from {s}" for s, n in res.by_source.items())
     click.echo(f"{res.run}: {res.candidates} candidates under review ({parts})")
 
