@@ -126,7 +126,7 @@ PLAN: dict[str, Runs | Fails | Serves] = {
         Fails("a CLIP ViT-L run and a Hub account", "no mining run 'clip-all'"),
     "imhard score leaderboard/submissions/efficientnet_lite0.py --limit 500": Runs("result:"),
     "imhard score my_model.py --dataset taesiri/imagenet-hard --device cuda --no-network":
-        Fails(f"{NO_GPU}, and the dataset {NO_NET}", "cuda"),
+        Fails(f"{NO_GPU}, and the dataset {NO_NET}", "taesiri/imagenet-hard"),
     "imhard score my_model.py --memory-limit 16G": Runs("result:"),
     "imhard score my_model.py --suite": Runs("result:"),
     "imhard score my_model.py --suite imagenet-a,imagenet-r,objectnet":
