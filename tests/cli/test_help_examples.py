@@ -171,21 +171,22 @@ def _commands(group: click.Group, prefix=()):
         yield from _commands(cmd, (*prefix, name))
 
 
-def examples(help_text: str) -> list[str]:
-    """The commands of a help's `Example:` block: one a line, `&&` splitting a line, `#`
-    comments dropped; each as its words joined by spaces."""
+def examples(help_text: str) -> list[list[str]]:
+    """The commands of a help's `Example:` block, as a shell splits them: one a line, `&&`
+    splitting a line, `#` comments dropped."""
     lines = help_text.split("Example:", 1)[1].strip("\n").splitlines() if help_text else []
     out = []
     for line in lines:
         if not line.strip():
             break
-        for part in line.split("&&"):
-            out.append(" ".join(shlex.split(part, comments=True)))
+        out.extend(shlex.split(part, comments=True) for part in line.split("&&"))
     return out
 
 
 ALL_EXAMPLES = {" ".join(path) or "imhard": examples(cmd.help or "")
                 for path, cmd in _commands(main)}
+#: Each example's words by its plan key (the words joined by spaces, torchrun dropped).
+WORDS = {" ".join(words): words for ex in ALL_EXAMPLES.values() for words in ex}
 
 
 def test_every_command_has_an_example():
@@ -194,7 +195,7 @@ def test_every_command_has_an_example():
 
 
 def test_the_plan_lists_every_example():
-    shown = {_imhard(e) for ex in ALL_EXAMPLES.values() for e in ex}
+    shown = {_imhard(" ".join(e)) for ex in ALL_EXAMPLES.values() for e in ex}
     assert shown - set(PLAN) == set(), "examples the plan does not say how to run"
     assert set(PLAN) - shown == set(), "plan entries no --help shows"
 
@@ -218,10 +219,10 @@ class Workspace:
         return self.user / ".cache" / "imagenet-hard"
 
     def argv(self, example: str) -> list[str]:
-        words = _imhard(example).split(" ")
-        assert words[0] == "imhard"
+        words = next(w for k, w in WORDS.items() if _imhard(k) == example)
+        words = words[words.index("imagenet_hard") + 1:] if words[0] == "torchrun" else words[1:]
         out = []
-        for w in words[1:]:
+        for w in words:
             if w.startswith("~/"):
                 w = str(self.user / w[2:])
             elif w.startswith("/tmp/"):
