@@ -37,6 +37,7 @@ class SampleSource(SourceBuilder):
     citation = "scikit-image: van der Walt et al., PeerJ 2014; matplotlib: Hunter, CiSE 2007"
     homepage = "https://scikit-image.org/docs/stable/api/skimage.data.html"
     expected = f"{len(PHOTOS)} images, < 2 MB, no download"
+    shipped_with = "the installed scikit-image and matplotlib packages (no download, no --path)"
 
     def items(self, ctx: BuildContext):
         root = self.extract_dir(ctx)

@@ -180,6 +180,7 @@ def _transfer(session, url: str, part: Path, hashes: _Hashes, timeout: float,
         length = resp.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
         received = 0
+        part.parent.mkdir(parents=True, exist_ok=True)  # only once a server answers with bytes
         with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
                                          unit_divisor=1024, desc=name, disable=not progress,
                                          leave=False) as bar:
@@ -255,7 +256,6 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
         except InvalidValueError as exc:
             raise ChecksumError(str(exc)) from None
     final = _resolve_dest(url, dest)
-    final.parent.mkdir(parents=True, exist_ok=True)
     if final.is_file() and _existing_ok(final, sha256, md5, notify):
         notify(f"{final.name}: already downloaded and verified ({final})")
         return final

@@ -112,6 +112,12 @@ class SourceBuilder:
     web_border: bool = False
     derived: bool = False            # made from built tables (imagenet-c): see build_derived
     made_from: str = ""              # for a derived source: what it is made from
+    shipped_with: str = ""           # for files that installed packages ship: which packages
+
+    def where(self) -> str:
+        """Where the images come from, as `imhard sources` prints it."""
+        return (self.made_from or self.default_url or self.shipped_with
+                or "--path only (no public download)")
 
     def tables(self, home) -> list[tuple[str, int, str]]:
         """This source's tables built in ``home``: (name, rows, how it was made)."""

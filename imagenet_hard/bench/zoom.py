@@ -61,12 +61,16 @@ def bench_zoom(images: list | None = None, n_images: int | None = None, device: 
     """
     import torch
 
+    from ..devices import resolve_device
+
+    if device is None and torch.cuda.is_available():
+        device = "cuda"
+    if device is not None:  # a device this machine lacks is told before the CPU timings
+        device = str(resolve_device(device))
     images = images if images is not None else sample_images(n_images)
     crops = len(images) * N_TRANSFORMS
     ours, ref = _cpu_times(images, repeat)
     variants: tuple[Timing, ...] = ()
-    if device is None and torch.cuda.is_available():
-        device = "cuda"
     if device is not None:
         dev, seconds = _torch_time(images, device, repeat)
         variants = (Timing(f"zoom_crops_torch on {dev} (within 2 grey levels)", crops, seconds),)

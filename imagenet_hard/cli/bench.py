@@ -45,8 +45,8 @@ def bench_score(images, batch_size, workers, device, suite_sets):
 
     \b
     Example:
-      imhard bench score --images 128 --batch-size 32
-      imhard bench score --suite 4 --images 256
+      imhard bench score --images 32 --batch-size 32
+      imhard bench score --suite 4 --images 32
     """
     if suite_sets:
         from ..bench.suite import bench_suite
@@ -135,7 +135,7 @@ def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels
 
     \b
     Example:
-      imhard bench protocol --images 9 --device cpu --vary bf16 --vary normalization
+      imhard bench protocol --images 1 --device cpu --vary bf16
       imhard bench protocol --judge open_clip:ViT-B-32/openai --images 32 --device cuda
     """
     from ..bench.protocol import bench_protocol as run
@@ -196,7 +196,7 @@ def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, devi
     \b
     Example:
       imhard bench corrupt --corruptions zoom_blur,contrast --repeat 1
-      imhard bench corrupt --size 4000x3000 --corruptions zoom_blur,glass_blur --repeat 1
+      imhard bench corrupt --size 1600x1200 --corruptions zoom_blur,glass_blur --repeat 1
     """
     from ..bench.corrupt import bench_corrupt as run
     from ..bench.corrupt import parse_size, photo
@@ -246,7 +246,7 @@ def bench_order(judge, variants, splits, device, home):
 
     \b
     Example:
-      imhard bench order --variants 4 --home /tmp/imhard-bench-order
+      imhard bench order --variants 0 --splits 2 --home /tmp/imhard-bench-order
     """
     from ..bench.order import bench_order as run
 

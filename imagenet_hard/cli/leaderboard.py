@@ -58,7 +58,7 @@ def add_cmd(result, board_dir, fingerprint, dataset, replace, home):
 
     \b
     Example:
-      imhard leaderboard add results/my_model.json --fingerprint 3f5a…
+      imhard leaderboard add ~/.cache/imagenet-hard/scores/efficientnet_lite0.json
       imhard leaderboard add ~/.cache/imagenet-hard/scores/my_model.suite.json
     """
     from ..leaderboard import add_result, add_suite

@@ -31,6 +31,17 @@ def _summary_lines(run) -> list[str]:
     return lines
 
 
+def _run_name(ctx, param, value: str | None) -> str | None:
+    """``--run``: one plain folder name, checked while parsing (before torch, before writing)."""
+    from ..errors import InvalidValueError
+    from ..mining.runs import check_run_name
+
+    try:
+        return None if value is None else check_run_name(value)
+    except InvalidValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.option("--source", "sources", required=True, metavar="NAME[,NAME…]",
               help="Built source tables to mine (see `imhard sources`), comma-separated.")
@@ -44,7 +55,7 @@ def _summary_lines(run) -> list[str]:
                    "the CPU).")
 @click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Images per shard (the unit of resumption and of torchrun work).")
-@click.option("--run", "--run-name", "run", default=None,
+@click.option("--run", "--run-name", "run", default=None, callback=_run_name,
               help="Run name under <home>/mining/ (default: JUDGE__SOURCE+SOURCE[__exhaustive]). "
                    "Rerunning a name resumes it. Under torchrun spell it --run-name (torchrun "
                    "reads --run as its own --run-path).")
@@ -52,7 +63,7 @@ def _summary_lines(run) -> list[str]:
               help="DataLoader workers making crops (default: CPUs-1 up to 16 on CUDA, 1 on CPU).")
 @click.option("--crops", type=click.Choice(["pil", "torch"]), default="pil", show_default=True,
               help="pil: pixel-identical to the paper's crops, made by the workers; torch: resized "
-                   "on the device (within 1 grey level, faster on a GPU).")
+                   "on the device (within 2 grey levels, faster on a GPU).")
 @click.option("--order-from", "order_from", default=None, metavar="RUN",
               help="Evaluate crops in the order learned from exhaustive run RUN (its greedy cover "
                    "first, then the rest in the built-in order) instead of the built-in one.")

@@ -89,7 +89,7 @@ def publish(run, out, include_pending, max_shard_size, check_dir, repo_id, priva
 
     \b
     Example:
-      imhard publish --run sample-efficientnet-lite0 --include-pending
+      imhard publish --run efficientnet-lite0__sample --include-pending
       imhard publish --check ~/.cache/imagenet-hard/dist/imagenet-hard
       imhard publish --run clip-all --push me/imagenet-hard --private
     """

@@ -25,14 +25,14 @@ def _default_reviewer() -> str | None:
 
 @main.group()
 def review():
-    """Review mining candidates: keep or remove each, with a reason (DESIGN §8).
+    """Review mining candidates: keep or remove each, with a reason (README: Review).
 
     Decisions live in <home>/review.duckdb as an append-only event log. While
     `imhard review serve` runs it owns that file; use its page or JSON API then.
 
     \b
     Example:
-      imhard review import --run sample-run
+      imhard review import --run efficientnet-lite0__sample
       imhard review serve
     """
 
@@ -46,10 +46,13 @@ def import_(run, home):
 
     \b
     Example:
-      imhard review import --run sample-run
+      imhard review import --run efficientnet-lite0__sample
     """
+    from ..mining import open_run
+
+    handle = open_run(run, home)  # a wrong name is told before the store is created
     with _store(home) as store:
-        res = store.import_run(run)
+        res = store.import_run(handle)
     parts = ", ".join(f"{n} from {s}" for s, n in res.by_source.items())
     click.echo(f"{res.run}: {res.candidates} candidates under review ({parts})")
 
@@ -110,8 +113,8 @@ def decide(ids, verdict, reason, tags, note, reviewer, home):
 
     \b
     Example:
-      imhard review decide sample/n02123045/chelsea.png --verdict keep --tags rare-case
-      imhard review decide ID1 ID2 --verdict remove --reason ill-posed --note "two objects"
+      imhard review decide sample/n02389026/horse.png --verdict keep --tags rare-case
+      imhard review decide sample/n02389026/horse.png --verdict remove --reason ill-posed --note "a silhouette"
     """
     with _store(home) as store:
         events = store.decide(ids, verdict, reason=reason, tags=tags, note=note,
@@ -131,7 +134,7 @@ def undo(image_id, reviewer, home):
     \b
     Example:
       imhard review undo
-      imhard review undo sample/n02123045/chelsea.png
+      imhard review undo sample/n02389026/horse.png
     """
     with _store(home) as store:
         res = store.undo(id=image_id, reviewer=reviewer)
@@ -149,7 +152,7 @@ def history(image_id, home):
 
     \b
     Example:
-      imhard review history sample/n02123045/chelsea.png
+      imhard review history sample/n02389026/horse.png
     """
     with _store(home) as store:
         events = store.history(image_id)

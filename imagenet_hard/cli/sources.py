@@ -59,7 +59,7 @@ def build(name, url, sha256, path, force, home, **derived):
     Example:
       imhard build --source imagenet-a
       imhard build --source imagenet --path ~/data/ILSVRC2012_img_val.tar
-      imhard build --source imagenet-r --url http://mirror.local/imagenet-r.tar --sha256 HEX
+      imhard build --source imagenet-r --url http://mirror.local/imagenet-r.tar --sha256 8a7c4c3e2f6b4ba4bd7ad6ef4c7b1ba0cfbbc9ab7b7e0c2c5b0bd4a74bde8e50
       imhard build --source imagenet-c --from imagenet-real --corruptions paper --severities 1-5
       torchrun --nproc-per-node 4 -m imagenet_hard build --source imagenet-c --from imagenet
     """
@@ -124,12 +124,11 @@ def sources_cmd(home):
 
     for src, rows in lib.source_status(home):
         status = f"built, {rows} rows" if rows is not None else "not built"
-        where = src.made_from or src.default_url or "--path only (no public download)"
         click.echo(f"{src.name:<16} {src.label_space:<14} {status}")
         click.echo(f"    {src.description}")
         click.echo(f"    size:    {src.expected}")
         click.echo(f"    licence: {src.licence}")
-        click.echo(f"    from:    {where}")
+        click.echo(f"    from:    {src.where()}")
         if src.derived and rows is not None:
             tables = src.tables(data_home(home))
             click.echo(f"    tables:  {len(tables)} (mine them all with --source '{src.name}/*')")

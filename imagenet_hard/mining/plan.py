@@ -100,18 +100,28 @@ def built_sources(home=None) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.parquet") if not p.stem.endswith(".rejects"))
 
 
+def check_built(sources: list[str], home=None) -> list[str]:
+    """The table names of ``sources`` (as :func:`expand_sources`), each one built; else the
+    first that is not, named with what to run (no table is read)."""
+    names = expand_sources(sources, home)
+    for name in names:
+        path = homes.source_table_path(name, home)
+        if not path.exists():
+            built = ", ".join(built_sources(home)) or "none"
+            tables = fnmatch.filter(built_sources(home), f"{name}_*")
+            hint = (f"; to mine its {len(tables)} tables pass --source "
+                    f"'{name.replace('_', '-')}/*'" if tables else "")
+            raise MissingFileError(
+                f"source {name!r} is not built ({path} does not exist); run `imhard build "
+                f"--source {name}` first (built here: {built}){hint}"
+            )
+    return names
+
+
 def _read_source(name: str, home, objectnet_labels: str
                  ) -> tuple[list[ImageRow], dict[str, list[int]]]:
+    check_built([name], home)
     path = homes.source_table_path(name, home)
-    if not path.exists():
-        built = ", ".join(built_sources(home)) or "none"
-        tables = fnmatch.filter(built_sources(home), f"{name}_*")
-        hint = (f"; to mine its {len(tables)} tables pass --source '{name.replace('_', '-')}/*'"
-                if tables else "")
-        raise MissingFileError(
-            f"source {name!r} is not built ({path} does not exist); run `imhard build --source "
-            f"{name}` first (built here: {built}){hint}"
-        )
     table = read_table(path, what=f"source table {name!r}")
     meta_name = (table.schema.metadata or {}).get(META_SOURCE)
     source = meta_name.decode() if meta_name else path.stem

@@ -21,8 +21,8 @@ from ..mining_protocol import OWN, MiningProtocol, built_judge_protocol, check_k
 from ..records import CANDIDATE_SCHEMA
 from ..registry import normalize_name
 from . import distributed
-from .plan import Workload, default_run_name, load_workload, run_record
-from .runs import MiningRun, OriginCounts, RunSummary, open_run, run_folder
+from .plan import Workload, check_built, default_run_name, load_workload, run_record
+from .runs import MiningRun, OriginCounts, RunSummary, check_run_name, open_run, run_folder
 
 DEFAULT_BATCH_SIZE = 256
 CPU_BATCH_SIZE = 64
@@ -124,6 +124,9 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
     _check_sizes(1 if batch_size is None else batch_size, shard_size)
     check_protocol(judge, protocol, normalization, precision, objectnet_labels)
     weights = check_weights(weights, judge)
+    if run is not None:
+        check_run_name(run)
+    check_built(sources, home)  # before torch starts: a typo answers at once
     ranks, dev = distributed.setup(device)
     try:
         if batch_size is None:

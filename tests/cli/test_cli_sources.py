@@ -33,8 +33,12 @@ def test_source_smoke(name):
     assert src.licence in block and src.expected in block
     if src.derived:
         assert src.made_from in block and "--from" in src.made_from
+    elif src.default_url:
+        assert src.default_url in block
+    elif src.shipped_with:  # the sample: files installed packages ship, nothing to pass
+        assert f"from:    {src.shipped_with}" in block and "--path only" not in block
     else:
-        assert src.default_url in block if src.default_url else "--path only" in block
+        assert "--path only" in block
 
 
 def test_sources_shows_local_status(sample_home):

@@ -84,11 +84,32 @@ ARGUMENT_ERRORS = [
     (["bench", "mine", "--images", "0"], "--images"),
     (["bench", "mine", "--normalization", "imagenet"], "applies to zero-shot (CLIP) judges"),
     (["publish", "--max-shard-size", "lots"], "cannot read size"),
+    (["mine", "--source", "sample", "--judge", "efficientnet-lit0"],
+     "Did you mean: efficientnet-lite0"),
+    (["mine", "--source", "sample", "--run", "../escape"], "must be a plain folder name"),
+    (["mine", "--source", "sample", "--run-name", "a/b"], "must be a plain folder name"),
+    (["score", "my_model.py", "--tta", "zoom-in-mx"], "Did you mean: zoom-in-max"),
+    (["bench", "mine", "--judge", "efficientnet-lit0"], "Did you mean: efficientnet-lite0"),
 ]
+#: Errors the library finds (exit 1), still before torch and before anything is written.
+LIBRARY_ERRORS = [
+    (["mine", "--source", "sampel"], "source 'sampel' is not built"),
+    (["mine", "--source", "sample", "--run", "mine-1"], "source 'sample' is not built"),
+    (["mine", "--source", "sample", "--order-from", "nosuch"], "no mining run 'nosuch'"),
+    (["review", "import", "--run", "nosuch"], "no mining run 'nosuch'"),
+    (["publish", "--run", "nosuch"], "no mining run 'nosuch'"),
+    (["analyze", "nosuch"], "no mining run 'nosuch'"),
+    (["build", "--source", "imagenet-c", "--from", "sampel"], "made from one of"),
+    (["build", "--source", "imagenet-c", "--corruptions", "fogg"], "Did you mean: fog"),
+    (["build", "--source", "imagenet-c", "--severities", "7"], "severity must be"),
+    (["score", "nosuch.py"], "does not exist"),
+    (["verify", "nosuch.json"], "does not exist"),
+]
+ERRORS = [(a, m, 2) for a, m in ARGUMENT_ERRORS] + [(a, m, 1) for a, m in LIBRARY_ERRORS]
 
 
-@pytest.mark.parametrize("args,message", ARGUMENT_ERRORS, ids=[" ".join(a) for a, _ in ARGUMENT_ERRORS])
-def test_argument_errors_come_before_heavy_imports_and_writes(args, message, tmp_path):
+@pytest.mark.parametrize("args,message,code", ERRORS, ids=[" ".join(a) for a, _, _ in ERRORS])
+def test_argument_errors_come_before_heavy_imports_and_writes(args, message, code, tmp_path):
     home = tmp_path / "home"
     got = _fresh(f"""
         import contextlib, io, json, sys
@@ -101,7 +122,7 @@ def test_argument_errors_come_before_heavy_imports_and_writes(args, message, tmp
                 code = exc.code
         print(json.dumps({{"code": code, "err": err.getvalue(), "torch": "torch" in sys.modules}}))
     """, home)
-    assert got["code"] == 2, got
+    assert got["code"] == code, got
     assert message in got["err"]
     assert not got["torch"]
     assert not home.exists(), "an argument error wrote into the data home"
