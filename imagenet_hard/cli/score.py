@@ -139,7 +139,7 @@ def score(submission, dataset, split, suite, baseline, limit, out, tta, tta_from
       imhard score my_model.py --suite
       imhard score my_model.py --suite imagenet-a,imagenet-r,objectnet
       imhard score leaderboard/submissions/resnet50.py --tta zoom-in-max --batch-size 128
-      imhard score my_model.py --suite --tta zoom-in-mean --tta-from my-model-real
+      imhard score my_model.py --suite --tta zoom-in-mean --tta-from sample-full
     """
     if baseline and suite is None:
         raise click.BadParameter("--baseline only applies with --suite", param_hint="--baseline")

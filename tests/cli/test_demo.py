@@ -2,13 +2,17 @@
 
 import pytest
 from click.testing import CliRunner
+from test_help_examples import help_example
 
 from imagenet_hard.cli import main
 
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_offline(isolated_home):
-    res = CliRunner().invoke(main, ["demo"])
+    """`imhard demo --help`'s example, in the test's home (test_help_examples leaves it to us)."""
+    argv = help_example("demo")
+    assert argv[:2] == ["demo", "--home"]
+    res = CliRunner().invoke(main, [*argv[:2], str(isolated_home), *argv[3:]])
     assert res.exit_code == 0, res.output
     for heading in ("1. build", "2. mine", "3. review", "4. publish", "5. score",
                     "6. score --suite", "7. analyze"):

@@ -60,6 +60,14 @@ class Serves:
     url: str
 
 
+@dataclass(frozen=True)
+class RunBy:
+    """Run by ``test`` (a file under tests/), which takes the example from the help itself and
+    checks far more of its output; run once, not twice, since it is the slowest example."""
+
+    test: str
+
+
 def _copy_export(work: Workspace) -> None:
     shutil.copyfile(work.cwd / "decisions.parquet", work.cwd / "colleague-decisions.parquet")
 
@@ -68,7 +76,7 @@ NO_NET = "downloads from the network, which this machine does not have"
 NO_GPU = "needs a CUDA device"
 
 #: Every example command, in the order they run (later ones use what earlier ones made).
-PLAN: dict[str, Runs | Fails | Serves] = {
+PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     # build and mine the sample source, look around
     "imhard build --source sample": Runs("sample: kept 9"),
     "imhard mine --source sample --judge efficientnet-lite0": Runs("candidates of 9 images"),
@@ -130,6 +138,8 @@ PLAN: dict[str, Runs | Fails | Serves] = {
         Fails(f"{NO_GPU}, and the dataset {NO_NET}", "taesiri/imagenet-hard"),
     "imhard score my_model.py --memory-limit 16G": Runs("result:"),
     "imhard score my_model.py --suite": Runs("result:"),
+    "imhard score my_model.py --suite --tta zoom-in-mean --tta-from sample-full":
+        Runs("TTA zoom-in-mean"),
     "imhard score my_model.py --suite imagenet-a,imagenet-r,objectnet":
         Fails(f"the sets {NO_NET}", "imagenet-a"),
     "imhard score leaderboard/submissions/resnet50.py --tta zoom-in-max --batch-size 128":
@@ -164,7 +174,7 @@ PLAN: dict[str, Runs | Fails | Serves] = {
     "imhard bench order --variants 0 --splits 2 --home /tmp/imhard-bench-order":
         Runs("forward passes"),
     # everything at once, in its own home
-    "imhard demo --home /tmp/imhard-demo": Runs("== 7. analyze"),
+    "imhard demo --home /tmp/imhard-demo": RunBy("cli/test_demo.py"),
 }
 
 
@@ -184,6 +194,13 @@ def examples(help_text: str) -> list[list[str]]:
             break
         out.extend(shlex.split(part, comments=True) for part in line.split("&&"))
     return out
+
+
+def help_example(*path: str) -> list[str]:
+    """The words after `imhard` of the one example of command ``path`` (for tests that run an
+    example themselves: :class:`RunBy`)."""
+    (words,) = ALL_EXAMPLES[" ".join(path)]
+    return words[1:]
 
 
 ALL_EXAMPLES = {" ".join(path) or "imhard": examples(cmd.help or "")
@@ -289,6 +306,9 @@ def _serve(work: Workspace, argv: list[str]) -> str:
 def test_example_runs(example, user):
     expect = PLAN[example]
     argv = user.argv(example)
+    if isinstance(expect, RunBy):
+        assert "help_example(" in (REPO / "tests" / expect.test).read_text()
+        return
     if isinstance(expect, Serves):
         out = _serve(user, argv)
         assert expect.url in out.splitlines()[0], out
