@@ -88,7 +88,7 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
 
     \b
     Example:
-      imhard bench mine --images 2 --device cpu
+      imhard bench mine --images 1 --device cpu
       imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 --device cuda
     """
     from ..bench.mine import bench_mine as run

@@ -167,6 +167,8 @@ def normalization(transform) -> tuple[list[float], list[float]]:
                          [float(v) for v in np.asarray(step.std).reshape(-1)])
         elif name == "CenterCrop":
             _check_size(list(np.atleast_1d(step.size)))
+        elif name == "Lambda" and getattr(step, "lambd", None) is to_rgb:
+            continue  # the model layer's own RGB step: the zoom crops are RGB already
         elif name not in GEOMETRY_STEPS | TENSOR_STEPS:
             raise ContractError(f"--tta cannot tell what the transform step {name} does to a zoom "
                                 "crop; use a transform of Resize/CenterCrop, ToTensor and "

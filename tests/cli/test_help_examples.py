@@ -161,7 +161,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench zoom photo1.jpg photo2.jpg --device cuda": Fails(NO_GPU, "cuda"),
     "imhard bench score --images 32 --batch-size 32": Runs("ratio"),
     "imhard bench score --suite 4 --images 32": Runs("ratio"),
-    "imhard bench mine --images 2 --device cpu": Runs("ratio"),
+    "imhard bench mine --images 1 --device cpu": Runs("ratio"),
     "imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 "
     "--device cuda": Fails(NO_GPU, "cuda"),
     "imhard bench protocol --images 1 --device cpu --vary bf16": Runs("bf16"),

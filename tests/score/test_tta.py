@@ -232,3 +232,22 @@ def test_a_result_naming_an_unknown_mode_is_rejected(setup, tmp_path):
     run.path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="no zoom-224"):
         load_result(run.path)
+
+
+def test_the_model_layers_transforms_are_readable_but_another_lambda_is_not():
+    """`create_model`'s RGB step is known (the offline reference submission takes --tta); any
+    other Lambda could do anything to a crop and is refused."""
+    from torchvision import transforms as T
+
+    from imagenet_hard.models import create_model
+    from imagenet_hard.score.contract import ContractError
+    from imagenet_hard.score.tta import normalization
+
+    built = create_model("efficientnet-lite0", device="cpu")
+    assert normalization(built.transform) == (
+        [pytest.approx(v) for v in (0.485, 0.456, 0.406)],
+        [pytest.approx(v) for v in (0.229, 0.224, 0.225)])
+    other = T.Compose([T.Resize(256), T.CenterCrop(224), T.Lambda(lambda im: im.rotate(90)),
+                       T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
+    with pytest.raises(ContractError, match="Lambda"):
+        normalization(other)
