@@ -111,11 +111,22 @@ def check_built(sources: list[str], home=None) -> list[str]:
             tables = fnmatch.filter(built_sources(home), f"{name}_*")
             hint = (f"; to mine its {len(tables)} tables pass --source "
                     f"'{name.replace('_', '-')}/*'" if tables else "")
+            shown, command = _build_hint(name)
             raise MissingFileError(
-                f"source {name!r} is not built ({path} does not exist); run `imhard build "
-                f"--source {name}` first (built here: {built}){hint}"
+                f"source {shown!r} is not built ({path} does not exist); run `{command}` first "
+                f"(built here: {built}){hint}"
             )
     return names
+
+
+def _build_hint(table: str) -> tuple[str, str]:
+    """How users name table ``table`` and the command that builds it (``imagenet_c_fog_3`` →
+    ``imagenet-c/fog/3``, built with its corruption and severity)."""
+    corruption, _, severity = table.removeprefix("imagenet_c_").rpartition("_")
+    if table.startswith("imagenet_c_") and corruption and severity.isdigit():
+        return (f"imagenet-c/{corruption}/{severity}", "imhard build --source imagenet-c "
+                f"--corruptions {corruption} --severities {severity}")
+    return table.replace("_", "-"), f"imhard build --source {table.replace('_', '-')}"
 
 
 def _read_source(name: str, home, objectnet_labels: str

@@ -100,7 +100,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
         Fails("torchrun over 4 processes, from ImageNet (not here)",
               "'imagenet', which is not built here"),
     "imhard mine --source imagenet-a,imagenet-r --exhaustive --run clip-ar-full":
-        Fails(f"CLIP ViT-L weights and sources that {NO_NET}", "'imagenet_a' is not built"),
+        Fails(f"CLIP ViT-L weights and sources that {NO_NET}", "'imagenet-a' is not built"),
     "imhard mine --source imagenet-a --order-from clip-ar-full":
         Fails("the run of the example above", "no mining run 'clip-ar-full'"),
     "imhard mine --source objectnet --weights ~/models/vit-l-14-openai.bin --precision bf16":

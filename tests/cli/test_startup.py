@@ -95,6 +95,10 @@ ARGUMENT_ERRORS = [
 LIBRARY_ERRORS = [
     (["mine", "--source", "sampel"], "source 'sampel' is not built"),
     (["mine", "--source", "sample", "--run", "mine-1"], "source 'sample' is not built"),
+    (["mine", "--source", "imagenet-a"], "run `imhard build --source imagenet-a` first"),
+    (["mine", "--source", "imagenet-c/fog/3"], "source 'imagenet-c/fog/3' is not built ("),
+    (["mine", "--source", "imagenet-c/gaussian_noise/5"],
+     "run `imhard build --source imagenet-c --corruptions gaussian_noise --severities 5` first"),
     (["mine", "--source", "sample", "--order-from", "nosuch"], "no mining run 'nosuch'"),
     (["review", "import", "--run", "nosuch"], "no mining run 'nosuch'"),
     (["publish", "--run", "nosuch"], "no mining run 'nosuch'"),
