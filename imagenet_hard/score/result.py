@@ -167,17 +167,22 @@ def predictions_path(result_path: str | Path) -> Path:
     return p.with_name(p.name.removesuffix(".json") + ".predictions.parquet")
 
 
-def load_result(path: str | Path) -> ScoreResult:
+def read_result_json(path: str | Path, what: str = "result") -> dict:
+    """The JSON object in result file ``path``, or one sentence saying why there is none."""
     path = Path(path)
     if not path.is_file():
-        raise MissingFileError(f"result {path} does not exist")
+        raise MissingFileError(f"{what} {path} does not exist")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InvalidValueError(f"{path} is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidValueError(f"{path}: expected a JSON object")
-    return ScoreResult.from_dict(data)
+    return data
+
+
+def load_result(path: str | Path) -> ScoreResult:
+    return ScoreResult.from_dict(read_result_json(path))
 
 
 def write_predictions(path: str | Path, rows: dict) -> str:

@@ -18,11 +18,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ...errors import InvalidValueError, MissingFileError
+from ...errors import InvalidValueError
 from ...files import write_json_atomic
 from ..contract import metadata_problems
 from ..protocols import PROTOCOLS
-from ..result import ScoreResult, checked_fields
+from ..result import ScoreResult, checked_fields, read_result_json
 from ..tta import TtaMode
 
 SUITE_SCHEMA_VERSION = "1"
@@ -161,16 +161,7 @@ def is_suite(path: str | Path) -> bool:
 
 
 def load_suite(path: str | Path) -> SuiteResult:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"suite result {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidValueError(f"{path} is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidValueError(f"{path}: expected a JSON object")
-    return SuiteResult.from_dict(data)
+    return SuiteResult.from_dict(read_result_json(path, "suite result"))
 
 
 def suite_predictions_path(result_path: str | Path, set_name: str) -> Path:
