@@ -38,6 +38,10 @@ class UnsafeArchiveError(ImHardError, ValueError):
     a source folder entry that leads outside it."""
 
 
+class OutsideHomeError(InvalidValueError):
+    """A path read from a project table (relative to the data home) that leads outside it."""
+
+
 class MissingFileError(ImHardError, FileNotFoundError):
     """A file the user must provide (an archive, a built source, a run) is not there."""
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from .errors import InvalidValueError, MissingFileError
 from .files import atomic_path, is_sha256
+from .home import inside_home
 from .labels import LABEL_SPACES, validate_label
 
 SCHEMA_VERSION = "1"          # candidates, decisions and every other table
@@ -94,8 +95,7 @@ class SourceRow:
     def __post_init__(self):
         if not self.id or ".." in self.id.split("/"):
             raise InvalidValueError(f"bad id {self.id!r}")
-        if os.path.isabs(self.path):
-            raise InvalidValueError(f"path must be relative to the data home, got {self.path!r}")
+        inside_home(".", self.path, f"source row {self.id!r}")   # the rule every reader applies
         label = validate_label(self.label)
         object.__setattr__(self, "label", label)
         if len(self.english_label) != len(label):

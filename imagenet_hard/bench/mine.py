@@ -108,9 +108,11 @@ def _bench_rows(source: str | None, images: int, home, tmp: Path):
         raise InvalidValueError(f"source {source!r} has no images to time")
     work = tmp / "work"
     for r in rows:
-        dest = work / r.path
+        src = homes.inside_home(src_home, r.path, f"source table {source or 'sample'!r} row "
+                                f"{r.id!r}")
+        dest = work / src.relative_to(src_home)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src_home / r.path, dest)
+        shutil.copyfile(src, dest)
     write_source_table(rows, work / "sources" / f"{BENCH_SOURCE}.parquet", BENCH_SOURCE, spaces)
     return rows, spaces, work
 

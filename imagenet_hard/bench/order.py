@@ -41,7 +41,8 @@ def write_variants(home: Path, variants: int, seed: int = 0) -> str:
     root = homes.data_home(home)
     rows = []
     for photo in read_table(homes.source_table_path("sample", home)).to_pylist():
-        rgb = to_rgb(open_image(root / photo["path"]))
+        what = f"source table 'sample' row {photo['id']!r}"
+        rgb = to_rgb(open_image(homes.inside_home(root, photo["path"], what)))
         for k in range(variants):
             area = rgb.width * rgb.height * rng.uniform(0.35, 1.0)
             aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))

@@ -28,13 +28,15 @@ def _images(n: int, home: Path) -> list[bytes]:
     """``n`` distinct photos: the sample's, each copy with one pixel changed (PNG)."""
     import pyarrow.parquet as pq
 
+    from ..home import inside_home
     from ..pixels import open_image, to_rgb
     from ..sources import build_source
 
     rows = pq.read_table(build_source("sample", home=home)).to_pylist()
     out = []
     for k in range(n):
-        im = to_rgb(open_image(home / rows[k % len(rows)]["path"]))
+        row = rows[k % len(rows)]
+        im = to_rgb(open_image(inside_home(home, row["path"], f"sample row {row['id']!r}")))
         im.putpixel((0, 0), (k % 256, (k // 256) % 256, 7))
         buf = io.BytesIO()
         im.save(buf, "PNG")

@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 import pyarrow.parquet as pq
 
 from .. import home as homes
-from ..errors import ImHardError, InvalidValueError, MissingFileError
+from ..errors import ImHardError, InvalidValueError, MissingFileError, OutsideHomeError
 from ..files import write_bytes_atomic, write_json_atomic
 from ..pixels import open_image, to_rgb
 from ..records import (
@@ -189,10 +189,13 @@ def output_file(base_id: str, suffix: str) -> str | None:
     return p.with_suffix(suffix).as_posix()
 
 
-def _inside(rel: str) -> bool:
-    """Whether a table's relative path stays inside the data home."""
-    p = PurePosixPath(str(rel))
-    return bool(rel) and not p.is_absolute() and "\\" not in str(rel) and ".." not in p.parts
+def _inside(home: Path, rel) -> bool:
+    """Whether a table's path stays inside the data home (a row that does not is a reject)."""
+    try:
+        homes.inside_home(home, rel, "base table")
+    except OutsideHomeError:
+        return False
+    return True
 
 
 def read_base(base: str, home: Path, image_format: str, limit: int | None = None) -> Plan:
@@ -216,7 +219,7 @@ def read_base(base: str, home: Path, image_format: str, limit: int | None = None
         digest.update(f"{r['id']}\t{r['sha256']}\n".encode())
         out = output_file(r["id"], FORMATS[image_format])
         reason = "" if out else f"id {r['id']!r} cannot name a file inside the table's folder"
-        if not _inside(r["path"]):
+        if not _inside(home, r["path"]):
             out, reason = None, f"path {r['path']!r} is not inside the data home"
         if out and out in taken:
             reason = f"its output file {out} is already that of {taken[out]}"

@@ -139,6 +139,8 @@ def _read_source(name: str, home, objectnet_labels: str
     cols = table.select(["id", "origin", "path", "label", "label_space", "label_paper"])
     rows = []
     for r in cols.to_pylist():
+        # checked here, before any run folder exists, so the judging loop reads only these rows
+        homes.inside_home(home, r["path"], f"source table {name!r} row {r['id']!r}")
         label = tuple(int(x) for x in r["label"])
         judged = None
         if r["label_space"] in PAPER_SPACES:  # the only rows whose labels the rule changes

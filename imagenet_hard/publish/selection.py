@@ -87,7 +87,9 @@ def _publish_row(cand: dict, src: dict | None, home: Path) -> PublishRow:
     return PublishRow(
         id=cand["id"], source=cand["source"], origin=cand["origin"] or src["origin"],
         label=[int(x) for x in src["label"]], english_label=list(src["english_label"]),
-        file=home / src["path"], sha256=src["sha256"], rules=licence_rules(cand["source"]),
+        file=homes.inside_home(home, src["path"], f"source table {cand['source']!r} row "
+                               f"{cand['id']!r}"),
+        sha256=src["sha256"], rules=licence_rules(cand["source"]),
     )
 
 

@@ -4,16 +4,18 @@ their source applied (ObjectNet's red border) by :mod:`imagenet_hard.imaging`.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from ..errors import ImHardError, InvalidValueError, MissingFileError
+from ..errors import InvalidValueError, MissingFileError, OutsideHomeError
+from ..home import REBUILD, inside_home
 from ..imaging import licence_rules, review_image
 
 MAX_ID = 1000
+#: The review database copies paths from the source tables when a run is imported.
+FIX = f"{REBUILD}, then import the run again with `imhard review import`"
 
-
-class UnsafePathError(ImHardError, PermissionError):
-    """A stored path that would resolve outside the data home."""
+#: A stored path that would resolve outside the data home (the server answers 403).
+UnsafePathError = OutsideHomeError
 
 
 def check_id(image_id: str) -> str:
@@ -26,15 +28,13 @@ def check_id(image_id: str) -> str:
 
 
 def resolve_image(home: Path, rel_path: str) -> Path:
-    """The file of a stored image path: relative, without ``..``, and inside the data home — or,
+    """The file of a stored image path: inside the data home by the one lexical rule
+    (:func:`imagenet_hard.home.inside_home`) and, once links are followed, still inside it — or,
     for a source built from a ``--path`` folder (linked into the home, not copied), inside the
-    folder that link points to (the build never indexed a link leading out of it)."""
+    folder that link points to (the build never indexed a link leading out of it). Links count
+    here because the server hands the bytes to a browser."""
     root = Path(home).resolve()
-    rel = PurePosixPath(rel_path)
-    if rel.is_absolute() or ".." in rel.parts or "\\" in rel_path:
-        raise UnsafePathError(f"image path {rel_path!r} resolves outside the data home (it is not "
-                              "a plain relative path)")
-    lexical = root.joinpath(*rel.parts)
+    lexical = inside_home(root, rel_path, "review database image", FIX)
     allowed = root
     for parent in reversed(lexical.parents):  # the link nearest the home is the build's own
         if parent.is_relative_to(root) and parent != root and parent.is_symlink():
@@ -42,7 +42,8 @@ def resolve_image(home: Path, rel_path: str) -> Path:
             break
     file = lexical.resolve()
     if not file.is_relative_to(allowed):
-        raise UnsafePathError(f"image path {rel_path!r} resolves outside the data home")
+        raise UnsafePathError(f"review database image: path {rel_path!r} resolves outside the "
+                              f"data home through a link; {FIX}")
     if not file.is_file():
         raise MissingFileError(f"image file {file} is missing; rebuild its source")
     return file

@@ -39,6 +39,18 @@ class ScoreDataset:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def label_files(self) -> list[str]:
+        """Where this split's labels are on disk: the ``datasets`` cache files, and the folder or
+        the hub cache repository it was loaded from (what the sandbox must never show)."""
+        from .sandbox import hub_cache
+
+        out = list(self.arrow_files)
+        if Path(self.id).is_dir():
+            out.append(self.id)
+        else:
+            out.append(str(Path(hub_cache()) / ("datasets--" + self.id.replace("/", "--"))))
+        return out
+
 
 def default_dataset(home=None) -> Path:
     return homes.dist_dir(home) / "imagenet-hard"
@@ -178,7 +190,8 @@ def folder_from_source(table: str | Path, dest: str | Path, home=None, repeat: i
     images, labels, origins, ids = [], [], [], []
     for k in range(repeat):
         for r in rows:
-            images.append((base / r["path"]).read_bytes())
+            what = f"source table {Path(table).stem!r} row {r['id']!r}"
+            images.append(homes.inside_home(base, r["path"], what).read_bytes())
             labels.append(r["label"])
             origins.append(r["origin"])
             ids.append(r["id"] if repeat == 1 else f"{r['id']}#{k}")

@@ -43,15 +43,6 @@ def images_dir(key: str, home=None) -> Path:
     return homes.data_home(home) / "scores" / "images" / key[:32]
 
 
-def _source_file(home: Path, rel: str) -> Path:
-    """``home/rel`` when ``rel`` stays inside the data home (links are not resolved: a --path
-    folder is linked into it on purpose)."""
-    path = Path(os.path.normpath(home / rel))
-    if os.path.isabs(rel) or not (path == home or str(path).startswith(str(home) + os.sep)):
-        raise InvalidValueError(f"source table row path {rel!r} leads outside the data home")
-    return path
-
-
 def _place(src: Path, dest: Path) -> None:
     try:
         os.link(src, dest, follow_symlinks=True)
@@ -63,7 +54,7 @@ def _fill(folder: Path, final: Path, home: Path, paths: list[str], shas: list[st
           source: str) -> list[str]:
     names = []
     for i, (rel, sha) in enumerate(zip(paths, shas, strict=True)):
-        src = _source_file(home, rel)
+        src = homes.inside_home(home, rel, f"row {i} of {source}")
         if not src.is_file():
             raise MissingFileError(f"{src} (row {i} of {source}) is gone; rebuild the source "
                                    "with `imhard build --force`")
