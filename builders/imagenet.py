@@ -23,7 +23,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from imagenet_hard.errors import InvalidValueError, MissingFileError
+from imagenet_hard.errors import InvalidValueError, MissingFileError, UnsafeArchiveError
 from imagenet_hard.labels import NUM_CLASSES, index_of, wnid_to_index
 from imagenet_hard.records import Reject
 from imagenet_hard.sources import (
@@ -77,13 +77,24 @@ def parse_ground_truth(text: str, id_to_index: dict[int, int]) -> dict[int, int]
         raise InvalidValueError(f"{GROUND_TRUTH} holds ILSVRC2012 id {exc} not in meta.mat") from None
 
 
+#: The devkit's label files are read into memory: the real ones are a few hundred KB.
+DEVKIT_MEMBER_MAX = 64 * 1024 ** 2
+
+
 def _read_devkit_tar(path: Path) -> tuple[str, bytes] | None:
     gt = meta = None
     with tarfile.open(path, "r:*") as tf:
         for m in tf:
-            if m.isfile() and m.name.endswith("data/" + GROUND_TRUTH):
+            wanted = m.isfile() and (m.name.endswith("data/" + GROUND_TRUTH)
+                                     or m.name.endswith("data/meta.mat"))
+            if wanted and m.size > DEVKIT_MEMBER_MAX:
+                raise UnsafeArchiveError(
+                    f"{path.name}: {m.name} declares {m.size} bytes where the devkit's is a few "
+                    "hundred KB, so it was not read; use ILSVRC2012_devkit_t12.tar.gz from "
+                    f"image-net.org or put {LOC_CSV} beside the val tar")
+            if wanted and m.name.endswith("data/" + GROUND_TRUTH):
                 gt = tf.extractfile(m).read().decode()
-            elif m.isfile() and m.name.endswith("data/meta.mat"):
+            elif wanted:
                 meta = tf.extractfile(m).read()
     return (gt, meta) if gt is not None and meta is not None else None
 
@@ -127,6 +138,7 @@ class ImageNetSource(SourceBuilder):
                 "IJCV 2015")
     homepage = "https://image-net.org/challenges/LSVRC/2012/"
     expected = "50,000 images, 6.4 GB tar (--path only)"
+    known_bytes = 6_400_000_000
     default_md5 = None
 
     def extract_dir(self, ctx: BuildContext) -> Path:

@@ -23,6 +23,7 @@ class ImageNetASource(ClassFolderSource):
                 "CVPR 2021. arXiv:1907.07174")
     homepage = "https://github.com/hendrycks/natural-adv-examples"
     expected = "7,500 images in 200 classes, 0.69 GB tar"
+    known_bytes = 690_000_000
     default_url = "https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar"
     default_md5 = "c3e55429088dc681f30d81f4726b6595"  # the only checksum the authors' users cite
 

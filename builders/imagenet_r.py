@@ -23,6 +23,7 @@ class ImageNetRSource(ClassFolderSource):
                 "Out-of-Distribution Generalization. ICCV 2021. arXiv:2006.16241")
     homepage = "https://github.com/hendrycks/imagenet-r"
     expected = "30,000 images in 200 classes, 2.1 GB tar"
+    known_bytes = 2_100_000_000
     default_url = "https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar"
     default_md5 = "a61312130a589d0ca1a8fca1f2bd3337"
 

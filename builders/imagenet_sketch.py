@@ -25,6 +25,7 @@ class ImageNetSketchSource(ClassFolderSource):
                 "Local Predictive Power. NeurIPS 2019. arXiv:1905.13549")
     homepage = "https://github.com/HaohanWang/ImageNet-Sketch"
     expected = "~50,889 images in 1000 classes, 7.8 GB zip (8.4 GB extracted)"
+    known_bytes = 8_400_000_000
     default_url = ("https://huggingface.co/datasets/songweig/imagenet_sketch/resolve/main/"
                    "data/ImageNet-Sketch.zip")
 

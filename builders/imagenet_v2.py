@@ -31,6 +31,7 @@ class ImageNetV2Source(ClassFolderSource):
                 "ImageNet? ICML 2019. arXiv:1902.10811")
     homepage = "https://github.com/modestyachts/ImageNetV2"
     expected = "10,000 images in 1000 classes, 1.26 GB tar.gz"
+    known_bytes = 1_260_000_000
     default_url = ("https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main/"
                    "imagenetv2-matched-frequency.tar.gz")
     default_sha256 = "f0c37fdf925916b19ea1323cd9a2208cdb6959ba2c32eef2a7fc393835c9ca7c"

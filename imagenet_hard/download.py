@@ -14,25 +14,34 @@ file stops the extraction before anything is written. Once the archive is on dis
 be a link whatever the extractor (``unzip``, ``zipfile``, ``tarfile``) made of the members. It
 unpacks into a temporary folder beside the target and renames it when complete, with a marker
 file, so a killed extraction is never mistaken for a finished one.
+
+Sizes are bounded (:class:`SizeCaps`): an archive whose members declare more than the cap, or
+that would expand more than :data:`MAX_RATIO`-fold, is refused before anything is written; the
+bytes actually written are counted too, since declared sizes can lie. A download without a
+Content-Length stops at the same cap. Every transport failure is one :class:`DownloadError`.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import posixpath
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
 from .errors import (
     ChecksumError,
@@ -51,6 +60,66 @@ ZIPFILE_CRYPTO_BYTES_PER_S = 2.2e6
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 #: Network read size: small enough that a dropped connection loses little of what arrived.
 NET_CHUNK = 1 << 16
+
+#: Environment variable holding the size cap (``--max-size`` of ``imhard build`` sets it too).
+MAX_SIZE_ENV = "IMHARD_MAX_SIZE"
+#: The cap when a source says nothing about its size: ObjectNet, the largest, is under 200 GB.
+DEFAULT_MAX_SIZE = 512 * 1024 ** 3
+#: A source's known size times this is its cap: mirrors repack, and sizes are quoted rounded.
+SIZE_MARGIN = 2
+#: Photos barely compress (JPEG already is), so a dataset archive expands about 1:1; 200:1 is
+#: what zeros do, which is what a decompression bomb is made of.
+MAX_RATIO = 200
+#: Below this much expanded the ratio is not checked: label files and devkits compress well.
+RATIO_FLOOR = 64 * 1024 ** 2
+#: How often the unzip watcher adds up what unzip wrote so far.
+UNZIP_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class SizeCaps:
+    """How big one source may get: ``total`` bounds an archive's expansion and a download
+    without a Content-Length (None: unbounded); ``ratio`` bounds expanded/archive size (None: not
+    checked, once a user named the cap); ``why`` says where ``total`` came from."""
+
+    total: int | None = DEFAULT_MAX_SIZE
+    ratio: float | None = MAX_RATIO
+    why: str = "the default cap"
+
+
+def parse_max_size(text: str | int) -> int | None:
+    """``--max-size`` as bytes (``"16G"``, ``"512M"``; ``"none"`` → unbounded)."""
+    from .score.sandbox import parse_size  # the one size syntax of the project
+
+    try:
+        return parse_size(text)
+    except InvalidValueError:
+        raise InvalidValueError(f"--max-size {text!r}: expected a size of at least 64M such as "
+                                "16G or 512M, or none") from None
+
+
+def size_caps(known: int | None = None, max_size: str | int | None = None) -> SizeCaps:
+    """The caps for a source whose archive holds about ``known`` bytes (None: unknown).
+
+    ``max_size`` (else ``$IMHARD_MAX_SIZE``) replaces both the known-size cap and the ratio
+    check: whoever names a size has said how big the archive may really be.
+    """
+    given = max_size if max_size is not None else (os.environ.get(MAX_SIZE_ENV) or None)
+    if given is not None:
+        return SizeCaps(parse_max_size(given), None, "set by --max-size or $IMHARD_MAX_SIZE")
+    if known:
+        return SizeCaps(int(known * SIZE_MARGIN), MAX_RATIO,
+                        f"{SIZE_MARGIN}x the source's known size of {_fmt(known)}")
+    return SizeCaps()
+
+
+def _fmt(n: int | None) -> str:
+    from .score.sandbox import format_size
+
+    return format_size(n)
+
+
+_RAISE_CAP = "pass --max-size (or set $IMHARD_MAX_SIZE) above it"
 
 
 def say(msg: str) -> None:
@@ -147,8 +216,30 @@ def _content_range_start(value: str | None) -> int | None:
     return int(start) if start.isdigit() else None
 
 
+def _http_only(resp, *args, **kwargs):
+    """Response hook: a redirect may only lead to another http(s) address (requests would
+    otherwise fail on ``file://`` with a traceback, or a custom adapter might follow it)."""
+    if resp.is_redirect:
+        target = urljoin(resp.url, resp.headers.get("location", ""))
+        if urlparse(target).scheme.lower() not in ("http", "https"):
+            resp.close()
+            raise DownloadError(f"{resp.url} redirects to {target!r}, which is not an http(s) "
+                                f"address, so nothing was downloaded; {_ELSEWHERE}")
+    return resp
+
+
+_ELSEWHERE = "pass --url with a mirror, or --path with a copy you already have"
+
+
+def _too_big(url: str, part: Path, sent: str, caps: SizeCaps) -> DownloadError:
+    part.unlink(missing_ok=True)
+    return DownloadError(f"{url} {sent}, more than the {_fmt(caps.total)} allowed ({caps.why}), "
+                         f"so the download was stopped and its partial file deleted; if the file "
+                         f"really is that big, {_RAISE_CAP}")
+
+
 def _transfer(session, url: str, part: Path, hashes: _Hashes, timeout: float,
-              progress: bool, name: str) -> _Hashes:
+              progress: bool, name: str, caps: SizeCaps) -> _Hashes:
     """One attempt: (re)start or resume into ``part``; return the hashes of the whole file.
 
     Raises requests exceptions for connection trouble and ``_Retry`` for retryable statuses.
@@ -159,7 +250,7 @@ def _transfer(session, url: str, part: Path, hashes: _Hashes, timeout: float,
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     with session.get(url, headers=headers, stream=True, timeout=timeout,
-                     allow_redirects=True) as resp:
+                     allow_redirects=True, hooks={"response": [_http_only]}) as resp:
         if resp.status_code == 416 and offset:
             total = _content_range_total(resp.headers.get("Content-Range"))
             if total == offset:
@@ -179,12 +270,20 @@ def _transfer(session, url: str, part: Path, hashes: _Hashes, timeout: float,
             hashes = _Hashes(hashes.md5 is not None)
         length = resp.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
+        limit = caps.total
+        if limit is not None and total is not None and total > limit:
+            raise _too_big(url, part, f"announces {_fmt(total)}", caps)
         received = 0
         part.parent.mkdir(parents=True, exist_ok=True)  # only once a server answers with bytes
         with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
                                          unit_divisor=1024, desc=name, disable=not progress,
                                          leave=False) as bar:
             for chunk in resp.iter_content(chunk_size=NET_CHUNK):
+                if limit is not None and offset + received + len(chunk) > limit:
+                    f.close()
+                    raise _too_big(url, part, "kept sending without saying how much (no "
+                                   "Content-Length)" if total is None else "sent more than it "
+                                   "announced", caps)
                 f.write(chunk)
                 hashes.update(chunk)
                 received += len(chunk)
@@ -240,16 +339,21 @@ def _existing_ok(final: Path, sha256: str | None, md5: str | None,
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
              md5: str | None = None, retries: int = 5, backoff: float = 1.0,
              timeout: float = 60.0, progress: bool = True, session=None,
-             notify: Callable[[str], None] = say) -> Path:
+             notify: Callable[[str], None] = say, caps: SizeCaps | None = None) -> Path:
     """Download ``url`` to ``dest`` (a folder or a file path) and return the file's path.
 
     ``sha256`` (or the recorded ``<file>.sha256`` of an earlier run) is verified; ``md5`` is
     checked too when given (some datasets publish only MD5). A file already present with the
     right hash is not downloaded again. Without any known checksum the computed SHA-256 is
-    recorded beside the file and reported through ``notify``.
+    recorded beside the file and reported through ``notify``. A file bigger than ``caps.total``
+    (default: :func:`size_caps`) is stopped and deleted; only http(s) is fetched, redirects too.
     """
     import requests
 
+    caps = caps if caps is not None else size_caps()
+    if urlparse(url).scheme.lower() not in ("http", "https"):
+        raise DownloadError(f"{url!r} is not an http(s) address, so nothing was downloaded; "
+                            f"{_ELSEWHERE}")
     if sha256 is not None:  # checked before anything is written
         try:
             sha256 = check_sha256(sha256, "--sha256")
@@ -270,8 +374,12 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
     try:
         while True:
             try:
-                hashes = _transfer(session, url, part, hashes, timeout, progress, final.name)
+                hashes = _transfer(session, url, part, hashes, timeout, progress, final.name,
+                                   caps)
                 break
+            except requests.exceptions.SSLError as exc:  # retrying cannot fix a certificate
+                raise DownloadError(f"downloading {url} failed: {_describe(exc)}; check the "
+                                    f"machine's certificates, or {_ELSEWHERE}") from exc
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError, _Retry) as exc:
                 attempt += 1
@@ -279,7 +387,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
                     kept = (f"; the partial file {part} is kept and a rerun resumes it"
                             if part.exists() else "")
                     raise DownloadError(f"downloading {url} failed after {retries} retries: "
-                                        f"{_describe(exc)}{kept}") from exc
+                                        f"{_describe(exc)}{kept}; {_ELSEWHERE}") from exc
                 immediate = isinstance(exc, _Retry) and exc.immediate
                 hashes = _Hashes(md5=bool(md5))  # re-read: the attempt may have restarted
                 if part.exists():
@@ -287,6 +395,10 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
                 delay = 0 if immediate else min(backoff * 2 ** (attempt - 1), 60)
                 notify(f"{final.name}: {_describe(exc)}; retry {attempt}/{retries} in {delay:.0f} s")
                 time.sleep(delay)
+            except requests.RequestException as exc:
+                # Bad or unsupported address, redirect loop, undecodable body: retrying is futile.
+                raise DownloadError(f"downloading {url} failed: {_describe(exc)}; "
+                                    f"{_ELSEWHERE}") from exc
     finally:
         if own_session:
             session.close()
@@ -340,9 +452,50 @@ def _refuse_link(archive: Path, member: str, what: str) -> UnsafeArchiveError:
         "links or special files, so nothing was extracted (check where this archive came from)")
 
 
-def _validate_tar(tf: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
-    members = tf.getmembers()
-    for m in members:
+class _Budget:
+    """What an extraction may write: members' declared sizes are added up before anything is
+    written (refused past the cap or the ratio), and the bytes written are counted after,
+    because a forged archive can declare less than it holds."""
+
+    def __init__(self, archive: Path, caps: SizeCaps):
+        self.archive, self.caps = archive, caps
+        self.size = max(archive.stat().st_size, 1)
+        self.declared = 0
+        self.written = 0
+
+    def declare(self, n: int) -> None:
+        self.declared += n
+        caps, name = self.caps, self.archive.name
+        if caps.total is not None and self.declared > caps.total:
+            raise UnsafeArchiveError(
+                f"{name} declares more than {_fmt(caps.total)} of files, the most allowed "
+                f"({caps.why}), so nothing was extracted; if the archive really is that big, "
+                f"{_RAISE_CAP}")
+        if (caps.ratio is not None and self.declared > RATIO_FLOOR
+                and self.declared > caps.ratio * self.size):
+            raise UnsafeArchiveError(
+                f"{name} would expand from {_fmt(self.size)} to at least {_fmt(self.declared)}, "
+                f"more than {caps.ratio:.0f}-fold where dataset photos barely compress (a "
+                f"decompression bomb?), so nothing was extracted; if you trust it, pass --max-size "
+                "(or set $IMHARD_MAX_SIZE) to the size it should expand to")
+
+    def wrote(self, n: int, member: str) -> None:
+        self.written += n
+        if self.written > self.declared:
+            raise self.lie(member)
+
+    def lie(self, member: str | None = None) -> UnsafeArchiveError:
+        which = f"member {member!r}" if member else "a member"
+        return UnsafeArchiveError(
+            f"{self.archive.name}: {which} does not hold the size (and CRC-32) the archive "
+            "declares for it, so the extraction was stopped and removed (a forged or damaged "
+            "archive); download it again from a trusted address")
+
+
+def _validate_tar(tf: tarfile.TarFile, archive: Path, budget: _Budget) -> list[tarfile.TarInfo]:
+    # Member by member rather than getmembers(): a bomb is refused at its first header, before
+    # the whole compressed stream has been inflated to find the next one.
+    for m in tf:
         _check_member_path(m.name, archive)
         if m.issym():
             raise _refuse_link(archive, m.name, f"a symbolic link to {m.linkname!r}")
@@ -350,10 +503,12 @@ def _validate_tar(tf: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
             raise _refuse_link(archive, m.name, f"a hard link to {m.linkname!r}")
         if not (m.isfile() or m.isdir()):
             raise _refuse_link(archive, m.name, "a device or FIFO")
-    return members
+        if m.isfile():
+            budget.declare(m.size)
+    return tf.getmembers()
 
 
-def _validate_zip(zf: zipfile.ZipFile, archive: Path) -> list[zipfile.ZipInfo]:
+def _validate_zip(zf: zipfile.ZipFile, archive: Path, budget: _Budget) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
     for info in infos:
         _check_member_path(info.filename, archive)
@@ -364,6 +519,7 @@ def _validate_zip(zf: zipfile.ZipFile, archive: Path) -> list[zipfile.ZipInfo]:
             raise _refuse_link(archive, info.filename, "a symbolic link")
         if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise _refuse_link(archive, info.filename, "a device, FIFO or socket")
+        budget.declare(info.file_size)
     return infos
 
 
@@ -413,18 +569,21 @@ def is_extracted(target: str | os.PathLike, archive: str | os.PathLike | None = 
     return not archive.is_file() or info.get("size") == archive.stat().st_size
 
 
-def _extract_tar(archive: Path, tmp: Path, progress: bool) -> int:
+def _extract_tar(archive: Path, tmp: Path, progress: bool, caps: SizeCaps) -> int:
     from tqdm import tqdm
 
+    budget = _Budget(archive, caps)
     try:
         with tarfile.open(archive, "r:*") as tf:
-            members = _validate_tar(tf, archive)  # every name is checked before any write
+            members = _validate_tar(tf, archive, budget)  # all checked before any write
             for m in tqdm(members, desc=f"extracting {archive.name}", unit="file",
                           disable=not progress, leave=False):
                 try:
                     tf.extract(m, tmp, filter="data")
                 except tarfile.FilterError as exc:
                     raise UnsafeArchiveError(f"{archive.name}: member {m.name!r}: {exc}") from exc
+                if m.isfile():  # tarfile copies exactly m.size bytes; the file says what it did
+                    budget.wrote(os.lstat(tmp / m.name).st_size, m.name)
             return len(members)
     except (tarfile.ReadError, EOFError, OSError) as exc:
         if isinstance(exc, ImHardError):
@@ -434,19 +593,20 @@ def _extract_tar(archive: Path, tmp: Path, progress: bool) -> int:
 
 
 def _extract_zip(archive: Path, tmp: Path, password: str | None, progress: bool,
-                 notify: Callable[[str], None]) -> int:
+                 notify: Callable[[str], None], caps: SizeCaps) -> int:
     from tqdm import tqdm
 
     pwd = password.encode() if password else None
+    budget = _Budget(archive, caps)
     try:
         with zipfile.ZipFile(archive) as zf:
-            infos = _validate_zip(zf, archive)  # names are not encrypted: check them all first
+            infos = _validate_zip(zf, archive, budget)  # names are not encrypted: check first
             encrypted = any(i.flag_bits & 0x1 for i in infos)
             if encrypted and not pwd:
                 raise ImHardError(f"{archive.name} is password protected and no password is known")
             unzip = shutil.which("unzip") if encrypted else None
             if unzip:
-                _run_unzip(unzip, archive, tmp, password)
+                _run_unzip(unzip, archive, tmp, password, infos, budget)
                 return len(infos)
             if encrypted:
                 size = sum(i.compress_size for i in infos)
@@ -456,7 +616,7 @@ def _extract_zip(archive: Path, tmp: Path, password: str | None, progress: bool,
                        "faster: apt-get install unzip)")
             for info in tqdm(infos, desc=f"extracting {archive.name}", unit="file",
                              disable=not progress, leave=False):
-                zf.extract(info, tmp, pwd=pwd)
+                _extract_zip_member(zf, info, tmp, pwd, budget)
             return len(infos)
     except RuntimeError as exc:  # zipfile: "Bad password for file ..."
         raise ImHardError(f"{archive.name}: {exc}; check the password") from exc
@@ -465,28 +625,114 @@ def _extract_zip(archive: Path, tmp: Path, password: str | None, progress: bool,
                           "it again") from exc
 
 
-def _run_unzip(unzip: str, archive: Path, tmp: Path, password: str | None) -> None:
+def _zip_dest(tmp: Path, name: str) -> Path:
+    # zipfile's own mapping (ZipFile._extract_member): empty, "." and ".." parts are dropped.
+    return tmp.joinpath(*(x for x in name.split("/") if x not in ("", ".", "..")))
+
+
+def _extract_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path,
+                        pwd: bytes | None, budget: _Budget) -> None:
+    dest = _zip_dest(tmp, info.filename)
+    if info.is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # zipfile stops reading at the declared size and says nothing of what follows; asking for
+    # one byte more shows a member that inflates beyond it (its CRC-32 check then fails too).
+    probe = copy.copy(info)
+    probe.file_size = info.file_size + 1
+    n = 0
+    try:
+        with zf.open(probe, pwd=pwd) as src, open(dest, "wb") as out:
+            while chunk := src.read(CHUNK):
+                n += len(chunk)
+                if n > info.file_size:
+                    raise budget.lie(info.filename)
+                budget.wrote(len(chunk), info.filename)
+                out.write(chunk)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise budget.lie(info.filename) from exc
+    if n != info.file_size:
+        raise budget.lie(info.filename)
+
+
+def _tree_bytes(folder: Path) -> int:
+    total, stack = 0, [folder]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(Path(e.path))
+                else:
+                    total += e.stat(follow_symlinks=False).st_size
+    return total
+
+
+def _run_unzip(unzip: str, archive: Path, tmp: Path, password: str | None,
+               infos: list[zipfile.ZipInfo], budget: _Budget) -> None:
+    """``unzip`` inflates a member to its end whatever size it declares, so it runs with no file
+    allowed past the largest declared member (RLIMIT_FSIZE) and is killed once what it wrote
+    passes the declared total; every file is then checked against its declared size."""
+    import resource
+
     cmd = [unzip, "-q", "-o"]
     if password:
         cmd += ["-P", password]
     cmd += [str(archive), "-d", str(tmp)]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    largest = max((i.file_size for i in infos), default=0)
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE,
+                           (max(largest, 1), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty unzip cannot block
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                preexec_fn=limit_file_size)
+        try:
+            poll = UNZIP_POLL_S
+            while True:
+                try:
+                    proc.wait(timeout=poll)
+                    break
+                except subprocess.TimeoutExpired:
+                    started = time.monotonic()
+                    if _tree_bytes(tmp) > budget.declared:
+                        raise budget.lie() from None
+                    # Scanning 50,000 files takes a while: never spend more than a fifth on it.
+                    poll = max(UNZIP_POLL_S, 5 * (time.monotonic() - started))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        output = log.read(1 << 20).decode(errors="replace")
+    if proc.returncode == -signal.SIGXFSZ:
+        raise budget.lie()
     if proc.returncode not in (0, 1):  # 1 = warnings only
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        tail = output.strip().splitlines()[-3:]
         raise ImHardError(f"unzip failed on {archive.name} (exit {proc.returncode}): "
                           f"{' '.join(tail)}; check the password and the archive")
+    for info in infos:
+        dest = _zip_dest(tmp, info.filename)
+        if not info.is_dir() and dest.is_file():
+            size = dest.stat().st_size
+            budget.wrote(size, info.filename)
+            if size != info.file_size:
+                raise budget.lie(info.filename)
 
 
 def extract(archive: str | os.PathLike, target: str | os.PathLike, password: str | None = None,
             *, progress: bool = False, force: bool = False,
-            notify: Callable[[str], None] = say) -> Path:
+            notify: Callable[[str], None] = say, caps: SizeCaps | None = None) -> Path:
     """Safely extract ``archive`` into ``target`` and return ``target``.
 
     Skips the work when ``target`` already holds a finished extraction of the same archive
     (unless ``force``). Raises UnsafeArchiveError, before writing anything, when a member would
-    land outside ``target`` or is a link; the temporary folder is removed when a link shows up
-    on disk all the same.
+    land outside ``target`` or is a link, or when the members declare more than ``caps`` allow
+    (default: :func:`size_caps`); the temporary folder is removed when a link shows up on disk
+    all the same, or a member writes more than it declared.
     """
+    caps = caps if caps is not None else size_caps()
     archive, target = Path(archive), Path(target)
     kind = archive_kind(archive)
     if not force and is_extracted(target, archive):
@@ -503,9 +749,9 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, password: str
     tmp.mkdir()
     try:
         if kind == "tar":
-            n = _extract_tar(archive, tmp, progress)
+            n = _extract_tar(archive, tmp, progress, caps)
         else:
-            n = _extract_zip(archive, tmp, password, progress, notify)
+            n = _extract_zip(archive, tmp, password, progress, notify, caps)
         _refuse_links_on_disk(tmp, archive)
         (tmp / MARKER).write_text(json.dumps({"archive": archive.name,
                                               "size": archive.stat().st_size, "members": n}),
@@ -519,5 +765,6 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, password: str
     return target
 
 
-__all__ = ["MARKER", "archive_kind", "checksum_record", "download", "extract", "filename_from_url",
-           "is_extracted", "read_checksum_record", "say", "verify_file"]
+__all__ = ["MARKER", "SizeCaps", "archive_kind", "checksum_record", "download", "extract",
+           "filename_from_url", "is_extracted", "parse_max_size", "read_checksum_record", "say",
+           "size_caps", "verify_file"]

@@ -28,6 +28,7 @@ from .download import (
     filename_from_url,
     is_extracted,
     say,
+    size_caps,
     verify_file,
 )
 from .errors import ImHardError, InvalidValueError, MissingFileError, UnsafeArchiveError
@@ -69,6 +70,8 @@ class BuildContext:
     force: bool = False
     progress: bool = True
     notify: Callable[[str], None] = field(default=say, repr=False)
+    #: ``--max-size``: how big a download or an extraction may get (None: the source's own cap).
+    max_size: str | int | None = None
     #: The resolved source folder (set by ``SourceBuilder.fetch``): walks never leave it.
     root: Path | None = None
 
@@ -102,6 +105,9 @@ class SourceBuilder:
     citation: str = ""
     homepage: str = ""
     expected: str = ""               # human-readable expected size, e.g. "7,500 images, 0.7 GB"
+    #: About how many bytes the archive holds expanded (photos barely compress: its download
+    #: too); twice this caps a download without a Content-Length and the extraction.
+    known_bytes: int | None = None
     default_url: str | None = None
     default_sha256: str | None = None
     default_md5: str | None = None   # some datasets publish only MD5; checked on default_url only
@@ -153,11 +159,12 @@ class SourceBuilder:
         target = self.files_dir(ctx)
         if ctx.path is not None and ctx.path.is_dir():
             return _link_folder(ctx.path, target)
+        caps = size_caps(self.known_bytes, ctx.max_size)
         if ctx.path is not None:
             if ctx.sha256:
                 verify_file(ctx.path, ctx.sha256)
             return extract(ctx.path, target, self.password, progress=ctx.progress,
-                           notify=ctx.notify)
+                           notify=ctx.notify, caps=caps)
         url = ctx.url or self.default_url
         if not url:
             raise MissingFileError(self.missing_message())
@@ -168,8 +175,9 @@ class SourceBuilder:
             return target
         archive = download(url, archive, ctx.sha256 or (self.default_sha256 if default else None),
                            md5=self.default_md5 if default and not ctx.sha256 else None,
-                           progress=ctx.progress, notify=ctx.notify)
-        return extract(archive, target, self.password, progress=ctx.progress, notify=ctx.notify)
+                           progress=ctx.progress, notify=ctx.notify, caps=caps)
+        return extract(archive, target, self.password, progress=ctx.progress, notify=ctx.notify,
+                       caps=caps)
 
     def items(self, ctx: BuildContext) -> Iterable[Item | Reject]:
         """Fetch (or locate) the source and yield its images with labels, or rejects."""
@@ -396,10 +404,13 @@ class BuildResult:
 
 
 def build(name: str, home=None, url: str | None = None, sha256: str | None = None,
-          path=None, force: bool = False, progress: bool = False) -> BuildResult:
-    """Build one source table; see :func:`build_source` for the short form."""
+          path=None, force: bool = False, progress: bool = False,
+          max_size: str | int | None = None) -> BuildResult:
+    """Build one source table; see :func:`build_source` for the short form. ``max_size`` caps
+    the download and the extraction (see :func:`imagenet_hard.download.size_caps`)."""
     if sha256 is not None:
         sha256 = check_sha256(sha256, "--sha256")  # before anything is fetched or written
+    size_caps(None, max_size)  # a bad --max-size is refused before anything is fetched
     source = get_source(name)
     if source.derived:
         raise InvalidValueError(f"source {source.name} is made from built tables, not "
@@ -417,7 +428,7 @@ def build(name: str, home=None, url: str | None = None, sha256: str | None = Non
         if not path.exists():
             raise MissingFileError(f"--path {path} does not exist")
     ctx = BuildContext(home=home_dir, url=url, sha256=sha256, path=path, force=force,
-                       progress=progress)
+                       progress=progress, max_size=max_size)
     rows, rejects = index_items(source, source.items(ctx), home_dir, progress=progress)
     if not rows:
         raise ImHardError(
@@ -430,10 +441,11 @@ def build(name: str, home=None, url: str | None = None, sha256: str | None = Non
 
 
 def build_source(name: str, home=None, url: str | None = None, sha256: str | None = None,
-                 path=None, force: bool = False, progress: bool = False) -> Path:
+                 path=None, force: bool = False, progress: bool = False,
+                 max_size: str | int | None = None) -> Path:
     """Build ``name`` into ``<home>/sources/<name>.parquet`` and return that path."""
     return build(name, home, url=url, sha256=sha256, path=path, force=force,
-                 progress=progress).table
+                 progress=progress, max_size=max_size).table
 
 
 def build_derived(name: str, home=None, force: bool = False, progress: bool = False,

@@ -22,6 +22,11 @@ DERIVED_OPTIONS = {"--from": "base", "--corruptions": "corruptions", "--severiti
 @click.option("--path", type=click.Path(exists=True), default=None,
               help="An archive or folder you already have (required for ImageNet).")
 @click.option("--force", is_flag=True, help="Rebuild even when the table exists.")
+@click.option("--max-size", default=None, metavar="SIZE", envvar="IMHARD_MAX_SIZE",
+              callback=lambda ctx, param, value: _check_max_size(value),
+              help="Most bytes the download or the extracted archive may reach, e.g. 16G or "
+                   "none [default: twice the source's known size, else 512G, and at most 200x "
+                   "the archive].")
 @click.option("--from", "base", default=None, metavar="imagenet-real|imagenet|sample",
               help="imagenet-c: the built source to corrupt [default: imagenet-real].")
 @click.option("--corruptions", default=None, metavar="NAME,…|all|paper|benchmark|held-out",
@@ -43,7 +48,7 @@ DERIVED_OPTIONS = {"--from": "base", "--corruptions": "corruptions", "--severiti
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="imagenet-c: corrupt only the base's first N images by id (a quick look).")
 @home_option
-def build(name, url, sha256, path, force, home, **derived):
+def build(name, url, sha256, path, force, max_size, home, **derived):
     """Download, verify and index a source into <home>/sources/NAME.parquet.
 
     Downloads resume when interrupted and are checked against the published checksum (or the
@@ -73,7 +78,8 @@ def build(name, url, sha256, path, force, home, **derived):
     if given:
         flags = [f for f, k in DERIVED_OPTIONS.items() if k in given]
         raise click.UsageError(f"{', '.join(flags)} apply to derived sources (imagenet-c) only")
-    res = lib.build(name, home=home, url=url, sha256=sha256, path=path, force=force, progress=True)
+    res = lib.build(name, home=home, url=url, sha256=sha256, path=path, force=force, progress=True,
+                    max_size=max_size)
     if res.skipped:
         click.echo(f"{res.name}: already built ({res.kept} rows) at {res.table}; "
                    "use --force to rebuild.")
@@ -81,6 +87,18 @@ def build(name, url, sha256, path, force, home, **derived):
     click.echo(f"{res.name}: kept {res.kept}, rejected {res.rejected} → {res.table}")
     if res.rejected:
         click.echo(f"rejects: {res.rejects}")
+
+
+def _check_max_size(value: str | None) -> str | None:
+    from ..download import parse_max_size
+    from ..errors import InvalidValueError
+
+    if value is not None:
+        try:
+            parse_max_size(value)
+        except InvalidValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _build_derived(src, options, url, sha256, path, force, home) -> None:
