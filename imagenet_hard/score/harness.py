@@ -114,7 +114,8 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
     try:
         return run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
                          no_network=opts.no_network, on_output=on_output,
-                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox)
+                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox,
+                         label_files=sds.label_files())
     finally:
         if bar:
             bar.close()

@@ -162,8 +162,8 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _spawn(job: ChildJob, how: str, no_network: bool,
-           fd: int) -> tuple[subprocess.Popen, sandbox.Plan | None]:
+def _spawn(job: ChildJob, how: str, no_network: bool, fd: int,
+           label_files=()) -> tuple[subprocess.Popen, sandbox.Plan | None]:
     """Start the worker: inside the sandbox ``how`` (from :func:`sandbox.choose`), or bare."""
     jobfile = Path(job.out_dir) / "job.json"
     jobfile.write_text(json.dumps(asdict(job)))
@@ -174,7 +174,8 @@ def _spawn(job: ChildJob, how: str, no_network: bool,
     else:
         read_only, writable = job.mounts()
         plan = sandbox.make_plan(read_only, writable, env, device=job.device,
-                                 no_network=no_network, memory_limit=job.memory_limit)
+                                 no_network=no_network, memory_limit=job.memory_limit,
+                                 label_files=label_files)
         cmd, env = sandbox.wrap(how, plan, cmd), plan.env
     try:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -189,14 +190,15 @@ def _spawn(job: ChildJob, how: str, no_network: bool,
 def run_child(job: ChildJob, name: str, timeout: float = 600.0, load_timeout: float = 1800.0,
               no_network: bool = False, on_output: Callable[[str], None] | None = None,
               on_progress: Callable[[int], None] | None = None,
-              sandbox_tool: str = "auto") -> ChildReport:
+              sandbox_tool: str = "auto", label_files=()) -> ChildReport:
     """Run one job in a sandboxed child process (``sandbox_tool``: see :data:`sandbox.TOOLS`);
     return its report or raise :class:`SubmissionError`. Every process the child started is
-    gone when this returns."""
+    gone when this returns. ``label_files``: the scored data's labelled files, which the sandbox
+    refuses to show (:func:`sandbox.check_no_labels`)."""
     how = sandbox.choose(sandbox_tool, no_network)
     rfd, wfd = os.pipe()
     try:
-        proc, plan = _spawn(job, how, no_network, wfd)
+        proc, plan = _spawn(job, how, no_network, wfd, label_files)
     finally:
         os.close(wfd)
     w = _Watch(job, timeout, load_timeout)

@@ -2,13 +2,24 @@
 when it works here, else util-linux ``unshare`` (new PID and mount namespaces, and a user
 namespace when the kernel allows one; the root is then built by :mod:`imagenet_hard.score.jail`).
 
-Inside, the submission sees a new, empty root holding only what scoring needs, read-only: the
-system directories, the Python installation and import path, its own file, an Arrow file of the
-dataset's images (no labels) and the weight caches (the Hugging Face hub cache and ``$TORCH_HOME/hub/checkpoints``,
-never the token file beside them). ``/tmp`` is a fresh scratch folder (also ``HOME``), the job's
-output folder is writable, ``/proc`` shows only the sandbox's own processes, and the whole
-process tree dies with the sandbox (PID namespace). ``--no-network`` adds an empty network
-namespace. The memory limit is applied by the worker (``RLIMIT_DATA``, see :func:`parse_size`).
+What the child sees is this list and nothing else (``docs/scoring.md`` states the threat model;
+a new mount means a new entry in :func:`make_plan` and there):
+
+- read-only: the system folders (:data:`SYSTEM`) and a few files of ``/etc`` (:data:`ETC`);
+  ``/sys``; the interpreter, its standard library and site-packages (:func:`_python_paths`) with
+  the project's own package folders hidden under empty ones; a copy of just the modules the
+  worker and a submission's model loaders run (:func:`worker_package`: Python files, no data);
+  the submission file; the job file; the unlabelled image files it scores; the weight caches by
+  model (``models--*`` of the Hugging Face hub cache and ``$TORCH_HOME/hub/checkpoints``, never
+  ``datasets--*``, ``spaces--*`` or the token file beside them).
+- writable: ``/tmp`` (a fresh scratch folder, also ``HOME``) and the job's prediction folders.
+- ``/proc`` shows only the sandbox's own processes, and the whole process tree dies with the
+  sandbox (PID namespace). ``--no-network`` adds an empty network namespace. The memory limit is
+  applied by the worker (``RLIMIT_DATA``, see :func:`parse_size`).
+
+Before the child starts, :func:`check_no_labels` refuses a plan through which any file of the
+datasets being scored would be visible: by path for every mount, and by content (size, then
+SHA-256) for every mount outside the interpreter's own installation.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,8 +49,12 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch
        "os-release", "fonts")
 #: Top-level system folders (bound, or recreated as the symbolic links they are on merged-/usr).
 SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
-#: The installed packages scoring imports; their folders may live outside site-packages.
+#: The project's packages. Their folders are hidden from the child (sample labels and reported
+#: results ship in them); it runs a copy of the modules it needs (:func:`worker_package`).
 PACKAGES = ("imagenet_hard", "imagenet_hard.builders", "imagenet_hard.submissions")
+#: Modules the copy starts from: the worker, and the model loaders a submission may import
+#: (``from imagenet_hard.models import create_model``); what they import is followed.
+WORKER_ROOTS = ("imagenet_hard.score.worker", "imagenet_hard.models")
 #: Scratch paths inside the sandbox.
 TMP, HOME = "/tmp", "/tmp/home"
 
@@ -64,9 +80,10 @@ class Plan:
     no_network: bool = False
     cwd: str = TMP
     root: str = ""             # unshare only: the empty host folder the new root is mounted on
+    worker: str = ""           # the copy of the worker's modules (read-only in the sandbox)
 
     def cleanup(self) -> None:
-        for path in (self.scratch, self.root):
+        for path in (self.scratch, self.root, self.worker):
             if path:
                 shutil.rmtree(path, ignore_errors=True)
 
@@ -144,21 +161,110 @@ def _system_mounts() -> list[Mount]:
     return mounts
 
 
-def _python_paths() -> list[str]:
-    """The interpreter, its standard library, site-packages and every import-path folder."""
+def _package_folders() -> list[str]:
+    """Where the project's packages live here (a checkout when installed editable)."""
     import importlib.util
 
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable))}
-    paths.update(p for p in sys.path if p and os.path.isdir(p))
+    out = []
     for name in PACKAGES:
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
             spec = None
         if spec and spec.submodule_search_locations:
-            paths.update(spec.submodule_search_locations)
+            out += [os.path.realpath(p) for p in spec.submodule_search_locations]
+    return sorted(set(out))
+
+
+def _interpreter_trees() -> list[str]:
+    return sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                                 sys.base_exec_prefix)})
+
+
+def _python_paths() -> list[str]:
+    """The interpreter, its standard library, site-packages and the import-path folders of other
+    installed code; never a folder that holds the project's checkout (``python -m pytest`` and
+    ``pip install -e`` put it on the path: its tests, data and leaderboard would come along)."""
+    trees = _interpreter_trees()
+    checkouts = [os.path.dirname(p) for p in _package_folders()]
+    paths = {*trees, os.path.dirname(os.path.realpath(sys.executable))}
+    for p in sys.path:
+        if not p or not os.path.isdir(p):
+            continue
+        real = os.path.realpath(p)
+        holds_checkout = any(_under(c, real) for c in checkouts)
+        in_checkout = any(_under(real, c) for c in checkouts) and not any(
+            _under(real, t) for t in trees)
+        if not (holds_checkout or in_checkout):
+            paths.add(p)
     return sorted(paths | _link_targets(paths))
+
+
+def _module_file(root: Path, name: str) -> Path | None:
+    path = root.joinpath(*name.split(".")[1:])
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.cache
+def _worker_modules() -> tuple[str, ...]:
+    """The project modules :data:`WORKER_ROOTS` import, followed through every ``import`` (lazy
+    ones included), as paths relative to the package folder. The package's and ``score``'s own
+    ``__init__`` are not followed: the copy gets empty ones (the real ones import the harness)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    stubs = ("imagenet_hard", "imagenet_hard.score")
+    todo = [*WORKER_ROOTS]
+    todo += [f"imagenet_hard.models.{f.stem}" for f in (root / "models").glob("*.py")]
+    seen: dict[str, Path] = {}
+    while todo:
+        name = todo.pop()
+        if name in seen or name in stubs or not name.startswith("imagenet_hard."):
+            continue
+        path = _module_file(root, name)
+        if path is None:
+            continue
+        seen[name] = path
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                mod = ".".join([*base, node.module] if node.module else base) if node.level \
+                    else (node.module or "")
+                todo += [mod, *(f"{mod}.{a.name}" for a in node.names)]
+    return tuple(sorted(str(p.relative_to(root)) for p in seen.values()))
+
+
+def worker_package(dest: str) -> str:
+    """Write into ``dest`` an ``imagenet_hard`` package holding only the modules the child runs
+    (:func:`_worker_modules`) and return ``dest``, the folder to put on the child's path."""
+    root = Path(__file__).resolve().parent.parent
+    pkg = Path(dest) / "imagenet_hard"
+    version = _version()
+    for rel in ("__init__.py", "score/__init__.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text('"""The modules a scored submission may run: a copy made by the '
+                               'harness."""\n' + (f"__version__ = {version!r}\n"
+                                                   if rel == "__init__.py" else ""))
+    for rel in _worker_modules():
+        target = pkg / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        init = target.parent / "__init__.py"
+        if not init.exists():
+            init.write_text("")
+        shutil.copyfile(root / rel, target)
+    return dest
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
 
 
 def _link_targets(folders) -> set[str]:
@@ -229,24 +335,122 @@ def _child_paths(read_only, writable, device: str) -> list[Mount]:
             raise SandboxError(f"the sandbox would expose {hidden[0]} by mounting {m.src} (on the "
                                "Python import path, or the dataset, output or a weight cache); "
                                "move one of them")
-    return _nested_order(mounts)
+    return mounts
+
+
+def weight_caches() -> list[str]:
+    """The weight folders a child may read: each model repository of the hub cache and torch's
+    checkpoints. Datasets (``datasets--*``) and Spaces share the hub cache and are left out: a
+    scored dataset downloaded from the Hub keeps its labelled parquet files there."""
+    hub = Path(hub_cache())
+    models = sorted(str(p) for p in hub.glob("models--*") if p.is_dir()) if hub.is_dir() else []
+    return [*models, os.path.join(torch_home(), "hub", "checkpoints")]
 
 
 def make_plan(read_only: list[str], writable: list[str], env: dict[str, str], device: str = "cpu",
-              no_network: bool = False, memory_limit: int | None = None) -> Plan:
-    """The sandbox for one job: ``read_only`` files (submission, Arrow files) and ``writable``
-    folders (the job's output) on top of the system, Python and weight caches."""
+              no_network: bool = False, memory_limit: int | None = None,
+              label_files: list[str] = ()) -> Plan:
+    """The sandbox for one job: ``read_only`` files (submission, job file, image files) and
+    ``writable`` folders (the job's output) on top of the system, Python and weight caches.
+    ``label_files``: files and folders of the datasets being scored, which no mount may show
+    (:func:`check_no_labels`)."""
     hub, torch_dir = hub_cache(), torch_home()
-    caches = [hub, os.path.join(torch_dir, "hub", "checkpoints")]
-    env = {**env, "HOME": HOME, "TMPDIR": TMP, "XDG_CACHE_HOME": f"{HOME}/.cache",
-           "HF_HOME": f"{HOME}/.cache/huggingface", "HF_HUB_CACHE": hub, "TORCH_HOME": torch_dir,
-           "HF_TOKEN_PATH": "/dev/null", "PYTHONDONTWRITEBYTECODE": "1"}
-    paths = _child_paths([*read_only, *caches], writable, device)
+    worker = tempfile.mkdtemp(prefix="imhard-worker-")
+    try:
+        worker_package(worker)
+        env = {**env, "HOME": HOME, "TMPDIR": TMP, "XDG_CACHE_HOME": f"{HOME}/.cache",
+               "HF_HOME": f"{HOME}/.cache/huggingface", "HF_HUB_CACHE": hub,
+               "TORCH_HOME": torch_dir, "HF_TOKEN_PATH": "/dev/null",
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": worker}
+        paths = _child_paths([*read_only, *weight_caches(), worker], writable, device)
+        # The project's own folders, wherever they are visible (site-packages when installed
+        # normally), are covered by empty ones: the child imports the copy in ``worker``.
+        empty = os.path.join(worker, ".empty")
+        os.mkdir(empty)
+        hidden = [Mount("ro", empty, f) for f in _package_folders()
+                  if any(_under(f, m.dest) for m in paths if m.kind != "dev")]
+        covered = {h.dest for h in hidden}
+        paths = _nested_order([*(m for m in paths if m.dest not in covered), *hidden])
+        check_no_labels(paths, label_files)
+    except BaseException:
+        shutil.rmtree(worker, ignore_errors=True)
+        raise
     scratch = tempfile.mkdtemp(prefix="imhard-sandbox-")
     os.makedirs(os.path.join(scratch, "home"))
     mounts = [*_system_mounts(), Mount("rw", scratch, TMP), *paths]
     return Plan(mounts=mounts, env=env, scratch=scratch, no_network=no_network,
-                shm_bytes=memory_limit)
+                shm_bytes=memory_limit, worker=worker)
+
+
+# -- no label within reach ------------------------------------------------------------------
+
+def _files_under(path: str):
+    """Regular files at or below ``path``, links not followed (inside the sandbox a link leads
+    only to what is mounted, and that is walked on its own)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISREG(st.st_mode):
+        yield path, st.st_size
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    stack = [path]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file(follow_symlinks=False):
+                    yield e.path, e.stat(follow_symlinks=False).st_size
+
+
+def check_no_labels(mounts: list[Mount], label_files) -> None:
+    """Refuse a sandbox through which a file of the scored data could be read: a label file (or
+    a folder of them) under any mount, or a file with the same bytes as one in any mount outside
+    the interpreter's own installation (the hub cache, a weight folder, an extra import path).
+    Walking the interpreter's tens of thousands of files would cost seconds per run; data lands
+    in caches and user folders, not in site-packages, and the path check covers those too."""
+    labels = [os.path.realpath(p) for p in label_files if os.path.lexists(p)]
+    if not labels:
+        return
+    visible = [m for m in mounts if m.kind in ("ro", "rw")]
+    for m in visible:
+        for lab in labels:
+            if _under(lab, os.path.realpath(m.src)) or _under(os.path.realpath(m.src), lab):
+                raise SandboxError(
+                    f"the sandbox would show {lab}, which holds labels of the data being scored, "
+                    f"by mounting {m.src}; move the dataset (or that folder) so that one does not "
+                    "hold the other")
+    by_size: dict[int, list[str]] = {}
+    for lab in labels:
+        for path, size in _files_under(lab):
+            by_size.setdefault(size, []).append(path)
+    trees = _interpreter_trees()
+    digests: dict[str, str] = {}
+
+    def digest(path: str) -> str:
+        if path not in digests:
+            from ..files import sha256_file
+
+            digests[path] = sha256_file(path)
+        return digests[path]
+
+    for m in visible:
+        if any(_under(os.path.realpath(m.src), t) for t in trees):
+            continue
+        for path, size in _files_under(m.src):
+            for lab in by_size.get(size, ()):
+                if size and digest(path) == digest(lab):
+                    raise SandboxError(
+                        f"the sandbox would show {path} (mounted from {m.src}), a copy of "
+                        f"{lab}, which holds labels of the data being scored; remove the copy "
+                        "or score from another folder")
 
 
 # -- the two tools ------------------------------------------------------------------------

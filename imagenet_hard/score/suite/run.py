@@ -97,7 +97,8 @@ def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: 
     try:
         return run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
                          no_network=opts.no_network, on_output=opts.on_output,
-                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox)
+                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox,
+                         label_files=[f for s, _, _ in plan for f in s.label_files])
     finally:
         if bar:
             bar.close()

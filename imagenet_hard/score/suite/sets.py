@@ -59,6 +59,7 @@ class SuiteSet:
     cache_key: str                          # names the prediction cache (with the submission)
     images: Callable[[], tuple[list[str], list[str]]] = field(repr=False)
     split: str = "table"
+    label_files: tuple[str, ...] = ()       # where its labels are on disk (hidden from the child)
 
     @property
     def scored(self) -> list[int]:
@@ -101,7 +102,8 @@ def table_set(name: str, path: Path, home=None) -> SuiteSet:
     return SuiteSet(name=name, protocol=protocol, source=rel, ids=cols["id"],
                     origins=cols["origin"], labels=labels, fingerprint=fp,
                     classes=protocol.classes(recorded), cache_key=key,
-                    images=lambda: table_images(cols["path"], cols["sha256"], rel, home))
+                    images=lambda: table_images(cols["path"], cols["sha256"], rel, home),
+                    label_files=(str(path),))
 
 
 def published_set(dataset=None, split: str = "validation", home=None) -> SuiteSet:
@@ -113,7 +115,8 @@ def published_set(dataset=None, split: str = "validation", home=None) -> SuiteSe
                     ids=sds.ids, origins=sds.origins, labels=[tuple(x) for x in sds.labels],
                     fingerprint=sds.fingerprint, classes=None,
                     cache_key=f"{sds.fingerprint[:16]}-{split}-all",
-                    images=lambda: (image_files(sds, home), []), split=split)
+                    images=lambda: (image_files(sds, home), []), split=split,
+                    label_files=tuple(sds.label_files()))
 
 
 def built_tables(home=None) -> dict[str, Path]:
