@@ -8,7 +8,9 @@ published rows and the run: no dates, no versions, fixed chart metadata.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import string
 from dataclasses import dataclass
 from importlib import resources
@@ -25,6 +27,10 @@ from .shards import SPLIT, features
 TEMPLATE_RESOURCE = "templates/dataset_card.md"
 CHART_NAME = "origins.png"
 ORIGIN_TABLE_HEADER = "| origin | images | share |"
+#: The card's last line records the run it was rendered from and the SHA-256 of every byte above
+#: it. The card is made from the run and its review, which a published folder does not carry, so
+#: ``publish --check`` cannot render it again from the folder; it compares against this record.
+SEAL_START, SEAL_END = "<!-- imhard-card ", " -->\n"
 
 
 @dataclass(frozen=True)
@@ -192,11 +198,35 @@ def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path 
         "licences": licence_text(sel),
     }
     try:
-        return string.Template(template_text(template)).substitute(fields)
+        return seal(string.Template(template_text(template)).substitute(fields), sel.run.name)
     except (KeyError, ValueError) as exc:
         raise InvalidValueError(
             f"dataset card template has an unknown or malformed field ({exc}); the fields are "
             f"{', '.join('${' + k + '}' for k in fields)}") from None
+
+
+def seal(text: str, run: str) -> str:
+    """``text`` with its record as the last line (an HTML comment: invisible where rendered)."""
+    body = text if text.endswith("\n") else text + "\n"
+    record = json.dumps({"run": run, "sha256": hashlib.sha256(body.encode("utf-8")).hexdigest()})
+    record = record.replace(">", r"\u003e")   # else a run name could close the comment early
+    return f"{body}{SEAL_START}{record}{SEAL_END}"
+
+
+def read_seal(data: bytes) -> tuple[str | None, bool]:
+    """``(run, intact)`` of a card's bytes: the run its record names (None without a record) and
+    whether the record is the last line and every byte above it is what was rendered."""
+    cut = data.rfind(b"\n" + SEAL_START.encode()) + 1
+    end = data.find(SEAL_END.strip().encode(), cut)
+    if cut == 0 or end < 0:
+        return None, False
+    try:
+        record = json.loads(data[cut + len(SEAL_START):end])
+        run, digest = str(record["run"]), str(record["sha256"])
+    except (ValueError, TypeError, KeyError):
+        return None, False
+    last = data[end:] == SEAL_END.lstrip().encode()
+    return run, last and hashlib.sha256(data[:cut]).hexdigest() == digest
 
 
 def card_header(readme: str) -> dict:

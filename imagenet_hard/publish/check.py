@@ -2,13 +2,14 @@
 
 Schema (the Hugging Face features), shard naming, counts against the card, labels in 0..999,
 that every image decodes (and carries its source's licence rules: ObjectNet's red border), unique
-ids, and the fingerprint
-against ``fingerprint.txt`` and the card. Problems are collected, not raised, so one run lists all.
+ids, the card byte for byte against the record publish wrote into it (:func:`card.seal`), and the
+fingerprint against ``fingerprint.txt`` and the card. Problems are collected, not raised, so one run lists all.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,9 +105,15 @@ def _load(folder: Path, report: CheckReport):
 
 
 def _check_card(folder: Path, report: CheckReport, computed: str) -> None:
-    readme = (folder / README).read_text(encoding="utf-8") if (folder / README).is_file() else ""
+    data = (folder / README).read_bytes() if (folder / README).is_file() else b""
+    readme = data.decode("utf-8", errors="replace")
     if not readme:
         report.problems.append(f"{README} is missing")
+    run, intact = card.read_seal(data)
+    if readme and not intact:
+        again = f"imhard publish --run {shlex.quote(run or 'RUN')} --out {shlex.quote(str(folder))}"
+        report.problems.append(f"{folder / README} is not the card `imhard publish` rendered (it "
+                               f"was edited or written by hand); regenerate it with `{again}`")
     header = card.card_header(readme)
     splits = (header.get("dataset_info") or {}).get("splits") or []
     stated = next((s.get("num_examples") for s in splits if s.get("name") == SPLIT), None)
