@@ -59,14 +59,32 @@ WORKER_ROOTS = ("imagenet_hard.score.worker", "imagenet_hard.models")
 TMP, HOME = "/tmp", "/tmp/home"
 
 
+#: Why a mount is there: every mount of a plan has one of these roles, and the scoring docs
+#: (``docs/scoring.md``, "What the submission can see") list exactly these; a test holds the three
+#: together, so a new mount cannot be added without saying why, here and there.
+ROLES = {
+    "system": "system folders, a few files of /etc, /sys (read-only)",
+    "python": "the interpreter, its standard library and site-packages (read-only)",
+    "worker": "a copy of the worker and model-loader modules, Python files only (read-only)",
+    "hidden": "empty folders over the project's own package folders",
+    "job": "the submission file, the job file and the unlabelled image files (read-only)",
+    "weights": "models--* of the hub cache and $TORCH_HOME/hub/checkpoints (read-only)",
+    "scratch": "/tmp, a fresh folder thrown away after the run, also HOME (writable)",
+    "output": "the job's prediction folders (writable)",
+    "gpu": "/dev/nvidia* and /dev/dri, only when scoring on CUDA",
+}
+
+
 @dataclass(frozen=True)
 class Mount:
     """One step of building the root: ``ro``/``rw`` bind (host ``src`` at ``dest``), ``dev``
-    (a device node, for GPUs), ``symlink`` (``src`` is the link's target)."""
+    (a device node, for GPUs), ``symlink`` (``src`` is the link's target); ``role`` is one of
+    :data:`ROLES`."""
 
     kind: str
     src: str
     dest: str
+    role: str = "system"
 
 
 @dataclass
@@ -131,7 +149,7 @@ def default_memory_limit() -> int | None:
 
 # -- what is visible ----------------------------------------------------------------------
 
-def _same_path_binds(paths, kind: str) -> list[Mount]:
+def _same_path_binds(paths, kind: str, role: str) -> list[Mount]:
     """Bind each existing path at its real location, and at its unresolved one when a symbolic
     link leads there (``pyvenv.cfg`` and ``.pth`` files name paths either way)."""
     out = []
@@ -140,9 +158,9 @@ def _same_path_binds(paths, kind: str) -> list[Mount]:
         real = os.path.realpath(p)
         if not os.path.exists(real):
             continue
-        out.append(Mount(kind, real, real))
+        out.append(Mount(kind, real, real, role))
         if p != real:
-            out.append(Mount(kind, real, p))
+            out.append(Mount(kind, real, p, role))
     return out
 
 
@@ -218,7 +236,8 @@ def _worker_modules() -> tuple[str, ...]:
     root = Path(__file__).resolve().parent.parent
     stubs = ("imagenet_hard", "imagenet_hard.score")
     todo = [*WORKER_ROOTS]
-    todo += [f"imagenet_hard.models.{f.stem}" for f in (root / "models").glob("*.py")]
+    todo += [f"imagenet_hard.models.{f.stem}" for f in (root / "models").glob("*.py")
+             if f.stem != "__init__"]
     seen: dict[str, Path] = {}
     while todo:
         name = todo.pop()
@@ -322,12 +341,15 @@ def _nested_order(mounts: list[Mount]) -> list[Mount]:
     return sorted(by_dest.values(), key=lambda m: (m.dest.rstrip("/").count("/"), m.dest))
 
 
-def _child_paths(read_only, writable, device: str) -> list[Mount]:
-    mounts = _same_path_binds([*_python_paths(), *read_only], "ro")
-    mounts += _same_path_binds(writable, "rw")
+def _child_paths(read_only, writable, worker: str, device: str) -> list[Mount]:
+    mounts = _same_path_binds(_python_paths(), "ro", "python")
+    mounts += _same_path_binds([worker], "ro", "worker")
+    mounts += _same_path_binds(read_only, "ro", "job")
+    mounts += _same_path_binds(weight_caches(), "ro", "weights")
+    mounts += _same_path_binds(writable, "rw", "output")
     if device.startswith("cuda"):
         gpu = sorted(str(p) for p in Path("/dev").glob("nvidia*")) + ["/dev/dri"]
-        mounts += [Mount("dev", p, p) for p in gpu if os.path.exists(p)]
+        mounts += [Mount("dev", p, p, "gpu") for p in gpu if os.path.exists(p)]
     secrets = _token_files()
     for m in mounts:
         hidden = [s for s in secrets if _under(s, m.src)]
@@ -362,12 +384,12 @@ def make_plan(read_only: list[str], writable: list[str], env: dict[str, str], de
                "HF_HOME": f"{HOME}/.cache/huggingface", "HF_HUB_CACHE": hub,
                "TORCH_HOME": torch_dir, "HF_TOKEN_PATH": "/dev/null",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": worker}
-        paths = _child_paths([*read_only, *weight_caches(), worker], writable, device)
+        paths = _child_paths(read_only, writable, worker, device)
         # The project's own folders, wherever they are visible (site-packages when installed
         # normally), are covered by empty ones: the child imports the copy in ``worker``.
         empty = os.path.join(worker, ".empty")
         os.mkdir(empty)
-        hidden = [Mount("ro", empty, f) for f in _package_folders()
+        hidden = [Mount("ro", empty, f, "hidden") for f in _package_folders()
                   if any(_under(f, m.dest) for m in paths if m.kind != "dev")]
         covered = {h.dest for h in hidden}
         paths = _nested_order([*(m for m in paths if m.dest not in covered), *hidden])
@@ -377,7 +399,7 @@ def make_plan(read_only: list[str], writable: list[str], env: dict[str, str], de
         raise
     scratch = tempfile.mkdtemp(prefix="imhard-sandbox-")
     os.makedirs(os.path.join(scratch, "home"))
-    mounts = [*_system_mounts(), Mount("rw", scratch, TMP), *paths]
+    mounts = [*_system_mounts(), Mount("rw", scratch, TMP, "scratch"), *paths]
     return Plan(mounts=mounts, env=env, scratch=scratch, no_network=no_network,
                 shm_bytes=memory_limit, worker=worker)
 
