@@ -3,14 +3,24 @@
 Partial predictions live in ``<home>/scores/cache/<submission sha>-<fingerprint>-<split>-<limit>/``
 (``…-tta-<mode>-<hash>`` under test-time augmentation) as one file per finished batch, so a rerun
 after a crash, a timeout or Ctrl-C predicts only the rows still missing.
+
+The child may write only the cache's ``parts/`` folder; the parent's own ``metadata.json`` sits
+beside it, where the child never could. Everything in ``parts/`` is hostile: a part is read only
+as a regular file (opened without following links, without blocking on a FIFO) of exactly the
+size its name implies, in a raw format that cannot inflate (:data:`.worker.PART_HEADER`), and its
+rows must be rows the run asked for. A cache an older harness made let the child write the whole
+folder: its ``part-*.npz`` files are ignored (re-predicted), and its links are never followed.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
+import re
 import shutil
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +39,15 @@ from .result import ScoreResult, load_result, predictions_path, read_predictions
 from .runner import ChildJob, ChildReport, new_scratch_dir, run_child
 from .sandbox import choose, default_memory_limit
 from .tta import TtaMode, child_batch
+from .worker import PART_HEADER, PART_K, PART_MAGIC, PART_SUFFIX, PART_VERSION, part_size
+
+#: Rows in one part: far beyond any batch, and it keeps one part under 70 MiB.
+MAX_PART_ROWS = 1 << 20
+#: Largest ``metadata.json`` the parent reads back (it holds the submission's METADATA).
+MAX_METADATA_BYTES = 1 << 20
+NUM_CLASSES = 1000
+_PART_NAME = re.compile(r"part-(\d{1,18})-(\d{1,9})" + re.escape(PART_SUFFIX))
+_NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass
@@ -71,35 +90,207 @@ def submission_file(path: str | Path) -> Path:
     return path
 
 
-def read_parts(cache: Path) -> tuple[dict, float]:
-    """Finished rows in a cache folder (row index → (top5, top5_prob)) and their images/s."""
+def parts_dir(cache: Path) -> Path:
+    """The one folder of a cache the child may write: its prediction parts."""
+    return Path(cache) / "parts"
+
+
+def prepare_cache(cache: Path) -> Path:
+    """Make ``cache`` and its parts folder; refuse either when it is not a real folder (a link
+    there would be mounted writable into the sandbox, handing the child its target)."""
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    parts = parts_dir(cache)
+    try:
+        parts.mkdir()
+    except FileExistsError:
+        pass
+    for path in (cache, parts):
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise SubmissionError(f"{path} is not a folder the harness made (a link or file a "
+                                  f"submission left there); delete {cache} and score again")
+    return parts
+
+
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` when it is a regular file of at most ``limit`` bytes, else None;
+    never follows a link nor blocks on a FIFO (the file may sit where a submission wrote)."""
+    try:
+        fd = os.open(path, _NO_FOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        return _read_exactly(fd, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    """``size`` bytes from ``fd``, or None when the file holds fewer or more."""
+    chunks, left = [], size
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 24))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks) if not os.read(fd, 1) else None
+
+
+def _bad_part(cache: Path, name: str, problem: str) -> SubmissionError:
+    return SubmissionError(
+        f"prediction part {name} in {parts_dir(cache)} {problem}, so the harness's worker did "
+        f"not write it (the submission may have): delete {cache} and score again")
+
+
+def _read_part(cache: Path, dfd: int, name: str, allowed, seen: set) -> tuple:
+    """One part's (rows, top5, top5_prob, seconds), every check passed."""
+    m = _PART_NAME.fullmatch(name)
+    if not m:
+        raise _bad_part(cache, name, f"has a name not of the form part-<first row>-<rows>"
+                                     f"{PART_SUFFIX}")
+    first, n = int(m.group(1)), int(m.group(2))
+    if not 0 < n <= MAX_PART_ROWS:
+        raise _bad_part(cache, name, f"names {n} rows (a part holds 1 to {MAX_PART_ROWS})")
+    try:
+        fd = os.open(name, _NO_FOLLOW, dir_fd=dfd)
+    except OSError as exc:
+        raise _bad_part(cache, name, f"is not a regular file ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _bad_part(cache, name, "is not a regular file")
+        if st.st_size != part_size(n):
+            raise _bad_part(cache, name, f"has {st.st_size} bytes, not the {part_size(n)} bytes "
+                                         f"of a part of {n} rows")
+        data = _read_exactly(fd, st.st_size)
+    finally:
+        os.close(fd)
+    if data is None:
+        raise _bad_part(cache, name, "changed size while it was read")
+    if PART_HEADER.unpack_from(data) != (PART_MAGIC, PART_VERSION, PART_K, n):
+        raise _bad_part(cache, name, f"does not start with the header of a version "
+                                     f"{PART_VERSION} part of {n} rows")
+    at = PART_HEADER.size
+    rows = np.frombuffer(data, "<i8", n, at).tolist()
+    top5 = np.frombuffer(data, "<i8", n * PART_K, at + 8 * n).reshape(n, PART_K)
+    prob = np.frombuffer(data, "<f4", n * PART_K, at + 8 * n * (1 + PART_K)).reshape(n, PART_K)
+    seconds = float(np.frombuffer(data, "<f8", 1, len(data) - 8)[0])
+    if rows[0] != first:
+        raise _bad_part(cache, name, f"starts at row {rows[0]}, not at the row {first} its name "
+                                     "says")
+    if len(set(rows)) != n or not seen.isdisjoint(rows):
+        raise _bad_part(cache, name, "repeats rows that another part (or itself) holds")
+    if allowed is not None and not all(r in allowed for r in rows):
+        bad = next(r for r in rows if r not in allowed)
+        raise _bad_part(cache, name, f"holds row {bad}, not one of the rows this run may ask for")
+    if not ((top5 >= 0) & (top5 < NUM_CLASSES)).all():
+        raise _bad_part(cache, name, f"holds classes outside 0–{NUM_CLASSES - 1}")
+    if not (np.isfinite(prob).all() and ((prob >= 0) & (prob <= 1.001)).all()
+            and np.isfinite(seconds) and seconds >= 0):
+        raise _bad_part(cache, name, "holds probabilities or seconds that are not finite "
+                                     "numbers in range")
+    seen.update(rows)
+    return rows, top5, prob, seconds
+
+
+def read_parts(cache: Path, allowed=None) -> tuple[dict, float]:
+    """Finished rows in a cache (row index → (top5, top5_prob)) and their images/s. ``allowed``:
+    the rows a part may hold (anything supporting ``in`` and ``len``); None accepts any row. A
+    part that is not exactly what the worker writes fails in one sentence; other names (``.npz``
+    parts of an older harness, a killed batch's temporary file) are not parts and are skipped."""
+    cache = Path(cache)
+    try:
+        dfd = os.open(parts_dir(cache), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return {}, 0.0
+    except OSError as exc:
+        raise SubmissionError(f"{parts_dir(cache)} is not a folder the harness made "
+                              f"({exc.strerror}); delete {cache} and score again") from None
     rows: dict = {}
+    seen: set = set()
     seconds, n = 0.0, 0
-    for part in sorted(cache.glob("part-*.npz")):
-        if part.is_symlink():  # the child writes this folder: never follow a link it made
-            raise SubmissionError(f"{part} is a symbolic link, not a batch the harness wrote; "
-                                  f"delete {cache} and score again")
-        with np.load(part) as z:
-            for i, t5, p5 in zip(z["idx"], z["top5"], z["top5_prob"], strict=True):
-                rows[int(i)] = (t5, p5)
-            seconds += float(z["seconds"])
-            n += len(z["idx"])
+    most = len(allowed) if allowed is not None else None
+    try:
+        names = []
+        with os.scandir(dfd) as entries:
+            for entry in entries:  # a folder of millions of names must not fill the parent
+                if entry.name.startswith("part-") and entry.name.endswith(PART_SUFFIX):
+                    names.append(entry.name)
+                    if most is not None and len(names) > most:
+                        raise _bad_part(cache, entry.name, f"is one part too many for the "
+                                                           f"{most} rows this run may ask for")
+        for name in sorted(names):
+            idx, top5, prob, secs = _read_part(cache, dfd, name, allowed, seen)
+            for k, i in enumerate(idx):
+                rows[i] = (top5[k], prob[k])
+            seconds += secs
+            n += len(idx)
+    finally:
+        os.close(dfd)
     return rows, (n / seconds if seconds > 0 else 0.0)
+
+
+def missing_rows(rows: dict, indices, name: str, cache: Path) -> None:
+    """Fail when a row of ``indices`` has no prediction once the child reported finishing."""
+    missing = [i for i in indices if i not in rows]
+    if missing:
+        raise SubmissionError(
+            f"{name} reported finishing, but {_rows_text(missing)} have no predictions in "
+            f"{parts_dir(cache)} (a submission must not touch that folder): score again to "
+            "predict them")
+
+
+def _rows_text(rows: list[int]) -> str:
+    if rows == list(range(rows[0], rows[0] + len(rows))):
+        return f"rows {rows[0]}–{rows[-1]}" if len(rows) > 1 else f"row {rows[0]}"
+    shown = ", ".join(str(r) for r in rows[:5])
+    return f"rows {shown}" + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+
+
+def write_metadata(cache: Path, report: ChildReport) -> None:
+    """Keep the submission's METADATA beside the parts. The atomic write replaces a link or FIFO
+    an older harness's child may have left at that name, never writing through it."""
+    path = Path(cache) / "metadata.json"
+    try:
+        is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        is_dir = False
+    if is_dir:
+        raise SubmissionError(f"{path} is a folder, not the harness's metadata file (a "
+                              f"submission left it there); delete {cache} and score again")
+    write_json_atomic(path, {"metadata": report.metadata, "form": report.form})
+
+
+def read_metadata(cache: Path) -> dict | None:
+    """The METADATA :func:`write_metadata` kept, or None (absent, or not a small regular file
+    holding a JSON object)."""
+    data = read_regular(Path(cache) / "metadata.json", MAX_METADATA_BYTES)
+    try:
+        saved = json.loads(data) if data is not None else None
+    except (ValueError, RecursionError):
+        return None
+    meta = saved.get("metadata") if isinstance(saved, dict) else None
+    return meta if isinstance(meta, dict) else None
 
 
 def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
                  opts: RunOptions, home=None, tta: TtaMode | None = None) -> ChildReport | None:
     """Predict every row of ``indices`` missing from ``cache`` in one child process. Under
     ``tta`` the batch size counts crops per forward pass; a batch holds as many images as fit."""
-    cache.mkdir(parents=True, exist_ok=True)
-    done, _ = read_parts(cache)
+    parts = prepare_cache(cache)
+    allowed = set(indices)
+    done, _ = read_parts(cache, allowed)
     todo = [i for i in indices if i not in done]
     if not todo:
         return None
     batch, spec = child_batch(tta, opts.batch_size)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
                    workers=opts.resolved_workers(), arrow_files=image_files(sds, home), indices=todo,
-                   out_dir=str(cache), memory_limit=opts.memory_limit, tta=spec)
+                   out_dir=str(parts), memory_limit=opts.memory_limit, tta=spec)
     bar = None
     if opts.progress:
         from tqdm import tqdm
@@ -112,13 +303,16 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
             with tqdm.external_write_mode(file=sys.stderr):
                 _echo(line)
     try:
-        return run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
-                         no_network=opts.no_network, on_output=on_output,
-                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox,
-                         label_files=sds.label_files())
+        report = run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
+                           no_network=opts.no_network, on_output=on_output,
+                           on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox,
+                           label_files=sds.label_files())
     finally:
         if bar:
             bar.close()
+    rows, _ = read_parts(cache, allowed)   # the child's events are claims; the parts are proof
+    missing_rows(rows, indices, sub.name, cache)
+    return report
 
 
 def environment(device: str, sandbox_used: str) -> dict:
@@ -175,12 +369,11 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     indices = list(range(min(limit, len(sds)) if limit else len(sds)))
     cache = _cache_dir(home, sha, sds, limit, tta)
     report = predict_rows(sub, sds, indices, cache, opts, home, tta)
-    meta_file = cache / "metadata.json"
     if report is not None:
-        write_json_atomic(meta_file, {"metadata": report.metadata, "form": report.form})
-    saved = (json.loads(meta_file.read_text()) if meta_file.is_file() and not meta_file.is_symlink()
-             else {"metadata": {}})
-    rows, images_per_s = read_parts(cache)
+        write_metadata(cache, report)
+    metadata = read_metadata(cache) or {}
+    rows, images_per_s = read_parts(cache, set(indices))
+    missing_rows(rows, indices, sub.name, cache)
     stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
     out = Path(out) if out else homes.data_home(home) / "scores" / f"{stem}.json"
     pred_path = predictions_path(out)
@@ -191,7 +384,7 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     metrics["images_per_s"] = images_per_s
     result = ScoreResult(
         submission={"name": sub.stem, "file": str(sub), "sha256": sha},
-        metadata=saved["metadata"],
+        metadata=metadata,
         dataset={"id": sds.id, "split": split, "fingerprint": sds.fingerprint, "rows": len(sds),
                  "scored": len(indices), "limit": limit},
         metrics=metrics, per_origin=origins, environment=environment(opts.resolved_device(), sandbox_used),
@@ -274,7 +467,7 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
     try:
         tta = TtaMode.from_dict(result.tta) if result.tta else None
         predict_rows(sub, sds, indices, scratch, opts, home, tta)
-        rows, _ = read_parts(scratch)
+        rows, _ = read_parts(scratch, set(indices))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return compare(table, picked, indices, rows, problems)

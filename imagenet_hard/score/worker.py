@@ -1,8 +1,8 @@
 """The child process that runs one submission: ``python -m imagenet_hard.score.worker JOB FD``.
 
 It imports the submission, loads it, predicts the rows listed in the job file batch by batch and
-writes each batch's top-5 as ``part-*.npz`` (atomically) the moment it is done, so a killed run
-loses at most one batch. A suite job lists several *segments* (one per scored set: its images,
+writes each batch's top-5 as ``part-<first row>-<rows>.top5`` (atomically; format at
+:data:`PART_HEADER`) the moment it is done, so a killed run loses at most one batch. A suite job lists several *segments* (one per scored set: its images,
 rows, output folder, the classes its protocol ranks among and the border its protocol crops off),
 all predicted by the one loaded model. It talks to the parent through JSON lines on file descriptor ``FD`` (the
 submission's own prints go to stdout/stderr, which the parent forwards). It never sees labels.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import struct
 import sys
 import time
 import traceback
@@ -26,6 +27,25 @@ from . import contract
 from .rgb_point import rgb_after_resize_crop
 
 HARNESS_DIR = str(Path(__file__).resolve().parent)
+
+#: A prediction part, little-endian: this header (magic, format version, k = 5, row count n),
+#: then idx int64[n], top5 int64[n, k], top5_prob float32[n, k] and seconds float64. Raw
+#: fixed-width arrays, not ``.npz``: the parent reads parts from a folder the submission can
+#: write, so a part's size must follow from its name (a compressed array can inflate without
+#: bound) and its header must say what the parent expects before it reads a byte more.
+PART_HEADER = struct.Struct("<8sIIQ")
+PART_MAGIC, PART_VERSION, PART_K, PART_SUFFIX = b"IMHTOP5\0", 1, 5, ".top5"
+#: Longest text of an error event the worker sends: the parent refuses event lines over 1 MiB.
+EVENT_TEXT_CHARS = 64 * 1024
+
+
+def part_name(first: int, n: int) -> str:
+    return f"part-{first:09d}-{n}{PART_SUFFIX}"
+
+
+def part_size(n: int) -> int:
+    """Bytes of a part of ``n`` rows."""
+    return PART_HEADER.size + n * 8 * (1 + PART_K) + n * 4 * PART_K + 8
 
 
 class Status:
@@ -39,6 +59,11 @@ class Status:
         self.fd = fd
 
     def send(self, event: str, **fields) -> None:
+        for key in ("message", "traceback"):   # an exception may carry megabytes of text
+            text = fields.get(key)
+            if isinstance(text, str) and len(text) > EVENT_TEXT_CHARS:
+                half = EVENT_TEXT_CHARS // 2
+                fields[key] = f"{text[:half]}\n[… {len(text) - 2 * half} characters cut]\n{text[-half:]}"
         line = json.dumps({"event": event, **fields}) + "\n"
         os.write(self.fd, line.encode("utf-8"))
 
@@ -98,10 +123,16 @@ class _Bordered:
 def _write_part(out_dir: Path, idx, top5, top5_prob, seconds: float) -> None:
     import numpy as np
 
-    dest = out_dir / f"part-{int(idx[0]):09d}-{len(idx)}.npz"
-    tmp = out_dir / f".{dest.name}.tmp.npz"
-    np.savez(tmp, idx=np.asarray(idx, dtype=np.int64), top5=top5, top5_prob=top5_prob,
-             seconds=np.float64(seconds))
+    idx = np.asarray(idx, dtype="<i8")
+    n = len(idx)
+    top5 = np.ascontiguousarray(top5, dtype="<i8").reshape(n, PART_K)
+    top5_prob = np.ascontiguousarray(top5_prob, dtype="<f4").reshape(n, PART_K)
+    data = b"".join([PART_HEADER.pack(PART_MAGIC, PART_VERSION, PART_K, n), idx.tobytes(),
+                     top5.tobytes(), top5_prob.tobytes(), struct.pack("<d", seconds)])
+    dest = out_dir / part_name(int(idx[0]), n)
+    tmp = out_dir / f".{dest.name}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, dest)
 
 
