@@ -15,7 +15,7 @@ torchvision ``Compose``, its leading ``Resize``/``CenterCrop`` steps receive the
 stored mode (palette, alpha, greyscale, CMYK …) and the harness converts right after them; every
 other step, and any other kind of transform, receives RGB. Optional ``METADATA`` (a JSON-able dict):
 ``name``, ``url``, ``paper``, ``params``, ``resolution``, ``uses_tta``, ``extra_training_data``,
-``seed``, each checked by type (:func:`metadata_problems`). The harness seeds ``random``,
+``seed``, each checked by type and plausible range (:func:`metadata_problems`). The harness seeds ``random``,
 ``numpy`` and ``torch`` with ``seed + first row index`` before each batch, so a random method
 gives the same answers when resumed or re-run. This module runs inside the child process.
 """
@@ -67,11 +67,22 @@ def import_file(path: str | Path):
 
 #: Longest text a board shows; longer values are refused rather than cut.
 MAX_NAME, MAX_URL, MAX_METADATA = 100, 2000, 10_000
+#: Largest plausible parameter count and input side: a board sorts and compares by them, so a
+#: finite but absurd number (``1e308``) would be shown as a real one.
+MAX_PARAMS, MAX_RESOLUTION = 10**13, 100_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    if isinstance(x, bool):
+        return False
+    # an int is finite however large, and math.isfinite cannot take one beyond float range
+    return isinstance(x, int) or (isinstance(x, float) and math.isfinite(x))
+
+
+def _is_count(x, most: int) -> bool:
+    """A whole number from 1 to ``most`` (``4.8e8`` counts: people write counts that way)."""
+    return _is_number(x) and x == int(x) and 1 <= x <= most
 
 
 def _url_problem(key: str, value) -> str | None:
@@ -86,11 +97,14 @@ def _url_problem(key: str, value) -> str | None:
 def metadata_problems(meta: dict) -> list[str]:
     """What is wrong with a METADATA dict: the one rule the child (at import), results and the
     leaderboard apply. Known keys are typed; every value must serialise to JSON."""
+    out = []
     try:
         size = len(json.dumps(meta, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        return [f"METADATA must be JSON-serialisable: {exc}"]
-    out = [] if size <= MAX_METADATA else [f"METADATA is {size} characters; at most {MAX_METADATA}"]
+        out.append(f"METADATA must be JSON-serialisable: {exc}")
+    else:
+        if size > MAX_METADATA:
+            out.append(f"METADATA is {size} characters; at most {MAX_METADATA}")
     for key, value in meta.items():
         bad = None
         if key == "name" and (not isinstance(value, str) or not 0 < len(value) <= MAX_NAME
@@ -100,10 +114,10 @@ def metadata_problems(meta: dict) -> list[str]:
             bad = _url_problem(key, value)
         elif key in ("uses_tta", "extra_training_data") and not isinstance(value, bool):
             bad = f"{key} must be true or false"
-        elif key == "params" and not (_is_number(value) and value >= 0):
-            bad = "params must be a non-negative number"
-        elif key == "resolution" and not (_is_number(value) and value == int(value) and value > 0):
-            bad = "resolution must be a positive whole number of pixels"
+        elif key == "params" and not _is_count(value, MAX_PARAMS):
+            bad = f"params must be a whole number of parameters from 1 to {MAX_PARAMS:,}"
+        elif key == "resolution" and not _is_count(value, MAX_RESOLUTION):
+            bad = f"resolution must be a whole number of pixels from 1 to {MAX_RESOLUTION:,}"
         elif key == "seed" and not (isinstance(value, int) and not isinstance(value, bool)):
             bad = "seed must be an integer"
         if bad:

@@ -84,7 +84,8 @@ def test_add_refuses_an_invented_number(tmp_path, result, where, edit, needle):
     (lambda r: r["metadata"].update(uses_tta="yes please"),
      r"METADATA\['uses_tta'\]: uses_tta must be true or false, got 'yes please'"),
     (lambda r: r["metadata"].update(params=-5),
-     r"METADATA\['params'\]: params must be a non-negative number, got -5"),
+     r"METADATA\['params'\]: params must be a whole number of parameters from 1 to "
+     r"10,000,000,000,000, got -5"),
     (lambda r: r["metadata"].update(name="x" * 500), r"METADATA\['name'\]: name must be text"),
     (lambda r: r["metadata"].update(name="two\nlines"), r"without control characters"),
     (lambda r: r.pop("metrics"), r"result lacks the field\(s\) metrics"),
