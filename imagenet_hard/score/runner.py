@@ -1,12 +1,20 @@
 """The parent side of a scoring run: start the child with a clean environment inside the sandbox
 (:mod:`imagenet_hard.score.sandbox`), watch it batch by batch, and turn every way it can fail into
 one :class:`~imagenet_hard.errors.SubmissionError` whose message shows what the submission did.
+
+The parent trusts nothing the child sends: its job file sits in a private folder of the parent,
+mounted read-only; stdout/stderr are read in fixed-size chunks with every line cut at
+:data:`LINE_BYTES`, a tail of :data:`TAIL_LINES` lines and at most :data:`FORWARD_BYTES` passed
+on; the event pipe's lines are cut off at :data:`EVENT_LINE_BYTES` and each event is checked
+against :data:`EVENTS` before it is used; ``finished`` counts only when ``part`` events covered
+every row (the caller then checks the parts themselves, see ``harness.read_parts``).
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import re
 import select
@@ -23,6 +31,35 @@ from pathlib import Path
 
 from ..errors import SubmissionError
 from . import sandbox
+
+#: Bytes of one line of the child's output kept and forwarded; the rest is cut, and counted.
+LINE_BYTES = 4096
+#: Lines of the child's output kept for error messages.
+TAIL_LINES = 40
+#: Bytes of the child's output passed to ``on_output``; after that it is read and dropped (the
+#: child must never block on a full pipe), and only the tail is kept.
+FORWARD_BYTES = 8 << 20
+#: Longest event line: events are a few hundred bytes (an error's traceback is cut at 64 KiB
+#: by the worker), so a longer line is a submission writing to the pipe.
+EVENT_LINE_BYTES = 1 << 20
+#: Event bytes read after the child exits, from a process it left holding the pipe.
+DRAIN_BYTES = 4 << 20
+#: Longest error text (message or traceback) from an ``error`` event put in a message.
+ERROR_TEXT_CHARS = 32 * 1024
+
+_NUM = (int, float)
+#: Each event the worker sends: its required fields, then optional ones, with their types.
+EVENTS: dict[str, tuple[dict, dict]] = {
+    "loaded": ({"form": str, "metadata": dict, "seconds": _NUM}, {}),
+    "batch": ({"done": int}, {}),
+    "part": ({"n": int, "done": int}, {"seconds": _NUM, "segment": (str, type(None))}),
+    "error": ({"stage": str, "message": str},
+              {"traceback": (str, type(None)), "rows": (list, type(None)),
+               "segment": (str, type(None)), "during": (str, type(None))}),
+    "finished": ({}, {}),
+}
+_TYPE_NAMES = {str: "a string", dict: "an object", int: "an integer", _NUM: "a number",
+               (str, type(None)): "a string or null", (list, type(None)): "a list or null"}
 
 #: Environment variables never passed to a submission: tokens, keys, passwords, cloud credentials.
 SECRET_ENV = re.compile(
@@ -75,9 +112,12 @@ class ChildJob:
     segments: list[dict] | None = None
     tta: dict | None = None   # score.tta: crop set, aggregation, crops per forward pass
 
-    def mounts(self) -> tuple[list[str], list[str]]:
-        """(read-only, writable) paths the sandbox must show the child."""
-        read_only, writable = [self.submission, *self.arrow_files], [self.out_dir]
+    def mounts(self, job_file: str | None = None) -> tuple[list[str], list[str]]:
+        """(read-only, writable) paths the sandbox must show the child: ``job_file`` read-only,
+        and writable only the folders the worker writes parts into (a suite job's ``out_dir``
+        is not one of them)."""
+        read_only = [self.submission, *self.arrow_files, *([job_file] if job_file else [])]
+        writable = [] if self.segments else [self.out_dir]
         for seg in self.segments or []:
             read_only += [*seg["arrow_files"], *seg.get("read_only", [])]
             writable.append(seg["out_dir"])
@@ -97,40 +137,116 @@ class ChildReport:
 class _Watch:
     """Mutable state of one watched child: events, output tail, deadlines."""
 
-    def __init__(self, job: ChildJob, timeout: float, load_timeout: float):
-        self.job, self.timeout, self.load_timeout = job, timeout, load_timeout
+    def __init__(self, job: ChildJob, timeout: float, load_timeout: float,
+                 name: str = "the submission"):
+        self.job, self.timeout, self.load_timeout, self.name = job, timeout, load_timeout, name
         self.report = ChildReport()
         self.error: dict | None = None
         self.finished = False
         self.loaded = False
         self.deadline = time.monotonic() + load_timeout
-        self.tail: collections.deque[str] = collections.deque(maxlen=40)
-        self.buf = b""
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.buf = bytearray()
+        self.scanned = 0      # bytes at the start of buf known to hold no newline
+        # Rows the worker must report in `part` events: per set of a suite job, else the job's.
+        self.expected = ({s.get("name"): len(s["indices"]) for s in job.segments}
+                         if job.segments else {None: len(job.indices)})
+        self.tally = dict.fromkeys(self.expected, 0)
+
+    def forged(self, problem: str) -> SubmissionError:
+        return SubmissionError(
+            f"{self.name} sent the harness a bad event ({problem}): a submission must not write "
+            "to the harness's event pipe, so remove what does and score again")
+
+    def check(self, ev) -> dict:
+        """``ev`` when it is an event of :data:`EVENTS` with fields of the right types."""
+        if not isinstance(ev, dict):
+            raise self.forged("not a JSON object")
+        kind = ev.get("event")
+        if not isinstance(kind, str) or kind not in EVENTS:
+            raise self.forged(f"unknown event {_short(kind)}")
+        required, optional = EVENTS[kind]
+        for key, types in (*required.items(), *optional.items()):
+            if key not in ev:
+                if key in required:
+                    raise self.forged(f"{kind!r} without its field {key!r}")
+                continue
+            value = ev[key]
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise self.forged(f"{kind!r} whose field {key!r} is not {_TYPE_NAMES[types]}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.forged(f"{kind!r} whose field {key!r} is not a finite number")
+        return ev
 
     def handle(self, ev: dict, on_progress) -> None:
-        kind = ev.get("event")
+        kind = ev["event"]
         if kind == "loaded":
+            if self.loaded:
+                raise self.forged("a second 'loaded'")
+            if ev["form"] not in ("predict", "model") or ev["seconds"] < 0:
+                raise self.forged(f"'loaded' with form {_short(ev['form'])} and seconds "
+                                  f"{ev['seconds']!r}")
             self.loaded = True
             self.report.form, self.report.metadata = ev["form"], ev["metadata"]
             self.report.load_seconds = ev["seconds"]
-        elif kind == "part":
-            self.report.done = ev["done"]
-            self.report.predicted += ev["n"]
-            self.report.segment = ev.get("segment")
-            if on_progress:
-                on_progress(ev["n"])
+        elif kind in ("batch", "part"):
+            if not self.loaded:
+                raise self.forged(f"{kind!r} before 'loaded'")
+            if ev["done"] < 0:
+                raise self.forged(f"{kind!r} with done = {ev['done']}")
+            if kind == "part":
+                self._part(ev, on_progress)
         elif kind == "error":
+            rows = ev.get("rows")
+            if rows is not None and (len(rows) != 2 or not all(
+                    isinstance(r, int) and not isinstance(r, bool) for r in rows)):
+                raise self.forged("'error' whose rows are not two row numbers")
             self.error = ev
         elif kind == "finished":
+            done, total = sum(self.tally.values()), sum(self.expected.values())
+            if self.tally != self.expected:
+                raise self.forged(f"'finished' after {done} of the {total} rows it was given")
             self.finished = True
         self.deadline = time.monotonic() + (self.timeout if self.loaded else self.load_timeout)
 
+    def _part(self, ev: dict, on_progress) -> None:
+        seg, n = ev.get("segment"), ev["n"]
+        if seg not in self.tally:
+            raise self.forged(f"'part' of a set not in the job: {_short(seg)}")
+        if n < 1 or self.tally[seg] + n > self.expected[seg]:
+            raise self.forged(f"'part' of {n} rows, {self.tally[seg] + n} rows in all where the "
+                              f"job asked for {self.expected[seg]}")
+        self.tally[seg] += n
+        self.report.done = ev["done"]
+        self.report.predicted += n
+        self.report.segment = seg
+        if on_progress:
+            on_progress(n)
+
     def feed(self, data: bytes, on_progress) -> None:
+        """Take bytes from the event pipe; each byte is searched for a newline once."""
         self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
+        while not (self.error or self.finished):
+            nl = self.buf.find(b"\n", self.scanned)
+            if nl < 0:
+                self.scanned = len(self.buf)
+                if len(self.buf) > EVENT_LINE_BYTES:
+                    raise self.forged(f"a line longer than {sandbox.format_size(EVENT_LINE_BYTES)}")
+                return
+            line = bytes(self.buf[:nl])
+            del self.buf[:nl + 1]
+            self.scanned = 0
+            if len(line) > EVENT_LINE_BYTES:
+                raise self.forged(f"a line longer than {sandbox.format_size(EVENT_LINE_BYTES)}")
             if line.strip():
-                self.handle(json.loads(line), on_progress)
+                self.handle(self.parse(line), on_progress)
+
+    def parse(self, line: bytes) -> dict:
+        try:
+            ev = json.loads(line)
+        except (ValueError, RecursionError):
+            raise self.forged("a line that is not valid JSON") from None
+        return self.check(ev)
 
     def rows(self) -> str:
         indices, done, of = self.job.indices, self.report.done, ""
@@ -145,12 +261,44 @@ class _Watch:
         return f"rows {idx[0]}–{idx[-1]}{of}" if idx else "the end of the data"
 
 
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
 def _forward(stream, tail, on_output) -> None:
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", "replace").rstrip("\n")
-        tail.append(line)
-        if on_output:
-            on_output(line)
+    """Pass the child's output on line by line, read in fixed-size chunks: a line keeps its first
+    :data:`LINE_BYTES` bytes (the rest is counted, not kept), and after :data:`FORWARD_BYTES`
+    only ``tail`` follows; read to the end either way, so the child never blocks on the pipe."""
+    fd = stream.fileno()
+    line, cut, shown = bytearray(), 0, 0
+
+    def emit() -> None:
+        nonlocal shown
+        text = line.decode("utf-8", "replace") + (f" [… {cut} bytes cut]" if cut else "")
+        tail.append(text)
+        if on_output and shown < FORWARD_BYTES:
+            shown += len(text) + 1
+            if shown > FORWARD_BYTES:
+                text = (f"[… the submission's further output not shown: it passed "
+                        f"{sandbox.format_size(FORWARD_BYTES)}]")
+            on_output(text)
+
+    while chunk := os.read(fd, 1 << 16):
+        pos = 0
+        while pos < len(chunk):
+            nl = chunk.find(b"\n", pos)
+            end = len(chunk) if nl < 0 else nl
+            take = min(LINE_BYTES - len(line), end - pos)
+            line += chunk[pos:pos + take]
+            cut += end - pos - take
+            if nl < 0:
+                break
+            emit()
+            line.clear()
+            cut, pos = 0, nl + 1
+    if line or cut:
+        emit()
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -162,17 +310,16 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _spawn(job: ChildJob, how: str, no_network: bool, fd: int,
+def _spawn(job: ChildJob, how: str, no_network: bool, fd: int, jobfile: Path,
            label_files=()) -> tuple[subprocess.Popen, sandbox.Plan | None]:
-    """Start the worker: inside the sandbox ``how`` (from :func:`sandbox.choose`), or bare."""
-    jobfile = Path(job.out_dir) / "job.json"
-    jobfile.write_text(json.dumps(asdict(job)))
+    """Start the worker on ``jobfile`` (from :func:`_write_job`): inside the sandbox ``how``
+    (from :func:`sandbox.choose`), or bare."""
     cmd = [sys.executable, "-m", "imagenet_hard.score.worker", str(jobfile), str(fd)]
     env, plan = child_env(), None
     if how == "none":
         cmd = [*(network_prefix() if no_network else []), *cmd]
     else:
-        read_only, writable = job.mounts()
+        read_only, writable = job.mounts(str(jobfile))
         plan = sandbox.make_plan(read_only, writable, env, device=job.device,
                                  no_network=no_network, memory_limit=job.memory_limit,
                                  label_files=label_files)
@@ -196,12 +343,34 @@ def run_child(job: ChildJob, name: str, timeout: float = 600.0, load_timeout: fl
     gone when this returns. ``label_files``: the scored data's labelled files, which the sandbox
     refuses to show (:func:`sandbox.check_no_labels`)."""
     how = sandbox.choose(sandbox_tool, no_network)
+    jobfile = _write_job(job)
+    try:
+        return _run(job, name, how, jobfile, timeout, load_timeout, no_network, on_output,
+                    on_progress, label_files)
+    finally:
+        shutil.rmtree(jobfile.parent, ignore_errors=True)
+
+
+def _write_job(job: ChildJob) -> Path:
+    """The job file, in a new private folder of the parent's: the child only ever sees the file,
+    read-only, so nothing it does can make a later write of the parent land elsewhere."""
+    folder = Path(tempfile.mkdtemp(prefix="imhard-job-"))
+    jobfile = folder / "job.json"
+    fd = os.open(jobfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(job), f)
+    return jobfile
+
+
+def _run(job, name, how, jobfile, timeout, load_timeout, no_network, on_output, on_progress,
+         label_files) -> ChildReport:
     rfd, wfd = os.pipe()
     try:
-        proc, plan = _spawn(job, how, no_network, wfd, label_files)
+        proc, plan = _spawn(job, how, no_network, wfd, jobfile, label_files)
     finally:
         os.close(wfd)
-    w = _Watch(job, timeout, load_timeout)
+    w = _Watch(job, timeout, load_timeout, name)
     reader = threading.Thread(target=_forward, args=(proc.stdout, w.tail, on_output), daemon=True)
     reader.start()
     try:
@@ -231,9 +400,13 @@ def _watch(proc, rfd: int, w: _Watch, on_progress, name: str) -> None:
             eof = not data
             w.feed(data, on_progress)
         elif proc.poll() is not None:
-            # The child is gone; a forked DataLoader worker may still hold the pipe open.
-            while select.select([rfd], [], [], 0)[0] and (data := os.read(rfd, 1 << 16)):
+            # The child is gone; a forked DataLoader worker may still hold the pipe open (and
+            # write to it for ever: read what is there, up to a bound).
+            left = DRAIN_BYTES
+            while (left > 0 and select.select([rfd], [], [], 0)[0]
+                   and (data := os.read(rfd, 1 << 16))):
                 w.feed(data, on_progress)
+                left -= len(data)
             break
         if w.error or w.finished:
             try:
@@ -261,7 +434,8 @@ def _tail_text(tail) -> str:
 def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
     if w.error:
         e = w.error
-        where = f" on rows {e['rows'][0]}–{e['rows'][1]}" if e.get("rows") else ""
+        rows = e.get("rows")
+        where = f" on rows {rows[0]}–{rows[1]}" if rows else ""
         where += f" of set {e['segment']}" if e.get("segment") else ""
         head = {
             "import": f"{name}: importing the submission failed",
@@ -273,8 +447,9 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
         if e["stage"] == "memory":
             where = where or {"import": " while importing", "load": " while loading the model"}.get(
                 e.get("during"), "")
-            raise SubmissionError(_memory_message(name, where, w.job.memory_limit, e["message"]))
-        body = e["traceback"].rstrip() if e.get("traceback") else e["message"]
+            raise SubmissionError(_memory_message(name, where, w.job.memory_limit,
+                                                  _clip(e["message"])))
+        body = _clip(e["traceback"].rstrip() if e.get("traceback") else e["message"])
         if "Read-only file system" in body:
             body += ("\n(The sandbox is read-only apart from /tmp and the output folder; weight "
                      "caches are mounted read-only: download weights before scoring.)")
@@ -289,6 +464,15 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
     raise SubmissionError(f"{name}: the submission process {how} while working on {w.rows()}. "
                           "Finished batches are kept: rerun the same command to resume."
                           + _tail_text(w.tail))
+
+
+def _clip(text: str) -> str:
+    """At most :data:`ERROR_TEXT_CHARS` of an error text: its start and its end (where a
+    traceback names the exception)."""
+    if len(text) <= ERROR_TEXT_CHARS:
+        return text
+    half = ERROR_TEXT_CHARS // 2
+    return f"{text[:half]}\n[… {len(text) - 2 * half} characters cut]\n{text[-half:]}"
 
 
 def _memory_message(name: str, where: str, limit: int | None, detail: str) -> str:

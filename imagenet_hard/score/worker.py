@@ -2,8 +2,8 @@
 
 It imports the submission, loads it, predicts the rows listed in the job file batch by batch and
 writes each batch's top-5 as ``part-<first row>-<rows>.top5`` (atomically; format at
-:data:`PART_HEADER`) the moment it is done, so a killed run loses at most one batch. A suite job lists several *segments* (one per scored set: its images,
-rows, output folder, the classes its protocol ranks among and the border its protocol crops off),
+:data:`PART_HEADER`) the moment it is done, so a killed run loses at most one batch. A suite job
+lists several *segments* (one per scored set: its images, rows, output folder, the classes its protocol ranks among and the border its protocol crops off),
 all predicted by the one loaded model. It talks to the parent through JSON lines on file descriptor ``FD`` (the
 submission's own prints go to stdout/stderr, which the parent forwards). It never sees labels.
 Before it imports the submission it caps its data memory (``RLIMIT_DATA``, inherited by everything it starts) at

@@ -19,20 +19,28 @@ cut), so every set keeps its own protocol.
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ... import home as homes
 from ...errors import InvalidValueError
-from ...files import sha256_file, write_json_atomic
+from ...files import sha256_file
 from .. import check
-from ..harness import RunOptions, environment, read_parts, submission_file
+from ..harness import (
+    RunOptions,
+    environment,
+    missing_rows,
+    parts_dir,
+    prepare_cache,
+    read_metadata,
+    read_parts,
+    submission_file,
+    write_metadata,
+)
 from ..metrics import correctness
 from ..protocols import imagenet_c_summary
 from ..result import write_predictions
-from ..runner import ChildJob, ChildReport, new_scratch_dir, run_child
+from ..runner import ChildJob, ChildReport, run_child
 from ..tta import TtaMode, child_batch
 from .result import SuiteResult, load_suite, suite_predictions_path
 from .sets import SuiteSet, resolve_sets
@@ -61,14 +69,16 @@ def _segment(sets: list[SuiteSet], todo: list[int], cache: Path) -> dict:
     arrow, read_only = s.images()
     return {"name": "+".join(x.name for x in sets), "arrow_files": arrow, "read_only": read_only,
             "indices": todo,
-            "out_dir": str(cache), "border": s.protocol.border,
+            "out_dir": str(parts_dir(cache)), "border": s.protocol.border,
             "classes": list(s.classes) if s.classes is not None else None}
 
 
 def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: RunOptions,
-                 job_dir: Path, tta: TtaMode | None = None) -> ChildReport | None:
+                 job_dir: Path | None = None, tta: TtaMode | None = None) -> ChildReport | None:
     """Predict, in one child, every row of each ``(set, indices, cache)`` missing from its cache;
-    under ``tta`` the batch size counts crops per forward pass, as in a single-set run."""
+    under ``tta`` the batch size counts crops per forward pass, as in a single-set run. Every
+    asked row has a valid part in its cache when this returns. ``job_dir`` is not used (the
+    job file lives in a private folder of the runner's)."""
     shared: dict[Path, tuple[list[SuiteSet], set[int]]] = {}
     for s, indices, cache in plan:  # sets with one cache (same images, same ask) run once
         sets, wanted = shared.setdefault(cache, ([], set()))
@@ -76,8 +86,8 @@ def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: 
         wanted.update(indices)
     segments = []
     for cache, (sets, wanted) in shared.items():
-        cache.mkdir(parents=True, exist_ok=True)
-        done, _ = read_parts(cache)
+        prepare_cache(cache)
+        done, _ = read_parts(cache, _rows_of(sets[0]))
         todo = sorted(wanted - set(done))
         if todo:
             segments.append(_segment(sets, todo, cache))
@@ -86,7 +96,7 @@ def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: 
     batch, spec = child_batch(tta, opts.batch_size)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
                    workers=opts.resolved_workers(), arrow_files=[],
-                   indices=[i for seg in segments for i in seg["indices"]], out_dir=str(job_dir),
+                   indices=[i for seg in segments for i in seg["indices"]], out_dir="",
                    memory_limit=opts.memory_limit, segments=segments, tta=spec)
     bar = None
     if opts.progress:
@@ -95,13 +105,23 @@ def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: 
         bar = tqdm(total=len(job.indices), unit="img", desc=f"scoring {sub.stem} on "
                    f"{len(segments)} sets")
     try:
-        return run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
-                         no_network=opts.no_network, on_output=opts.on_output,
-                         on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox,
-                         label_files=[f for s, _, _ in plan for f in s.label_files])
+        report = run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
+                           no_network=opts.no_network, on_output=opts.on_output,
+                           on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox,
+                           label_files=[f for s, _, _ in plan for f in s.label_files])
     finally:
         if bar:
             bar.close()
+    for cache, (sets, wanted) in shared.items():   # the child's events are claims, parts proof
+        rows, _ = read_parts(cache, _rows_of(sets[0]))
+        missing_rows(rows, sorted(wanted), sub.name, cache)
+    return report
+
+
+def _rows_of(s: SuiteSet) -> range:
+    """Rows a part in ``s``'s cache may hold: any row of its images (the sets sharing a cache
+    share the images; another run may have scored other rows of them)."""
+    return range(len(s.ids))
 
 
 def _set_entry(s: SuiteSet, indices: list[int], rows: dict, out: Path, limit) -> dict:
@@ -187,17 +207,14 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
     sha = sha256_file(sub)
     chosen = resolve_sets(sets, dataset, split, home)
     plan = [(s, _indices(s, limit), cache_dir(home, sha, s, tta)) for s in chosen]
-    job_dir = new_scratch_dir("imhard-suite-")
-    try:
-        report = predict_sets(sub, plan, opts, job_dir, tta)
-    finally:
-        shutil.rmtree(job_dir, ignore_errors=True)
+    report = predict_sets(sub, plan, opts, tta=tta)
     metadata = _metadata(report, [c for _, _, c in plan])
     stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
     out = Path(out) if out else homes.data_home(home) / "scores" / f"{stem}.suite.json"
     entries = []
     for s, indices, cache in plan:
-        rows, _ = read_parts(cache)
+        rows, _ = read_parts(cache, _rows_of(s))
+        missing_rows(rows, indices, sub.name, cache)
         entries.append(_set_entry(s, indices, rows, out, limit))
     result = SuiteResult(
         submission={"name": sub.stem, "file": str(sub), "sha256": sha}, sets=entries,
@@ -212,14 +229,13 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
 
 def _metadata(report: ChildReport | None, caches: list[Path]) -> dict:
     """The submission's METADATA: from this run's child, else from the run that filled a cache
-    (each cache keeps it in ``metadata.json``)."""
+    (each cache keeps it in ``metadata.json``, beside the parts folder the child wrote)."""
     if report is not None:
         for cache in caches:
-            write_json_atomic(cache / "metadata.json",
-                              {"metadata": report.metadata, "form": report.form})
+            write_metadata(cache, report)
         return report.metadata
     for cache in caches:
-        f = cache / "metadata.json"
-        if f.is_file() and not f.is_symlink():
-            return json.loads(f.read_text()).get("metadata", {})
+        meta = read_metadata(cache)
+        if meta is not None:
+            return meta
     return {}
