@@ -133,8 +133,16 @@ def say(msg: str) -> None:
 # download
 
 
+def _parse_url(url: str):
+    try:
+        return urlparse(url)
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise DownloadError(f"{url!r} is not a valid address ({exc}), so nothing was downloaded; "
+                            f"{_ELSEWHERE}") from None
+
+
 def filename_from_url(url: str) -> str:
-    name = posixpath.basename(unquote(urlparse(url).path))
+    name = posixpath.basename(unquote(_parse_url(url).path))
     if not name or name in {".", ".."}:
         raise DownloadError(f"cannot tell a file name from URL {url!r}; pass a destination file")
     return name
@@ -351,7 +359,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
     import requests
 
     caps = caps if caps is not None else size_caps()
-    if urlparse(url).scheme.lower() not in ("http", "https"):
+    if _parse_url(url).scheme.lower() not in ("http", "https"):
         raise DownloadError(f"{url!r} is not an http(s) address, so nothing was downloaded; "
                             f"{_ELSEWHERE}")
     if sha256 is not None:  # checked before anything is written
@@ -365,6 +373,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
         return final
     expected = sha256 or read_checksum_record(final)
     part = final.with_name(final.name + ".part")
+    resumable = part.exists()  # an earlier run's bytes: kept whatever this run meets
     hashes = _Hashes(md5=bool(md5))
     if part.exists():
         hashes.feed_file(part)  # resume: the hash covers the bytes already on disk
@@ -396,7 +405,10 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
                 notify(f"{final.name}: {_describe(exc)}; retry {attempt}/{retries} in {delay:.0f} s")
                 time.sleep(delay)
             except requests.RequestException as exc:
-                # Bad or unsupported address, redirect loop, undecodable body: retrying is futile.
+                # Bad or unsupported address, redirect loop, undecodable body: retrying is futile,
+                # and what this run wrote would not resume.
+                if not resumable:
+                    part.unlink(missing_ok=True)
                 raise DownloadError(f"downloading {url} failed: {_describe(exc)}; "
                                     f"{_ELSEWHERE}") from exc
     finally:
@@ -671,8 +683,9 @@ def _tree_bytes(folder: Path) -> int:
 def _run_unzip(unzip: str, archive: Path, tmp: Path, password: str | None,
                infos: list[zipfile.ZipInfo], budget: _Budget) -> None:
     """``unzip`` inflates a member to its end whatever size it declares, so it runs with no file
-    allowed past the largest declared member (RLIMIT_FSIZE) and is killed once what it wrote
-    passes the declared total; every file is then checked against its declared size."""
+    allowed one byte past the largest declared member (RLIMIT_FSIZE: unzip then stops on a
+    write error) and is killed once what it wrote passes the declared total; every file is
+    then checked against its declared size."""
     import resource
 
     cmd = [unzip, "-q", "-o"]
@@ -683,7 +696,7 @@ def _run_unzip(unzip: str, archive: Path, tmp: Path, password: str | None,
 
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE,
-                           (max(largest, 1), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+                           (largest + 1, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty unzip cannot block
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -706,19 +719,21 @@ def _run_unzip(unzip: str, archive: Path, tmp: Path, password: str | None,
                 proc.wait()
         log.seek(0)
         output = log.read(1 << 20).decode(errors="replace")
+    sizes = [(info, _zip_dest(tmp, info.filename)) for info in infos if not info.is_dir()]
+    sizes = [(info, dest.stat().st_size) for info, dest in sizes if dest.is_file()]
     if proc.returncode == -signal.SIGXFSZ:
         raise budget.lie()
+    for info, size in sizes:  # before unzip's own error: a lie reads as a full disk there
+        if size > info.file_size:
+            raise budget.lie(info.filename)
     if proc.returncode not in (0, 1):  # 1 = warnings only
         tail = output.strip().splitlines()[-3:]
         raise ImHardError(f"unzip failed on {archive.name} (exit {proc.returncode}): "
                           f"{' '.join(tail)}; check the password and the archive")
-    for info in infos:
-        dest = _zip_dest(tmp, info.filename)
-        if not info.is_dir() and dest.is_file():
-            size = dest.stat().st_size
-            budget.wrote(size, info.filename)
-            if size != info.file_size:
-                raise budget.lie(info.filename)
+    for info, size in sizes:
+        budget.wrote(size, info.filename)
+        if size != info.file_size:
+            raise budget.lie(info.filename)
 
 
 def extract(archive: str | os.PathLike, target: str | os.PathLike, password: str | None = None,
