@@ -695,8 +695,9 @@ def _run_unzip(unzip: str, archive: Path, tmp: Path, password: str | None,
     largest = max((i.file_size for i in infos), default=0)
 
     def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE,
-                           (largest + 1, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        soft = largest + 1 if hard == resource.RLIM_INFINITY else min(largest + 1, hard)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty unzip cannot block
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
