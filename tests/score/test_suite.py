@@ -67,7 +67,7 @@ def test_a_killed_suite_resumes_without_predicting_finished_rows_again(
     with pytest.raises(SubmissionError, match="died from signal SIGKILL.*of set objectnet"):
         score_suite(sub, home=isolated_home, options=OPTS)
     caches = sorted((isolated_home / "scores" / "cache").iterdir())
-    parts = {c.name: sorted(c.glob("part-*.npz")) for c in caches}
+    parts = {c.name: sorted((c / "parts").glob("part-*.top5")) for c in caches}
     assert sorted(len(p) for p in parts.values()) == [3, 3]
     stamps = {p: p.stat().st_mtime_ns for ps in parts.values() for p in ps}
     monkeypatch.delenv("IMHARD_TEST_CRASH_AT")
