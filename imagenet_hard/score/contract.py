@@ -16,8 +16,10 @@ stored mode (palette, alpha, greyscale, CMYK …) and the harness converts right
 other step, and any other kind of transform, receives RGB. Optional ``METADATA`` (a JSON-able dict):
 ``name``, ``url``, ``paper``, ``params``, ``resolution``, ``uses_tta``, ``extra_training_data``,
 ``seed``, each checked by type and plausible range (:func:`metadata_problems`). The harness seeds ``random``,
-``numpy`` and ``torch`` with ``seed + first row index`` before each batch, so a random method
-gives the same answers when resumed or re-run. This module runs inside the child process.
+``numpy`` and ``torch`` with 0 before it imports the file (``METADATA``, and so ``seed``, exist
+only afterwards: ``worker.IMPORT_SEED``), with ``seed`` before ``load(device)`` and with
+``seed + first row index`` before each batch, so random weights made at import and a random
+method give the same answers when resumed or re-run. This module runs inside the child process.
 """
 
 from __future__ import annotations

@@ -77,13 +77,51 @@ def submission_traceback(exc: BaseException) -> str:
     return "".join(te.format())
 
 
+#: The seed of ``random``, ``numpy`` and ``torch`` while the submission file is imported (random
+#: weights made at import are then the same in every run); its ``METADATA``, and so its own
+#: ``seed``, exist only afterwards. ``load(device)`` runs under ``seed``, each batch under
+#: ``seed + first row index``.
+IMPORT_SEED = 0
+
+
+class _SeedTorchOnImport:
+    """Seeds torch the moment something imports it: a submission that never imports torch need
+    not pay for it, and one that does gets it seeded before its first random draw."""
+
+    seed = IMPORT_SEED
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            exec_module, seed = spec.loader.exec_module, self.seed
+
+            def exec_and_seed(module):
+                exec_module(module)
+                module.manual_seed(seed)
+
+            spec.loader.exec_module = exec_and_seed
+        return spec
+
+
+_TORCH_HOOK = _SeedTorchOnImport()
+
+
 def _seed(seed: int) -> None:
     import numpy as np
 
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    if "torch" in sys.modules:  # a submission that never imports torch need not pay for it
+    if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)
+    else:
+        _TORCH_HOOK.seed = seed
+        if _TORCH_HOOK not in sys.meta_path:
+            sys.meta_path.insert(0, _TORCH_HOOK)
 
 
 def _decode_images(batch: dict) -> dict:
@@ -260,6 +298,7 @@ def out_of_memory(exc: BaseException) -> bool:
 def run_job(job: dict, status: Status) -> int:
     status.stage, status.rows = "import", None
     try:
+        _seed(IMPORT_SEED)
         module = contract.import_file(job["submission"])
         status.stage = "contract"
         sub = contract.inspect(module)
@@ -270,6 +309,7 @@ def run_job(job: dict, status: Status) -> int:
         segments = _segments(job)
         first = _open_images(segments[0]["arrow_files"], int(segments[0].get("border", 0)))
         t0 = time.perf_counter()
+        _seed(sub.seed)
         loaded = _load(sub, job["device"], status)
         status.send("loaded", form=sub.form, metadata=sub.metadata,
                     seconds=time.perf_counter() - t0)
