@@ -4,6 +4,7 @@ QuickGELU for OpenAI's tag, torch-free name checks, plugins, and `imhard models`
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -215,11 +216,21 @@ def test_zero_shot_judge_wraps_the_model_layer():
 
 # --- names, specs and the registry ---------------------------------------------------------------
 
+def did_you_mean(err) -> list[str]:
+    """The close matches an error suggests (its ``Did you mean: ...?`` part), not the ``Known:``
+    list that follows it."""
+    found = re.search(r"Did you mean: ([^?]*)\?", str(err.value))
+    assert found, str(err.value)
+    return [s.strip() for s in found.group(1).split(",")]
+
+
 def test_bad_specs_fail_with_close_matches_or_what_to_write():
-    with pytest.raises(UnknownNameError, match="timm"):
+    with pytest.raises(UnknownNameError, match="timm") as err:
         create_model("tim:resnet50")
-    with pytest.raises(UnknownNameError, match="resnet18"):
+    assert did_you_mean(err) == ["timm"]
+    with pytest.raises(UnknownNameError, match="resnet18") as err:
         create_model("torchvision:resnet1")
+    assert "resnet18" in did_you_mean(err)
     with pytest.raises(UnknownNameError, match="IMAGENET1K_V1"):
         create_model("torchvision:resnet18.V9")
     with pytest.raises(InvalidValueError, match="needs a model name"):
