@@ -8,20 +8,40 @@ import torch
 from imagenet_hard.devices import resolve_device
 from imagenet_hard.errors import InvalidValueError
 
-no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+def fake_cuda(monkeypatch, count: int) -> None:
+    """Make torch see ``count`` CUDA devices (0: none), whatever this machine has: the resolver
+    asks ``torch.cuda.is_available`` and ``torch.cuda.device_count`` only."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
 
 
-@no_cuda
 @pytest.mark.parametrize("device", [None, "auto", "AUTO", "cpu"])
-def test_none_and_auto_mean_cuda_when_present_else_cpu(device):
+def test_none_and_auto_mean_cuda_when_present_else_cpu(monkeypatch, device):
+    fake_cuda(monkeypatch, 0)
     assert resolve_device(device) == torch.device("cpu")
+    fake_cuda(monkeypatch, 2)
+    expected = torch.device("cpu") if device == "cpu" else torch.device("cuda", 0)
+    assert resolve_device(device) == expected
 
 
-@no_cuda
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
-def test_cuda_without_a_gpu_says_what_to_use(device):
+def test_cuda_without_a_gpu_says_what_to_use(monkeypatch, device):
+    fake_cuda(monkeypatch, 0)
     with pytest.raises(InvalidValueError, match="no CUDA device; use --device cpu"):
         resolve_device(device)
+
+
+def test_bare_cuda_is_this_ranks_gpu_of_those_present(monkeypatch):
+    fake_cuda(monkeypatch, 2)
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device("cuda") == torch.device("cuda", 1)  # rank 3 of 2 GPUs
+    assert resolve_device("auto", rank=0) == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(InvalidValueError, match=r"torch sees 2 CUDA device\(s\)"):
+        resolve_device("cuda:2")
 
 
 def test_a_device_torch_does_not_know_is_one_clear_error():
@@ -29,12 +49,12 @@ def test_a_device_torch_does_not_know_is_one_clear_error():
         resolve_device("gpu0")
 
 
-@no_cuda
-def test_judges_mining_and_scoring_resolve_the_same_way():
+def test_judges_mining_and_scoring_resolve_the_same_way(monkeypatch):
     from imagenet_hard.judges import ScriptedJudge
     from imagenet_hard.mining import distributed
     from imagenet_hard.score import RunOptions
 
+    fake_cuda(monkeypatch, 0)
     judge = ScriptedJudge(lambda crops: torch.zeros(crops.shape[0], dtype=torch.long), device=None)
     assert judge.device == distributed.resolve_device("auto") == resolve_device(None)
     assert RunOptions(device=None).resolved_device() == RunOptions(device="auto").resolved_device()
