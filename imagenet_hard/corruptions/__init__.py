@@ -141,9 +141,9 @@ def load_torch_backend():
 
 
 def _corrupt_torch(images, name, severity, seeds, device) -> list[np.ndarray]:
+    module = load_torch_backend()  # first: without torch, its clear error, not the import's
     import torch
 
-    module = load_torch_backend()
     out: list[np.ndarray | None] = [None] * len(images)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, im in enumerate(images):

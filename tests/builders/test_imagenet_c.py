@@ -283,20 +283,25 @@ def test_bad_options_and_missing_base_say_what_to_do(home, isolated_home):
     assert not (isolated_home / "sources" / "imagenet_c").exists()  # nothing written
 
 
-def test_torch_backend_missing_or_no_cuda_fails_before_writing(home, isolated_home):
-    try:
-        C.load_torch_backend()
-    except ImHardError:
-        with pytest.raises(ImHardError, match="torch corruption backend"):
-            make(home, backend="torch", corruptions="fog", severities="1")
-    else:
+@pytest.mark.parametrize("lacking", ["torch", "imagenet_hard.corruptions.torch_backend", "cuda"])
+def test_torch_backend_missing_or_no_cuda_fails_before_writing(home, isolated_home, monkeypatch,
+                                                               lacking):
+    if lacking == "cuda":  # torch sees no GPU, whatever this machine has
         import torch
 
-        if torch.cuda.is_available():
-            pytest.skip("CUDA is present")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
         with pytest.raises(InvalidValueError, match="torch sees no CUDA device"):
             make(home, backend="torch", device="cuda", corruptions="fog", severities="1")
+    else:  # the module cannot be imported; the cached backend is dropped so it is imported again
+        for name in [m for m in sys.modules
+                     if m.startswith("imagenet_hard.corruptions.torch_backend")]:
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.setitem(sys.modules, lacking, None)
+        with pytest.raises(ImHardError,
+                           match="torch corruption backend .* use backend 'reference'"):
+            make(home, backend="torch", corruptions="fog", severities="1")
     assert not (isolated_home / "sources" / "imagenet_c").exists()
+    assert snapshot(isolated_home) == {}  # no table, no image
 
 
 def test_groups_and_severity_ranges():

@@ -209,15 +209,26 @@ def test_bad_backend():
         C.corrupt(SMALL, "fog", 1, 0, backend="torhc")
 
 
-def test_torch_backend_missing_is_a_clear_error():
-    try:
-        import imagenet_hard.corruptions.torch_backend  # noqa: F401
-    except ModuleNotFoundError:
-        pass
-    else:
-        pytest.skip("the torch backend is installed")
-    with pytest.raises(ImHardError, match="torch corruption backend .* use backend 'reference'"):
+def without_modules(monkeypatch, *missing: str) -> None:
+    """Make ``missing`` unimportable for this test (``None`` in sys.modules) and drop the cached
+    torch backend, so the next import of it runs again."""
+    for name in [m for m in sys.modules if m.startswith("imagenet_hard.corruptions.torch_backend")]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in missing:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.mark.parametrize(("missing", "says"), [
+    ("torch", "needs PyTorch: pip install torch"),
+    ("imagenet_hard.corruptions.torch_backend", "not part of this installation"),
+])
+def test_torch_backend_missing_is_a_clear_error(monkeypatch, missing, says):
+    without_modules(monkeypatch, missing)
+    with pytest.raises(ImHardError, match="torch corruption backend .* use backend 'reference'") \
+            as err:
         C.corrupt(SMALL, "fog", 1, 0, backend="torch")
+    assert says in str(err.value)
+    assert C.corrupt(SMALL, "fog", 1, 0).shape == SMALL.shape  # the reference still runs
 
 
 def test_import_and_reference_call_keep_torch_out():
