@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import duckdb
 import pyarrow.parquet as pq
@@ -205,13 +206,23 @@ def test_apply_keeps_a_newer_local_decision(store, sample_run, sample_home, tmp_
         assert len(dest.history(CHELSEA)) == 2
 
 
-def test_history_export_carries_every_uncancelled_decision(store, tmp_path):
-    store.decide(CHELSEA, "keep")
-    store.decide(CHELSEA, "remove", reason="other")
+def test_history_export_carries_every_uncancelled_decision(store, sample_run, tmp_path):
+    fields = DECISION_SCHEMA.names
+    second = next(i for i in sample_run.ids if i != CHELSEA)
+    kept = store.decide(CHELSEA, "keep", tags=["rare-case"], note="first look", reviewer="ann")
+    other = store.decide(CHELSEA, "remove", reason="other")
     store.decide(CHELSEA, "remove", reason="duplicate")
-    store.undo()
-    _, n = store.export(tmp_path / "h.parquet", history=True)
-    assert n == 2
+    store.undo()  # cancels the duplicate
+    later = store.decide(second, "remove", reason="duplicate", reviewer="bob")
+    path, n = store.export(tmp_path / "h.parquet", history=True)
+    assert n == 3
+    exported = pq.read_table(path)
+    assert exported.schema.metadata[b"imagenet_hard.review_export"] == b"history"
+    want = [{**{k: e[k] for k in fields}, "at": datetime.fromisoformat(e["at"])}
+            for e in (*kept, *other, *later)]  # in the order made
+    assert exported.select(fields).to_pylist() == want
+    current, _ = store.export(tmp_path / "c.parquet")  # the latest per id only
+    assert pq.read_table(current).select(fields).to_pylist() == want[1:]
 
 
 def test_apply_rejects_bad_rows_with_the_row_number(store, tmp_path):
