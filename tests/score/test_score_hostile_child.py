@@ -20,8 +20,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 import pyarrow.parquet  # noqa: F401  (loaded before any memory is measured)
+import pytest
 import torch  # noqa: F401  (the result's environment imports it: load it before measuring)
 import torchvision  # noqa: F401
 from scoring_data import PREDICT_FORM, make_dataset, write_submission

@@ -24,7 +24,7 @@ from imagenet_hard.score import RunOptions, score
 from imagenet_hard.score import sandbox as sb
 
 HOSTILE = '''
-import glob, os, sys, time
+import glob, os, re, sys, time
 
 def grab(path):
     try:
@@ -46,7 +46,10 @@ for path in job["arrow_files"]:
     with pa.memory_map(path) as source:
         columns |= set(pa.ipc.open_stream(source).schema.names)
 print("COLUMNS", sorted(columns))
-print("LOOT", repr("".join(loot)))
+# The harness cuts output lines at 4 KiB: print each token found, not all the loot.
+print("LOOT", len(loot))
+for token in sorted(set(re.findall(r"hf_[A-Z]+[0-9a-f]{32}", "".join(loot)))):
+    print("LOOT", token)
 try:
     with open(ESCAPE, "w") as f:
         f.write("written from the sandbox")
