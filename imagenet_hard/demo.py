@@ -3,12 +3,22 @@ ImageNet-C corruptions of it.
 
 It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard → the zoom
 analyses of an exhaustive run, each step through the same library functions the CLI uses,
-printing what a user would see.
+printing what a user would see, then one line per stage with its time and what to open next.
+
+It runs in a home of its own (default ``<cache>/imagenet-hard-demo``, marked as the demo's and
+emptied at each start), so a second run gives the same result as the first and nothing lands in
+the user's real data home. The short tour (default) corrupts two photos with three of the paper's
+six corruptions; ``full`` does all six.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -26,24 +36,40 @@ def _print_table(path, echo: Callable[[str], None]) -> None:
              f"{row['width']}x{row['height']}")
 
 
-#: The demo's ImageNet-C part: the paper's six corruptions at one severity, on the first
-#: photos of the sample (by id) so that mining stays quick.
+#: The demo's ImageNet-C part: the paper's corruptions at one severity, on the first photos of
+#: the sample (by id) so that mining stays quick.
 DEMO_SEVERITY = 3
 DEMO_CORRUPTED_PHOTOS = 2
+#: Marks a folder as the demo's own home, which the demo may empty.
+MARKER = ".imhard-demo"
 
 
-def step_build(home, echo) -> None:
-    from .corruptions import PAPER_SIX
+@dataclass
+class Tour:
+    """What the demo covers: the short tour by default, ``full=True`` for every corruption."""
 
+    full: bool = False
+    times: list[tuple[str, float]] = field(default_factory=list)
+    opened: dict[str, Path] = field(default_factory=dict)   # what to open next
+
+    @property
+    def corruptions(self) -> tuple[str, ...]:
+        from .corruptions import PAPER_SIX
+
+        return tuple(PAPER_SIX) if self.full else tuple(PAPER_SIX)[:3]
+
+
+def step_build(home, echo, tour: Tour) -> None:
     echo("== 1. build: the offline sample source, and full-resolution ImageNet-C from it ==")
     res = build("sample", home=home)
     echo(f"sample: {res.kept} images, {res.rejected} rejected → {res.table}"
          + (" (already built)" if res.skipped else ""))
     _print_table(res.table, echo)
-    tables = build_derived("imagenet-c", home=home, base="sample", corruptions=PAPER_SIX,
+    tables = build_derived("imagenet-c", home=home, base="sample", corruptions=tour.corruptions,
                            severities=[DEMO_SEVERITY], limit=DEMO_CORRUPTED_PHOTOS)
-    echo(f"imagenet-c: the paper's six corruptions at severity {DEMO_SEVERITY} on the first "
-         f"{DEMO_CORRUPTED_PHOTOS} photos (reference backend, JPEG quality 85)")
+    echo(f"imagenet-c: {len(tour.corruptions)} of the paper's six corruptions at severity "
+         f"{DEMO_SEVERITY} on the first {DEMO_CORRUPTED_PHOTOS} photos (reference backend, JPEG "
+         "quality 85)")
     for t in tables:
         echo(f"  {t.name:<28} {t.kept} images → {t.table.name}"
              + (" (already built)" if t.skipped else ""))
@@ -52,13 +78,12 @@ def step_build(home, echo) -> None:
 DEMO_RUN = "demo-efficientnet-lite0-c"
 
 
-def step_mine(home, echo) -> None:
-    from .corruptions import PAPER_SIX
+def step_mine(home, echo, tour: Tour) -> None:
     from .mining import mine
 
     echo("== 2. mine: 324 zoom crops per image, judged by the offline EfficientNet-Lite0 ==")
     # the demo's own tables by name: `imagenet-c/*` would also take any others built here
-    sources = ["sample", *(f"imagenet-c/{n}/{DEMO_SEVERITY}" for n in PAPER_SIX)]
+    sources = ["sample", *(f"imagenet-c/{n}/{DEMO_SEVERITY}" for n in tour.corruptions)]
     res = mine(sources, "efficientnet-lite0", home=home, run=DEMO_RUN, device="cpu")
     s = res.summary
     echo(f"{s.candidates} of {s.images} images survive every zoom; "
@@ -69,7 +94,7 @@ def step_mine(home, echo) -> None:
         echo(f"  candidate {row['id']}: label {row['label']}, judge's top-5 {row['top5']}")
 
 
-def step_review(home, echo) -> None:
+def step_review(home, echo, tour: Tour) -> None:
     import json
     import urllib.request
 
@@ -102,7 +127,7 @@ def step_review(home, echo) -> None:
         echo(format_status(store.status()))
 
 
-def step_publish(home, echo) -> None:
+def step_publish(home, echo, tour: Tour) -> None:
     import datasets
 
     from .publish import check, publish
@@ -117,10 +142,12 @@ def step_publish(home, echo) -> None:
     echo(f"published {res.rows} rows {dict(res.by_origin)} → {res.out}")
     echo(f"fingerprint {res.fingerprint}")
     echo(f"datasets.load_dataset → {len(ds)} rows, features: {', '.join(ds.features)}")
+    tour.opened["the published card"] = res.out / "README.md"
 
 
-def step_score(home, echo) -> None:
+def step_score(home, echo, tour: Tour) -> None:
     from .leaderboard import add_result, build_board
+    from .leaderboard.render import markdown
     from .score import RunOptions, score
     from .score.examples import write_example_submission
 
@@ -131,11 +158,14 @@ def step_score(home, echo) -> None:
     echo(run.result.summary())
     add_result(run.path, home / "leaderboard", home=home, replace=True)
     board = build_board(home / "leaderboard")
-    echo(board.table)
-    echo(f"board: {board.html}")
+    # The page holds the reported rows too; the terminal shows what this demo verified.
+    ours = [e for e in board.entries if e.status != "reported"]
+    echo(markdown(ours, []))
+    echo(f"board: {board.html} ({len(board.entries) - len(ours)} reported rows on the page)")
+    tour.opened["the board page"] = board.html
 
 
-def step_suite(home, echo) -> None:
+def step_suite(home, echo, tour: Tour) -> None:
     """The same submission on every set the demo built, each under its own protocol (the
     published set's predictions come from step 5's cache)."""
     from .score import RunOptions
@@ -153,7 +183,7 @@ def step_suite(home, echo) -> None:
 DEMO_EXHAUSTIVE_RUN = "demo-efficientnet-lite0-exhaustive"
 
 
-def step_analyze(home, echo) -> None:
+def step_analyze(home, echo, tour: Tour) -> None:
     from .analysis.report import analyze_run
     from .mining import mine
 
@@ -167,14 +197,50 @@ def step_analyze(home, echo) -> None:
     echo(report.summary())
     echo(f"report: {report.report}")
     echo(f"plots: {', '.join(str(p) for p in report.plots)}")
+    tour.opened["the analysis report"] = report.report
 
 
-STEPS = [step_build, step_mine, step_review, step_publish, step_score, step_suite, step_analyze]
+STEPS = [("build", step_build), ("mine", step_mine), ("review", step_review),
+         ("publish", step_publish), ("score", step_score), ("suite", step_suite),
+         ("analyze", step_analyze)]
 
 
-def run_demo(home=None, echo: Callable[[str], None] = print) -> None:
-    home = homes.data_home(home)
-    echo(f"data home: {home}")
-    for step in STEPS:
-        step(home, echo)
+def demo_home(home=None) -> Path:
+    """The demo's own home: ``home`` when given, else ``<cache>/imagenet-hard-demo``."""
+    if home is not None:
+        return Path(home).expanduser().resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(cache, "imagenet-hard-demo").expanduser().resolve()
+
+
+def _fresh(home: Path) -> None:
+    """Empty the demo's home; refuse a folder with anything else in it (a real data home)."""
+    if home.exists() and any(home.iterdir()):
+        if not (home / MARKER).is_file():
+            raise ImHardError(f"{home} is not empty and not a demo home; pass --home with an "
+                              "empty or new folder (the demo empties its home at each start)")
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / MARKER).write_text("made by `imhard demo`, which empties this folder at each start\n")
+
+
+def run_demo(home=None, echo: Callable[[str], None] = print, full: bool = False) -> Tour:
+    """Run every stage in the demo's own, emptied home; returns the timings and what to open."""
+    home = demo_home(home)
+    _fresh(home)
+    tour = Tour(full=full)
+    echo(f"data home: {home} (the demo's own, emptied at each start)")
+    for name, step in STEPS:
+        t0 = time.perf_counter()
+        step(home, echo, tour)
+        tour.times.append((name, time.perf_counter() - t0))
         echo("")
+    echo("== done ==")
+    for name, seconds in tour.times:
+        echo(f"  {name:<8} {seconds:6.1f} s")
+    echo(f"  {'total':<8} {sum(t for _, t in tour.times):6.1f} s")
+    for what, path in tour.opened.items():
+        echo(f"open {what}: {path}")
+    echo("next: score your own model with `imhard score my_model.py` (README, Score your model)"
+         + ("" if full else "; `imhard demo --full` tours all six corruptions"))
+    return tour
