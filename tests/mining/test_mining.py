@@ -23,8 +23,9 @@ from mining_support import (
     SynthImage,
     make_source,
 )
+from PIL import Image
 
-from imagenet_hard import build_source, labels
+from imagenet_hard import build_source, labels, zoom
 from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError, MissingFileError
 from imagenet_hard.mining import mine, open_run, order
@@ -329,6 +330,40 @@ def test_a_bad_judge_spec_leaves_no_run_behind(synth):
     assert not (synth["home"] / "mining" / "no-such-judge__synth_a").exists()
 
 
+class NearestCropJudge(ControlledJudge):
+    """A :class:`ControlledJudge` that knows a crop by its pixels to within a grey level or two:
+    the torch backend's crops are close to, not equal to, the PIL crops the index was made of.
+    Each crop is matched to the nearest PIL crop (means over 16×16 blocks) and must be far nearer
+    to it than to any other, else the judge fails."""
+
+    def __init__(self, home, rows, plans, name):
+        super().__init__(CropIndex(), plans)
+        self.name = name
+        sigs, self.keys = [], []
+        for row in rows:
+            with Image.open(home / row["path"]) as im:
+                crops = zoom.zoom_crops(im)
+            sigs.append(self.signature(crops))
+            self.keys += [(row["id"], idx) for idx in range(len(crops))]
+        self.sigs = torch.cat(sigs)
+
+    @staticmethod
+    def signature(crops: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(crops.float(), 16).flatten(1)
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        assert crops.dtype == torch.uint8 and tuple(crops.shape[1:]) == (3, 224, 224)
+        dist = torch.cdist(self.signature(crops), self.sigs)
+        near = dist.topk(2, largest=False)
+        rows = []
+        for (d0, d1), k in zip(near.values.tolist(), near.indices[:, 0].tolist(), strict=True):
+            assert d0 < 8 and d1 > 20, f"crop not identifiable: nearest {d0:.1f}, next {d1:.1f}"
+            image_id, idx = self.keys[k]
+            self.seen.append((image_id, idx))
+            rows.append(self.plans[image_id].logits(idx))
+        return torch.stack(rows)
+
+
 @pytest.mark.slow
 def test_torch_crop_backend_runs_the_same_loop(synth):
     from imagenet_hard.judges import ScriptedJudge
@@ -338,6 +373,33 @@ def test_torch_crop_backend_runs_the_same_loop(synth):
                batch_size=100)
     assert res.summary.crops_backend == "torch"
     assert res.summary.candidates == 2 and res.summary.forward_passes == 2 * 324
+    # A judge whose verdicts depend on the crops' pixels: c.png is right on one late crop only,
+    # d.png never, and most confident on crop 150. Both backends must find the same.
+    settles = order.crop_order()[40]
+    plans = {"synth_a/c.png": Plan((IN_A[0],), IN_A, {settles: RIGHT_MASKED},
+                                   default=WRONG_MASKED),
+             "synth_a/d.png": Plan((IN_A[1],), IN_A, default=WRONG_MASKED, confident_crop=150)}
+    rows = read_table(synth["home"] / "sources" / "synth_a.parquet").to_pylist()
+    got = {}
+    for backend in ("pil", "torch"):
+        judge = NearestCropJudge(synth["home"], rows, plans, f"nearest-{backend}")
+        res = mine(["synth_a"], judge, home=synth["home"], device="cpu", crops=backend,
+                   workers=0, batch_size=100)
+        assert res.summary.crops_backend == backend
+        assert res.summary.candidates == 1
+        assert res.summary.forward_passes == _early_exit_cost(settles) + 324
+        (cand,) = res.candidates().to_pylist()
+        assert cand["id"] == "synth_a/d.png" and cand["best_crop"] == 150
+        assert cand["top5"][0] == plans["synth_a/d.png"].confident_class()
+        seen_c = {i for d, i in judge.seen if d == "synth_a/c.png"}
+        assert settles in seen_c and len(seen_c) == _early_exit_cost(settles)
+        got[backend] = (res.results().to_pylist(), judge.seen)
+    (pil, pil_seen), (torch_, torch_seen) = got["pil"], got["torch"]
+    assert torch_seen == pil_seen  # the same crops, in the same order
+    assert len(torch_) == len(pil) == 2
+    for a, b in zip(torch_, pil, strict=True):  # every image's verdict row
+        assert np.allclose(a.pop("top5_prob"), b.pop("top5_prob"), rtol=1e-4)
+        assert a == b
 
 
 @pytest.mark.slow
