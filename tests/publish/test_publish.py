@@ -217,6 +217,26 @@ def test_check_reports_a_missing_shard_and_wrong_counts(published, tmp_path):
     report = check(copy)
     assert not report.ok and "complete -NNNNN-of-MMMMM series" in report.problems[0]
 
+    # wrong counts: the shard holds one row fewer than the card says, overall and for its origin
+    whole = check(published.out)
+    assert whole.ok, whole.problems
+    fewer = tmp_path / "fewer"
+    shutil.copytree(published.out, fewer)
+    shard = fewer / "data" / "validation-00000-of-00001.parquet"
+    table = pq.read_table(shard)
+    dropped = table.slice(0, 1).column("origin")[0].as_py()
+    pq.write_table(table.slice(1), shard)
+    report = check(fewer)
+    assert not report.ok
+    assert report.rows == whole.rows - 1
+    by_origin = {**whole.by_origin, dropped: whole.by_origin[dropped] - 1}
+    by_origin = {k: v for k, v in by_origin.items() if v}
+    assert report.by_origin == by_origin
+    assert (f"card says {whole.rows} rows in validation, the shards hold {whole.rows - 1}"
+            in report.problems)
+    assert (f"card's per-origin counts {whole.by_origin} differ from the shards' {by_origin}"
+            in report.problems)
+
 
 def test_cli_publish_with_include_pending(pub_home, tmp_path):
     out = tmp_path / "cli-out"
