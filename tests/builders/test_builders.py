@@ -233,6 +233,10 @@ def test_imagenet_from_mirror_url_with_labels_inside(http_server, isolated_home)
     url = http_server.add("ILSVRC2012_img_val.tar", make_tar(members))
     res = cli_build("--source", "imagenet", "--url", url)
     assert f"kept {len(numbers)}, rejected 0" in res.output
+    rows = rows_of(isolated_home / "sources" / "imagenet.parquet")
+    got = {rid: row["label"] for rid, row in rows.items()}
+    assert got == {f"imagenet/ILSVRC2012_val_{n:08d}.JPEG": [truth[n]] for n in numbers}
+    assert {r["label_space"] for r in rows.values()} == {"in1k"}
 
 
 def test_imagenet_pytorch_layout_without_label_file(tmp_path):
