@@ -162,7 +162,8 @@ def test_push_uploads_a_static_space_without_printing_the_token(tmp_path, scored
 def test_board_sorts_by_clicking_headers_in_chromium(tmp_path, scored):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (make browser)")
-    from playwright.sync_api import sync_playwright
+    sync_playwright = pytest.importorskip("playwright.sync_api",
+                                          reason="pip install playwright").sync_playwright
 
     run, _ = scored
     board = tmp_path / "board"

@@ -178,7 +178,8 @@ def test_html_and_markdown_in_a_name_stay_text(tmp_path, result):
 def test_hostile_name_runs_no_script_in_chromium(tmp_path, result):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (make browser)")
-    from playwright.sync_api import sync_playwright
+    sync_playwright = pytest.importorskip("playwright.sync_api",
+                                          reason="pip install playwright").sync_playwright
 
     board = _hostile_board(tmp_path, result)
     with sync_playwright() as p:
