@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from . import home as homes
+from .sizes import format_size
 
 
 @dataclass
@@ -31,19 +32,18 @@ class Report:
     unzip: str | None = None
 
     def lines(self) -> list[str]:
-        gb = 1e9
         out = [f"imagenet-hard {self.version}",
                f"torch: {self.torch or 'not installed'}; CUDA: {self.cuda}",
-               f"data home: {self.home} ({self.free_bytes / gb:.1f} GB free)",
+               f"data home: {self.home} ({format_size(self.free_bytes)} free)",
                "sources:"]
         for name, rows in self.sources:
             out.append(f"  {name:<16} " + (f"built, {rows} rows" if rows is not None
                                            else "not built"))
         out.append("cached weights:")
         for name, size in self.torch_checkpoints:
-            out.append(f"  torch hub  {name} ({size / 1e6:.0f} MB)")
+            out.append(f"  torch hub  {name} ({format_size(size)})")
         for repo, size in self.hf_models:
-            out.append(f"  HF hub     {repo} ({size / 1e6:.0f} MB)")
+            out.append(f"  HF hub     {repo} ({format_size(size)})")
         if not (self.torch_checkpoints or self.hf_models):
             out.append("  none in the torch hub or Hugging Face caches")
         out.append(f"  offline    efficientnet-lite0: {self.efficientnet_lite0}")

@@ -56,3 +56,21 @@ class SubmissionError(ImHardError, RuntimeError):
 
 class SandboxError(ImHardError, OSError):
     """No tool here can build the sandbox a submission must run in (or it would expose a secret)."""
+
+
+def did_you_mean(name: str, known, *, n: int = 3, cutoff: float = 0.5) -> str:
+    """``" Did you mean: a, b?"`` for the close matches of ``name`` among ``known`` (``n`` at
+    most), or ``""``: the one wording of every unknown-name error."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=n, cutoff=cutoff)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def unknown_name(what: str, name, known, *, key: str | None = None, n: int = 3,
+                 cutoff: float = 0.5) -> UnknownNameError:
+    """``unknown <what> '<name>'. Did you mean: …? Known: a, b, c.`` as an error to raise;
+    ``key`` (default ``name``) is the form compared with ``known``."""
+    known = list(known)
+    hint = did_you_mean(name if key is None else key, known, n=n, cutoff=cutoff)
+    return UnknownNameError(f"unknown {what} {name!r}.{hint} Known: {', '.join(known)}.")

@@ -1,4 +1,4 @@
-"""Where the data home is and what lives in it (DESIGN §3).
+"""Where the data home is and what lives in it.
 
 ``$IMHARD_HOME`` or ``~/.cache/imagenet-hard``; every command also takes ``--home``.
 """
@@ -37,10 +37,6 @@ def inside_home(home: str | os.PathLike, rel, what: str, fix: str = REBUILD) -> 
     return Path(home).joinpath(*path.parts)
 
 
-def downloads_dir(home=None) -> Path:
-    return data_home(home) / "downloads"
-
-
 def sources_dir(home=None) -> Path:
     return data_home(home) / "sources"
 
@@ -59,6 +55,12 @@ def review_db(home=None) -> Path:
 
 def dist_dir(home=None) -> Path:
     return data_home(home) / "dist"
+
+
+def scores_dir(home=None) -> Path:
+    """``<home>/scores``: score results, their prediction caches, the images scored from a Hub
+    dataset and the dataset fingerprints already computed."""
+    return data_home(home) / "scores"
 
 
 def source_table_path(name: str, home=None) -> Path:

@@ -19,11 +19,10 @@ the table's recorded label spaces.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import InvalidValueError, UnknownNameError
+from .errors import InvalidValueError, unknown_name
 from .labels import validate_label
 from .registry import normalize_name
 
@@ -52,10 +51,7 @@ def check_objectnet_rule(name: str) -> str:
     key = normalize_name(str(name))
     if key in OBJECTNET_RULES:
         return key
-    close = difflib.get_close_matches(key, list(OBJECTNET_RULES), n=2, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise UnknownNameError(f"unknown ObjectNet label rule {name!r}.{hint} "
-                           f"Known: {', '.join(OBJECTNET_RULES)}.")
+    raise unknown_name("ObjectNet label rule", name, OBJECTNET_RULES, key=key, n=2)
 
 
 def _field(row, name: str):

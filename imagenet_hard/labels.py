@@ -54,14 +54,6 @@ def lemmas() -> tuple[str, ...]:
 
 
 @functools.cache
-def torchvision_names() -> tuple[str, ...]:
-    """Class names as torchvision's weights metadata gives them ("tench", "goldfish", …)."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return tuple(_IMAGENET_CATEGORIES)
-
-
-@functools.cache
 def clip_names() -> tuple[str, ...]:
     """OpenAI's curated CLIP class names; two are duplicated ("missile", "sunglasses")."""
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
@@ -101,7 +93,7 @@ def real_labels() -> tuple[tuple[int, ...], ...]:
 
 
 def label_space_indices(space: str, extra: dict[str, list[int]] | None = None) -> tuple[int, ...]:
-    """The class indices a classifier may choose among for ``space`` (DESIGN §6).
+    """The class indices a classifier may choose among for ``space``.
 
     ``objectnet_113`` depends on the mapping files inside the user's ObjectNet archive, so its
     indices travel in the source table's metadata and are passed in ``extra``; so do those of

@@ -3,7 +3,7 @@
 (Scoring has its own per-set protocols, :mod:`imagenet_hard.score.protocols`; this module is only
 about how mining judges crops.)
 
-Three knobs change which images a judge mines from the same sources (issue 11, DESIGN §6):
+Three knobs change which images a judge mines from the same sources (issue 11):
 
 - ``normalization`` — the mean/std the uint8 crops are normalised with before a zero-shot (CLIP)
   judge sees them: ``imagenet`` (0.485, 0.456, 0.406 / 0.229, 0.224, 0.225) or ``clip`` (the
@@ -30,17 +30,19 @@ Torch-free: the CLI checks knobs while parsing, before any model loads.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass
 
-from .errors import InvalidValueError, UnknownNameError
+from .errors import InvalidValueError, unknown_name
 from .label_rules import OBJECTNET_RULES, check_objectnet_rule
 from .registry import normalize_name
 
 ZERO_SHOT = "zero-shot"
 #: The judge's own business: a classifier's own mean/std, or a built judge's own precision.
 OWN = "own"
+#: A zero-shot judge's input normalisation: ``imagenet`` (the authors' eval-CLIP.py) or ``clip``
+#: (the weights' own mean/std). The one list: judges and the CLI read it from here.
 NORMALIZATIONS = ("imagenet", "clip")
+#: Forward precisions (autocast dtypes; fp32: none). The one list: judges add ``auto``.
 PRECISIONS = ("fp32", "fp16", "bf16")
 KNOBS = ("normalization", "precision", "objectnet_labels")
 #: How summaries and the dataset card name each knob.
@@ -100,9 +102,7 @@ def _choice(option: str, value: str, choices) -> str:
     key = normalize_name(str(value))
     if key in choices:
         return key
-    close = difflib.get_close_matches(key, list(choices), n=2, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise UnknownNameError(f"unknown {option} {value!r}.{hint} Known: {', '.join(choices)}.")
+    raise unknown_name(option, value, choices, key=key, n=2)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The records that flow between stages, and the parquet schemas they are written with.
 
-A *source table* (DESIGN §3) has one row per image; a *candidates* table is what mining hands to
+A *source table* has one row per image (SOURCE_SCHEMA); a *candidates* table is what mining hands to
 review and publish; review exports decisions as DECISION_SCHEMA tables. Each dataclass validates itself on
 construction; each table carries ``imagenet_hard.schema_version`` in its parquet metadata.
 
@@ -54,7 +54,7 @@ CANDIDATE_SCHEMA = pa.schema([
     ("label_space", pa.string()),
     ("top5", pa.list_(pa.int64())),   # judge's top-5 (within the label space) on its most confident crop
     ("top5_prob", pa.list_(pa.float32())),
-    ("best_crop", pa.int16()),        # index 0..323 of that crop (DESIGN §5 order)
+    ("best_crop", pa.int16()),        # index 0..323 of that crop (zoom's 9*s + 3*i + j)
 ])
 
 DECISION_SCHEMA = pa.schema([

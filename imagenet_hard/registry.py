@@ -9,14 +9,13 @@ fetched with :meth:`Registry.get`, so a command can check a name before any heav
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from .errors import UnknownNameError
+from .errors import unknown_name
 
 T = TypeVar("T")
 
@@ -89,11 +88,7 @@ class Registry(Generic[T]):
         key = normalize_name(name)
         if key in self._items:
             return key
-        close = difflib.get_close_matches(key, list(self._items), n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise UnknownNameError(
-            f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._items))}."
-        )
+        raise unknown_name(self.kind, name, sorted(self._items), key=key)
 
     def get(self, name: str) -> T:
         entry = self._items[self.check(name)]

@@ -2,7 +2,7 @@
 
 A builder (one module per source under ``builders/``, installed as ``imagenet_hard.builders``)
 says where a source comes from and how its files map to ImageNet-1k labels. This module owns the
-part every source shares: checking and decoding each image, the rows of DESIGN §3, the rejects
+part every source shares: checking and decoding each image, the rows (``records.SourceRow``), the rejects
 table, and writing both atomically. Adding a source touches nothing downstream.
 """
 

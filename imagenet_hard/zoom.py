@@ -3,7 +3,7 @@
 A transform is a scale ``S`` (36 of them) and an anchor ``(i, j)`` on a 3×3 grid: resize the image
 so its shorter side is ``S`` (PIL bicubic; long side ``int(S * long / short)`` as torchvision's
 ``Resize`` computes it), then take the 224×224 box centred on the anchor, zero outside the image.
-Index ``9*s + 3*i + j``, scale-major in :data:`SCALES` order (DESIGN §5).
+Index ``9*s + 3*i + j``, scale-major in :data:`SCALES` order.
 
 :func:`zoom_crops` is pixel-identical to the paper's reference code (``transforms.Resize`` +
 ``crop_at`` on a PIL image, per anchor) but resizes at most once per scale (at large scales only

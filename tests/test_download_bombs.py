@@ -1,5 +1,5 @@
 """Archives and downloads are bounded: bombs, lying members, endless streams and odd transports
-each end in one sentence, with nothing big written (DESIGN: issue 19, hole 5).
+each end in one sentence, with nothing big written (issue 19, hole 5).
 
 Bombs are made of compressed zeros without ever holding or writing their expanded bytes: a
 deflated MiB of zeros, cut loose from what precedes it by a full flush, is repeated.

@@ -28,8 +28,9 @@ ZOOM_BLUR_TARGET = 5.0
 SECONDS_PER_IMAGE_TARGET = 1.0
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``WxH`` → (width, height)."""
+def parse_image_size(text: str) -> tuple[int, int]:
+    """``--size WxH`` → (width, height) in pixels (an image size; byte sizes are
+    :mod:`imagenet_hard.sizes`)."""
     try:
         w, h = (int(v) for v in str(text).lower().split("x"))
     except ValueError:
@@ -92,11 +93,15 @@ class _Threads:
 
 
 def bench_corrupt(image: np.ndarray | None = None, names: Sequence[str] | None = None,
-                  severity: int = 5, repeat: int = 3, threads: int = 1, device: str = "cpu",
+                  severity: int = 5, repeat: int = 3, threads: int = 1, device: str | None = None,
                   echo: Callable[[str], None] | None = None) -> BenchReport:
     """Time every corruption of ``names`` (default: all 19) with both backends on ``image``
-    (default: the 640×427 photo) at ``severity``."""
+    (default: the 640×427 photo) at ``severity``; the torch backend on ``device`` (default: CUDA
+    when present, :func:`imagenet_hard.devices.resolve_device`)."""
     from ..corruptions import NAMES, check_image, check_name, check_severity, corrupt
+    from ..devices import resolve_device
+
+    device = str(resolve_device(device))
 
     names = [check_name(n) for n in (NAMES if names is None else names)]
     severity = check_severity(severity)

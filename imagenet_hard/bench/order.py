@@ -86,7 +86,7 @@ class OrderBench:
 
 
 def bench_order(judge: str = "efficientnet-lite0", variants: int = 8, home=None,
-                device: str = "cpu", splits: int = 10, synthetic: int = 13000,
+                device: str | None = None, splits: int = 10, synthetic: int = 13000,
                 echo: Callable[[str], None] = print) -> OrderBench:
     """Mine the sample photos (and ``variants`` augmented copies of each) exhaustively in data
     home ``home`` (resumable), then compare the orders on held-out halves."""

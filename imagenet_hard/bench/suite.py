@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import home as homes
 from .report import BenchReport, Timing
 
 #: The suite may take at most 10% longer than one dataset of the same images.
@@ -89,7 +90,7 @@ def bench_suite(images: int = 128, sets: int = 4, batch_size: int = 32, workers:
         best = {"one": float("inf"), "suite": float("inf")}
         for r in range(repeat):
             for way in ("one", "suite"):
-                shutil.rmtree(home / "scores" / "cache", ignore_errors=True)
+                shutil.rmtree(homes.scores_dir(home) / "cache", ignore_errors=True)
                 echo(f"run {r + 1}/{repeat}: {images} images as "
                      + ("one dataset …" if way == "one" else f"{sets} suite sets …"))
                 t0 = time.perf_counter()

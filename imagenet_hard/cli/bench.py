@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from .common import judge_type, protocol_options
+from ..mining_protocol import PRECISIONS
+from .common import device_opt, device_option, judge_type, protocol_options
 from .group import main
 
 
@@ -32,7 +33,7 @@ def bench():
 @click.option("--images", default=128, show_default=True, help="Images in the generated dataset.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--workers", default=None, type=int, help="DataLoader workers (default: as `score`).")
-@click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
+@device_option
 @click.option("--suite", "suite_sets", default=None, type=click.IntRange(2),
               is_flag=False, flag_value=4, metavar="[K]",
               help="Instead: the same images as one dataset against K suite sets (default 4).")
@@ -73,7 +74,7 @@ def bench_score(images, batch_size, workers, device, suite_sets):
               help="Engine DataLoader workers (default: as `imhard mine`).")
 @click.option("--peak-tflops", default=None, type=float,
               help="The GPU's dense bf16 peak, when its name is not in the built-in table.")
-@click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
+@device_option
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
               help="Data home holding --source.")
 @protocol_options
@@ -118,11 +119,11 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
               help="The reference protocol (default: paper).")
 @click.option("--objectnet-labels", type=click.Choice(["paper", "all-mapped"]), default=None,
               help="Override the reference's ObjectNet rule.")
-@click.option("--vary", type=click.Choice(["normalization", "fp32", "fp16", "bf16"]),
+@click.option("--vary", type=click.Choice(["normalization", *PRECISIONS]),
               multiple=True,
               help="Only this variant (repeatable; default: all): the other normalisation, or "
                    "a precision. fp16 autocast on a CPU can be ~20x slower than fp32.")
-@click.option("--device", default=None, metavar="cpu|cuda[:N]", help="Torch device.")
+@device_option
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
               help="Data home holding --source.")
 def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels, vary, device,
@@ -142,7 +143,7 @@ def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels
 
     _print(run(judge=judge, images=images, source=source, home=home, device=device,
                batch_size=batch_size, protocol=protocol, objectnet_labels=objectnet_labels,
-               vary=vary or ("normalization", "fp32", "fp16", "bf16"),
+               vary=vary or ("normalization", *PRECISIONS),
                echo=lambda m: click.echo(m, err=True)))
 
 
@@ -186,8 +187,7 @@ def bench_zoom(files, n_images, device, repeat, agreement):
               help="Timed calls per backend (after one warm-up); images/s = 1 / median.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="Threads for OpenCV and torch (1: one core against one core).")
-@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]",
-              help="Device of the torch backend.")
+@device_opt("The torch backend's device")
 def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, device):
     """ImageNet-C corruptions: reference (imagecorruptions-imaug) against the torch backend.
 
@@ -199,11 +199,11 @@ def bench_corrupt(size, image_path, corruptions, severity, repeat, threads, devi
       imhard bench corrupt --size 1600x1200 --corruptions zoom_blur,glass_blur --repeat 1
     """
     from ..bench.corrupt import bench_corrupt as run
-    from ..bench.corrupt import parse_size, photo
+    from ..bench.corrupt import parse_image_size, photo
     from ..corruptions.build import parse_corruptions
 
     names = parse_corruptions(corruptions)
-    image = photo(image_path, parse_size(size) if size else None)
+    image = photo(image_path, parse_image_size(size) if size else None)
     _print(run(image=image, names=names, severity=severity, repeat=repeat, threads=threads,
                device=device, echo=lambda m: click.echo(m, err=True)))
 
@@ -232,7 +232,7 @@ def bench_analyze(images, seed):
               help="Augmented copies of each sample photo (crop, flip, down-scale; seeded).")
 @click.option("--splits", default=10, show_default=True, type=click.IntRange(min=1),
               help="Random half splits (each used both ways round).")
-@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]")
+@device_option
 @click.option("--home", type=click.Path(file_okay=False), default=None,
               help="Scratch data home for the runs (default: a new temporary folder); rerun "
                    "with the same one to resume.")

@@ -11,10 +11,19 @@ home_option = click.option(
     help="Data home (default $IMHARD_HOME or ~/.cache/imagenet-hard).",
 )
 
-device_option = click.option(
-    "--device", default=None, metavar="cpu|cuda[:N]",
-    help="Torch device (default: cuda when available, else cpu).",
-)
+#: What ``--device`` says of its default everywhere; :func:`imagenet_hard.devices.resolve_device`
+#: gives it its meaning (no value: cuda when torch sees a GPU, else cpu).
+DEVICE_DEFAULT = "(default: cuda when available, else cpu)"
+
+
+def device_opt(what: str = "Torch device"):
+    """The one ``--device`` option: no default value, so CUDA when present; ``what`` says what
+    the device runs when that is not the whole command."""
+    return click.option("--device", default=None, metavar="cpu|cuda[:N]",
+                        help=f"{what} {DEVICE_DEFAULT}.")
+
+
+device_option = device_opt()
 
 
 class RegistryName(click.ParamType):

@@ -12,10 +12,10 @@ MAX_LISTED_PROBLEMS = 50
 
 
 def _size(ctx, param, value):
-    from ..publish import parse_size
+    from ..publish import parse_shard_size
 
     try:
-        return parse_size(value)
+        return parse_shard_size(value)
     except ImHardError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -72,7 +72,8 @@ def _run_publish(run, out, include_pending, max_shard_size, home):
 @click.option("--include-pending", is_flag=True,
               help="Also publish candidates nobody has reviewed yet (default: only those kept).")
 @click.option("--max-shard-size", default="500MB", show_default=True, callback=_size,
-              help="Largest parquet shard, e.g. 500MB, 1GB, 256MiB.")
+              help="Largest parquet shard, e.g. 500MB (MB, GB: 10^6, 10^9 bytes) or 256MiB (M, "
+                   "MiB: 2^20).")
 @click.option("--check", "check_dir", type=click.Path(file_okay=False), default=None,
               help="Verify a published folder (schema, counts, labels, images, fingerprint) and stop.")
 @click.option("--push", "repo_id", metavar="OWNER/NAME", default=None,

@@ -154,10 +154,12 @@ def history(image_id, home):
     Example:
       imhard review history sample/n02389026/horse.png
     """
+    from ..review.vocab import UNDO
+
     with _store(home) as store:
         events = store.history(image_id)
     for ev in events:
-        what = f"undo of #{ev['undoes']}" if ev["verdict"] == "undo" else ev["verdict"]
+        what = f"undo of #{ev['undoes']}" if ev["verdict"] == UNDO else ev["verdict"]
         extra = "".join(f" {k}={ev[k]}" for k in ("reason", "note") if ev[k])
         tags = f" tags={','.join(ev['tags'])}" if ev["tags"] else ""
         click.echo(f"#{ev['seq']:<6} {ev['at']} {ev['reviewer'] or '-':<12} {what:<12} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import home_option, sha256_option_check, source_type
+from .common import device_opt, home_option, sha256_option_check, source_type
 from .group import main
 
 #: `imhard build` options that only a derived source (imagenet-c) takes: option → keyword.
@@ -35,8 +35,7 @@ DERIVED_OPTIONS = {"--from": "base", "--corruptions": "corruptions", "--severiti
               help="imagenet-c: severities, e.g. 1-5, 3 or 1,3-5 [default: 1-5].")
 @click.option("--backend", default=None, type=click.Choice(["reference", "torch"]),
               help="imagenet-c: reference (imagecorruptions-imaug, default) or torch.")
-@click.option("--device", default=None, metavar="cpu|cuda[:N]",
-              help="imagenet-c, torch backend: the device [default: cpu].")
+@device_opt("imagenet-c, torch backend: the device")
 @click.option("--workers", default=None, type=click.IntRange(min=0),
               help="imagenet-c, reference backend: worker processes [default: one per CPU; "
                    "0 runs in this process].")

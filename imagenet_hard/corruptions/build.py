@@ -3,7 +3,7 @@ or the offline sample) corrupted at full resolution, one source table per (corru
 
 Layout under the data home::
 
-    sources/imagenet_c_<corruption>_<severity>.parquet          the table (DESIGN §3 rows)
+    sources/imagenet_c_<corruption>_<severity>.parquet          the source table
     sources/imagenet_c_<corruption>_<severity>.rejects.parquet
     sources/imagenet_c/<corruption>/<severity>/<base id>.jpg    the images (or .png)
     sources/imagenet_c/.shards/<table>/                        while a table is being built:
@@ -120,7 +120,7 @@ class CorruptOptions:
     corruptions: tuple[str, ...] = NAMES
     severities: tuple[int, ...] = SEVERITIES
     backend: str = "reference"
-    device: str = "cpu"
+    device: str | None = None  # torch backend: None is CUDA when present (devices.resolve_device)
     image_format: str = "jpeg"
     workers: int | None = None  # processes for the reference backend (None: one per CPU)
     shard_size: int = DEFAULT_SHARD_SIZE

@@ -1,4 +1,4 @@
-"""The 19 ImageNet-C corruptions and their severity parameters, as data (DESIGN §7).
+"""The 19 ImageNet-C corruptions and their severity parameters, as data.
 
 Each ``SEVERITY_PARAMS[name]`` holds five entries, entry ``s - 1`` for severity ``s``, in the form
 the reference implementation (``imagecorruptions``) uses them, so a second implementation can
@@ -7,7 +7,7 @@ read the same numbers. ``tests/corruptions/test_corruptions.py`` checks them aga
 
 from __future__ import annotations
 
-#: In the order of DESIGN §7 (and of ImageNet-C): 15 benchmark corruptions, then 4 held out.
+#: In ImageNet-C's order: 15 benchmark corruptions, then 4 held out.
 NAMES: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
     "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",

@@ -12,15 +12,14 @@ This package's root imports no torch, so a command can check ``--judge`` before 
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, did_you_mean
 from ..models import MODEL_FAMILIES, check_spec, family, parse_spec
 from ..registry import Registry, normalize_name
 
-#: The paper's judge (DESIGN §6); the one default every command and function uses.
+#: The paper's judge (CLIP ViT-L/14, OpenAI's weights, zero-shot); the one default every command and function uses.
 DEFAULT_JUDGE = "clip-vit-l-14"
 
 #: name → judge factory ``(device=None, **kw) -> Judge`` for judges that are not a model spec
@@ -50,8 +49,7 @@ def check_judge(spec: str) -> str:
         return normalize_name(spec)
     if ":" not in spec and spec not in MODEL_FAMILIES:
         known = list_judges()
-        close = difflib.get_close_matches(normalize_name(spec), known, n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        hint = did_you_mean(normalize_name(spec), known)
         raise UnknownNameError(f"unknown judge {spec!r}.{hint} Known: {', '.join(known)}, or a "
                                "model spec such as timm:NAME (see `imhard models`).")
     check_spec(spec)

@@ -16,8 +16,10 @@ import torch
 from ..devices import resolve_device
 from ..errors import InvalidValueError
 from ..labels import NUM_CLASSES
+from ..mining_protocol import PRECISIONS as FIXED_PRECISIONS
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: ``auto``: bf16 (else fp16) autocast on CUDA, fp32 elsewhere; or one of the fixed precisions.
+PRECISIONS = ("auto", *FIXED_PRECISIONS)
 
 
 def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:

@@ -12,13 +12,11 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import UnknownNameError
+from ..errors import unknown_name
+from ..mining_protocol import NORMALIZATIONS
 from ..models.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from ..models.zero_shot import ZeroShotClassifier, zero_shot_head
 from .base import Judge
-
-#: ``clip``: the weights' own mean/std; ``imagenet``: what the authors' eval-CLIP.py used.
-NORMALIZATIONS = ("clip", "imagenet")
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "NORMALIZATIONS", "ClipJudge"]
 
@@ -37,8 +35,7 @@ class ClipJudge(Judge):
                  normalization: str = "clip", precision: str = "auto",
                  text_weights: torch.Tensor | None = None, mean_std=(CLIP_MEAN, CLIP_STD)):
         if normalization not in NORMALIZATIONS:
-            raise UnknownNameError(f"unknown normalization {normalization!r}; "
-                                   f"known: {', '.join(NORMALIZATIONS)}")
+            raise unknown_name("normalization", normalization, NORMALIZATIONS)
         mean, std = mean_std if normalization == "clip" else (IMAGENET_MEAN, IMAGENET_STD)
         super().__init__(name, device=device, mean=mean, std=std, precision=precision)
         self.normalization = normalization

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidValueError, MissingFileError
+from ..files import is_sha256
 from ..score.check import consistency_problems
 from ..score.dataset import default_dataset, open_dataset
 from ..score.result import load_result, predictions_path, read_predictions
-
-_FP = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -38,7 +37,7 @@ def slug(name: str) -> str:
 def _expected(result, fingerprint: str | None, dataset, home):
     """(expected fingerprint, opened dataset or None)."""
     if fingerprint:
-        if not _FP.match(fingerprint):
+        if not is_sha256(fingerprint):
             raise InvalidValueError("--fingerprint must be 64 lowercase hex digits")
         return fingerprint, None
     try:

@@ -1,5 +1,5 @@
-"""Published numbers, shown as *reported* rows: the dataset card and the paper's Table 6 (DESIGN
-§8), the README table of the authors' repository, and the two results tables of their open_clip
+"""Published numbers, shown as *reported* rows: the dataset card and the paper's Table 6, the
+README table of the authors' repository, and the two results tables of their open_clip
 sweep (``openclip_results.csv``, ``datacomp_results.csv``), kept as copies of the authors' files
 under ``imagenet_hard/data/reported/`` with their repository, path and commit in
 ``imagenet_hard/data/leaderboard_reported.json``.

@@ -1,4 +1,4 @@
-"""Mining: find the images that no zoom crop lets a judge classify (DESIGN §6).
+"""Mining: find the images that no zoom crop lets a judge classify.
 
 ``mine(sources, judge)`` judges every image of built source tables on its 324 zoom crops, with
 early exit (crops in rounds, settled images leave the batch) or ``exhaustive=True`` (every crop, a

@@ -1,6 +1,6 @@
 """Running under ``torchrun``: rank, world size and the process group, or a single process.
 
-torch.distributed is the engine (DESIGN §6: no home-made scheduler). ``torchrun`` sets ``RANK``,
+torch.distributed is the engine (no home-made scheduler). ``torchrun`` sets ``RANK``,
 ``WORLD_SIZE`` and ``LOCAL_RANK``; shards go to ranks round-robin and rank 0 merges. The group
 uses gloo on the CPU and NCCL on CUDA, with a long timeout because ranks wait for each other only
 at the end of the run. torch is imported inside the functions, so importing the mining package

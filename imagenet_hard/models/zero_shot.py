@@ -2,7 +2,7 @@
 
 Each class's text embedding is the normalised mean of the normalised embeddings of
 ``template.format(name)`` over the templates (OpenAI's 80 over its 1000 curated names by
-default); logits = 100 · cos(image, class) (paper appendix A.4, DESIGN §6). The head is computed
+default); logits = 100 · cos(image, class) (paper appendix A.4). The head is computed
 in whatever autocast context the caller holds, so a judge gets it in its own precision.
 """
 

@@ -11,9 +11,12 @@ from .check import CheckReport, check
 from .folder import FINGERPRINT_FILE, PublishResult, default_out, publish
 from .hub import HubError, push
 from .selection import Selection, select
-from .shards import features, parse_size
+from .shards import features, parse_shard_size
+
+#: The name this package has exported the ``--max-shard-size`` parser under.
+parse_size = parse_shard_size
 
 __all__ = [
     "FINGERPRINT_FILE", "CheckReport", "HubError", "PublishResult", "Selection", "check",
-    "default_out", "features", "parse_size", "publish", "push", "select",
+    "default_out", "features", "parse_shard_size", "parse_size", "publish", "push", "select",
 ]

@@ -22,7 +22,14 @@ from ..errors import InvalidValueError
 from ..fingerprint import fingerprint
 from . import card
 from .selection import Selection, select
-from .shards import DATA_DIR, DEFAULT_MAX_SHARD_SIZE, SHARD_RE, encode_all, parse_size, write_shards
+from .shards import (
+    DATA_DIR,
+    DEFAULT_MAX_SHARD_SIZE,
+    SHARD_RE,
+    encode_all,
+    parse_shard_size,
+    write_shards,
+)
 
 FINGERPRINT_FILE = "fingerprint.txt"
 README = "README.md"
@@ -93,7 +100,7 @@ def publish(run: str | os.PathLike, decisions: pa.Table | None = None,
     ``decisions`` holds the current review verdicts (records.DECISION_SCHEMA, one row per id),
     as ``imagenet_hard.review.current_decisions()`` returns them; ``None`` means none yet.
     """
-    max_bytes = parse_size(max_shard_size)
+    max_bytes = parse_shard_size(max_shard_size)
     sel = select(run, decisions, include_pending=include_pending, home=home)
     out = Path(out).expanduser().resolve() if out else default_out(home)
     _check_replaceable(out)

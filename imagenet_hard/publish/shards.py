@@ -17,9 +17,10 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import ChecksumError, InvalidValueError, MissingFileError
+from ..errors import ChecksumError, MissingFileError
 from ..files import sha256_bytes
 from ..imaging import publish_image
+from ..sizes import parse_size
 from .selection import PublishRow
 
 SPLIT = "validation"
@@ -30,10 +31,6 @@ ROW_GROUP_ROWS = 100               # what `datasets` uses for image data; keeps 
 ROW_GROUP_BYTES = 64 * 2**20
 WRITER_OPTIONS = dict(compression="zstd", compression_level=3, version="2.6",
                       use_dictionary=["origin"], write_statistics=["origin", "id"])
-
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
 
 def features():
     """The dataset's features, as ``taesiri/imagenet-hard`` has them, plus ``id``."""
@@ -53,20 +50,11 @@ def arrow_schema() -> pa.Schema:
     return features().arrow_schema
 
 
-def parse_size(text: str | int) -> int:
-    """``500MB`` → 500,000,000; ``1GiB`` → 2**30; a bare number is bytes (as huggingface_hub reads them)."""
-    if isinstance(text, int):
-        size = text
-    else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
-        unit = m.group(2).upper() if m else None
-        if not m or unit not in _UNITS:
-            raise InvalidValueError(
-                f"cannot read size {text!r}: write a number with a unit, e.g. 500MB, 1GB, 256MiB")
-        size = int(float(m.group(1)) * _UNITS[unit])
-    if size <= 0:
-        raise InvalidValueError(f"size must be positive, got {text!r}")
-    return size
+def parse_shard_size(text: str | int) -> int:
+    """``--max-shard-size`` as bytes, in the one size syntax (:mod:`imagenet_hard.sizes`):
+    ``500MB`` → 500,000,000 (decimal, as huggingface_hub reads it), ``1GiB`` or ``1G`` → 2**30, a
+    bare number is bytes."""
+    return parse_size(text, option="--max-shard-size", examples="500MB, 1GB or 256MiB")
 
 
 @dataclass(frozen=True)

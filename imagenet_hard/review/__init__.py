@@ -1,4 +1,4 @@
-"""Manual review of mining candidates (DESIGN §8): a DuckDB decision store, a web page, an API.
+"""Manual review of mining candidates: a DuckDB decision store, a web page, an API.
 
 ``ReviewStore`` owns ``<home>/review.duckdb``: candidates imported from a mining run and an
 append-only log of decision events (keep / remove, reason, tags, note, reviewer, time).

@@ -262,8 +262,8 @@ class ReviewStore:
             if not target:
                 return None
             self._sql('INSERT INTO events (id, verdict, tags, reviewer, "at", undoes) '
-                      "VALUES (?, 'undo', [], ?, ?, ?)",
-                      [target[0]["id"], reviewer, _now(), target[0]["seq"]])
+                      "VALUES (?, ?, [], ?, ?, ?)",
+                      [target[0]["id"], vocab.UNDO, reviewer, _now(), target[0]["seq"]])
             return {"undone": target[0], "candidate": self.candidates(id=target[0]["id"])[0]}
 
     # -- queries ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What a review decision may say: verdicts, reasons and tags (DESIGN §8), and their validation.
+"""What a review decision may say: verdicts, reasons and tags, and their validation.
 
 Values are kebab-case (``wrong-label``); what people type is normalised first, so ``Wrong label``,
 ``wrong_label`` and ``wrong-label`` are the same reason. Bad values raise

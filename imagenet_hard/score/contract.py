@@ -34,8 +34,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 NUM_CLASSES = 1000
-METADATA_KEYS = ("name", "url", "paper", "params", "resolution", "uses_tta",
-                 "extra_training_data", "seed")
 
 
 class ContractError(Exception):

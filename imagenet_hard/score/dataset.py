@@ -139,7 +139,7 @@ def open_dataset(dataset: str | Path | None = None, split: str = "validation",
     if not ds.cache_files:
         raise InvalidValueError(f"{dataset_id} was loaded in memory; scoring needs it on disk "
                                 "(unset HF_DATASETS_IN_MEMORY_MAX_SIZE)")
-    fp = _cached_fingerprint(ds, ids, labels, homes.data_home(home) / "scores" / "fingerprints.json")
+    fp = _cached_fingerprint(ds, ids, labels, homes.scores_dir(home) / "fingerprints.json")
     return ScoreDataset(id=dataset_id, split=split, ds=ds, ids=ids, labels=labels,
                         origins=origins, fingerprint=fp,
                         arrow_files=[f["filename"] for f in ds.cache_files])
@@ -151,7 +151,7 @@ def image_files(sds: ScoreDataset, home=None) -> list[str]:
     by path embedded as bytes. Written once per fingerprint and split, under ``<home>/scores/``."""
     from datasets.table import embed_table_storage
 
-    dest = (homes.data_home(home) / "scores" / "images"
+    dest = (homes.scores_dir(home) / "images"
             / f"{sds.fingerprint[:16]}-{re.sub(r'[^A-Za-z0-9_.-]', '_', sds.split)}.arrow")
     if not dest.is_file():
         with atomic_path(dest) as tmp:

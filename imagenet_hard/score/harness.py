@@ -340,7 +340,7 @@ class ScoreRun:
 def _cache_dir(home, sha: str, sds: ScoreDataset, limit: int | None,
                tta: TtaMode | None = None) -> Path:
     tail = f"-tta-{tta.key()}" if tta is not None else ""
-    return (homes.data_home(home) / "scores" / "cache"
+    return (homes.scores_dir(home) / "cache"
             / f"{sha[:16]}-{sds.fingerprint[:16]}-{sds.split}-{limit or 'all'}{tail}")
 
 
@@ -375,7 +375,7 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     rows, images_per_s = read_parts(cache, set(indices))
     missing_rows(rows, indices, sub.name, cache)
     stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
-    out = Path(out) if out else homes.data_home(home) / "scores" / f"{stem}.json"
+    out = Path(out) if out else homes.scores_dir(home) / f"{stem}.json"
     pred_path = predictions_path(out)
     pred_sha = write_predictions(pred_path, _predictions_table(sds, indices, rows))
     import pyarrow.parquet as pq

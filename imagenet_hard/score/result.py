@@ -7,7 +7,6 @@ Numbers are numbers; accuracies are fractions in [0, 1]. ``schema_version`` name
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InvalidValueError, MissingFileError
-from ..files import atomic_path, sha256_file, write_json_atomic
+from ..files import atomic_path, is_sha256, sha256_file, write_json_atomic
 from .contract import metadata_problems
 from .metrics import ECE_BINS
 from .tta import TtaMode
@@ -44,7 +43,6 @@ PREDICTIONS_SCHEMA = pa.schema([
     ("correct_top5", pa.bool_()),
 ])
 
-_SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -90,9 +88,9 @@ class ScoreResult:
             if missing:
                 raise InvalidValueError(f"result field {key!r} lacks {', '.join(missing)}")
         for key in ("sha256",):
-            if not _SHA.match(str(self.submission[key])):
+            if not is_sha256(self.submission[key]):
                 raise InvalidValueError("submission.sha256 must be 64 lowercase hex digits")
-        if not _SHA.match(str(self.dataset["fingerprint"])):
+        if not is_sha256(self.dataset["fingerprint"]):
             raise InvalidValueError("dataset.fingerprint must be 64 lowercase hex digits")
         m = self.metrics
         for k in ("accuracy", "top5_accuracy", "ece"):

@@ -52,12 +52,12 @@ def test_sources_shows_local_status(sample_home):
 def test_doctor_reports_torch_disk_sources_and_weights(sample_home, tmp_path):
     ckpt = tmp_path / "torch" / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
-    (ckpt / "resnet50-11ad3fa6.pth").write_bytes(b"\0" * 2_000_000)
+    (ckpt / "resnet50-11ad3fa6.pth").write_bytes(b"\0" * 2 * 2**20)
     # A Hugging Face hub cache entry laid out as huggingface_hub writes it.
     repo = tmp_path / "hf" / "hub" / "models--timm--resnet50.a1_in1k"
     blob = repo / "blobs" / ("a" * 64)
     blob.parent.mkdir(parents=True)
-    blob.write_bytes(b"\0" * 3_000_000)
+    blob.write_bytes(b"\0" * 3 * 2**20)
     snap = repo / "snapshots" / ("b" * 40)
     snap.mkdir(parents=True)
     os.symlink(os.path.relpath(blob, snap), snap / "model.safetensors")
@@ -70,11 +70,11 @@ def test_doctor_reports_torch_disk_sources_and_weights(sample_home, tmp_path):
 
     out = res.output
     assert f"torch: {torch.__version__}" in out and "CUDA:" in out
-    assert "GB free" in out and str(sample_home) in out
+    assert "GiB free" in out and str(sample_home) in out
     assert "sample           built, 9 rows" in out
     assert "imagenet-a       not built" in out
-    assert "resnet50-11ad3fa6.pth (2 MB)" in out
-    assert "timm/resnet50.a1_in1k (3 MB)" in out
+    assert "resnet50-11ad3fa6.pth (2 MiB)" in out
+    assert "timm/resnet50.a1_in1k (3 MiB)" in out
     assert "efficientnet-lite0-57934424.pth" in out
 
 

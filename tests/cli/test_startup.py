@@ -83,7 +83,7 @@ ARGUMENT_ERRORS = [
     (["mine", "--source", "sample", "--weights", "/no/such/weights.bin"], "does not exist"),
     (["bench", "mine", "--images", "0"], "--images"),
     (["bench", "mine", "--normalization", "imagenet"], "applies to zero-shot (CLIP) judges"),
-    (["publish", "--max-shard-size", "lots"], "cannot read size"),
+    (["publish", "--max-shard-size", "lots"], "expected a size such as 500MB"),
     (["mine", "--source", "sample", "--judge", "efficientnet-lit0"],
      "Did you mean: efficientnet-lite0"),
     (["mine", "--source", "sample", "--run", "../escape"], "must be a plain folder name"),

@@ -207,7 +207,7 @@ def test_reported_tables_are_the_authors_numbers():
     assert dc[("ViT-B-32", "commonpool_s_s13m_b4k")] == 0.43 and set(dc) <= set(rows)
     reported = reported_rows()
     names = [r.name for r in reported]
-    # DESIGN §8's rows stay; the README's ViT-L-14 and the card's bigG are each shown once.
+    # The card's and paper's reported rows stay; the README's ViT-L-14 and the card's bigG are each shown once.
     for name, acc in [("AlexNet", 7.34), ("EfficientNet-L2-NS@800", 39.0), ("ResNet-50", 12.56),
                       ("OpenCLIP ViT-L-14 (zero-shot)", 15.6), ("CLIP ViT-L/14@336 (zero-shot)",
                                                                 2.02)]:

@@ -272,7 +272,7 @@ def test_efficientnet_lite0_mines_the_sample_source(sample_run):
     summary = run.summary
     rows = {r["id"]: r for r in run.results().to_pylist()}
     assert len(rows) == 9 and summary.images == 9
-    # DESIGN §9: on chelsea the model says tabby cat, on coffee espresso: the standard crop settles
+    # On chelsea the model says tabby cat, on coffee espresso: the standard crop settles
     for rid in ("sample/n02123045/chelsea.png", "sample/n07920052/coffee.png"):
         assert rows[rid]["correct"] and rows[rid]["n_forward"] == 1
         assert rows[rid]["first_correct_crop"] == order.crop_order()[0]

@@ -86,7 +86,7 @@ def quick_gelus(module: torch.nn.Module) -> int:
 def _lite0(tmp_path):
     model = create_model("efficientnet-lite0", device="cpu")
     logits = model.predict([photo("chelsea"), photo("coffee")])
-    assert logits.argmax(1).tolist() == [281, 967]  # tabby cat, espresso (DESIGN §9)
+    assert logits.argmax(1).tolist() == [281, 967]  # tabby cat, espresso
     assert model.info.kind == "classifier" and 4.5e6 < model.info.params < 4.8e6
     assert model.preprocess == Preprocess(256, 224, "bicubic")
 

@@ -77,7 +77,7 @@ def test_efficientnet_lite0_submission_scores_the_sample_for_real(tmp_path, samp
                                     str(tmp_path / "lite0.json")])
     assert res.exit_code == 0, res.output
     preds = {r["id"]: r for r in pq.read_table(tmp_path / "lite0.predictions.parquet").to_pylist()}
-    assert preds["sample/n02123045/chelsea.png"]["top5"][0] == 281   # tabby cat (DESIGN §9)
+    assert preds["sample/n02123045/chelsea.png"]["top5"][0] == 281   # tabby cat
     assert preds["sample/n07920052/coffee.png"]["top5"][0] == 967    # espresso
     result = json.loads((tmp_path / "lite0.json").read_text())
     assert result["metadata"]["name"] == "EfficientNet-Lite0"

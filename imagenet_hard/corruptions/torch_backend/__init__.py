@@ -12,14 +12,13 @@ here, blurs in :mod:`._torch_blur`, weather in :mod:`._torch_weather`, shared fi
 
 from __future__ import annotations
 
-import difflib
 import io
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ...errors import InvalidValueError, UnknownNameError
+from ...errors import InvalidValueError, unknown_name
 from ..params import NAMES, param
 from . import blur, weather
 from . import filters as flt
@@ -129,16 +128,13 @@ CORRUPTIONS = {
     "jpeg_compression": jpeg_compression, "speckle_noise": speckle_noise,
     "gaussian_blur": blur.gaussian_blur, "spatter": weather.spatter, "saturate": saturate,
 }
-#: Every corruption this backend implements, in DESIGN §7's order.
+#: Every corruption this backend implements, in ImageNet-C's order (:data:`~imagenet_hard.corruptions.params.NAMES`).
 NAMES_SUPPORTED: tuple[str, ...] = tuple(n for n in NAMES if n in CORRUPTIONS)
 
 
 def _check(images, name: str, severity: int, seeds: Sequence[int]) -> None:
     if name not in CORRUPTIONS:
-        close = difflib.get_close_matches(str(name), NAMES_SUPPORTED, n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise UnknownNameError(f"unknown corruption {name!r}.{hint} "
-                               f"Known: {', '.join(NAMES_SUPPORTED)}.")
+        raise unknown_name("corruption", name, NAMES_SUPPORTED)
     if isinstance(severity, bool) or severity not in (1, 2, 3, 4, 5):
         raise InvalidValueError(f"severity must be one of 1, 2, 3, 4, 5, got {severity!r}")
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 \

@@ -40,7 +40,7 @@ def images_key(shas: list[str]) -> str:
 
 
 def images_dir(key: str, home=None) -> Path:
-    return homes.data_home(home) / "scores" / "images" / key[:32]
+    return homes.scores_dir(home) / "images" / key[:32]
 
 
 def _place(src: Path, dest: Path) -> None:

@@ -56,7 +56,7 @@ class SuiteRun:
 
 def cache_dir(home, sha: str, s: SuiteSet, tta: TtaMode | None = None) -> Path:
     tail = f"-tta-{tta.key()}" if tta is not None else ""
-    return homes.data_home(home) / "scores" / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
+    return homes.scores_dir(home) / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
 
 
 def _indices(s: SuiteSet, limit: int | None) -> list[int]:
@@ -210,7 +210,7 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
     report = predict_sets(sub, plan, opts, tta=tta)
     metadata = _metadata(report, [c for _, _, c in plan])
     stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
-    out = Path(out) if out else homes.data_home(home) / "scores" / f"{stem}.suite.json"
+    out = Path(out) if out else homes.scores_dir(home) / f"{stem}.suite.json"
     entries = []
     for s, indices, cache in plan:
         rows, _ = read_parts(cache, _rows_of(s))

@@ -12,7 +12,6 @@ ranks with plain ``imhard score`` results on the same release.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ... import home as homes
-from ...errors import MissingFileError, UnknownNameError
+from ...errors import MissingFileError, UnknownNameError, did_you_mean
 from ...fingerprint import fingerprint
 from ...records import META_SOURCE, read_table, table_label_spaces
 from ..protocols import IMAGENET_HARD, Protocol, corruption_of, protocol_for
@@ -159,8 +158,7 @@ def _select(names: list[str], known: list[str]) -> list[str]:
     for name in names:
         hits = [k for k in known if k == name or k.startswith(name + "/")]
         if not hits:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            hint = did_you_mean(name, known)
             raise UnknownNameError(
                 f"--suite: no built set {name!r}.{hint} Built here: {', '.join(known) or 'none'} "
                 "(build one with `imhard build --source NAME`)")
