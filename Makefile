@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'  # dev includes test: pytest, pytest-xdist, playwright
 	touch $(STAMP)
 
 # Debian's chromium for the browser tests; playwright's own browser download is never used.
@@ -33,8 +33,9 @@ sandbox:
 demo: $(STAMP) sandbox
 	$(BIN)/imhard demo
 
+# One pytest worker per CPU (pytest-xdist); see tests/conftest.py for what keeps them apart.
 test: $(STAMP) browser sandbox
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check imagenet_hard builders tests leaderboard

@@ -1,8 +1,65 @@
-"""Every test runs with its data home, HF caches and torch hub in a temporary folder."""
+"""Every test runs with its data home, HF caches and torch hub in a temporary folder.
+
+`make test` runs the suite on every CPU with pytest-xdist (`-n auto`, `--dist loadgroup` from
+pyproject.toml). What keeps the workers apart: each test has its own data home and caches (below),
+servers listen on port 0, session fixtures are per worker (``tmp_path_factory`` folders are), and
+tests that must share one process run as one `xdist_group`: the help examples (one workspace, in
+order, on the fixed port 8765) and the browser tests (one Chromium at a time).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
+
+
+def pytest_configure(config):
+    """Under xdist, each worker takes its share of the CPUs for torch (and for the processes it
+    starts: the variables are inherited): two workers of two threads each on two cores spin
+    against each other."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, (cpus or 1) // int(workers))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def _shares_a_module_fixture(item) -> bool:
+    """Whether ``item`` uses a module- or session-scoped fixture defined in its own file (built
+    once per worker that runs one of the file's tests; an autouse one is taken as cheap)."""
+    import inspect
+
+    for defs in getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.values() or ():
+        for fixturedef in defs:
+            if fixturedef.scope in ("function", "class") or getattr(fixturedef, "_autouse", False):
+                continue
+            try:
+                if inspect.getfile(fixturedef.func) == str(item.path):
+                    return True
+            except TypeError:
+                continue
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif _shares_a_module_fixture(item):
+            # one worker builds the file's shared world once, and runs its tests in file order
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    if hasattr(config, "workerinput"):
+        # Slow tests first, so that no worker is left alone with one at the end of the run.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)
