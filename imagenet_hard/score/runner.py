@@ -217,6 +217,8 @@ class _Watch:
             raise self.forged(f"'part' of {n} rows, {self.tally[seg] + n} rows in all where the "
                               f"job asked for {self.expected[seg]}")
         self.tally[seg] += n
+        if ev["done"] != self.tally[seg]:   # the worker counts the set's rows as the parent does
+            raise self.forged(f"'part' with done = {ev['done']} after {self.tally[seg]} rows")
         self.report.done = ev["done"]
         self.report.predicted += n
         self.report.segment = seg
