@@ -10,13 +10,45 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _setuptools_config() -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+
+
+def test_every_folder_of_the_package_is_in_the_packages_list():
+    """setuptools warns "Package would be ignored" for every folder it can import (a subpackage,
+    or a data folder such as templates/) missing from the hand-written `packages` list, and a
+    subpackage missing there is missing from the wheel. Folders mapped by `package-dir`
+    (builders/, leaderboard/submissions/) count with their subfolders."""
+    from setuptools import find_namespace_packages
+
+    cfg = _setuptools_config()
+    packages = set(cfg["packages"])
+    found = set(find_namespace_packages(str(ROOT), include=["imagenet_hard", "imagenet_hard.*"],
+                                        exclude=["*__pycache__*"]))
+    for name, folder in cfg["package-dir"].items():
+        assert (ROOT / folder).is_dir(), f"package-dir maps {name} to missing {folder}"
+        found |= {name} | {f"{name}.{sub}" for sub in find_namespace_packages(
+            str(ROOT / folder), exclude=["*__pycache__*"])}
+    assert found - packages == set(), "folders missing from [tool.setuptools] packages"
+    assert packages - found == set(), "packages listed that are not folders here"
+
+
 @pytest.mark.slow
 def test_wheel_ships_builders_and_data(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path / "dist"), str(ROOT)], check=True,
-                   cwd=tmp_path)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "-v", "-w", str(tmp_path / "dist"), str(ROOT)],
+                           check=True, cwd=tmp_path, capture_output=True, text=True)
+    assert "would be ignored" not in built.stdout + built.stderr   # setuptools' package warning
     wheel = next((tmp_path / "dist").glob("imagenet_hard-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
+    data = [p.relative_to(ROOT).as_posix() for folder in ("data", "templates", "review/static")
+            for p in (ROOT / "imagenet_hard" / folder).rglob("*") if p.is_file()
+            and "__pycache__" not in p.parts]
+    assert data and set(data) <= set(names), sorted(set(data) - set(names))
     builders = {Path(n).name for n in names if n.startswith("imagenet_hard/builders/")}
     expected = {p.name for p in (ROOT / "builders").glob("*.py")}
     assert expected <= builders, f"wheel lacks builders: {sorted(expected - builders)}"
