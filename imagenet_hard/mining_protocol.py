@@ -34,16 +34,12 @@ from dataclasses import asdict, dataclass
 
 from .errors import InvalidValueError, unknown_name
 from .label_rules import OBJECTNET_RULES, check_objectnet_rule
+from .models.preprocess import NORMALIZATIONS, PRECISIONS
 from .registry import normalize_name
 
 ZERO_SHOT = "zero-shot"
 #: The judge's own business: a classifier's own mean/std, or a built judge's own precision.
 OWN = "own"
-#: A zero-shot judge's input normalisation: ``imagenet`` (the authors' eval-CLIP.py) or ``clip``
-#: (the weights' own mean/std). The one list: judges and the CLI read it from here.
-NORMALIZATIONS = ("imagenet", "clip")
-#: Forward precisions (autocast dtypes; fp32: none). The one list: judges add ``auto``.
-PRECISIONS = ("fp32", "fp16", "bf16")
 KNOBS = ("normalization", "precision", "objectnet_labels")
 #: How summaries and the dataset card name each knob.
 KNOB_NAMES = {"normalization": "normalization", "precision": "precision",

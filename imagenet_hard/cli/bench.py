@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ..mining_protocol import PRECISIONS
+from ..models.preprocess import PRECISIONS
 from .common import device_opt, device_option, judge_type, protocol_options
 from .group import main
 

@@ -217,3 +217,25 @@ def verify(result, sample, seed, submission, dataset, baseline, home, **run):
     click.echo(report.summary())
     if not report.passed:
         raise ImHardError(f"{result} did not verify")
+
+
+@main.command("fetch-weights")
+@click.argument("submission", type=click.Path(exists=True, dir_okay=False))
+def fetch_weights(submission):
+    """Fetch a submission's weights into the caches the scoring sandbox reads: it imports and
+    loads the file unconfined (no sandbox), with the network and your environment, tokens
+    included, so only for files you trust.
+
+    `imhard score` never downloads: the sandbox shows $TORCH_HOME/hub/checkpoints and the
+    Hugging Face hub cache's models--* read-only. Run this once before scoring a file that
+    downloads its weights on first load (torchvision, timm, open_clip, the Hub): it imports the
+    file, calls load("cpu") (the predict form), and lists what the caches gained.
+
+    \b
+    Example:
+      imhard fetch-weights my_model.py
+    """
+    from ..score.fetch import fetch_weights as run_fetch
+
+    report = run_fetch(submission, on_output=lambda line: click.echo(f"  | {line}", err=True))
+    click.echo(report.summary())

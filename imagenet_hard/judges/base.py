@@ -16,7 +16,7 @@ import torch
 from ..devices import resolve_device
 from ..errors import InvalidValueError
 from ..labels import NUM_CLASSES
-from ..mining_protocol import PRECISIONS as FIXED_PRECISIONS
+from ..models.preprocess import PRECISIONS as FIXED_PRECISIONS
 
 #: ``auto``: bf16 (else fp16) autocast on CUDA, fp32 elsewhere; or one of the fixed precisions.
 PRECISIONS = ("auto", *FIXED_PRECISIONS)

@@ -13,8 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import unknown_name
-from ..mining_protocol import NORMALIZATIONS
-from ..models.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
+from ..models.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS
 from ..models.zero_shot import ZeroShotClassifier, zero_shot_head
 from .base import Judge
 

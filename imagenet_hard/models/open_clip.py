@@ -128,7 +128,7 @@ def _tag_file(arch: str, tag: str, cfg: dict) -> Path:
     what = f"open_clip:{arch}/{tag} (hub {cfg.get('hf_hub') or '-'}, url {cfg.get('url') or '-'})"
     provide = ("copy a Hugging Face cache that holds them into HF_HOME (or set HF_HUB_CACHE), or "
                f"pass a local checkpoint: open_clip:{arch}/path/to/open_clip_pytorch_model.bin "
-               "or --weights PATH")
+               "or `imhard mine --weights PATH`")
     if cfg.get("hf_hub"):
         from open_clip.pretrained import _get_safe_alternatives
 

@@ -19,6 +19,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: OpenAI CLIP's normalisation (open_clip.OPENAI_DATASET_MEAN/STD).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: A zero-shot judge's input normalisation: ``imagenet`` (IMAGENET_MEAN/STD, what the authors'
+#: eval-CLIP.py used) or ``clip`` (the weights' own mean/std). The one list (mining protocols,
+#: judges and the CLI read it from here; the scoring child may import this module).
+NORMALIZATIONS = ("imagenet", "clip")
+#: Forward precisions (autocast dtypes; fp32: none). The one list; judges add ``auto``.
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 

@@ -44,13 +44,15 @@ def _weights_file(name: str, cfg, weights: str | None) -> Path:
     if not source and not weights:
         # timm would warn and return random weights: a model that silently guesses.
         raise InvalidValueError(f"timm:{name} has no published pretrained weights; pick a tagged "
-                                "model (`imhard models timm`) or pass --weights PATH")
+                                "model (`imhard models timm`) or pass a local checkpoint (`imhard mine "
+                                "--weights PATH`, or weights=PATH in Python)")
     what = f"timm:{name} ({source or 'no published weights'})"
     provide = (f"download them where the network is reachable (`hf download {cfg.hf_hub_id}`) "
                "and copy that Hugging Face cache into HF_HOME (or set HF_HUB_CACHE), or pass a "
-               "local checkpoint file with --weights PATH"
+               "local checkpoint file (`imhard mine --weights PATH`, or weights=PATH in Python)"
                if cfg is not None and cfg.hf_hub_id else
-               "pass a local checkpoint file with --weights PATH")
+               "pass a local checkpoint file (`imhard mine --weights PATH`, or weights=PATH in "
+               "Python)")
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -90,8 +92,8 @@ def create_timm_model(name: str, device=None, weights: str | None = None) -> Mod
     except ImHardError:
         raise
     except Exception as exc:  # every failure here is a failure to obtain or read the weights
-        raise missing(f"timm:{name}", [str(path)], "pass a checkpoint of this model with "
-                      "--weights PATH", exc) from exc
+        raise missing(f"timm:{name}", [str(path)], "pass a checkpoint of this model "
+                      "(`imhard mine --weights PATH`, or weights=PATH in Python)", exc) from exc
     if module.num_classes != 1000:
         raise InvalidValueError(f"timm:{name} outputs {module.num_classes} classes; pick an "
                                 "ImageNet-1k checkpoint (the 1000 classes)")

@@ -74,7 +74,8 @@ def create_torchvision_model(name: str, device=None, weights: str | None = None)
     path = Path(weights).expanduser() if weights else torch_checkpoints_dir() / filename
     what = f"torchvision:{arch}.{enum.name} ({filename})"
     provide = (f"put {filename} (from {enum.url}) in {torch_checkpoints_dir()} (or set "
-               "TORCH_HOME), or pass a local state-dict file with --weights PATH")
+               "TORCH_HOME), or pass a local state-dict file (`imhard mine --weights PATH`, or "
+               "weights=PATH in Python)")
     if not path.is_file():
         if weights:
             raise missing(what, [str(path)], provide)

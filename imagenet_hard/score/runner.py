@@ -452,9 +452,11 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
             raise SubmissionError(_memory_message(name, where, w.job.memory_limit,
                                                   _clip(e["message"])))
         body = _clip(e["traceback"].rstrip() if e.get("traceback") else e["message"])
-        if "Read-only file system" in body:
-            body += ("\n(The sandbox is read-only apart from /tmp and the output folder; weight "
-                     "caches are mounted read-only: download weights before scoring.)")
+        if "Read-only file system" in body or "MissingWeightsError" in body:
+            from .fetch import fetch_hint
+
+            body += ("\n(The sandbox is read-only apart from /tmp and the output folder and never "
+                     f"downloads weights: {fetch_hint(w.job.submission)}.)")
         raise SubmissionError(f"{head}:\n{body}" if "\n" in body else f"{head}: {body}")
     if w.finished and proc.returncode == 0:
         return
