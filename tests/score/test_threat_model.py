@@ -38,3 +38,18 @@ def test_every_mount_of_a_plan_has_a_documented_role(tmp_path):
         assert {m.role for m in plan.mounts if m.kind == "rw"} == {"scratch", "output"}
     finally:
         plan.cleanup()
+
+
+def test_documented_bounds_are_the_harnesses():
+    from imagenet_hard.score import harness, runner
+
+    modules = {"runner": runner, "harness": harness}
+    rows = _table("<!-- bounds:start -->", "<!-- bounds:end -->")
+    # Every bound the two modules define (a read of the child's output gets one) is documented.
+    defined = {f"{m}.{name}" for m, mod in modules.items() for name in vars(mod)
+               if re.fullmatch(r"[A-Z_]+_(BYTES|LINES|CHARS|ROWS)", name)}
+    assert set(rows) == defined
+    for name, text in rows.items():
+        module, attr = name.split(".")
+        value = getattr(modules[module], attr)
+        assert text.startswith(f"{value} "), (name, value, text)
