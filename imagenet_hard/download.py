@@ -24,13 +24,16 @@ Content-Length stops at the same cap. Every transport failure is one :class:`Dow
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
+import ipaddress
 import json
 import os
 import posixpath
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -238,6 +241,47 @@ def _http_only(resp, *args, **kwargs):
 
 _ELSEWHERE = "pass --url with a mirror, or --path with a copy you already have"
 
+#: Retries of a host that does not answer at all (its name does not resolve, the connection is
+#: refused, no route to it): one, for a blip; more would only keep an offline user waiting.
+UNREACHABLE_RETRIES = 1
+#: Variables that turn network downloads off, as for model weights (``IMHARD_OFFLINE``) and the
+#: Hugging Face Hub (``HF_HUB_OFFLINE``); a mirror on this machine (loopback) is still fetched.
+OFFLINE_VARS = ("IMHARD_OFFLINE", "HF_HUB_OFFLINE")
+_NO_ANSWER = re.compile(r"name resolution|Name or service not known|nodename nor servname|"
+                        r"No address associated|getaddrinfo failed|Connection refused|"
+                        r"Network is unreachable|No route to host", re.IGNORECASE)
+
+
+def offline_var() -> str | None:
+    """The variable of :data:`OFFLINE_VARS` that turns network downloads off, if one does."""
+    return next((v for v in OFFLINE_VARS
+                 if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")), None)
+
+
+def _over_the_network(url: str) -> bool:
+    """Whether fetching ``url`` leaves this machine: a host that is not a loopback address (an
+    address without a host fails on its own, without the network)."""
+    host = _parse_url(url).hostname or ""
+    if not host or host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def _no_answer(exc: BaseException) -> bool:
+    """The host did not answer at all: a name that does not resolve, a refused connection, no
+    route (not a connection dropped mid-transfer, which a retry may resume)."""
+    seen, e = set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (socket.gaierror, ConnectionRefusedError)) or getattr(
+                e, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return True
+        e = e.__cause__ or e.__context__ or getattr(e, "reason", None)
+    return bool(_NO_ANSWER.search(str(exc)))
+
 
 def _too_big(url: str, part: Path, sent: str, caps: SizeCaps) -> DownloadError:
     part.unlink(missing_ok=True)
@@ -371,6 +415,11 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
     if final.is_file() and _existing_ok(final, sha256, md5, notify):
         notify(f"{final.name}: already downloaded and verified ({final})")
         return final
+    off = offline_var()
+    if off and _over_the_network(url):
+        raise DownloadError(f"{url} was not downloaded because network downloads are off "
+                            f"({off}=1): pass --path with a copy you already have, or --url "
+                            f"with a mirror on this machine (or unset {off} to download)")
     expected = sha256 or read_checksum_record(final)
     part = final.with_name(final.name + ".part")
     resumable = part.exists()  # an earlier run's bytes: kept whatever this run meets
@@ -392,11 +441,16 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError, _Retry) as exc:
                 attempt += 1
-                if attempt > retries:
+                no_answer = _no_answer(exc)
+                if attempt > (min(retries, UNREACHABLE_RETRIES) if no_answer else retries):
                     kept = (f"; the partial file {part} is kept and a rerun resumes it"
                             if part.exists() else "")
-                    raise DownloadError(f"downloading {url} failed after {retries} retries: "
-                                        f"{_describe(exc)}{kept}; {_ELSEWHERE}") from exc
+                    why = " (the host does not answer: is this machine offline?)" \
+                        if no_answer else ""
+                    done = attempt - 1
+                    raise DownloadError(f"downloading {url} failed after {done} "
+                                        f"{'retry' if done == 1 else 'retries'}: "
+                                        f"{_describe(exc)}{why}{kept}; {_ELSEWHERE}") from exc
                 immediate = isinstance(exc, _Retry) and exc.immediate
                 hashes = _Hashes(md5=bool(md5))  # re-read: the attempt may have restarted
                 if part.exists():

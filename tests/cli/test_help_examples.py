@@ -93,12 +93,12 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard models": Runs("(default judge)"),
     "imhard models timm resnet5*": Runs("resnet50"),
     # sources and runs this machine cannot have
-    "imhard build --source imagenet-a": Fails(NO_NET, "imagenet-a.tar failed after 5 retries"),
+    "imhard build --source imagenet-a": Fails(NO_NET, "imagenet-a.tar was not downloaded"),
     "imhard build --source imagenet --path ~/data/ILSVRC2012_img_val.tar":
         Fails("ImageNet's validation tar is not on this machine", "does not exist", code=2),
     "imhard build --source imagenet-r --url http://mirror.local/imagenet-r.tar --sha256 "
     "8a7c4c3e2f6b4ba4bd7ad6ef4c7b1ba0cfbbc9ab7b7e0c2c5b0bd4a74bde8e50":
-        Fails(NO_NET, "http://mirror.local/imagenet-r.tar failed after 5 retries"),
+        Fails(NO_NET, "http://mirror.local/imagenet-r.tar was not downloaded"),
     "imhard build --source imagenet-c --from imagenet-real --corruptions paper --severities 1-5":
         Fails(f"imagenet-real {NO_NET}", "'imagenet-real', which is not built here"),
     "imhard build --source imagenet-c --from imagenet":
@@ -139,6 +139,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard publish --run clip-all --push me/imagenet-hard --private":
         Fails("a CLIP ViT-L run and a Hub account", "no mining run 'clip-all'"),
     "imhard score leaderboard/submissions/efficientnet_lite0.py --limit 500": Runs("result:"),
+    "imhard fetch-weights my_model.py": Runs("nothing new"),   # its weights ship in a package
     "imhard score my_model.py --dataset taesiri/imagenet-hard --device cuda --no-network":
         Fails(f"{NO_GPU}, and the dataset {NO_NET}", "taesiri/imagenet-hard"),
     "imhard score my_model.py --memory-limit 16G": Runs("result:"),
