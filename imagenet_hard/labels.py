@@ -1,14 +1,18 @@
 """ImageNet-1k label facts: wnids, names, the 200-class subsets, ReaL labels and label spaces.
 
 Everything is read from files that ``timm`` (``timm/data/_info``) and ``open_clip``
-(``zero_shot_metadata``) ship, never retyped, and cached after the first read.
+(``zero_shot_metadata``) ship, never retyped, and cached after the first read. The files are found
+and read without importing either package: both import torch, which costs seconds and a GiB
+before ``build`` or ``review import`` could do anything.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
-from importlib import resources
+import sys
+from pathlib import Path
 
 from .errors import InvalidValueError, UnknownNameError
 
@@ -18,8 +22,29 @@ LABEL_SPACES = ("in1k", "in_a_200", "in_r_200", "objectnet_113", "objectnet_113_
 RECORDED_SPACES = ("objectnet_113", "objectnet_113_paper")
 
 
+def _package_dir(name: str) -> Path:
+    """A top-level package's folder, found without running its ``__init__``."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise InvalidValueError(f"the `{name}` package is not installed; run `pip install {name}`")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def _timm_info(name: str) -> str:
-    return resources.files("timm.data").joinpath("_info", name).read_text(encoding="utf-8")
+    return (_package_dir("timm") / "data" / "_info" / name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _zero_shot_metadata():
+    """open_clip's ``zero_shot_metadata`` (plain lists, no imports), loaded from its file."""
+    loaded = sys.modules.get("open_clip.zero_shot_metadata")
+    if loaded is not None:
+        return loaded
+    path = _package_dir("open_clip") / "zero_shot_metadata.py"
+    spec = importlib.util.spec_from_file_location("_imhard_open_clip_zero_shot_metadata", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @functools.cache
@@ -56,17 +81,13 @@ def lemmas() -> tuple[str, ...]:
 @functools.cache
 def clip_names() -> tuple[str, ...]:
     """OpenAI's curated CLIP class names; two are duplicated ("missile", "sunglasses")."""
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
-    return tuple(IMAGENET_CLASSNAMES)
+    return tuple(_zero_shot_metadata().IMAGENET_CLASSNAMES)
 
 
 @functools.cache
 def clip_templates() -> tuple[str, ...]:
     """OpenAI's 80 ImageNet prompt templates, as format strings taking the class name."""
-    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
-
-    return tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
+    return tuple(t("{}") for t in _zero_shot_metadata().OPENAI_IMAGENET_TEMPLATES)
 
 
 def english_labels(indices) -> list[str]:
