@@ -55,10 +55,12 @@ from .errors import (
     UnsafeArchiveError,
 )
 from .files import CHUNK, atomic_path, check_sha256
+from .sizes import MiB, format_size, parse_size
 
 #: Marker written inside a finished extraction (its JSON says which archive it came from).
 MARKER = ".imhard-extracted.json"
-#: Python's zipfile decrypts ZipCrypto at about this rate here (DESIGN §4), ``unzip -P`` ~72 MB/s.
+#: Python's zipfile decrypts ZipCrypto at about this rate (measured on one
+#: core), ``unzip -P`` ~72 MB/s.
 ZIPFILE_CRYPTO_BYTES_PER_S = 2.2e6
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 #: Network read size: small enough that a dropped connection loses little of what arrived.
@@ -91,14 +93,10 @@ class SizeCaps:
 
 
 def parse_max_size(text: str | int) -> int | None:
-    """``--max-size`` as bytes (``"16G"``, ``"512M"``; ``"none"`` → unbounded)."""
-    from .score.sandbox import parse_size  # the one size syntax of the project
-
-    try:
-        return parse_size(text)
-    except InvalidValueError:
-        raise InvalidValueError(f"--max-size {text!r}: expected a size of at least 64M such as "
-                                "16G or 512M, or none") from None
+    """``--max-size`` as bytes (``"16G"``, ``"512M"``; ``"none"`` → unbounded), in the one size
+    syntax (:func:`imagenet_hard.sizes.parse_size`), at least 64 MiB."""
+    return parse_size(text, option="--max-size", minimum=64 * MiB, none=True,
+                      examples="16G or 512M")
 
 
 def size_caps(known: int | None = None, max_size: str | int | None = None) -> SizeCaps:
@@ -112,14 +110,8 @@ def size_caps(known: int | None = None, max_size: str | int | None = None) -> Si
         return SizeCaps(parse_max_size(given), None, "set by --max-size or $IMHARD_MAX_SIZE")
     if known:
         return SizeCaps(int(known * SIZE_MARGIN), MAX_RATIO,
-                        f"{SIZE_MARGIN}x the source's known size of {_fmt(known)}")
+                        f"{SIZE_MARGIN}x the source's known size of {format_size(known)}")
     return SizeCaps()
-
-
-def _fmt(n: int | None) -> str:
-    from .score.sandbox import format_size
-
-    return format_size(n)
 
 
 _RAISE_CAP = "pass --max-size (or set $IMHARD_MAX_SIZE) above it"
@@ -285,9 +277,9 @@ def _no_answer(exc: BaseException) -> bool:
 
 def _too_big(url: str, part: Path, sent: str, caps: SizeCaps) -> DownloadError:
     part.unlink(missing_ok=True)
-    return DownloadError(f"{url} {sent}, more than the {_fmt(caps.total)} allowed ({caps.why}), "
-                         f"so the download was stopped and its partial file deleted; if the file "
-                         f"really is that big, {_RAISE_CAP}")
+    return DownloadError(f"{url} {sent}, more than the {format_size(caps.total)} allowed "
+                         f"({caps.why}), so the download was stopped and its partial file "
+                         f"deleted; if the file really is that big, {_RAISE_CAP}")
 
 
 def _transfer(session, url: str, part: Path, hashes: _Hashes, timeout: float,
@@ -324,7 +316,7 @@ def _transfer(session, url: str, part: Path, hashes: _Hashes, timeout: float,
         total = offset + int(length) if length and length.isdigit() else None
         limit = caps.total
         if limit is not None and total is not None and total > limit:
-            raise _too_big(url, part, f"announces {_fmt(total)}", caps)
+            raise _too_big(url, part, f"announces {format_size(total)}", caps)
         received = 0
         part.parent.mkdir(parents=True, exist_ok=True)  # only once a server answers with bytes
         with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
@@ -534,13 +526,14 @@ class _Budget:
         caps, name = self.caps, self.archive.name
         if caps.total is not None and self.declared > caps.total:
             raise UnsafeArchiveError(
-                f"{name} declares more than {_fmt(caps.total)} of files, the most allowed "
+                f"{name} declares more than {format_size(caps.total)} of files, the most allowed "
                 f"({caps.why}), so nothing was extracted; if the archive really is that big, "
                 f"{_RAISE_CAP}")
         if (caps.ratio is not None and self.declared > RATIO_FLOOR
                 and self.declared > caps.ratio * self.size):
             raise UnsafeArchiveError(
-                f"{name} would expand from {_fmt(self.size)} to at least {_fmt(self.declared)}, "
+                f"{name} would expand from {format_size(self.size)} to at least "
+                f"{format_size(self.declared)}, "
                 f"more than {caps.ratio:.0f}-fold where dataset photos barely compress (a "
                 f"decompression bomb?), so nothing was extracted; if you trust it, pass --max-size "
                 "(or set $IMHARD_MAX_SIZE) to the size it should expand to")
@@ -677,7 +670,7 @@ def _extract_zip(archive: Path, tmp: Path, password: str | None, progress: bool,
             if encrypted:
                 size = sum(i.compress_size for i in infos)
                 hours = size / ZIPFILE_CRYPTO_BYTES_PER_S / 3600
-                notify(f"warning: `unzip` is not on PATH; decrypting {size / 1e9:.1f} GB with "
+                notify(f"warning: `unzip` is not on PATH; decrypting {format_size(size)} with "
                        f"Python's zipfile at ~2.2 MB/s takes about {hours:.1f} h (unzip is ~33x "
                        "faster: apt-get install unzip)")
             for info in tqdm(infos, desc=f"extracting {archive.name}", unit="file",

@@ -9,18 +9,19 @@ from .group import main
 
 
 class MemorySize(click.ParamType):
-    """``--memory-limit``: 8G, 512M, 1.5GiB or none (binary units); ``default``: 3/4 of the RAM."""
+    """``--memory-limit``: 8G, 512M, 1.5GiB or none (:mod:`imagenet_hard.sizes`); ``default``: 3/4
+    of the RAM."""
 
     name = "size"
 
     def convert(self, value, param, ctx):
         from ..errors import InvalidValueError
-        from ..score.sandbox import default_memory_limit, parse_size
+        from ..score.sandbox import default_memory_limit, parse_memory_limit
 
         if value == "default":
             return default_memory_limit()
         try:
-            return parse_size(value)
+            return parse_memory_limit(value)
         except InvalidValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -65,8 +66,8 @@ def _run_options(f):
                      help="What confines the submission: bubblewrap, else unshare (auto). "
                           "'none' runs it unconfined: unsafe for files you did not write."),
         click.option("--memory-limit", default="default", type=MemorySize(), metavar="SIZE",
-                     help="Data memory the submission may use, e.g. 8G, or none "
-                          "(default: 3/4 of the RAM)."),
+                     help="Data memory the submission may use, e.g. 8G (G, GiB: 2^30 bytes; GB: "
+                          "10^9), or none (default: 3/4 of the RAM)."),
         click.option("--quiet", "-q", is_flag=True, help="Hide the submission's own output."),
     ]
     for opt in reversed(opts):

@@ -1,4 +1,4 @@
-"""ImageNet-C's 19 corruptions at any image size (DESIGN §7), deterministic per seed.
+"""ImageNet-C's 19 corruptions at any image size, deterministic per seed.
 
 ``corrupt(image, name, severity, seed)`` returns a uint8 (H, W, 3) array of the input's shape for
 any size from 32×32 up (4000×4000 is tested). Two backends:
@@ -16,13 +16,12 @@ imports neither torch nor the reference's own dependencies; each backend loads o
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import ImHardError, InvalidValueError, UnknownNameError
+from ..errors import ImHardError, InvalidValueError, unknown_name
 from .params import (
     BENCHMARK,
     DETERMINISTIC,
@@ -46,9 +45,7 @@ def check_name(name: str) -> str:
     key = str(name).strip().lower().replace("-", "_")
     if key in NAMES:
         return key
-    close = difflib.get_close_matches(key, NAMES, n=3, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise UnknownNameError(f"unknown corruption {name!r}.{hint} Known: {', '.join(NAMES)}.")
+    raise unknown_name("corruption", name, NAMES, key=key)
 
 
 def check_severity(severity) -> int:
@@ -68,10 +65,7 @@ def check_seed(seed) -> int:
 
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
-        close = difflib.get_close_matches(str(backend), BACKENDS, n=1, cutoff=0.5)
-        hint = f" Did you mean: {close[0]}?" if close else ""
-        raise UnknownNameError(f"unknown corruption backend {backend!r}.{hint} "
-                               f"Known: {', '.join(BACKENDS)}.")
+        raise unknown_name("corruption backend", backend, BACKENDS, n=1)
     return backend
 
 

@@ -10,7 +10,6 @@ the trained model, for timing where weights cannot be had (``imhard bench mine``
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 from collections.abc import Sequence
@@ -18,14 +17,13 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ImHardError, InvalidValueError, UnknownNameError
+from ..errors import ImHardError, InvalidValueError, UnknownNameError, did_you_mean
 from . import Model, ModelInfo
-from .preprocess import Preprocess
+from .preprocess import PRECISIONS, Preprocess
 from .weights import download, hf_cache_dir, hf_file, missing
 from .zero_shot import ZeroShotClassifier, random_head, zero_shot_head
 
 RANDOM = "random"
-PRECISIONS = ("fp32", "fp16", "bf16")
 #: The paper's judge and the 1.86 % reference: OpenAI's ViT-L/14 weights.
 CLIP_VIT_L_14 = ("ViT-L-14", "openai")
 
@@ -42,8 +40,7 @@ def _check_arch(arch: str) -> None:
 
     archs = open_clip.list_models()
     if arch not in archs:
-        close = difflib.get_close_matches(arch, archs, n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        hint = did_you_mean(arch, archs)
         raise UnknownNameError(f"open_clip has no architecture {arch!r}.{hint} "
                                "List them with `imhard models open_clip`.")
 

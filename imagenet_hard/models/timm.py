@@ -7,11 +7,10 @@ pretrained config's eval transform (resize ``floor(size / crop_pct)``, centre cr
 
 from __future__ import annotations
 
-import difflib
 import math
 from pathlib import Path
 
-from ..errors import ImHardError, InvalidValueError, UnknownNameError
+from ..errors import ImHardError, InvalidValueError, UnknownNameError, did_you_mean
 from . import Model, ModelInfo
 from .preprocess import Preprocess
 from .weights import download, hf_file, missing, torch_checkpoints_dir
@@ -27,8 +26,7 @@ def _pretrained_cfg(name: str):
     import timm
 
     if not timm.is_model(name):
-        close = difflib.get_close_matches(name.split(".")[0], timm.list_models(), n=3, cutoff=0.6)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name.split(".")[0], timm.list_models(), cutoff=0.6)
         raise UnknownNameError(f"timm has no model {name!r}.{hint} List them with "
                                "`imhard models timm '*pattern*'`.")
     try:

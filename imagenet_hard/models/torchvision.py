@@ -7,13 +7,12 @@ centre crop, ImageNet mean/std), stated as a :class:`~.preprocess.Preprocess`.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from pathlib import Path
 
 import torch
 
-from ..errors import ImHardError, InvalidValueError, UnknownNameError
+from ..errors import ImHardError, InvalidValueError, UnknownNameError, did_you_mean
 from . import Model, ModelInfo
 from .preprocess import Preprocess
 from .weights import download, missing, torch_checkpoints_dir
@@ -39,8 +38,7 @@ def _weights_enum(arch: str, tag: str):
 
     known = classification_models()
     if arch not in known:
-        close = difflib.get_close_matches(arch, known, n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        hint = did_you_mean(arch, known)
         raise UnknownNameError(f"torchvision has no classification model {arch!r}.{hint} "
                                f"Known: {', '.join(known)}.")
     enum = tvm.get_model_weights(arch)

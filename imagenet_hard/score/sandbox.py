@@ -15,7 +15,7 @@ a new mount means a new entry in :func:`make_plan` and there):
 - writable: ``/tmp`` (a fresh scratch folder, also ``HOME``) and the job's prediction folders.
 - ``/proc`` shows only the sandbox's own processes, and the whole process tree dies with the
   sandbox (PID namespace). ``--no-network`` adds an empty network namespace. The memory limit is
-  applied by the worker (``RLIMIT_DATA``, see :func:`parse_size`).
+  applied by the worker (``RLIMIT_DATA``, see :func:`parse_memory_limit`).
 
 Before the child starts, :func:`check_no_labels` refuses a plan through which any file of the
 datasets being scored would be visible: by path for every mount, and by content (size, then
@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -37,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import InvalidValueError, SandboxError
+from ..sizes import MiB, format_size, parse_size  # noqa: F401 (format_size: the runner's)
 
 TOOLS = ("auto", "bwrap", "unshare", "none")
 JAIL = str(Path(__file__).with_name("jail.py"))
@@ -108,33 +108,15 @@ class Plan:
 
 # -- memory limit --------------------------------------------------------------------------
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+#: The smallest ``--memory-limit``: Python alone needs more.
+MIN_MEMORY_LIMIT = 64 * MiB
 
 
-def parse_size(text: str | int | None) -> int | None:
-    """``"4G"``, ``"512M"``, ``"1.5GiB"`` or a byte count → bytes; ``"none"`` → no limit.
-    Units are binary (G = GiB)."""
-    if text is None or isinstance(text, int):
-        return text
-    if str(text).strip().lower() in ("none", "off", "unlimited"):
-        return None
-    m = _SIZE.match(str(text))
-    if not m:
-        raise InvalidValueError(f"--memory-limit {text!r}: expected a size such as 8G, 512M or "
-                                "none")
-    value = int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " "))
-    if value < 64 * 1024 ** 2:
-        raise InvalidValueError(f"--memory-limit {text!r} is below 64M; Python alone needs more")
-    return value
-
-
-def format_size(n: int | None) -> str:
-    if n is None:
-        return "none"
-    for unit, k in (("TiB", 4), ("GiB", 3), ("MiB", 2)):
-        if n >= 1024 ** k:
-            return f"{n / 1024 ** k:.3g} {unit}"
-    return f"{n} bytes"
+def parse_memory_limit(text: str | int | None) -> int | None:
+    """``--memory-limit``: ``"4G"``, ``"512M"``, ``"1.5GiB"`` or a byte count → bytes (the one
+    size syntax, :func:`imagenet_hard.sizes.parse_size`); ``"none"`` → no limit."""
+    return parse_size(text, option="--memory-limit", minimum=MIN_MEMORY_LIMIT,
+                      below="Python alone needs more", none=True, examples="8G, 512M")
 
 
 def default_memory_limit() -> int | None:

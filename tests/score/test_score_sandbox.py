@@ -190,7 +190,7 @@ def test_torch_model_runs_under_a_memory_limit(tmp_path, tool):
     data = make_dataset(tmp_path / "ds")
     sub = write_submission(tmp_path, MODEL_FORM)
     run = score(sub, dataset=data, options=RunOptions(batch_size=4, workers=1, sandbox=tool,
-                                                      memory_limit=sb.parse_size("4G")))
+                                                      memory_limit=sb.parse_memory_limit("4G")))
     assert run.result.metrics["n"] == 8 and run.result.metrics["correct"] == 4
 
 
@@ -219,8 +219,10 @@ def test_a_bind_that_would_expose_the_token_is_refused(tmp_path):
 
 
 def test_memory_sizes_parse_and_bad_ones_are_refused_early(tmp_path):
-    assert sb.parse_size("4G") == 4 * 1024 ** 3 and sb.parse_size("512M") == 512 * 1024 ** 2
-    assert sb.parse_size("1.5GiB") == 3 * 1024 ** 3 // 2 and sb.parse_size("none") is None
+    assert sb.parse_memory_limit("4G") == 4 * 1024 ** 3
+    assert sb.parse_memory_limit("512M") == 512 * 1024 ** 2
+    assert sb.parse_memory_limit("1.5GiB") == 3 * 1024 ** 3 // 2
+    assert sb.parse_memory_limit("none") is None
     assert sb.default_memory_limit() > 0
     res = CliRunner().invoke(main, ["score", str(tmp_path / "x.py"), "--memory-limit", "lots"])
     assert res.exit_code == 2 and "expected a size such as 8G" in res.output
