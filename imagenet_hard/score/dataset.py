@@ -97,14 +97,20 @@ def _image_sha256s(ds) -> list[str]:
     col = ds.data.column("image")
     out: list[str] = []
     for chunk in col.chunks:
-        data = chunk.field("bytes").to_pylist()
-        paths = chunk.field("path").to_pylist()
-        for b, p in zip(data, paths, strict=True):
-            if b is None:
-                if not p:
-                    raise InvalidValueError(f"row {len(out)} has an image with neither bytes nor path")
-                b = Path(p).read_bytes()
-            out.append(hashlib.sha256(b).hexdigest())
+        # A slice at a time: one Arrow chunk may hold every image of the split, and turning it
+        # into Python bytes at once would make memory grow with the dataset.
+        for start in range(0, len(chunk), 256):
+            part = chunk.slice(start, 256)
+            data, paths = part.field("bytes"), part.field("path")
+            for k in range(len(part)):
+                b = data[k].as_py()
+                if b is None:
+                    p = paths[k].as_py()
+                    if not p:
+                        raise InvalidValueError(f"row {len(out)} has an image with neither bytes "
+                                                "nor path")
+                    b = Path(p).read_bytes()
+                out.append(hashlib.sha256(b).hexdigest())
     return out
 
 
