@@ -58,8 +58,20 @@ def pytest_collection_modifyitems(config, items):
             # one worker builds the file's shared world once, and runs its tests in file order
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     if hasattr(config, "workerinput"):
-        # Slow tests first, so that no worker is left alone with one at the end of the run.
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        # Longest first (xdist hands out work in this order: `--no-loadscope-reorder`), so that
+        # no worker is left alone with a long test at the end: the two longest files, then files
+        # with a slow test, then the rest; a file's tests stay together and in order.
+        rank = {}
+        for item in items:
+            file = item.nodeid.split("::")[0]
+            slow = 0 if file in LONGEST else 1 if item.get_closest_marker("slow") else 2
+            rank[file] = min(rank.get(file, 2), slow)
+        order = {id(item): n for n, item in enumerate(items)}
+        items.sort(key=lambda item: (rank[item.nodeid.split("::")[0]], order[id(item)]))
+
+
+#: The files that take longest (see the slowest tests printed after a run), started first.
+LONGEST = ("tests/cli/test_demo.py", "tests/cli/test_help_examples.py")
 
 
 @pytest.fixture(autouse=True)
