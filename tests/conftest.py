@@ -4,7 +4,8 @@
 pyproject.toml). What keeps the workers apart: each test has its own data home and caches (below),
 servers listen on port 0, session fixtures are per worker (``tmp_path_factory`` folders are), and
 tests that must share one process run as one `xdist_group`: the help examples (one workspace, in
-order, on the fixed port 8765) and the browser tests (one Chromium at a time).
+order, on the fixed port 8765), the browser tests (one Chromium at a time), and each file whose
+tests share a module- or session-scoped fixture of its own (built once, tests in file order).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def _shares_a_module_fixture(item) -> bool:
     once per worker that runs one of the file's tests; an autouse one is taken as cheap)."""
     import inspect
 
-    for defs in getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.values() or ():
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info else ():
         for fixturedef in defs:
             if fixturedef.scope in ("function", "class") or getattr(fixturedef, "_autouse", False):
                 continue
