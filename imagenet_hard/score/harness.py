@@ -36,7 +36,7 @@ from . import check
 from .dataset import ScoreDataset, image_files, open_dataset
 from .metrics import correctness
 from .result import ScoreResult, load_result, predictions_path, read_predictions, write_predictions
-from .runner import ChildJob, ChildReport, new_scratch_dir, run_child
+from .runner import ChildJob, ChildReport, Segment, new_scratch_dir, run_child
 from .sandbox import choose, default_memory_limit
 from .tta import TtaMode, child_batch
 from .worker import PART_HEADER, PART_K, PART_MAGIC, PART_SUFFIX, PART_VERSION, part_size
@@ -289,8 +289,8 @@ def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
         return None
     batch, spec = child_batch(tta, opts.batch_size)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
-                   workers=opts.resolved_workers(), arrow_files=image_files(sds, home), indices=todo,
-                   out_dir=str(parts), memory_limit=opts.memory_limit, tta=spec)
+                   workers=opts.resolved_workers(), memory_limit=opts.memory_limit, tta=spec,
+                   segments=[Segment(image_files(sds, home), todo, str(parts))])
     bar = None
     if opts.progress:
         from tqdm import tqdm

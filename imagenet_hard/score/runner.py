@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..errors import SubmissionError
 from . import sandbox
+from .worker import ChildJob, Segment  # noqa: F401  (the job a child runs: the worker reads it)
 
 #: Bytes of one line of the child's output kept and forwarded; the rest is cut, and counted.
 LINE_BYTES = 4096
@@ -98,33 +99,6 @@ def network_prefix() -> list[str]:
 
 
 @dataclass
-class ChildJob:
-    submission: str
-    device: str
-    batch_size: int
-    workers: int
-    arrow_files: list[str]
-    indices: list[int]
-    out_dir: str
-    memory_limit: int | None = None    # bytes of data memory (RLIMIT_DATA); None: no limit
-    #: A suite job: one dict per scored set (``name``, ``arrow_files``, ``indices``, ``out_dir``,
-    #: ``classes``, ``border``, and ``read_only``: image folders its Arrow files point into).
-    segments: list[dict] | None = None
-    tta: dict | None = None   # score.tta: crop set, aggregation, crops per forward pass
-
-    def mounts(self, job_file: str | None = None) -> tuple[list[str], list[str]]:
-        """(read-only, writable) paths the sandbox must show the child: ``job_file`` read-only,
-        and writable only the folders the worker writes parts into (a suite job's ``out_dir``
-        is not one of them)."""
-        read_only = [self.submission, *self.arrow_files, *([job_file] if job_file else [])]
-        writable = [] if self.segments else [self.out_dir]
-        for seg in self.segments or []:
-            read_only += [*seg["arrow_files"], *seg.get("read_only", [])]
-            writable.append(seg["out_dir"])
-        return read_only, writable
-
-
-@dataclass
 class ChildReport:
     form: str = ""
     metadata: dict = field(default_factory=dict)
@@ -148,9 +122,8 @@ class _Watch:
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.buf = bytearray()
         self.scanned = 0      # bytes at the start of buf known to hold no newline
-        # Rows the worker must report in `part` events: per set of a suite job, else the job's.
-        self.expected = ({s.get("name"): len(s["indices"]) for s in job.segments}
-                         if job.segments else {None: len(job.indices)})
+        # Rows the worker must report in `part` events, per set (a plain run's is None).
+        self.expected = {s.name: len(s.indices) for s in job.segments}
         self.tally = dict.fromkeys(self.expected, 0)
 
     def forged(self, problem: str) -> SubmissionError:
@@ -251,14 +224,13 @@ class _Watch:
         return self.check(ev)
 
     def rows(self) -> str:
-        indices, done, of = self.job.indices, self.report.done, ""
-        if self.job.segments:  # the set after the last finished batch's (its own, if rows remain)
-            names = [s.get("name") for s in self.job.segments]
-            k = names.index(self.report.segment) if self.report.segment in names else 0
-            if self.report.segment not in names or (done >= len(self.job.segments[k]["indices"])
-                                                    and k + 1 < len(names)):
-                k, done = (k + 1 if self.report.segment in names else 0), 0
-            indices, of = self.job.segments[k]["indices"], f" of set {names[k]}"
+        """The rows after the last finished batch: of its set, or of the next when it is done."""
+        segs, done, seg = self.job.segments, self.report.done, self.report.segment
+        names = [s.name for s in segs]
+        k = names.index(seg) if seg in names else 0
+        if seg not in names or (done >= len(segs[k].indices) and k + 1 < len(names)):
+            k, done = (k + 1 if seg in names else 0), 0
+        indices, of = segs[k].indices, f" of set {names[k]}" if names[k] else ""
         idx = indices[done:done + self.job.batch_size]
         return f"rows {idx[0]}–{idx[-1]}{of}" if idx else "the end of the data"
 

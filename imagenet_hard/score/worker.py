@@ -1,10 +1,10 @@
 """The child process that runs one submission: ``python -m imagenet_hard.score.worker JOB FD``.
 
-It imports the submission, loads it, predicts the rows listed in the job file batch by batch and
-writes each batch's top-5 as ``part-<first row>-<rows>.top5`` (atomically; format at
-:data:`PART_HEADER`) the moment it is done, so a killed run loses at most one batch. A suite job
-lists several *segments* (one per scored set: its images, rows, output folder, the classes its protocol ranks among and the border its protocol crops off),
-all predicted by the one loaded model. It talks to the parent through JSON lines on file descriptor ``FD`` (the
+It imports the submission, loads it, predicts the rows listed in the job file (a
+:class:`ChildJob`) batch by batch and writes each batch's top-5 as ``part-<first row>-<rows>.top5``
+(atomically; format at :data:`PART_HEADER`) the moment it is done, so a killed run loses at most
+one batch. A job lists one :class:`Segment` per scored set (a plain run's one dataset is one
+segment), all predicted by the one loaded model. It talks to the parent through JSON lines on file descriptor ``FD`` (the
 submission's own prints go to stdout/stderr, which the parent forwards). It never sees labels.
 Before it imports the submission it caps its data memory (``RLIMIT_DATA``, inherited by everything it starts) at
 the job's ``memory_limit``; running out of it is reported as the ``memory`` stage.
@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..pixels import open_record, to_rgb
@@ -39,6 +40,45 @@ PART_MAGIC, PART_VERSION, PART_K, PART_SUFFIX = b"IMHTOP5\0", 1, 5, ".top5"
 EVENT_TEXT_CHARS = 64 * 1024
 
 
+@dataclass
+class Segment:
+    """One set of a job: its images, the rows to predict and the folder their parts go to."""
+
+    arrow_files: list[str]
+    indices: list[int]
+    out_dir: str
+    name: str | None = None       # the set (None: the one dataset of a plain run)
+    read_only: list[str] = field(default_factory=list)   # image folders its Arrow files point into
+    border: int = 0               # pixels its protocol crops off every side
+    classes: list[int] | None = None   # the top-5 is taken among these (None: all 1000)
+
+
+@dataclass
+class ChildJob:
+    """What the parent asks of one child, written as JSON to a file only the parent can write."""
+
+    submission: str
+    device: str
+    batch_size: int
+    workers: int
+    segments: list[Segment]
+    memory_limit: int | None = None    # bytes of data memory (RLIMIT_DATA); None: no limit
+    tta: dict | None = None   # score.tta: crop set, aggregation, crops per forward pass
+
+    @classmethod
+    def read(cls, path: str | Path) -> ChildJob:
+        data = json.loads(Path(path).read_text())
+        return cls(**{**data, "segments": [Segment(**s) for s in data["segments"]]})
+
+    def mounts(self, job_file: str | None = None) -> tuple[list[str], list[str]]:
+        """(read-only, writable) paths the sandbox must show the child: ``job_file`` read-only,
+        and writable only the folders the worker writes parts into."""
+        read_only = [self.submission, *([job_file] if job_file else [])]
+        for seg in self.segments:
+            read_only += [*seg.arrow_files, *seg.read_only]
+        return read_only, [seg.out_dir for seg in self.segments]
+
+
 def part_name(first: int, n: int) -> str:
     return f"part-{first:09d}-{n}{PART_SUFFIX}"
 
@@ -53,7 +93,7 @@ class Status:
 
     stage = "import"
     rows: list[int] | None = None
-    segment: str | None = None       # the set being predicted, in a suite job
+    segment: str | None = None       # the set being predicted (None: a plain run's)
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -251,23 +291,16 @@ def _load(sub, device: str, status: Status):
     return model
 
 
-def _batches(sub, loaded, ds, indices, job: dict):
-    bs, device = int(job["batch_size"]), job["device"]
+def _batches(sub, loaded, ds, indices, job: ChildJob):
+    bs, device = job.batch_size, job.device
     if sub.form == "predict":
         return _batches_predict(loaded, ds, indices, bs)
-    if job.get("tta"):
+    if job.tta:
         from . import tta
 
-        return tta.batches(loaded, sub.module.transform, job["tta"], ds, indices, bs, device,
-                           int(job.get("workers", 0)))
-    return _batches_model(loaded, sub.module.transform, ds, indices, bs, device,
-                          int(job.get("workers", 0)))
-
-
-def _segments(job: dict) -> list[dict]:
-    """What to predict: a suite job's segments, or the one dataset of a plain job."""
-    return job.get("segments") or [{"arrow_files": job["arrow_files"], "indices": job["indices"],
-                                    "out_dir": job["out_dir"]}]
+        return tta.batches(loaded, sub.module.transform, job.tta, ds, indices, bs, device,
+                           job.workers)
+    return _batches_model(loaded, sub.module.transform, ds, indices, bs, device, job.workers)
 
 
 def limit_memory(limit: int | None) -> None:
@@ -295,29 +328,28 @@ def out_of_memory(exc: BaseException) -> bool:
     return False
 
 
-def run_job(job: dict, status: Status) -> int:
+def run_job(job: ChildJob, status: Status) -> int:
     status.stage, status.rows = "import", None
     try:
         _seed(IMPORT_SEED)
-        module = contract.import_file(job["submission"])
+        module = contract.import_file(job.submission)
         status.stage = "contract"
         sub = contract.inspect(module)
-        if job.get("tta"):
+        if job.tta:
             from . import tta
 
             tta.check_submission(sub)   # still the "contract" stage: nothing loaded yet
-        segments = _segments(job)
-        first = _open_images(segments[0]["arrow_files"], int(segments[0].get("border", 0)))
+        first = _open_images(job.segments[0].arrow_files, job.segments[0].border)
         t0 = time.perf_counter()
         _seed(sub.seed)
-        loaded = _load(sub, job["device"], status)
+        loaded = _load(sub, job.device, status)
         status.send("loaded", form=sub.form, metadata=sub.metadata,
                     seconds=time.perf_counter() - t0)
-        for k, seg in enumerate(segments):
-            status.stage, status.segment = "predict", seg.get("name")
-            ds = first if k == 0 else _open_images(seg["arrow_files"], int(seg.get("border", 0)))
-            _predict_all(_batches(sub, loaded, ds, seg["indices"], job), sub.seed,
-                         Path(seg["out_dir"]), status, seg.get("classes"))
+        for k, seg in enumerate(job.segments):
+            status.stage, status.segment = "predict", seg.name
+            ds = first if k == 0 else _open_images(seg.arrow_files, seg.border)
+            _predict_all(_batches(sub, loaded, ds, seg.indices, job), sub.seed,
+                         Path(seg.out_dir), status, seg.classes)
         status.send("finished")
         return 0
     except contract.ContractError as exc:
@@ -334,8 +366,8 @@ def run_job(job: dict, status: Status) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    job = json.loads(Path(argv[0]).read_text())
-    limit_memory(job.get("memory_limit"))
+    job = ChildJob.read(argv[0])
+    limit_memory(job.memory_limit)
     return run_job(job, Status(int(argv[1])))
 
 

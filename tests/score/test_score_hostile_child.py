@@ -35,7 +35,7 @@ import json, os, sys
 
 EVENT_FD = int(next(a for a in reversed(sys.argv) if a.isdigit()))
 JOB_FILE = next(a for a in sys.argv if a.endswith("job.json"))
-OUT = json.load(open(JOB_FILE))["out_dir"]
+OUT = json.load(open(JOB_FILE))["segments"][0]["out_dir"]
 ACT = os.environ.get("IMHARD_TEST_ACT", "")
 '''
 

@@ -42,7 +42,7 @@ import json, pyarrow as pa      # the job file names the Arrow files: do they ho
 args = open("/proc/self/cmdline", "rb").read().split(b"\\0")
 job = json.load(open(next(a for a in args if a.endswith(b"job.json")).decode()))
 columns = set()
-for path in job["arrow_files"]:
+for path in [f for seg in job["segments"] for f in seg["arrow_files"]]:
     with pa.memory_map(path) as source:
         columns |= set(pa.ipc.open_stream(source).schema.names)
 print("COLUMNS", sorted(columns))

@@ -40,7 +40,7 @@ from ..harness import (
 from ..metrics import correctness
 from ..protocols import imagenet_c_summary
 from ..result import write_predictions
-from ..runner import ChildJob, ChildReport, run_child
+from ..runner import ChildJob, ChildReport, Segment, run_child
 from ..tta import TtaMode, child_batch
 from .result import SuiteResult, load_suite, suite_predictions_path
 from .sets import SuiteSet, resolve_sets
@@ -64,13 +64,12 @@ def _indices(s: SuiteSet, limit: int | None) -> list[int]:
     return scored[:limit] if limit else scored
 
 
-def _segment(sets: list[SuiteSet], todo: list[int], cache: Path) -> dict:
+def _segment(sets: list[SuiteSet], todo: list[int], cache: Path) -> Segment:
     s = sets[0]
     arrow, read_only = s.images()
-    return {"name": "+".join(x.name for x in sets), "arrow_files": arrow, "read_only": read_only,
-            "indices": todo,
-            "out_dir": str(parts_dir(cache)), "border": s.protocol.border,
-            "classes": list(s.classes) if s.classes is not None else None}
+    return Segment(arrow, todo, str(parts_dir(cache)), name="+".join(x.name for x in sets),
+                   read_only=read_only, border=s.protocol.border,
+                   classes=list(s.classes) if s.classes is not None else None)
 
 
 def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: RunOptions,
@@ -95,14 +94,13 @@ def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: 
         return None
     batch, spec = child_batch(tta, opts.batch_size)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
-                   workers=opts.resolved_workers(), arrow_files=[],
-                   indices=[i for seg in segments for i in seg["indices"]], out_dir="",
-                   memory_limit=opts.memory_limit, segments=segments, tta=spec)
+                   workers=opts.resolved_workers(), memory_limit=opts.memory_limit,
+                   segments=segments, tta=spec)
     bar = None
     if opts.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(job.indices), unit="img", desc=f"scoring {sub.stem} on "
+        bar = tqdm(total=sum(len(s.indices) for s in segments), unit="img", desc=f"scoring {sub.stem} on "
                    f"{len(segments)} sets")
     try:
         report = run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
