@@ -50,17 +50,17 @@ def test_a_device_torch_does_not_know_is_one_clear_error():
 
 
 def test_judges_mining_and_scoring_resolve_the_same_way(monkeypatch):
+    from imagenet_hard import jobs
     from imagenet_hard.judges import ScriptedJudge
-    from imagenet_hard.mining import distributed
     from imagenet_hard.score import RunOptions
 
     fake_cuda(monkeypatch, 0)
     judge = ScriptedJudge(lambda crops: torch.zeros(crops.shape[0], dtype=torch.long), device=None)
-    assert judge.device == distributed.resolve_device("auto") == resolve_device(None)
+    assert judge.device == jobs.resolve_device("auto") == resolve_device(None)
     assert RunOptions(device=None).resolved_device() == RunOptions(device="auto").resolved_device()
     assert RunOptions().resolved_device() == str(resolve_device(None))
     for call in (lambda: ScriptedJudge(lambda c: c, device="cuda"),
-                 lambda: distributed.resolve_device("cuda"),
+                 lambda: jobs.resolve_device("cuda"),
                  lambda: RunOptions(device="cuda").resolved_device()):
         with pytest.raises(InvalidValueError, match="no CUDA"):
             call()

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 from .. import home as homes
 from ..errors import InvalidValueError
+from ..jobs import resolve_device
 from ..label_rules import objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
 from ..mining import mine
-from ..mining.distributed import resolve_device
 from ..mining.order import N_CROPS
 from ..mining.run import check_protocol, resolve_protocol
 from ..mining_protocol import MiningProtocol

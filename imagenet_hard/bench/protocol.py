@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InvalidValueError
+from ..jobs import resolve_device
 from ..label_rules import objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
-from ..mining.distributed import resolve_device
 from ..mining.run import build_judge, check_protocol, resolve_protocol
 from ..mining_protocol import NORMALIZATIONS, OWN, PRECISIONS, MiningProtocol
 from ..models.preprocess import CLIP_MEAN, CLIP_STD

@@ -93,8 +93,8 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
       torchrun --nproc-per-node 8 -m imagenet_hard mine --source imagenet --run-name in-clip
     """
     from ..errors import ImHardError
+    from ..jobs import is_rank_zero
     from ..mining import mine as run_mining
-    from ..mining.distributed import is_rank_zero
     from ..mining.run import check_protocol
 
     try:

@@ -102,7 +102,7 @@ def _check_max_size(value: str | None) -> str | None:
 
 def _build_derived(src, options, url, sha256, path, force, home) -> None:
     from .. import sources as lib
-    from ..mining.distributed import is_rank_zero
+    from ..jobs import is_rank_zero
 
     if url or sha256 or path:
         raise click.UsageError(f"{src.name} is made from a built source (--from), not "

@@ -15,23 +15,22 @@ Rows: id ``imagenet_c/<corruption>/<severity>/<base id>``, origin ``imagenet_c/<
 depend on nothing else. The base's images, sorted by id, are cut in shards; each shard is written
 once, atomically, after its images, and a rerun skips finished shards, so a killed build resumes to
 the same bytes. Shards are spread over worker processes, and over ``torchrun`` ranks (shard ``g``
-of the build → rank ``g % world``, rank 0 writes the tables) through
-:mod:`imagenet_hard.mining.distributed`.
+of the build → rank ``g % world``, rank 0 writes the tables) by the sharded-job engine
+:mod:`imagenet_hard.jobs`; this module supplies the per-shard work and the merge.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
 from .. import home as homes
+from .. import jobs
 from ..errors import ImHardError, InvalidValueError, MissingFileError, OutsideHomeError
 from ..files import write_bytes_atomic, write_json_atomic
 from ..pixels import open_image, to_rgb
@@ -337,8 +336,8 @@ def _corrupt_all(task: ShardTask, arrays: list, seeds: list[int]) -> list:
     return out
 
 
-def run_shard(task: ShardTask) -> tuple[str, int, int]:
-    """Corrupt, encode and write one shard's images, then the shard file; (table, index, images)."""
+def run_shard(task: ShardTask) -> None:
+    """Corrupt, encode and write one shard's images, then the shard file."""
     import hashlib
 
     home = Path(task.home)
@@ -367,7 +366,6 @@ def run_shard(task: ShardTask) -> tuple[str, int, int]:
             sha256=hashlib.sha256(data).hexdigest()))
     meta = {b"imagenet_hard.rejects": json.dumps([asdict(r) for r in rejects]).encode()}
     write_table(rows, SOURCE_SCHEMA, shard_file(home, task.table, task.index), meta)
-    return task.table, task.index, len(task.images)
 
 
 def read_shard(path: Path) -> tuple[list[SourceRow], list[Reject]]:
@@ -390,30 +388,12 @@ def _worker_init() -> None:
 # -- the whole build ------------------------------------------------------------------------
 
 
-@dataclass
-class _Solo:
-    """This process alone (outside torchrun): every shard is its own."""
-
-    rank: int = 0
-    world: int = 1
-    distributed: bool = False
-
-    def mine(self, _shard: int) -> bool:
-        return True
-
-
-def _ranks_and_device(opts: CorruptOptions):
-    """torchrun ranks (through mining.distributed) and this rank's device; torch is imported only
-    for the torch backend or under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 and opts.backend == "reference":
-        return _Solo(), "cpu"
-    from ..mining import distributed
-
-    device = opts.device if opts.backend == "torch" else "cpu"
-    if world <= 1:
-        return _Solo(), str(distributed.resolve_device(device))
-    ranks, dev = distributed.setup(device)
+def _ranks_and_device(opts: CorruptOptions) -> tuple[jobs.Ranks, str]:
+    """torchrun ranks and this rank's device; torch is imported only for the torch backend or
+    under torchrun."""
+    if jobs.world_size() <= 1 and opts.backend == "reference":
+        return jobs.Ranks(), "cpu"
+    ranks, dev = jobs.setup(opts.device if opts.backend == "torch" else "cpu")
     return ranks, str(dev)
 
 
@@ -477,7 +457,7 @@ def merge_table(home: Path, plan: Plan, name: str, severity: int) -> BuildResult
     """Write a table and its rejects from its finished shards, then drop the shards."""
     table = table_name(name, severity)
     record = json.loads((shards_dir(home, table) / "plan.json").read_text())
-    n = -(-len(plan.images) // record["shard_size"])
+    n = jobs.count(len(plan.images), record["shard_size"])
     rows: list[SourceRow] = []
     rejects: list[Reject] = []
     for k in range(n):
@@ -501,57 +481,11 @@ def merge_table(home: Path, plan: Plan, name: str, severity: int) -> BuildResult
                        skipped=False)
 
 
-def _tasks(home: Path, opts: CorruptOptions, plan: Plan, todo: list[tuple[str, int]],
-           ranks) -> list[tuple[str, int, int]]:
-    """This rank's unfinished shards as (table, k), table-major (shard g → rank g % world)."""
-    out = []
-    g = 0
-    for name, sev in todo:
-        table = table_name(name, sev)
-        for k in range(-(-len(plan.images) // opts.shard_size)):
-            if ranks.mine(g) and not shard_file(home, table, k).exists():
-                out.append((name, sev, k))
-            g += 1
-    return out
-
-
 def _shard_task(home: Path, opts: CorruptOptions, plan: Plan, name: str, sev: int, k: int,
                 device: str) -> ShardTask:
-    part = plan.images[k * opts.shard_size:(k + 1) * opts.shard_size]
+    part = plan.images[k * opts.shard_size:(k + 1) * opts.shard_size]  # jobs.split's shard k
     return ShardTask(str(home), table_name(name, sev), name, sev, k, tuple(part), opts.backend,
                      device, opts.image_format)
-
-
-def _run_tasks(tasks: list[ShardTask], workers: int, on_done: Callable[[tuple], None]) -> None:
-    """Run shards here (workers == 0) or in worker processes, calling ``on_done`` as each ends."""
-    if workers == 0:
-        for task in tasks:
-            on_done(run_shard(task))
-        return
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__, "imagecorruptions"])
-    it: Iterator[ShardTask] = iter(tasks)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-        pending = set()
-
-        def fill():
-            while len(pending) < 2 * workers and (task := next(it, None)) is not None:
-                pending.add(pool.submit(run_shard, task))
-
-        fill()
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    pending.discard(fut)
-                    on_done(fut.result())
-                fill()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
 
 
 def _result(home: Path, name: str, severity: int, skipped: bool) -> BuildResult:
@@ -581,76 +515,46 @@ def build_imagenet_c(home=None, options: CorruptOptions | None = None, force: bo
     try:
         return _build(home_dir, opts, plan, force, progress, ranks, device)
     finally:
-        if ranks.distributed:
-            from ..mining import distributed
-
-            distributed.teardown(ranks)
+        jobs.teardown(ranks)
 
 
-def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: bool, ranks,
-           device: str) -> list[BuildResult]:
-    from tqdm import tqdm
-
+def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: bool,
+           ranks: jobs.Ranks, device: str) -> list[BuildResult]:
     plan.versions = versions(opts.backend)
     wanted = opts.tables()
-    error = None
-    if ranks.rank == 0:
-        try:
-            for name, sev in wanted:
-                _prepare_table(home, opts, plan, name, sev, device.split(":")[0], force)
-        except ImHardError as exc:
-            error = exc
-    message = _broadcast(ranks, str(error) if error else None)
-    if error:
-        raise error
-    if message:
-        raise ImHardError(message)
+    jobs.check_on_rank_zero(ranks, lambda: [
+        _prepare_table(home, opts, plan, n, s, device.split(":")[0], force) for n, s in wanted])
     todo = [(n, s) for n, s in wanted
             if not homes.source_table_path(table_name(n, s), home).exists()]
     if ranks.rank != 0:  # this machine must make the bytes rank 0 pinned
         for n, s in todo:
             check_plan(home, table_record(opts, plan, n, s, device.split(":")[0]))
-    mine = _tasks(home, opts, plan, todo, ranks)
+    every = [(n, s, k) for n, s in todo
+             for k in range(jobs.count(len(plan.images), opts.shard_size))]
+    mine = [every[g] for g in jobs.pending(
+        (shard_file(home, table_name(n, s), k) for n, s, k in every), ranks)]
     left = {t: sum(1 for n, s, _ in mine if (n, s) == t) for t in todo}
     built: dict[tuple[str, int], BuildResult] = {}
     if not ranks.distributed:  # shards finished by an earlier, killed run
         built.update({t: merge_table(home, plan, *t) for t in todo if not left[t]})
     workers = opts.workers if opts.workers is not None else (os.cpu_count() or 1)
     workers = 0 if opts.backend == "torch" else min(workers, len(mine))
-    desc = f"imagenet-c (rank {ranks.rank})" if ranks.distributed else "imagenet-c"
-    tasks = [_shard_task(home, opts, plan, n, s, k, device) for n, s, k in mine]
-    bar = tqdm(total=sum(len(t.images) for t in tasks), desc=desc, unit="img",
-               disable=not progress, position=ranks.rank)
 
-    def on_done(res: tuple) -> None:
-        _table, _k, n_images = res
-        t = next(t for t in todo if table_name(*t) == _table)
-        bar.update(n_images)
+    def on_done(task: ShardTask, _result) -> None:
+        t = (task.name, task.severity)
         left[t] -= 1
         if not left[t] and not ranks.distributed:
             built[t] = merge_table(home, plan, *t)
 
-    try:
-        _run_tasks(tasks, workers, on_done)
-    finally:
-        bar.close()
+    jobs.run([_shard_task(home, opts, plan, n, s, k, device) for n, s, k in mine], run_shard,
+             on_done, size=lambda task: len(task.images), workers=workers, desc="imagenet-c",
+             ranks=ranks, progress=progress, preload=(__name__, "imagecorruptions"),
+             initializer=_worker_init)
     if ranks.distributed:
-        from ..mining import distributed
-
-        distributed.barrier(ranks)
-        if ranks.rank == 0:
-            built.update({t: merge_table(home, plan, *t) for t in todo})
-        distributed.barrier(ranks)
+        built.update(jobs.merge_on_rank_zero(
+            ranks, lambda: {t: merge_table(home, plan, *t) for t in todo}) or {})
     return [built.get((n, s)) or _result(home, n, s, skipped=(n, s) not in todo)
             for n, s in wanted]
-
-
-def _broadcast(ranks, message: str | None) -> str | None:
-    if not ranks.distributed:
-        return message
-    from ..mining import distributed
-
-    return distributed.broadcast_error(ranks, message)
 
 
 @dataclass(frozen=True)

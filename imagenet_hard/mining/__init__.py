@@ -6,7 +6,8 @@ early exit (crops in rounds, settled images leave the batch) or ``exhaustive=Tru
 normalisation, precision, ObjectNet rule; ``paper`` by default) that ``run.json`` records and a
 resume must match. Work is cut into resumable shards, split across torchrun ranks. ``open_run(name)`` is how every other stage reads a run. Modules: ``order`` (crop order and
 rounds), ``plan`` (sources, shards), ``runs`` (the run folder: ``MiningRun``, its records),
-``engine`` (the batched judging loop), ``distributed`` (torchrun), ``run`` (the whole run).
+``engine`` (the batched judging loop), ``run`` (the whole run, on the sharded-job engine
+:mod:`imagenet_hard.jobs`: resume, torchrun ranks).
 Importing this package does not import torch; ``mine`` does.
 """
 

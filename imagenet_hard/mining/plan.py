@@ -5,8 +5,9 @@ Each image is judged against the labels and label space its row has under the ru
 rule (:func:`imagenet_hard.label_rules.objectnet_rule`); the source's own labels travel beside
 them, since candidates are published with those.
 
-Images from all sources are sorted by id and cut into shards of ``shard_size``; shard ``k`` holds
-sorted images ``k*shard_size … (k+1)*shard_size - 1``, so the assignment depends only on the ids.
+Images from all sources are sorted by id and cut into shards of ``shard_size``
+(:func:`imagenet_hard.jobs.split`); shard ``k`` holds sorted images ``k*shard_size …
+(k+1)*shard_size - 1``, so the assignment depends only on the ids.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import home as homes
+from .. import jobs
 from ..errors import InvalidValueError, MissingFileError
 from ..label_rules import PAPER_SPACES, check_objectnet_rule, objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
@@ -57,9 +59,6 @@ class Workload:
     spaces: dict[str, tuple[int, ...]] = field(default_factory=dict)
     home: Path = Path(".")  # the data home image paths are relative to
     objectnet_labels: str = "paper"
-
-    def shards(self, shard_size: int) -> list[tuple[ImageRow, ...]]:
-        return [self.images[i:i + shard_size] for i in range(0, len(self.images), shard_size)]
 
     def ids_sha256(self) -> str:
         h = hashlib.sha256()
@@ -214,7 +213,7 @@ def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: in
         shard_size=int(shard_size),
         crop_order=(crop_order or order.heuristic_order()).describe(),
         images=len(work.images),
-        shards=-(-len(work.images) // shard_size),
+        shards=jobs.count(len(work.images), shard_size),
         ids_sha256=work.ids_sha256(),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         protocol=protocol.name,

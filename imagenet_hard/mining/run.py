@@ -1,8 +1,9 @@
 """``mine``: a whole mining run — plan, shards (resumable, split over torchrun ranks), merge.
 
-The run's folder and files are :class:`~imagenet_hard.mining.runs.MiningRun`'s business. A rerun
-with the same run name skips the shards that exist, so a killed job resumes and ends with the same
-candidates; under torchrun rank ``r`` judges shards ``k`` with ``k % world == r``.
+The run's folder and files are :class:`~imagenet_hard.mining.runs.MiningRun`'s business; the
+shards, resume and torchrun ranks are :mod:`imagenet_hard.jobs`'. A rerun with the same run name
+skips the shards that exist, so a killed job resumes and ends with the same candidates; under
+torchrun rank ``r`` judges shards ``k`` with ``k % world == r``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from .. import home as homes
-from ..errors import ImHardError, InvalidValueError, MissingFileError
+from .. import jobs
+from ..errors import InvalidValueError, MissingFileError
 from ..files import sha256_file
 from ..judges import DEFAULT_JUDGE, judge_kind
 from ..mining_protocol import OWN, MiningProtocol, built_judge_protocol, check_knobs, resolve
 from ..records import CANDIDATE_SCHEMA
 from ..registry import normalize_name
-from . import distributed
 from .plan import Workload, check_built, default_run_name, load_workload, run_record
 from .runs import MiningRun, OriginCounts, RunSummary, check_run_name, open_run, run_folder
 
@@ -90,15 +91,7 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_orde
                         weights=str(weights) if weights else None,
                         weights_sha256=sha256_file(weights) if weights else None)
     handle = MiningRun(run_folder(name, home_dir), record)
-    error = None
-    if ranks.rank == 0:
-        try:
-            handle.check_resumable()
-        except ImHardError as exc:
-            error = str(exc)
-    error = distributed.broadcast_error(ranks, error)
-    if error:
-        raise InvalidValueError(error)
+    jobs.check_on_rank_zero(ranks, handle.check_resumable, InvalidValueError)
     return handle, work
 
 
@@ -127,7 +120,7 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
     if run is not None:
         check_run_name(run)
     check_built(sources, home)  # before torch starts: a typo answers at once
-    ranks, dev = distributed.setup(device)
+    ranks, dev = jobs.setup(device)
     try:
         if batch_size is None:
             batch_size = DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE
@@ -135,9 +128,8 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
                                  objectnet_labels)
         handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
                                 crop_order, proto, weights)
-        shards = work.shards(shard_size)
-        todo = [k for k in range(len(shards))
-                if ranks.mine(k) and not handle.shard_path(k).exists()]
+        shards = jobs.split(work.images, shard_size)
+        todo = jobs.pending(map(handle.shard_path, range(len(shards))), ranks)
         if todo and isinstance(judge, str):
             judge = build_judge(judge, dev, proto, weights)  # a bad spec leaves no run behind
         if ranks.rank == 0:
@@ -146,17 +138,14 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         if todo:
             counts = _mine_shards(judge, dev, work, shards, todo, handle, exhaustive,
                                   batch_size, workers, crops, progress, ranks, crop_order)
-        counts = distributed.sum_counts(ranks, counts, dev)
-        distributed.barrier(ranks)
-        if ranks.rank == 0:
-            merge_run(handle, _flops(judge), seconds=time.perf_counter() - t0,
-                      computed_images=int(counts[0]), computed_crops=int(counts[1]),
-                      world=ranks.world, device=str(dev), crops=crops, batch_size=batch_size,
-                      protocol=proto)
-        distributed.barrier(ranks)
+        counts = jobs.sum_counts(ranks, counts, dev)
+        jobs.merge_on_rank_zero(ranks, lambda: merge_run(
+            handle, _flops(judge), seconds=time.perf_counter() - t0,
+            computed_images=int(counts[0]), computed_crops=int(counts[1]), world=ranks.world,
+            device=str(dev), crops=crops, batch_size=batch_size, protocol=proto))
         return open_run(handle.dir)
     finally:
-        distributed.teardown(ranks)
+        jobs.teardown(ranks)
 
 
 def build_judge(spec: str, dev, proto: MiningProtocol, weights: Path | None = None):
@@ -175,30 +164,27 @@ def build_judge(spec: str, dev, proto: MiningProtocol, weights: Path | None = No
 def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, batch_size,
                  workers, crops, progress, ranks, crop_order) -> list[float]:
     """Judge this rank's unfinished shards, writing each once; (images, crops) judged."""
-    from tqdm import tqdm
-
     from .engine import ShardMiner
 
     miner = ShardMiner(judge, work.spaces, work.home, dev, exhaustive=exhaustive,
                        batch_size=batch_size, workers=workers, crops=crops, crop_order=crop_order)
-    images = 0
-    desc = f"mining (rank {ranks.rank})" if ranks.distributed else "mining"
-    bar = tqdm(total=sum(len(shards[k]) for k in todo), desc=desc, unit="img",
-               disable=not progress, position=ranks.rank)
+
+    def one(k: int) -> int:
+        t = time.perf_counter()
+        before = miner.forward_passes
+        rows = miner.mine_shard(shards[k])
+        meta = {"shard": k, "rank": ranks.rank, "seconds": round(time.perf_counter() - t, 3),
+                "forward_passes": miner.forward_passes - before}
+        handle.write_shard(k, rows, meta)
+        return len(rows)
+
+    images = []
     try:
-        for k in todo:
-            t = time.perf_counter()
-            before = miner.forward_passes
-            rows = miner.mine_shard(shards[k])
-            meta = {"shard": k, "rank": ranks.rank, "seconds": round(time.perf_counter() - t, 3),
-                    "forward_passes": miner.forward_passes - before}
-            handle.write_shard(k, rows, meta)
-            images += len(rows)
-            bar.update(len(rows))
+        jobs.run(todo, one, lambda _k, n: images.append(n), size=lambda k: len(shards[k]),
+                 desc="mining", ranks=ranks, progress=progress)
     finally:
-        bar.close()
         miner.close()
-    return [float(images), float(miner.forward_passes)]
+    return [float(sum(images)), float(miner.forward_passes)]
 
 
 def merge_run(run: MiningRun, flops: float | None, seconds: float, computed_images: int,

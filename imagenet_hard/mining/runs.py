@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import home as homes
+from .. import jobs
 from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import is_sha256, write_json_atomic
 from ..mining_protocol import MiningProtocol
@@ -146,8 +147,8 @@ class RunRecord:
         _count("images", self.images)
         _count("shard_size", self.shard_size)
         _need(self.shard_size >= 1, "shard_size must be at least 1", self.shard_size)
-        _need(self.shards == -(-self.images // self.shard_size),
-              f"shards must be ceil(images / shard_size) = {-(-self.images // self.shard_size)}",
+        shards = jobs.count(self.images, self.shard_size)
+        _need(self.shards == shards, f"shards must be ceil(images / shard_size) = {shards}",
               self.shards)
         _need(isinstance(self.crop_order, dict), "crop_order must be an object", self.crop_order)
         _need(is_sha256(self.ids_sha256),

@@ -1,0 +1,236 @@
+"""The sharded-job engine: a list of items → shards → resumable workers → one merged output.
+
+Mining (``mining.run``) and the ImageNet-C build (``corruptions.build``) are both such jobs; each
+supplies its per-shard work and its merge, and this module does the rest:
+
+- the split: items in a fixed order cut in shards of ``shard_size`` (:func:`split`), so the
+  assignment depends only on the order;
+- resume: a shard is done when its file exists (each is written once, atomically), so a rerun
+  runs only the missing ones (:func:`pending`);
+- ``torchrun``: it sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; shard ``g`` of the job goes to
+  rank ``g % world`` and rank 0 merges (:func:`setup`, :func:`merge_on_rank_zero`). The group uses
+  gloo on the CPU and NCCL on CUDA, with a long timeout because ranks wait for each other only
+  at the end of the run. torch.distributed is the engine (no home-made scheduler);
+- the hand-out: shards run in this process or are handed to worker processes as they free up
+  (:func:`run`), with one progress bar per rank.
+
+torch is imported inside the functions (and only under torchrun or when a device is resolved), so
+importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import devices
+from .errors import ImHardError
+
+if TYPE_CHECKING:
+    import torch
+
+T = TypeVar("T")
+
+#: How long a rank may wait at the final barrier for the slowest rank.
+BARRIER_TIMEOUT = timedelta(hours=48)
+
+
+# -- the split and resume ------------------------------------------------------------------------
+
+
+def count(items: int, shard_size: int) -> int:
+    """How many shards ``items`` items make: ceil(items / shard_size)."""
+    return -(-items // shard_size)
+
+
+def split(items: Sequence[T], shard_size: int) -> list[Sequence[T]]:
+    """``items`` cut in shards of ``shard_size`` (the last may be shorter)."""
+    return [items[i:i + shard_size] for i in range(0, len(items), shard_size)]
+
+
+def pending(paths: Iterable[Path], ranks: Ranks) -> list[int]:
+    """The job's shards (by number ``g``, in the order of ``paths``, each shard's output file)
+    that fall to this rank and are not written yet."""
+    return [g for g, path in enumerate(paths) if ranks.mine(g) and not path.exists()]
+
+
+# -- ranks ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ranks:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # this process created the group and destroys it at the end
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    def mine(self, shard: int) -> bool:
+        """Whether this rank runs ``shard`` (round-robin by shard number)."""
+        return shard % self.world == self.rank
+
+
+def world_size() -> int:
+    """The number of torchrun ranks (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_rank_zero() -> bool:
+    """True outside torchrun and on its rank 0 (the one that prints)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """:func:`imagenet_hard.devices.resolve_device` for this rank, made the current CUDA device."""
+    import torch
+
+    dev = devices.resolve_device(device, local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def setup(device) -> tuple[Ranks, torch.device]:
+    """Join the torchrun process group when there is one; the device this rank uses."""
+    if world_size() <= 1:
+        return Ranks(), resolve_device(device)
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local)
+    owns = False
+    if not dist.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT,
+                                device_id=dev if dev.type == "cuda" else None)
+        owns = True
+    return Ranks(dist.get_rank(), dist.get_world_size(), local, owns), dev
+
+
+def broadcast_error(ranks: Ranks, message: str | None) -> str | None:
+    """Rank 0's error message (or None) on every rank, so all stop together."""
+    if not ranks.distributed:
+        return message
+    import torch.distributed as dist
+
+    box = [message]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def check_on_rank_zero(ranks: Ranks, check: Callable[[], Any],
+                       error: type[ImHardError] = ImHardError) -> None:
+    """Run ``check`` on rank 0; if it raises, every rank raises: rank 0 its own error, the others
+    ``error`` with its message."""
+    failure = None
+    if ranks.rank == 0:
+        try:
+            check()
+        except ImHardError as exc:
+            failure = exc
+    message = broadcast_error(ranks, str(failure) if failure else None)
+    if failure:
+        raise failure
+    if message:
+        raise error(message)
+
+
+def sum_counts(ranks: Ranks, values: list[float], device: torch.device) -> list[float]:
+    """Element-wise sum of ``values`` over ranks (for a summary's throughput figures)."""
+    if not ranks.distributed:
+        return values
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def barrier(ranks: Ranks) -> None:
+    if ranks.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def merge_on_rank_zero(ranks: Ranks, merge: Callable[[], T]) -> T | None:
+    """Wait for every rank's shards, merge on rank 0 (None elsewhere), and wait for the merge."""
+    barrier(ranks)
+    out = merge() if ranks.rank == 0 else None
+    barrier(ranks)
+    return out
+
+
+def teardown(ranks: Ranks) -> None:
+    if ranks.owns_group:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+
+
+# -- running the shards --------------------------------------------------------------------------
+
+
+def run(tasks: Sequence[T], work: Callable[[T], Any], on_done: Callable[[T, Any], None] | None = None,
+        *, size: Callable[[T], int] = len, workers: int = 0, desc: str = "job",
+        ranks: Ranks | None = None, progress: bool = False, preload: Sequence[str] = (),
+        initializer: Callable[[], None] | None = None) -> None:
+    """Run ``work`` on every task, here (``workers == 0``) or in that many worker processes
+    (forkserver, ``preload`` imported once), handing out tasks as workers free up; call
+    ``on_done(task, result)`` here as each ends. The progress bar counts ``size(task)`` items
+    per task (one bar per rank)."""
+    from tqdm import tqdm
+
+    ranks = ranks or Ranks()
+    bar = tqdm(total=sum(size(t) for t in tasks), desc=f"{desc} (rank {ranks.rank})"
+               if ranks.distributed else desc, unit="img", disable=not progress,
+               position=ranks.rank)
+
+    def done(task, result) -> None:
+        bar.update(size(task))
+        if on_done is not None:
+            on_done(task, result)
+
+    try:
+        if workers == 0:
+            for task in tasks:
+                done(task, work(task))
+        else:
+            _in_processes(tasks, work, done, workers, preload, initializer)
+    finally:
+        bar.close()
+
+
+def _in_processes(tasks, work, done, workers: int, preload, initializer) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(preload))
+    it = iter(tasks)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer) as pool:
+        pending_: dict = {}
+
+        def fill():
+            while len(pending_) < 2 * workers and (task := next(it, None)) is not None:
+                pending_[pool.submit(work, task)] = task
+
+        fill()
+        try:
+            while pending_:
+                finished, _ = wait(pending_, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    done(pending_.pop(fut), fut.result())
+                fill()
+        except BaseException:
+            for fut in pending_:
+                fut.cancel()
+            raise

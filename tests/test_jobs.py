@@ -1,0 +1,55 @@
+"""The sharded-job engine (``imagenet_hard.jobs``) that mining and the ImageNet-C build run on."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from imagenet_hard import jobs
+from imagenet_hard.errors import ImHardError, InvalidValueError
+
+
+def test_split_count_and_round_robin_pending(tmp_path):
+    items = tuple(range(7))
+    assert jobs.split(items, 3) == [(0, 1, 2), (3, 4, 5), (6,)]
+    assert [jobs.count(n, 3) for n in (0, 1, 3, 7)] == [0, 1, 1, 3]
+    paths = [tmp_path / f"shard-{g}" for g in range(5)]
+    paths[2].touch()
+    assert jobs.pending(paths, jobs.Ranks()) == [0, 1, 3, 4]
+    assert jobs.pending(paths, jobs.Ranks(rank=0, world=2)) == [0, 4]
+    assert jobs.pending(paths, jobs.Ranks(rank=1, world=2)) == [1, 3]
+
+
+def test_a_single_process_needs_no_torch(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    assert jobs.world_size() == 1 and jobs.is_rank_zero()
+    ranks = jobs.Ranks()
+    assert not ranks.distributed and ranks.mine(5)
+    assert jobs.merge_on_rank_zero(ranks, lambda: "merged") == "merged"
+    assert jobs.sum_counts(ranks, [1.0, 2.0], "cpu") == [1.0, 2.0]
+    jobs.teardown(ranks)
+
+
+def test_check_on_rank_zero_raises_the_check_s_own_error():
+    def check():
+        raise InvalidValueError("settings differ")
+
+    with pytest.raises(InvalidValueError, match="settings differ"):
+        jobs.check_on_rank_zero(jobs.Ranks(), check, ImHardError)
+    jobs.check_on_rank_zero(jobs.Ranks(), lambda: None)
+
+
+def test_run_calls_on_done_per_task_in_order():
+    seen = []
+    jobs.run([[1, 2], [3]], sum, lambda task, result: seen.append((task, result)))
+    assert seen == [([1, 2], 3), ([3], 3)]
+
+
+def test_importing_the_engine_does_not_import_torch():
+    import subprocess
+
+    code = "import imagenet_hard.jobs, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
