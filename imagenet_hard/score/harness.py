@@ -1,5 +1,10 @@
 """``score`` and ``verify``: run a submission over a dataset in a child process and record the result.
 
+The one scoring driver: a plain run is a suite of one set (:mod:`.suite.sets`, no set name), so
+:func:`predict` runs every child, :func:`write_set` turns every set's cache into its predictions
+parquet and :func:`rerun` re-predicts every verified sample, for ``score`` and ``score --suite``
+alike.
+
 Partial predictions live in ``<home>/scores/cache/<submission sha>-<fingerprint>-<split>-<limit>/``
 (``…-tta-<mode>-<hash>`` under test-time augmentation) as one file per finished batch, so a rerun
 after a crash, a timeout or Ctrl-C predicts only the rows still missing.
@@ -22,9 +27,10 @@ import re
 import shutil
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,13 +39,15 @@ from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
 from ..files import sha256_file, write_json_atomic
 from . import check
-from .dataset import ScoreDataset, image_files, open_dataset
 from .metrics import correctness
 from .result import ScoreResult, load_result, predictions_path, read_predictions, write_predictions
 from .runner import ChildJob, ChildReport, Segment, new_scratch_dir, run_child
 from .sandbox import choose, default_memory_limit
 from .tta import TtaMode, child_batch
 from .worker import PART_HEADER, PART_K, PART_MAGIC, PART_SUFFIX, PART_VERSION, part_size
+
+if TYPE_CHECKING:
+    from .suite.sets import SuiteSet
 
 #: Rows in one part: far beyond any batch, and it keeps one part under 70 MiB.
 MAX_PART_ROWS = 1 << 20
@@ -277,42 +285,116 @@ def read_metadata(cache: Path) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
-def predict_rows(sub: Path, sds: ScoreDataset, indices: list[int], cache: Path,
-                 opts: RunOptions, home=None, tta: TtaMode | None = None) -> ChildReport | None:
-    """Predict every row of ``indices`` missing from ``cache`` in one child process. Under
-    ``tta`` the batch size counts crops per forward pass; a batch holds as many images as fit."""
-    parts = prepare_cache(cache)
-    allowed = set(indices)
-    done, _ = read_parts(cache, allowed)
-    todo = [i for i in indices if i not in done]
-    if not todo:
+@dataclass
+class Ask:
+    """One set of a run: its rows ``indices`` to predict into ``cache``, whose parts may hold the
+    rows ``allowed`` (None: any row of the set's images, which other runs may have scored)."""
+
+    set: SuiteSet
+    indices: list[int]
+    cache: Path
+    allowed: Container[int] | None = None
+
+    @property
+    def may_hold(self) -> Container[int]:
+        return range(len(self.set.ids)) if self.allowed is None else self.allowed
+
+
+def cache_dir(home, sha: str, s: SuiteSet, tta: TtaMode | None = None) -> Path:
+    """``<home>/scores/cache/<submission sha>-<set's cache key>[-tta-<mode key>]``."""
+    tail = f"-tta-{tta.key()}" if tta is not None else ""
+    return homes.scores_dir(home) / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
+
+
+def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = None,
+            named: bool = True) -> ChildReport | None:
+    """Predict, in one child, every asked row missing from its cache; asks sharing a cache (same
+    images, same ask: ImageNet val and ReaL) run once. Under ``tta`` the batch size counts crops
+    per forward pass; a batch holds as many images as fit. Every asked row has a valid part in
+    its cache when this returns. ``named``: segments carry their sets' names (a plain run's one
+    set has none, so no message names a set)."""
+    shared: dict[Path, list[Ask]] = {}
+    for ask in asks:
+        shared.setdefault(ask.cache, []).append(ask)
+    wanted = {cache: sorted(set().union(*(a.indices for a in group)))
+              for cache, group in shared.items()}
+    segments = []
+    for cache, group in shared.items():
+        prepare_cache(cache)
+        done, _ = read_parts(cache, group[0].may_hold)
+        todo = [i for i in wanted[cache] if i not in done]
+        if todo:
+            s = group[0].set
+            arrow, read_only = s.images()
+            segments.append(Segment(arrow, todo, str(parts_dir(cache)), read_only=read_only,
+                                    name="+".join(a.set.name for a in group) if named else None,
+                                    border=s.protocol.border,
+                                    classes=None if s.classes is None else list(s.classes)))
+    if not segments:
         return None
     batch, spec = child_batch(tta, opts.batch_size)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
-                   workers=opts.resolved_workers(), memory_limit=opts.memory_limit, tta=spec,
-                   segments=[Segment(image_files(sds, home), todo, str(parts))])
-    bar = None
+                   workers=opts.resolved_workers(), segments=segments,
+                   memory_limit=opts.memory_limit, tta=spec)
+    bar, on_output = None, opts.on_output
     if opts.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(indices), initial=len(indices) - len(todo), unit="img",
-                   desc=f"scoring {sub.stem}")
-    on_output = opts.on_output
-    if bar and on_output:
-        def on_output(line, _echo=opts.on_output):  # keep the bar below the submission's prints
-            with tqdm.external_write_mode(file=sys.stderr):
-                _echo(line)
+        total = sum(len(w) for w in wanted.values())
+        bar = tqdm(total=total, initial=total - sum(len(g.indices) for g in segments), unit="img",
+                   desc=f"scoring {sub.stem}" + (f" on {len(segments)} sets" if named else ""))
+        if on_output:
+            def on_output(line, _echo=opts.on_output):  # keep the bar below the submission's prints
+                with tqdm.external_write_mode(file=sys.stderr):
+                    _echo(line)
     try:
         report = run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
                            no_network=opts.no_network, on_output=on_output,
                            on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox,
-                           label_files=sds.label_files())
+                           label_files=[f for a in asks for f in a.set.label_files])
     finally:
         if bar:
             bar.close()
-    rows, _ = read_parts(cache, allowed)   # the child's events are claims; the parts are proof
-    missing_rows(rows, indices, sub.name, cache)
+    for cache, group in shared.items():   # the child's events are claims; the parts are proof
+        rows, _ = read_parts(cache, group[0].may_hold)
+        missing_rows(rows, wanted[cache], sub.name, cache)
     return report
+
+
+def run_metadata(report: ChildReport | None, caches: list[Path]) -> dict:
+    """The submission's METADATA: from this run's child, else from the run that filled a cache
+    (each cache keeps it in ``metadata.json``, beside the parts folder the child wrote)."""
+    if report is not None:
+        for cache in caches:
+            write_metadata(cache, report)
+        return report.metadata
+    for cache in caches:
+        meta = read_metadata(cache)
+        if meta is not None:
+            return meta
+    return {}
+
+
+def write_set(ask: Ask, path: Path, name: str) -> tuple[dict, list, dict, float]:
+    """Write the predictions parquet ``path`` of ``ask``'s rows from its cache: (metrics,
+    per-origin table, the result's ``predictions`` record, images/s)."""
+    import pyarrow.parquet as pq
+
+    rows, images_per_s = read_parts(ask.cache, ask.may_hold)
+    missing_rows(rows, ask.indices, name, ask.cache)
+    top5 = np.stack([rows[i][0] for i in ask.indices]).astype(np.int64)
+    prob = np.stack([rows[i][1] for i in ask.indices]).astype(np.float32)
+    scored = ask.set.rows(ask.indices)
+    c1, c5 = correctness(top5, scored.labels)
+    sha = write_predictions(path, {
+        "id": scored.ids, "origin": scored.origins, "top5": top5.tolist(),
+        "top5_prob": prob.tolist(), "correct": c1.tolist(), "correct_top5": c5.tolist()})
+    metrics, origins = check.recompute(pq.read_table(path))
+    return metrics, origins, {"file": path.name, "sha256": sha}, images_per_s
+
+
+def result_stem(sub: Path, tta: TtaMode | None) -> str:
+    return sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
 
 
 def environment(device: str, sandbox_used: str) -> dict:
@@ -337,60 +419,37 @@ class ScoreRun:
     notes: list[str] = field(default_factory=list)
 
 
-def _cache_dir(home, sha: str, sds: ScoreDataset, limit: int | None,
-               tta: TtaMode | None = None) -> Path:
-    tail = f"-tta-{tta.key()}" if tta is not None else ""
-    return (homes.scores_dir(home) / "cache"
-            / f"{sha[:16]}-{sds.fingerprint[:16]}-{sds.split}-{limit or 'all'}{tail}")
-
-
-def _predictions_table(sds: ScoreDataset, indices, rows) -> dict:
-    top5 = np.stack([rows[i][0] for i in indices]).astype(np.int64)
-    prob = np.stack([rows[i][1] for i in indices]).astype(np.float32)
-    c1, c5 = correctness(top5, [sds.labels[i] for i in indices])
-    return {"id": [sds.ids[i] for i in indices], "origin": [sds.origins[i] for i in indices],
-            "top5": top5.tolist(), "top5_prob": prob.tolist(), "correct": c1.tolist(),
-            "correct_top5": c5.tolist()}
-
-
 def score(submission: str | Path, dataset: str | Path | None = None, split: str = "validation",
           limit: int | None = None, out: str | Path | None = None, home=None,
           options: RunOptions | None = None, tta: TtaMode | None = None) -> ScoreRun:
     """Score ``submission`` (a .py file following the contract) and write the result JSON and
     its predictions parquet. Resumes from finished batches of an earlier, interrupted run.
     ``tta`` (:mod:`imagenet_hard.score.tta`) scores crops of each image and aggregates them."""
+    from .suite.sets import published_set
+
     opts = options or RunOptions()
     sub = submission_file(submission)
     sandbox_used = opts.check_sandbox()
     sha = sha256_file(sub)
-    sds = open_dataset(dataset, split, home)
+    s = published_set(dataset, split, home, limit)
     if limit is not None and limit <= 0:
         raise InvalidValueError(f"--limit must be positive, got {limit}")
-    indices = list(range(min(limit, len(sds)) if limit else len(sds)))
-    cache = _cache_dir(home, sha, sds, limit, tta)
-    report = predict_rows(sub, sds, indices, cache, opts, home, tta)
-    if report is not None:
-        write_metadata(cache, report)
-    metadata = read_metadata(cache) or {}
-    rows, images_per_s = read_parts(cache, set(indices))
-    missing_rows(rows, indices, sub.name, cache)
-    stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
-    out = Path(out) if out else homes.scores_dir(home) / f"{stem}.json"
+    indices = s.scored[:limit] if limit else s.scored
+    ask = Ask(s, indices, cache_dir(home, sha, s, tta), allowed=range(len(indices)))
+    report = predict(sub, [ask], opts, tta, named=False)
+    metadata = run_metadata(report, [ask.cache])
+    out = Path(out) if out else homes.scores_dir(home) / f"{result_stem(sub, tta)}.json"
     pred_path = predictions_path(out)
-    pred_sha = write_predictions(pred_path, _predictions_table(sds, indices, rows))
-    import pyarrow.parquet as pq
-
-    metrics, origins = check.recompute(pq.read_table(pred_path))
-    metrics["images_per_s"] = images_per_s
+    metrics, origins, predictions, speed = write_set(ask, pred_path, sub.name)
+    metrics["images_per_s"] = speed
     result = ScoreResult(
         submission={"name": sub.stem, "file": str(sub), "sha256": sha},
         metadata=metadata,
-        dataset={"id": sds.id, "split": split, "fingerprint": sds.fingerprint, "rows": len(sds),
+        dataset={"id": s.source, "split": split, "fingerprint": s.fingerprint, "rows": len(s.ids),
                  "scored": len(indices), "limit": limit},
         metrics=metrics, per_origin=origins, environment=environment(opts.resolved_device(), sandbox_used),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        predictions={"file": pred_path.name, "sha256": pred_sha},
-        tta=None if tta is None else tta.describe(),
+        predictions=predictions, tta=None if tta is None else tta.describe(),
     )
     result.write(out)
     resumed = len(indices) - (report.done if report else 0)
@@ -447,30 +506,45 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
            submission: str | Path | None = None, dataset: str | Path | None = None,
            home=None, options: RunOptions | None = None) -> VerifyReport:
     """Re-run the submission of a result on a seeded random subset of its rows and compare."""
+    from .suite.sets import published_set
+
     opts = options or RunOptions()
     result = load_result(result_path)
     table = read_predictions(result_path, result)
     sub = submission_file(submission or result.submission["file"])
     opts.check_sandbox()
     check_scored_file(sub, result.submission["sha256"])
-    sds = open_dataset(dataset or result.dataset["id"], result.dataset["split"], home)
-    if sds.fingerprint != result.dataset["fingerprint"]:
-        raise InvalidValueError(f"dataset {sds.id} has fingerprint {sds.fingerprint[:12]}…, the "
+    s = published_set(dataset or result.dataset["id"], result.dataset["split"], home)
+    if s.fingerprint != result.dataset["fingerprint"]:
+        raise InvalidValueError(f"dataset {s.source} has fingerprint {s.fingerprint[:12]}…, the "
                                 f"result was scored on {result.dataset['fingerprint'][:12]}…")
-    problems = check.consistency_problems(result, table, sds)
-    row_of = {rid: i for i, rid in enumerate(sds.ids)}
+    problems = check.consistency_problems(result, table, s.rows())
+    picked, indices = sample_rows(table, s, np.random.default_rng(seed), sample)
+    (rows,) = rerun(sub, [(s, indices)], opts, result.tta, named=False)
+    return compare(table, picked, indices, rows, problems)
+
+
+def sample_rows(table, s: SuiteSet, rng, sample: int) -> tuple[list[int], list[int]]:
+    """(positions in the predictions ``table``, row indices in ``s``) of ``sample`` random rows."""
+    row_of = {rid: i for i, rid in enumerate(s.ids)}
     ids = table.column("id").to_pylist()
-    rng = np.random.default_rng(seed)
     picked = sorted(rng.choice(len(ids), size=min(sample, len(ids)), replace=False).tolist())
-    indices = [row_of[ids[k]] for k in picked]
+    return picked, [row_of[ids[k]] for k in picked]
+
+
+def rerun(sub: Path, picks: list[tuple[SuiteSet, list[int]]], opts: RunOptions,
+          tta: dict | None, named: bool = True) -> list[dict]:
+    """Predict each ``(set, indices)`` afresh (in one child, under the test-time augmentation
+    record ``tta`` a result claims): each set's rows by row index."""
+    mode = TtaMode.from_dict(tta) if tta else None
     scratch = new_scratch_dir("imhard-verify-")
     try:
-        tta = TtaMode.from_dict(result.tta) if result.tta else None
-        predict_rows(sub, sds, indices, scratch, opts, home, tta)
-        rows, _ = read_parts(scratch, set(indices))
+        asks = [Ask(s, indices, scratch / f"set-{k:04d}", allowed=set(indices))
+                for k, (s, indices) in enumerate(picks)]
+        predict(sub, asks, opts, mode, named)
+        return [read_parts(a.cache, a.may_hold)[0] for a in asks]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return compare(table, picked, indices, rows, problems)
 
 
 def compare(table, picked, indices, rows, problems) -> VerifyReport:

@@ -25,23 +25,19 @@ from pathlib import Path
 from ... import home as homes
 from ...errors import InvalidValueError
 from ...files import sha256_file
-from .. import check
 from ..harness import (
+    Ask,
     RunOptions,
+    cache_dir,
     environment,
-    missing_rows,
-    parts_dir,
-    prepare_cache,
-    read_metadata,
-    read_parts,
+    predict,
+    result_stem,
+    run_metadata,
     submission_file,
-    write_metadata,
+    write_set,
 )
-from ..metrics import correctness
 from ..protocols import imagenet_c_summary
-from ..result import write_predictions
-from ..runner import ChildJob, ChildReport, Segment, run_child
-from ..tta import TtaMode, child_batch
+from ..tta import TtaMode
 from .result import SuiteResult, load_suite, suite_predictions_path
 from .sets import SuiteSet, resolve_sets
 
@@ -54,93 +50,19 @@ class SuiteRun:
     scored: int = 0             # rows in the result (the rest came from earlier runs' caches)
 
 
-def cache_dir(home, sha: str, s: SuiteSet, tta: TtaMode | None = None) -> Path:
-    tail = f"-tta-{tta.key()}" if tta is not None else ""
-    return homes.scores_dir(home) / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
-
-
 def _indices(s: SuiteSet, limit: int | None) -> list[int]:
     scored = s.scored
     return scored[:limit] if limit else scored
 
 
-def _segment(sets: list[SuiteSet], todo: list[int], cache: Path) -> Segment:
-    s = sets[0]
-    arrow, read_only = s.images()
-    return Segment(arrow, todo, str(parts_dir(cache)), name="+".join(x.name for x in sets),
-                   read_only=read_only, border=s.protocol.border,
-                   classes=list(s.classes) if s.classes is not None else None)
-
-
-def predict_sets(sub: Path, plan: list[tuple[SuiteSet, list[int], Path]], opts: RunOptions,
-                 job_dir: Path | None = None, tta: TtaMode | None = None) -> ChildReport | None:
-    """Predict, in one child, every row of each ``(set, indices, cache)`` missing from its cache;
-    under ``tta`` the batch size counts crops per forward pass, as in a single-set run. Every
-    asked row has a valid part in its cache when this returns. ``job_dir`` is not used (the
-    job file lives in a private folder of the runner's)."""
-    shared: dict[Path, tuple[list[SuiteSet], set[int]]] = {}
-    for s, indices, cache in plan:  # sets with one cache (same images, same ask) run once
-        sets, wanted = shared.setdefault(cache, ([], set()))
-        sets.append(s)
-        wanted.update(indices)
-    segments = []
-    for cache, (sets, wanted) in shared.items():
-        prepare_cache(cache)
-        done, _ = read_parts(cache, _rows_of(sets[0]))
-        todo = sorted(wanted - set(done))
-        if todo:
-            segments.append(_segment(sets, todo, cache))
-    if not segments:
-        return None
-    batch, spec = child_batch(tta, opts.batch_size)
-    job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
-                   workers=opts.resolved_workers(), memory_limit=opts.memory_limit,
-                   segments=segments, tta=spec)
-    bar = None
-    if opts.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=sum(len(s.indices) for s in segments), unit="img", desc=f"scoring {sub.stem} on "
-                   f"{len(segments)} sets")
-    try:
-        report = run_child(job, sub.name, timeout=opts.timeout, load_timeout=opts.load_timeout,
-                           no_network=opts.no_network, on_output=opts.on_output,
-                           on_progress=bar.update if bar else None, sandbox_tool=opts.sandbox,
-                           label_files=[f for s, _, _ in plan for f in s.label_files])
-    finally:
-        if bar:
-            bar.close()
-    for cache, (sets, wanted) in shared.items():   # the child's events are claims, parts proof
-        rows, _ = read_parts(cache, _rows_of(sets[0]))
-        missing_rows(rows, sorted(wanted), sub.name, cache)
-    return report
-
-
-def _rows_of(s: SuiteSet) -> range:
-    """Rows a part in ``s``'s cache may hold: any row of its images (the sets sharing a cache
-    share the images; another run may have scored other rows of them)."""
-    return range(len(s.ids))
-
-
-def _set_entry(s: SuiteSet, indices: list[int], rows: dict, out: Path, limit) -> dict:
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    top5 = np.stack([rows[i][0] for i in indices]).astype(np.int64)
-    prob = np.stack([rows[i][1] for i in indices]).astype(np.float32)
-    scored = s.rows(indices)
-    c1, c5 = correctness(top5, scored.labels)
-    pred = suite_predictions_path(out, s.name)
-    sha = write_predictions(pred, {
-        "id": scored.ids, "origin": scored.origins, "top5": top5.tolist(),
-        "top5_prob": prob.tolist(), "correct": c1.tolist(), "correct_top5": c5.tolist()})
-    metrics, origins = check.recompute(pq.read_table(pred))
+def _set_entry(ask: Ask, out: Path, limit, name: str) -> dict:
+    s = ask.set
+    metrics, origins, predictions, _ = write_set(ask, suite_predictions_path(out, s.name), name)
     return {"name": s.name, "protocol": s.protocol.name,
             "dataset": {"id": s.name, "source": s.source, "split": s.split,
                         "fingerprint": s.fingerprint, "rows": len(s.scored),
-                        "scored": len(indices), "limit": limit},
-            "metrics": metrics, "per_origin": origins,
-            "predictions": {"file": pred.name, "sha256": sha}}
+                        "scored": len(ask.indices), "limit": limit},
+            "metrics": metrics, "per_origin": origins, "predictions": predictions}
 
 
 def _imagenet_c(entries: list[dict], sets: list[SuiteSet], baseline) -> dict | None:
@@ -204,16 +126,11 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
     sandbox_used = opts.check_sandbox()
     sha = sha256_file(sub)
     chosen = resolve_sets(sets, dataset, split, home)
-    plan = [(s, _indices(s, limit), cache_dir(home, sha, s, tta)) for s in chosen]
-    report = predict_sets(sub, plan, opts, tta=tta)
-    metadata = _metadata(report, [c for _, _, c in plan])
-    stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
-    out = Path(out) if out else homes.scores_dir(home) / f"{stem}.suite.json"
-    entries = []
-    for s, indices, cache in plan:
-        rows, _ = read_parts(cache, _rows_of(s))
-        missing_rows(rows, indices, sub.name, cache)
-        entries.append(_set_entry(s, indices, rows, out, limit))
+    asks = [Ask(s, _indices(s, limit), cache_dir(home, sha, s, tta)) for s in chosen]
+    report = predict(sub, asks, opts, tta)
+    metadata = run_metadata(report, [a.cache for a in asks])
+    out = Path(out) if out else homes.scores_dir(home) / f"{result_stem(sub, tta)}.suite.json"
+    entries = [_set_entry(ask, out, limit, sub.name) for ask in asks]
     result = SuiteResult(
         submission={"name": sub.stem, "file": str(sub), "sha256": sha}, sets=entries,
         environment=environment(opts.resolved_device(), sandbox_used),
@@ -222,18 +139,5 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
         tta=None if tta is None else tta.describe())
     result.write(out)
     return SuiteRun(result, out, predicted=report.predicted if report else 0,
-                    scored=sum(len(i) for _, i, _ in plan))
+                    scored=sum(len(a.indices) for a in asks))
 
-
-def _metadata(report: ChildReport | None, caches: list[Path]) -> dict:
-    """The submission's METADATA: from this run's child, else from the run that filled a cache
-    (each cache keeps it in ``metadata.json``, beside the parts folder the child wrote)."""
-    if report is not None:
-        for cache in caches:
-            write_metadata(cache, report)
-        return report.metadata
-    for cache in caches:
-        meta = read_metadata(cache)
-        if meta is not None:
-            return meta
-    return {}

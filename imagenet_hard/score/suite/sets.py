@@ -105,15 +105,17 @@ def table_set(name: str, path: Path, home=None) -> SuiteSet:
                     label_files=(str(path),))
 
 
-def published_set(dataset=None, split: str = "validation", home=None) -> SuiteSet:
-    """The published ImageNet-Hard (a folder or Hub id) under today's protocol, unchanged."""
+def published_set(dataset=None, split: str = "validation", home=None,
+                  limit: int | None = None) -> SuiteSet:
+    """The published ImageNet-Hard (a folder or Hub id) under today's protocol, unchanged; a plain
+    ``imhard score`` scores it as a suite of one, its cache named by ``limit`` too."""
     from ..dataset import image_files, open_dataset
 
     sds = open_dataset(dataset, split, home)
     return SuiteSet(name=IMAGENET_HARD_SET, protocol=IMAGENET_HARD, source=sds.id,
                     ids=sds.ids, origins=sds.origins, labels=[tuple(x) for x in sds.labels],
                     fingerprint=sds.fingerprint, classes=None,
-                    cache_key=f"{sds.fingerprint[:16]}-{split}-all",
+                    cache_key=f"{sds.fingerprint[:16]}-{split}-{limit or 'all'}",
                     images=lambda: (image_files(sds, home), []), split=split,
                     label_files=tuple(sds.label_files()))
 

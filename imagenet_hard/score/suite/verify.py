@@ -4,7 +4,6 @@ labels, the ImageNet-C aggregates from the sets, and a seeded random subset of e
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +16,13 @@ from ..harness import (
     VerifyReport,
     check_scored_file,
     compare,
-    read_parts,
+    rerun,
+    sample_rows,
     submission_file,
 )
 from ..result import read_predictions
-from ..runner import new_scratch_dir
-from ..tta import TtaMode
 from .result import SuiteResult, load_suite
-from .run import _imagenet_c, load_baseline, predict_sets
+from .run import _imagenet_c, load_baseline
 from .sets import IMAGENET_HARD_SET, SuiteSet, resolve_sets
 
 #: Aggregates compared between a suite result and its recomputation.
@@ -95,33 +93,21 @@ def verify_suite(result_path: str | Path, sample: int = 200, seed: int = 0,
         dataset = result.entry(IMAGENET_HARD_SET)["dataset"].get("source")
     sets = resolve_sets(names, dataset, home=home)
     rng = np.random.default_rng(seed)
-    checks, plan = {}, []
-    scratch = new_scratch_dir("imhard-verify-")
-    try:
-        for k, s in enumerate(sets):
-            one = result.set_result(k)
-            if s.fingerprint != one.dataset["fingerprint"]:
-                raise InvalidValueError(
-                    f"set {s.name} here has fingerprint {s.fingerprint[:12]}…, the result was "
-                    f"scored on {one.dataset['fingerprint'][:12]}…")
-            table = read_predictions(result_path, one)
-            problems = check.consistency_problems(one, table, s.rows())
-            row_of = {rid: i for i, rid in enumerate(s.ids)}
-            ids = table.column("id").to_pylist()
-            picked = sorted(rng.choice(len(ids), size=min(sample, len(ids)), replace=False).tolist())
-            indices = [row_of[ids[p]] for p in picked]
-            checks[s.name] = (table, picked, indices, problems)
-            plan.append((s, indices, scratch / f"set-{k:04d}"))
-        tta = TtaMode.from_dict(result.tta) if result.tta else None   # the mode it claims
-        predict_sets(sub, plan, opts, scratch, tta)
-        reports = {}
-        for s, _, cache in plan:
-            table, picked, indices, problems = checks[s.name]
-            rows, _ = read_parts(cache)
-            if not indices:
-                raise SubmissionError(f"nothing to verify in set {s.name}: no prediction rows")
-            reports[s.name] = compare(table, picked, indices, rows, problems)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    checks = []
+    for k, s in enumerate(sets):
+        one = result.set_result(k)
+        if s.fingerprint != one.dataset["fingerprint"]:
+            raise InvalidValueError(
+                f"set {s.name} here has fingerprint {s.fingerprint[:12]}…, the result was "
+                f"scored on {one.dataset['fingerprint'][:12]}…")
+        table = read_predictions(result_path, one)
+        problems = check.consistency_problems(one, table, s.rows())
+        checks.append((s, table, *sample_rows(table, s, rng, sample), problems))
+    again = rerun(sub, [(c[0], c[3]) for c in checks], opts, result.tta)   # the mode it claims
+    reports = {}
+    for (s, table, picked, indices, problems), rows in zip(checks, again, strict=True):
+        if not indices:
+            raise SubmissionError(f"nothing to verify in set {s.name}: no prediction rows")
+        reports[s.name] = compare(table, picked, indices, rows, problems)
     problems, notes = imagenet_c_problems(result, sets, base)
     return SuiteVerifyReport(reports, problems, notes)
