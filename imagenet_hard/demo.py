@@ -153,7 +153,7 @@ def step_score(home, echo, tour: Tour) -> None:
 
     echo("== 5. score: the offline EfficientNet-Lite0 submission, then the leaderboard ==")
     sub = write_example_submission(home / "submissions" / "efficientnet_lite0.py")
-    run = score(sub, home=home, out=home / "scores" / "efficientnet_lite0.json",
+    run = score(sub, home=home, out=homes.scores_dir(home) / "efficientnet_lite0.json",
                 options=RunOptions(batch_size=8))
     echo(run.result.summary())
     add_result(run.path, home / "leaderboard", home=home, replace=True)
@@ -174,7 +174,7 @@ def step_suite(home, echo, tour: Tour) -> None:
 
     echo("== 6. score --suite: every built set, each with its own protocol ==")
     sub = write_example_submission(home / "submissions" / "efficientnet_lite0.py")
-    run = score_suite(sub, home=home, out=home / "scores" / "efficientnet_lite0.suite.json",
+    run = score_suite(sub, home=home, out=homes.scores_dir(home) / "efficientnet_lite0.suite.json",
                       options=RunOptions(batch_size=8))
     echo(run.result.summary())
     echo(f"suite result: {run.path}")
