@@ -1,21 +1,13 @@
 """The sharded-job engine: a list of items → shards → resumable workers → one merged output.
 
-Mining (``mining.run``) and the ImageNet-C build (``corruptions.build``) are both such jobs; each
-supplies its per-shard work and its merge, and this module does the rest:
-
-- the split: items in a fixed order cut in shards of ``shard_size`` (:func:`split`), so the
-  assignment depends only on the order;
-- resume: a shard is done when its file exists (each is written once, atomically), so a rerun
-  runs only the missing ones (:func:`pending`);
-- ``torchrun``: it sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; shard ``g`` of the job goes to
-  rank ``g % world`` and rank 0 merges (:func:`setup`, :func:`merge_on_rank_zero`). The group uses
-  gloo on the CPU and NCCL on CUDA, with a long timeout because ranks wait for each other only
-  at the end of the run. torch.distributed is the engine (no home-made scheduler);
-- the hand-out: shards run in this process or are handed to worker processes as they free up
-  (:func:`run`), with one progress bar per rank.
-
-torch is imported inside the functions (and only under torchrun or when a device is resolved), so
-importing this module stays light.
+Mining (``mining.run``) and the ImageNet-C build (``corruptions.build``) supply their per-shard
+work and their merge; this module does the rest. Items in a fixed order are cut in shards
+(:func:`split`); each shard's file is written once, atomically, so a rerun runs only the missing
+ones (:func:`pending`). Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) shard ``g``
+goes to rank ``g % world`` and rank 0 merges; the group uses gloo on the CPU and NCCL on CUDA,
+with a long timeout since ranks wait for each other only at the end. :func:`run` hands shards to
+this process or to worker processes as they free up, with one progress bar per rank. torch is
+imported only under torchrun or when a device is resolved, so importing this module stays light.
 """
 
 from __future__ import annotations
@@ -39,9 +31,6 @@ T = TypeVar("T")
 BARRIER_TIMEOUT = timedelta(hours=48)
 
 
-# -- the split and resume ------------------------------------------------------------------------
-
-
 def count(items: int, shard_size: int) -> int:
     """How many shards ``items`` items make: ceil(items / shard_size)."""
     return -(-items // shard_size)
@@ -52,13 +41,15 @@ def split(items: Sequence[T], shard_size: int) -> list[Sequence[T]]:
     return [items[i:i + shard_size] for i in range(0, len(items), shard_size)]
 
 
+def shard_file(folder: Path, k: int) -> Path:
+    """Shard ``k``'s file: ``<folder>/shard-NNNNN.parquet``."""
+    return folder / f"shard-{k:05d}.parquet"
+
+
 def pending(paths: Iterable[Path], ranks: Ranks) -> list[int]:
     """The job's shards (by number ``g``, in the order of ``paths``, each shard's output file)
     that fall to this rank and are not written yet."""
     return [g for g, path in enumerate(paths) if ranks.mine(g) and not path.exists()]
-
-
-# -- ranks ---------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -77,11 +68,6 @@ class Ranks:
         return shard % self.world == self.rank
 
 
-def world_size() -> int:
-    """The number of torchrun ranks (1 outside torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def is_rank_zero() -> bool:
     """True outside torchrun and on its rank 0 (the one that prints)."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -97,10 +83,11 @@ def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> to
     return dev
 
 
-def setup(device) -> tuple[Ranks, torch.device]:
-    """Join the torchrun process group when there is one; the device this rank uses."""
-    if world_size() <= 1:
-        return Ranks(), resolve_device(device)
+def setup(device, cpu_only: bool = False) -> tuple[Ranks, torch.device | str]:
+    """Join the torchrun process group when there is one; the device this rank uses (``"cpu"``,
+    without importing torch, for a ``cpu_only`` job outside torchrun)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Ranks(), "cpu" if cpu_only else resolve_device(device)
     import torch.distributed as dist
 
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -176,11 +163,7 @@ def teardown(ranks: Ranks) -> None:
         dist.destroy_process_group()
 
 
-# -- running the shards --------------------------------------------------------------------------
-
-
-def run(tasks: Sequence[T], work: Callable[[T], Any], on_done: Callable[[T, Any], None] | None = None,
-        *, size: Callable[[T], int] = len, workers: int = 0, desc: str = "job",
+def run(tasks: Sequence[T], work: Callable[[T], Any], on_done: Callable[[T, Any], None], *, size: Callable[[T], int] = len, workers: int = 0, desc: str = "job",
         ranks: Ranks | None = None, progress: bool = False, preload: Sequence[str] = (),
         initializer: Callable[[], None] | None = None) -> None:
     """Run ``work`` on every task, here (``workers == 0``) or in that many worker processes
@@ -196,8 +179,7 @@ def run(tasks: Sequence[T], work: Callable[[T], Any], on_done: Callable[[T, Any]
 
     def done(task, result) -> None:
         bar.update(size(task))
-        if on_done is not None:
-            on_done(task, result)
+        on_done(task, result)
 
     try:
         if workers == 0:

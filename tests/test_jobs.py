@@ -24,8 +24,8 @@ def test_split_count_and_round_robin_pending(tmp_path):
 def test_a_single_process_needs_no_torch(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("RANK", raising=False)
-    assert jobs.world_size() == 1 and jobs.is_rank_zero()
-    ranks = jobs.Ranks()
+    ranks, device = jobs.setup(None, cpu_only=True)
+    assert (ranks, device) == (jobs.Ranks(), "cpu") and jobs.is_rank_zero()
     assert not ranks.distributed and ranks.mine(5)
     assert jobs.merge_on_rank_zero(ranks, lambda: "merged") == "merged"
     assert jobs.sum_counts(ranks, [1.0, 2.0], "cpu") == [1.0, 2.0]

@@ -276,7 +276,7 @@ def shards_dir(home: Path, table: str) -> Path:
 
 
 def shard_file(home: Path, table: str, k: int) -> Path:
-    return shards_dir(home, table) / f"shard-{k:05d}.parquet"
+    return jobs.shard_file(shards_dir(home, table), k)
 
 
 # -- one shard ------------------------------------------------------------------------------
@@ -388,15 +388,6 @@ def _worker_init() -> None:
 # -- the whole build ------------------------------------------------------------------------
 
 
-def _ranks_and_device(opts: CorruptOptions) -> tuple[jobs.Ranks, str]:
-    """torchrun ranks and this rank's device; torch is imported only for the torch backend or
-    under torchrun."""
-    if jobs.world_size() <= 1 and opts.backend == "reference":
-        return jobs.Ranks(), "cpu"
-    ranks, dev = jobs.setup(opts.device if opts.backend == "torch" else "cpu")
-    return ranks, str(dev)
-
-
 def display_name(name: str, severity: int) -> str:
     """How users name a table: ``imagenet-c/fog/3`` (``imhard mine --source`` accepts it)."""
     return f"{SOURCE}/{name}/{severity}"
@@ -483,7 +474,7 @@ def merge_table(home: Path, plan: Plan, name: str, severity: int) -> BuildResult
 
 def _shard_task(home: Path, opts: CorruptOptions, plan: Plan, name: str, sev: int, k: int,
                 device: str) -> ShardTask:
-    part = plan.images[k * opts.shard_size:(k + 1) * opts.shard_size]  # jobs.split's shard k
+    part = plan.images[k * opts.shard_size:(k + 1) * opts.shard_size]
     return ShardTask(str(home), table_name(name, sev), name, sev, k, tuple(part), opts.backend,
                      device, opts.image_format)
 
@@ -511,9 +502,10 @@ def build_imagenet_c(home=None, options: CorruptOptions | None = None, force: bo
         from . import load_torch_backend
 
         load_torch_backend()  # a missing backend fails here, before anything is written
-    ranks, device = _ranks_and_device(opts)
+    cpu = opts.backend == "reference"  # torch is imported only for its backend or under torchrun
+    ranks, device = jobs.setup("cpu" if cpu else opts.device, cpu_only=cpu)
     try:
-        return _build(home_dir, opts, plan, force, progress, ranks, device)
+        return _build(home_dir, opts, plan, force, progress, ranks, str(device))
     finally:
         jobs.teardown(ranks)
 

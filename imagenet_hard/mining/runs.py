@@ -328,7 +328,7 @@ class MiningRun:
         return self.dir / SHARDS_DIR
 
     def shard_path(self, k: int) -> Path:
-        return self.shards_dir / f"shard-{k:05d}.parquet"
+        return jobs.shard_file(self.shards_dir, k)
 
     def missing_shards(self) -> list[int]:
         return [k for k in range(self.record.shards) if not self.shard_path(k).exists()]
