@@ -361,6 +361,18 @@ def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = 
     return report
 
 
+def run(sub: Path, sha: str, asks: list[Ask], opts: RunOptions, tta: TtaMode | None,
+        sandbox_used: str, named: bool = True) -> tuple[ChildReport | None, dict]:
+    """:func:`predict`, then the fields every result records (submission, metadata, environment,
+    date, test-time augmentation)."""
+    report = predict(sub, asks, opts, tta, named)
+    return report, {"submission": {"name": sub.stem, "file": str(sub), "sha256": sha},
+                    "metadata": run_metadata(report, [a.cache for a in asks]),
+                    "environment": environment(opts.resolved_device(), sandbox_used),
+                    "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "tta": None if tta is None else tta.describe()}
+
+
 def run_metadata(report: ChildReport | None, caches: list[Path]) -> dict:
     """The submission's METADATA: from this run's child, else from the run that filled a cache
     (each cache keeps it in ``metadata.json``, beside the parts folder the child wrote)."""
@@ -436,21 +448,14 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
         raise InvalidValueError(f"--limit must be positive, got {limit}")
     indices = s.scored[:limit] if limit else s.scored
     ask = Ask(s, indices, cache_dir(home, sha, s, tta), allowed=range(len(indices)))
-    report = predict(sub, [ask], opts, tta, named=False)
-    metadata = run_metadata(report, [ask.cache])
+    report, common = run(sub, sha, [ask], opts, tta, sandbox_used, named=False)
     out = Path(out) if out else homes.scores_dir(home) / f"{result_stem(sub, tta)}.json"
     pred_path = predictions_path(out)
     metrics, origins, predictions, speed = write_set(ask, pred_path, sub.name)
     metrics["images_per_s"] = speed
-    result = ScoreResult(
-        submission={"name": sub.stem, "file": str(sub), "sha256": sha},
-        metadata=metadata,
-        dataset={"id": s.source, "split": split, "fingerprint": s.fingerprint, "rows": len(s.ids),
-                 "scored": len(indices), "limit": limit},
-        metrics=metrics, per_origin=origins, environment=environment(opts.resolved_device(), sandbox_used),
-        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        predictions=predictions, tta=None if tta is None else tta.describe(),
-    )
+    result = ScoreResult(**common, metrics=metrics, per_origin=origins, predictions=predictions,
+                         dataset={"id": s.source, "split": split, "fingerprint": s.fingerprint,
+                                  "rows": len(s.ids), "scored": len(indices), "limit": limit})
     result.write(out)
     resumed = len(indices) - (report.done if report else 0)
     return ScoreRun(result, out, pred_path, resumed_rows=resumed)
@@ -510,39 +515,44 @@ def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
 
     opts = options or RunOptions()
     result = load_result(result_path)
-    table = read_predictions(result_path, result)
     sub = submission_file(submission or result.submission["file"])
     opts.check_sandbox()
     check_scored_file(sub, result.submission["sha256"])
     s = published_set(dataset or result.dataset["id"], result.dataset["split"], home)
-    if s.fingerprint != result.dataset["fingerprint"]:
-        raise InvalidValueError(f"dataset {s.source} has fingerprint {s.fingerprint[:12]}…, the "
-                                f"result was scored on {result.dataset['fingerprint'][:12]}…")
-    problems = check.consistency_problems(result, table, s.rows())
-    picked, indices = sample_rows(table, s, np.random.default_rng(seed), sample)
-    (rows,) = rerun(sub, [(s, indices)], opts, result.tta, named=False)
-    return compare(table, picked, indices, rows, problems)
+    return recheck(result_path, [(s, result)], sub, opts, sample, seed, named=False)[s.name]
 
 
-def sample_rows(table, s: SuiteSet, rng, sample: int) -> tuple[list[int], list[int]]:
-    """(positions in the predictions ``table``, row indices in ``s``) of ``sample`` random rows."""
-    row_of = {rid: i for i, rid in enumerate(s.ids)}
-    ids = table.column("id").to_pylist()
-    picked = sorted(rng.choice(len(ids), size=min(sample, len(ids)), replace=False).tolist())
-    return picked, [row_of[ids[k]] for k in picked]
-
-
-def rerun(sub: Path, picks: list[tuple[SuiteSet, list[int]]], opts: RunOptions,
-          tta: dict | None, named: bool = True) -> list[dict]:
-    """Predict each ``(set, indices)`` afresh (in one child, under the test-time augmentation
-    record ``tta`` a result claims): each set's rows by row index."""
-    mode = TtaMode.from_dict(tta) if tta else None
+def recheck(result_path: str | Path, pairs: list[tuple[SuiteSet, ScoreResult]], sub: Path,
+            opts: RunOptions, sample: int, seed: int, named: bool = True) -> dict[str, VerifyReport]:
+    """Each ``(set, its result)`` re-checked: the numbers against the predictions and the set's
+    labels, and ``sample`` seeded random rows re-run afresh (every set in one child, under the
+    test-time augmentation the result claims) and compared with the predictions."""
+    rng = np.random.default_rng(seed)
+    checks = []
+    for s, one in pairs:
+        if s.fingerprint != one.dataset["fingerprint"]:
+            what = f"set {s.name} here" if named else f"dataset {s.source}"
+            raise InvalidValueError(f"{what} has fingerprint {s.fingerprint[:12]}…, the result "
+                                    f"was scored on {one.dataset['fingerprint'][:12]}…")
+        table = read_predictions(result_path, one)
+        problems = check.consistency_problems(one, table, s.rows())
+        row_of = {rid: i for i, rid in enumerate(s.ids)}
+        ids = table.column("id").to_pylist()
+        picked = sorted(rng.choice(len(ids), size=min(sample, len(ids)), replace=False).tolist())
+        checks.append((s, table, picked, [row_of[ids[k]] for k in picked], problems))
+    claimed = pairs[0][1].tta
     scratch = new_scratch_dir("imhard-verify-")
     try:
-        asks = [Ask(s, indices, scratch / f"set-{k:04d}", allowed=set(indices))
-                for k, (s, indices) in enumerate(picks)]
-        predict(sub, asks, opts, mode, named)
-        return [read_parts(a.cache, a.may_hold)[0] for a in asks]
+        asks = [Ask(c[0], c[3], scratch / f"set-{k:04d}", allowed=set(c[3]))
+                for k, c in enumerate(checks)]
+        predict(sub, asks, opts, TtaMode.from_dict(claimed) if claimed else None, named)
+        reports = {}
+        for ask, (s, table, picked, indices, problems) in zip(asks, checks, strict=True):
+            if named and not indices:
+                raise SubmissionError(f"nothing to verify in set {s.name}: no prediction rows")
+            rows, _ = read_parts(ask.cache, ask.may_hold)
+            reports[s.name] = compare(table, picked, indices, rows, problems)
+        return reports
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -44,9 +44,29 @@ PREDICTIONS_SCHEMA = pa.schema([
 ])
 
 
+class Record:
+    """What a single result and a suite result share: the name shown, and their JSON."""
+
+    WHAT = "result"
+
+    @property
+    def name(self) -> str:
+        base = str(self.metadata.get("name") or self.submission["name"])
+        return f"{base} (TTA {self.tta['mode']})" if self.tta else base
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def write(self, path: str | Path) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        return cls(**checked_fields(cls, data, cls.WHAT))
+
 
 @dataclass(frozen=True)
-class ScoreResult:
+class ScoreResult(Record):
     submission: dict          # name, file, sha256
     dataset: dict             # id, split, fingerprint, rows (in the split), scored, limit
     metrics: dict             # n, correct, accuracy, accuracy_ci95, top5_accuracy, ece, images_per_s
@@ -107,11 +127,6 @@ class ScoreResult:
             TtaMode.from_record(self.tta)  # unknown, or not what that mode records: refused
 
     @property
-    def name(self) -> str:
-        base = str(self.metadata.get("name") or self.submission["name"])
-        return f"{base} (TTA {self.tta['mode']})" if self.tta else base
-
-    @property
     def complete(self) -> bool:
         return self.dataset["scored"] == self.dataset["rows"]
 
@@ -133,16 +148,6 @@ class ScoreResult:
             lines.append(f"  {row['origin']:<24} {row['n']:>6} {100 * row['accuracy']:>8.2f} "
                          f"{100 * lo:>7.2f}–{100 * hi:<6.2f} {100 * row['top5_accuracy']:>8.2f}")
         return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def write(self, path: str | Path) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ScoreResult:
-        return cls(**checked_fields(cls, data, "result"))
 
 
 def checked_fields(cls, data: dict, what: str) -> dict:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import InvalidValueError
-from ...files import write_json_atomic
 from ..contract import metadata_problems
 from ..protocols import PROTOCOLS
-from ..result import ScoreResult, checked_fields, read_result_json
+from ..result import Record, ScoreResult, read_result_json
 from ..tta import TtaMode
 
 SUITE_SCHEMA_VERSION = "1"
@@ -37,7 +36,7 @@ def set_file_slug(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class SuiteResult:
+class SuiteResult(Record):
     submission: dict          # name, file, sha256
     sets: list                # [{name, protocol, dataset, metrics, per_origin, predictions}]
     environment: dict
@@ -47,6 +46,7 @@ class SuiteResult:
     tta: dict | None = None   # score.tta: the mode every set was scored with (None: plain)
     kind: str = KIND
     schema_version: str = SUITE_SCHEMA_VERSION
+    WHAT = "suite result"
 
     def __post_init__(self):
         if self.kind != KIND or self.schema_version != SUITE_SCHEMA_VERSION:
@@ -99,21 +99,6 @@ class SuiteResult:
             if e["name"] == name:
                 return e
         raise InvalidValueError(f"the suite result has no set {name!r}")
-
-    @property
-    def name(self) -> str:
-        base = str(self.metadata.get("name") or self.submission["name"])
-        return f"{base} (TTA {self.tta['mode']})" if self.tta else base
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def write(self, path: str | Path) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SuiteResult:
-        return cls(**checked_fields(cls, data, "suite result"))
 
     def summary(self) -> str:
         """A screenful: one line per set (ImageNet-C folded into its aggregates)."""

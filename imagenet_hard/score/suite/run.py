@@ -18,7 +18,6 @@ cut), so every set keeps its own protocol.
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +28,8 @@ from ..harness import (
     Ask,
     RunOptions,
     cache_dir,
-    environment,
-    predict,
     result_stem,
-    run_metadata,
+    run,
     submission_file,
     write_set,
 )
@@ -127,16 +124,10 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
     sha = sha256_file(sub)
     chosen = resolve_sets(sets, dataset, split, home)
     asks = [Ask(s, _indices(s, limit), cache_dir(home, sha, s, tta)) for s in chosen]
-    report = predict(sub, asks, opts, tta)
-    metadata = run_metadata(report, [a.cache for a in asks])
+    report, common = run(sub, sha, asks, opts, tta, sandbox_used)
     out = Path(out) if out else homes.scores_dir(home) / f"{result_stem(sub, tta)}.suite.json"
     entries = [_set_entry(ask, out, limit, sub.name) for ask in asks]
-    result = SuiteResult(
-        submission={"name": sub.stem, "file": str(sub), "sha256": sha}, sets=entries,
-        environment=environment(opts.resolved_device(), sandbox_used),
-        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        metadata=metadata, imagenet_c=_imagenet_c(entries, chosen, base),
-        tta=None if tta is None else tta.describe())
+    result = SuiteResult(**common, sets=entries, imagenet_c=_imagenet_c(entries, chosen, base))
     result.write(out)
     return SuiteRun(result, out, predicted=report.predicted if report else 0,
                     scored=sum(len(a.indices) for a in asks))

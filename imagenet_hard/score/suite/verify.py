@@ -7,20 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ...errors import InvalidValueError, SubmissionError
 from .. import check
-from ..harness import (
-    RunOptions,
-    VerifyReport,
-    check_scored_file,
-    compare,
-    rerun,
-    sample_rows,
-    submission_file,
-)
-from ..result import read_predictions
+from ..harness import RunOptions, VerifyReport, check_scored_file, recheck, submission_file
 from .result import SuiteResult, load_suite
 from .run import _imagenet_c, load_baseline
 from .sets import IMAGENET_HARD_SET, SuiteSet, resolve_sets
@@ -92,22 +80,7 @@ def verify_suite(result_path: str | Path, sample: int = 200, seed: int = 0,
     if dataset is None and IMAGENET_HARD_SET in names:  # where it was scored, as `verify` does
         dataset = result.entry(IMAGENET_HARD_SET)["dataset"].get("source")
     sets = resolve_sets(names, dataset, home=home)
-    rng = np.random.default_rng(seed)
-    checks = []
-    for k, s in enumerate(sets):
-        one = result.set_result(k)
-        if s.fingerprint != one.dataset["fingerprint"]:
-            raise InvalidValueError(
-                f"set {s.name} here has fingerprint {s.fingerprint[:12]}…, the result was "
-                f"scored on {one.dataset['fingerprint'][:12]}…")
-        table = read_predictions(result_path, one)
-        problems = check.consistency_problems(one, table, s.rows())
-        checks.append((s, table, *sample_rows(table, s, rng, sample), problems))
-    again = rerun(sub, [(c[0], c[3]) for c in checks], opts, result.tta)   # the mode it claims
-    reports = {}
-    for (s, table, picked, indices, problems), rows in zip(checks, again, strict=True):
-        if not indices:
-            raise SubmissionError(f"nothing to verify in set {s.name}: no prediction rows")
-        reports[s.name] = compare(table, picked, indices, rows, problems)
+    reports = recheck(result_path, [(s, result.set_result(k)) for k, s in enumerate(sets)], sub,
+                      opts, sample, seed)
     problems, notes = imagenet_c_problems(result, sets, base)
     return SuiteVerifyReport(reports, problems, notes)
