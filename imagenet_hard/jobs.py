@@ -46,10 +46,15 @@ def shard_file(folder: Path, k: int) -> Path:
     return folder / f"shard-{k:05d}.parquet"
 
 
-def pending(paths: Iterable[Path], ranks: Ranks) -> list[int]:
+def missing(paths: Iterable[Path]) -> list[int]:
     """The job's shards (by number ``g``, in the order of ``paths``, each shard's output file)
-    that fall to this rank and are not written yet."""
-    return [g for g, path in enumerate(paths) if ranks.mine(g) and not path.exists()]
+    not written yet."""
+    return [g for g, path in enumerate(paths) if not path.exists()]
+
+
+def pending(paths: Iterable[Path], ranks: Ranks) -> list[int]:
+    """The shards of :func:`missing` that fall to this rank."""
+    return [g for g in missing(paths) if ranks.mine(g)]
 
 
 @dataclass
@@ -163,7 +168,8 @@ def teardown(ranks: Ranks) -> None:
         dist.destroy_process_group()
 
 
-def run(tasks: Sequence[T], work: Callable[[T], Any], on_done: Callable[[T, Any], None], *, size: Callable[[T], int] = len, workers: int = 0, desc: str = "job",
+def run(tasks: Sequence[T], work: Callable[[T], Any], on_done: Callable[[T, Any], None], *,
+        size: Callable[[T], int] = len, workers: int = 0, desc: str = "job",
         ranks: Ranks | None = None, progress: bool = False, preload: Sequence[str] = (),
         initializer: Callable[[], None] | None = None) -> None:
     """Run ``work`` on every task, here (``workers == 0``) or in that many worker processes

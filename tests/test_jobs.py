@@ -16,7 +16,7 @@ def test_split_count_and_round_robin_pending(tmp_path):
     assert [jobs.count(n, 3) for n in (0, 1, 3, 7)] == [0, 1, 1, 3]
     paths = [tmp_path / f"shard-{g}" for g in range(5)]
     paths[2].touch()
-    assert jobs.pending(paths, jobs.Ranks()) == [0, 1, 3, 4]
+    assert jobs.missing(paths) == jobs.pending(paths, jobs.Ranks()) == [0, 1, 3, 4]
     assert jobs.pending(paths, jobs.Ranks(rank=0, world=2)) == [0, 4]
     assert jobs.pending(paths, jobs.Ranks(rank=1, world=2)) == [1, 3]
 

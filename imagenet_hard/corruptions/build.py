@@ -448,14 +448,14 @@ def merge_table(home: Path, plan: Plan, name: str, severity: int) -> BuildResult
     """Write a table and its rejects from its finished shards, then drop the shards."""
     table = table_name(name, severity)
     record = json.loads((shards_dir(home, table) / "plan.json").read_text())
-    n = jobs.count(len(plan.images), record["shard_size"])
+    paths = [shard_file(home, table, k)
+             for k in range(jobs.count(len(plan.images), record["shard_size"]))]
+    if gone := jobs.missing(paths):
+        raise MissingFileError(f"{display_name(name, severity)} lacks shard "
+                               f"{paths[gone[0]].name}; rerun the same `imhard build` to finish it")
     rows: list[SourceRow] = []
     rejects: list[Reject] = []
-    for k in range(n):
-        path = shard_file(home, table, k)
-        if not path.exists():
-            raise MissingFileError(f"{display_name(name, severity)} lacks shard {path.name}; "
-                                   "rerun the same `imhard build` to finish it")
+    for path in paths:
         r, j = read_shard(path)
         rows += r
         rejects += j
@@ -470,13 +470,6 @@ def merge_table(home: Path, plan: Plan, name: str, severity: int) -> BuildResult
     shutil.rmtree(shards_dir(home, table), ignore_errors=True)
     return BuildResult(display_name(name, severity), path, rejects_path, len(rows), len(rejects),
                        skipped=False)
-
-
-def _shard_task(home: Path, opts: CorruptOptions, plan: Plan, name: str, sev: int, k: int,
-                device: str) -> ShardTask:
-    part = plan.images[k * opts.shard_size:(k + 1) * opts.shard_size]
-    return ShardTask(str(home), table_name(name, sev), name, sev, k, tuple(part), opts.backend,
-                     device, opts.image_format)
 
 
 def _result(home: Path, name: str, severity: int, skipped: bool) -> BuildResult:
@@ -521,8 +514,8 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
     if ranks.rank != 0:  # this machine must make the bytes rank 0 pinned
         for n, s in todo:
             check_plan(home, table_record(opts, plan, n, s, device.split(":")[0]))
-    every = [(n, s, k) for n, s in todo
-             for k in range(jobs.count(len(plan.images), opts.shard_size))]
+    parts = jobs.split(plan.images, opts.shard_size)
+    every = [(n, s, k) for n, s in todo for k in range(len(parts))]
     mine = [every[g] for g in jobs.pending(
         (shard_file(home, table_name(n, s), k) for n, s, k in every), ranks)]
     left = {t: sum(1 for n, s, _ in mine if (n, s) == t) for t in todo}
@@ -538,10 +531,11 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
         if not left[t] and not ranks.distributed:
             built[t] = merge_table(home, plan, *t)
 
-    jobs.run([_shard_task(home, opts, plan, n, s, k, device) for n, s, k in mine], run_shard,
-             on_done, size=lambda task: len(task.images), workers=workers, desc="imagenet-c",
-             ranks=ranks, progress=progress, preload=(__name__, "imagecorruptions"),
-             initializer=_worker_init)
+    tasks = [ShardTask(str(home), table_name(n, s), n, s, k, tuple(parts[k]), opts.backend, device,
+                       opts.image_format) for n, s, k in mine]
+    jobs.run(tasks, run_shard, on_done, size=lambda task: len(task.images), workers=workers,
+             desc="imagenet-c", ranks=ranks, progress=progress,
+             preload=(__name__, "imagecorruptions"), initializer=_worker_init)
     if ranks.distributed:
         built.update(jobs.merge_on_rank_zero(
             ranks, lambda: {t: merge_table(home, plan, *t) for t in todo}) or {})

@@ -331,7 +331,7 @@ class MiningRun:
         return jobs.shard_file(self.shards_dir, k)
 
     def missing_shards(self) -> list[int]:
-        return [k for k in range(self.record.shards) if not self.shard_path(k).exists()]
+        return jobs.missing(map(self.shard_path, range(self.record.shards)))
 
     @property
     def candidates_path(self) -> Path:
