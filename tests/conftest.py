@@ -1,11 +1,12 @@
 """Every test runs with its data home, HF caches and torch hub in a temporary folder.
 
-`make test` runs the suite on every CPU with pytest-xdist (`-n auto`, `--dist loadgroup` from
+`make test` runs the suite on every CPU with pytest-xdist (`-n auto`, `--dist loadfile` from
 pyproject.toml). What keeps the workers apart: each test has its own data home and caches (below),
 servers listen on port 0, session fixtures are per worker (``tmp_path_factory`` folders are), and
-tests that must share one process run as one `xdist_group`: the help examples (one workspace, in
-order, on the fixed port 8765), the browser tests (one Chromium at a time), and each file whose
-tests share a module- or session-scoped fixture of its own (built once, tests in file order).
+a file's tests run in one worker, in file order: the help examples share one workspace and run in
+order (on the fixed port 8765, which no other file uses), and a file's module-scoped world is
+built once. (`--dist loadgroup` would allow finer groups, but with pytest-xdist 3.8 and pytest 9
+here it handed the tests of one `xdist_group` to both workers.)
 """
 
 from __future__ import annotations
@@ -31,37 +32,10 @@ def pytest_configure(config):
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-def _shares_a_module_fixture(item) -> bool:
-    """Whether ``item`` uses a module- or session-scoped fixture defined in its own file (built
-    once per worker that runs one of the file's tests; an autouse one is taken as cheap)."""
-    import inspect
-
-    info = getattr(item, "_fixtureinfo", None)
-    for defs in info.name2fixturedefs.values() if info else ():
-        for fixturedef in defs:
-            if fixturedef.scope in ("function", "class") or getattr(fixturedef, "_autouse", False):
-                continue
-            try:
-                if inspect.getfile(fixturedef.func) == str(item.path):
-                    return True
-            except TypeError:
-                continue
-    return False
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        if item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
-        elif _shares_a_module_fixture(item):
-            # one worker builds the file's shared world once, and runs its tests in file order
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     if hasattr(config, "workerinput"):
-        # Longest first (xdist hands out work in this order: `--no-loadscope-reorder`), so that
-        # no worker is left alone with a long test at the end: the two longest files, then files
+        # Longest first (xdist hands out files in this order: `--no-loadscope-reorder`), so that
+        # no worker is left alone with a long file at the end: the two longest files, then files
         # with a slow test, then the rest; a file's tests stay together and in order.
         rank = {}
         for item in items:

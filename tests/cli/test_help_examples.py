@@ -33,9 +33,8 @@ from imagenet_hard.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
-# One worker runs them all, in order: later examples use what earlier ones made, and the review
-# server examples listen on the fixed port 8765.
-pytestmark = pytest.mark.xdist_group("help_examples")
+# One worker runs them all, in order (pytest-xdist's `--dist loadfile`): later examples use what
+# earlier ones made, and the review server examples listen on the fixed port 8765.
 
 
 @dataclass(frozen=True)
