@@ -18,8 +18,10 @@ HEADER = ("# Command reference\n\nGenerated from the commands' own help by "
 
 
 def _walk(cmd: click.Command, path: list[str], parent: click.Context | None):
-    ctx = click.Context(cmd, info_name=path[-1], parent=parent, terminal_width=WIDTH,
-                        max_content_width=WIDTH)
+    # The command's own context settings (``-h``), as ``imhard`` applies them: click caches the
+    # help option on the command, so a help rendered without them would differ by process.
+    settings = {**cmd.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    ctx = cmd.context_class(cmd, info_name=path[-1], parent=parent, **settings)
     yield path, cmd, ctx
     if isinstance(cmd, click.Group):
         for name in sorted(cmd.list_commands(ctx)):

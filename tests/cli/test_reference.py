@@ -38,3 +38,13 @@ def test_reference_has_every_command_and_option():
 def test_a_changed_help_makes_the_reference_stale():
     cmd = click.Command("imhard", help="Something else entirely.")
     assert render(cmd) != DOC.read_text(encoding="utf-8")
+
+
+def test_the_reference_is_the_same_after_the_commands_ran():
+    """Click caches each command's help option the first time a context asks for it; the
+    reference must not depend on whether a command ran before in this process."""
+    from click.testing import CliRunner
+
+    CliRunner().invoke(main, ["--help"])
+    CliRunner().invoke(main, ["score", "-h"])
+    assert render() == DOC.read_text(encoding="utf-8")
