@@ -106,3 +106,19 @@ def write_submission(folder: Path, body: str, name: str = "submission.py") -> Pa
     path = folder / name
     path.write_text(textwrap.dedent(body))
     return path
+
+
+def sandbox_tools() -> list:
+    """``bwrap`` and ``unshare`` as pytest params, each skipped (saying why) where it cannot
+    build a sandbox on this machine."""
+    import os
+
+    import pytest
+
+    from imagenet_hard.score import sandbox
+
+    out = []
+    for tool in ("bwrap", "unshare"):
+        how, why = sandbox._working(tool, False, os.geteuid())
+        out.append(pytest.param(tool, marks=pytest.mark.skipif(how is None, reason=why or "")))
+    return out

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from scoring_data import write_submission
+from scoring_data import sandbox_tools, write_submission
 
 from imagenet_hard.errors import SandboxError
 from imagenet_hard.score import RunOptions, score
@@ -84,14 +84,6 @@ def _score(w, tool: str, lines: list[str]):
     return score(w["sub"], dataset=w["data"], options=opts)
 
 
-def _tools() -> list:
-    out = []
-    for tool in ("bwrap", "unshare"):
-        how, why = sb._working(tool, False, os.geteuid())
-        out.append(pytest.param(tool, marks=pytest.mark.skipif(how is None, reason=why or "")))
-    return out
-
-
 def test_unconfined_cheat_reads_labels_by_both_routes(world):
     lines: list[str] = []
     run = _score(world, "none", lines)
@@ -100,7 +92,7 @@ def test_unconfined_cheat_reads_labels_by_both_routes(world):
     assert run.result.metrics["accuracy"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("tool", _tools())
+@pytest.mark.parametrize("tool", sandbox_tools())
 def test_sandboxed_cheat_scores_what_a_blind_model_scores(world, tool):
     lines: list[str] = []
     run = _score(world, tool, lines)
@@ -110,7 +102,7 @@ def test_sandboxed_cheat_scores_what_a_blind_model_scores(world, tool):
     assert run.result.metrics["accuracy"] == 0.0     # class 0, in no sample label
 
 
-@pytest.mark.parametrize("tool", _tools())
+@pytest.mark.parametrize("tool", sandbox_tools())
 def test_a_copy_of_the_labels_in_a_weight_folder_stops_the_run(world, tool):
     weights = Path(sb.hub_cache()) / "models--someone--weights" / "blobs"
     weights.mkdir(parents=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from scoring_data import MODEL_FORM, PREDICT_FORM, make_dataset, write_submission
+from scoring_data import MODEL_FORM, PREDICT_FORM, make_dataset, sandbox_tools, write_submission
 
 from imagenet_hard.cli import main
 from imagenet_hard.errors import SandboxError, SubmissionError
@@ -76,14 +76,6 @@ def load(device):
 '''
 
 
-def _tools() -> list:
-    out = []
-    for tool in ("bwrap", "unshare"):
-        how, why = sb._working(tool, False, os.geteuid())
-        out.append(pytest.param(tool, marks=pytest.mark.skipif(how is None, reason=why or "")))
-    return out
-
-
 def _alive(marker: str) -> list[int]:
     """PIDs whose command line holds ``marker``."""
     pids = []
@@ -138,14 +130,14 @@ def _assert_confined(out: str, h: dict) -> None:
     assert _alive(h["marker"]) == [], "a process of the submission outlived the run"
 
 
-@pytest.mark.parametrize("tool", _tools())
+@pytest.mark.parametrize("tool", sandbox_tools())
 def test_hostile_submission_finds_no_secret_and_leaves_no_process(hostile, tool):
     res = _score_cli(hostile, "--sandbox", tool)
     assert res.returncode == 0, res.stdout + res.stderr
     _assert_confined(res.stdout + res.stderr, hostile)
 
 
-@pytest.mark.parametrize("tool", _tools())
+@pytest.mark.parametrize("tool", sandbox_tools())
 def test_timed_out_submission_leaves_no_process(hostile, tool, monkeypatch):
     monkeypatch.setenv("IMHARD_TEST_HANG", "1")
     monkeypatch.setenv("HOME", hostile["env"]["HOME"])
@@ -167,7 +159,7 @@ def test_unconfined_run_shows_what_the_sandbox_prevents(hostile):
     assert _alive(hostile["marker"])
 
 
-@pytest.mark.parametrize("tool", _tools())
+@pytest.mark.parametrize("tool", sandbox_tools())
 def test_memory_limit_fails_with_one_sentence(tmp_path, tool):
     sub = write_submission(tmp_path, PREDICT_FORM + '''
 _inner = load
@@ -185,7 +177,7 @@ def load(device):
     assert "Traceback" not in res.output and error.count(". ") == 0
 
 
-@pytest.mark.parametrize("tool", _tools())
+@pytest.mark.parametrize("tool", sandbox_tools())
 def test_torch_model_runs_under_a_memory_limit(tmp_path, tool):
     data = make_dataset(tmp_path / "ds")
     sub = write_submission(tmp_path, MODEL_FORM)
