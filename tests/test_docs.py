@@ -101,3 +101,16 @@ def test_readme_submission_example_follows_the_contract(tmp_path):
     path.write_text(body)
     sub = contract.inspect(contract.import_file(path))
     assert sub.form == "predict" and sub.metadata["name"] == "ResNet-18 + flip"
+
+
+@pytest.mark.slow
+def test_the_python_api_example_runs(isolated_home, monkeypatch, capsys):
+    """docs/python-api.md's example, as written, in a fresh data home (the test's)."""
+    (body,) = [b for lang, b in _blocks(ROOT / "docs" / "python-api.md") if lang == "python"]
+    monkeypatch.chdir(ROOT)        # it names leaderboard/submissions/… relative to the checkout
+    scope: dict = {}
+    exec(compile(body, "docs/python-api.md", "exec"), scope)
+    assert scope["result"].result.metrics["n"] == scope["out"].rows
+    assert [s["name"] for s in scope["suite"].result.sets] == ["sample", "imagenet-hard"]
+    assert scope["zoomed"].result.tta["mode"] == "zoom-in-mean"
+    assert (isolated_home / "dist" / "imagenet-hard").is_dir()
