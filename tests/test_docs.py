@@ -112,5 +112,5 @@ def test_the_python_api_example_runs(isolated_home, monkeypatch, capsys):
     exec(compile(body, "docs/python-api.md", "exec"), scope)
     assert scope["result"].result.metrics["n"] == scope["out"].rows
     assert [s["name"] for s in scope["suite"].result.sets] == ["sample", "imagenet-hard"]
-    assert scope["zoomed"].result.tta["mode"] == "zoom-in-mean"
+    assert scope["zoomed"].result.tta["mode"] == "zoom-224-mean"
     assert (isolated_home / "dist" / "imagenet-hard").is_dir()

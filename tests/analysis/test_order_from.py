@@ -111,12 +111,14 @@ def test_a_resumed_run_refuses_another_order(world):
     assert mine(["syn"], judge, run="pinned", crop_order=learned, **kw).summary.images == 5
 
 
-def test_cli_order_from(world):
+def test_cli_order_from(world, request):
     from imagenet_hard.judges import JUDGES, register_judge
 
     if "test-order-judge" not in JUDGES:
         register_judge("test-order-judge")(
             lambda device=None, **kw: ControlledJudge(world["index"], world["plans"]))
+        # Gone afterwards: a later test in this process lists the registered judges.
+        request.addfinalizer(lambda: JUDGES._items.pop("test-order-judge", None))
     args = ["mine", "--source", "syn", "--judge", "test-order-judge", "--device", "cpu",
             "--workers", "0", "--home", str(world["home"])]
     res = CliRunner().invoke(main, [*args, "--run", "cli-learned", "--order-from", "full"])
