@@ -230,12 +230,14 @@ def _subset_source(home, name: str, ids: list[str]) -> None:
     write_source_table(rows, home / "sources" / f"{name}.parquet", name)
 
 
-def test_cli_mines_with_a_registered_judge_and_prints_a_summary(synth):
+def test_cli_mines_with_a_registered_judge_and_prints_a_summary(synth, request):
     from imagenet_hard.judges import JUDGES, register_judge
 
     if "test-controlled" not in JUDGES:
         register_judge("test-controlled")(
             lambda device=None, **kw: ControlledJudge(synth["index"], synth["plans"]))
+        # Gone afterwards: a later test in this process lists the registered judges.
+        request.addfinalizer(lambda: JUDGES._items.pop("test-controlled", None))
     args = ["mine", "--source", "synth_a,synth_on", "--judge", "test-controlled", "--device",
             "cpu", "--batch-size", "8", "--home", str(synth["home"])]
     res = CliRunner().invoke(main, args)
