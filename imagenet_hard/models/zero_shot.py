@@ -2,8 +2,10 @@
 
 Each class's text embedding is the normalised mean of the normalised embeddings of
 ``template.format(name)`` over the templates (OpenAI's 80 over its 1000 curated names by
-default); logits = 100 · cos(image, class) (paper appendix A.4). The head is computed
-in whatever autocast context the caller holds, so a judge gets it in its own precision.
+default); logits = 100 · cos(image, class) (paper appendix A.4). The image tower runs in whatever autocast
+context the caller holds, so a judge gets it in its own precision; the final ``100 · cos`` is
+always computed in float32, autocast or not (in fp16 its resolution near 100·0.3 is 0.03, enough
+to reorder near-tied classes).
 """
 
 from __future__ import annotations
@@ -58,10 +60,21 @@ class ZeroShotClassifier(torch.nn.Module):
         size = getattr(getattr(self.clip, "visual", None), "image_size", 224)
         return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The image tower's low precision (fp16/bf16) if its weight matrices have one, else
+        float32. Not the model's first parameter: open_clip's fp16 conversion (like clip.load's)
+        leaves embeddings and LayerNorms float32 while the patch convolution is half."""
+        visual = getattr(self.clip, "visual", self.clip)
+        for p in visual.parameters():
+            if p.is_floating_point() and p.dim() >= 2 and p.dtype != torch.float32:
+                return p.dtype
+        return torch.float32
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         # Half-precision weights (open_clip precision="fp16", like clip.load on CUDA) take
         # half inputs; under autocast the weights are float32 and inputs stay as they are.
-        dtype = next(self.clip.parameters()).dtype
-        emb = self.clip.encode_image(images.to(dtype)).float()
-        emb = emb / emb.norm(dim=-1, keepdim=True)
-        return self.logit_scale * emb @ self.text_weights.T
+        emb = self.clip.encode_image(images.to(self.input_dtype)).float()
+        with torch.autocast(emb.device.type, enabled=False):
+            emb = emb / emb.norm(dim=-1, keepdim=True)
+            return self.logit_scale * emb @ self.text_weights.T

@@ -214,6 +214,38 @@ def test_zero_shot_judge_wraps_the_model_layer():
         create_judge("efficientnet-lite0", device="cpu", normalization="imagenet")
 
 
+def test_fp16_weights_predict_end_to_end_on_cpu():
+    """open_clip's fp16 weights (what the CLIP reference submission asks for on CUDA) leave
+    ``positional_embedding`` fp32; the input dtype must come from the visual tower's weights."""
+    from imagenet_hard.models.open_clip import create_open_clip_model
+
+    torch.manual_seed(0)
+    half = create_open_clip_model("ViT-B-32/random", precision="fp16")
+    torch.manual_seed(0)
+    full = create_open_clip_model("ViT-B-32/random", precision="fp32")
+    assert half.module.clip.visual.conv1.weight.dtype == torch.float16
+    images = [photo(), photo("coffee")]
+    logits = half.predict(images)
+    assert logits.shape == (2, 1000) and logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+    gap = (logits - full.predict(images)).abs().max().item()
+    assert gap < 0.5, f"fp16 and fp32 logits of the same weights differ by {gap}"
+
+
+def test_zero_shot_logits_are_fp32_under_autocast(tiny_arch):
+    """The tower runs in the caller's autocast; the final 100 · cos does not."""
+    model = create_model(f"open_clip:{TINY}/{tiny_arch}", device="cpu", templates=["a {}."],
+                         classnames=["cat", "dog", "cup"])
+    x = model.transform(photo()).unsqueeze(0)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model.module(x)
+        emb = model.module.clip.encode_image(x).float()
+    assert logits.dtype == torch.float32
+    emb = emb / emb.norm(dim=-1, keepdim=True)
+    expected = 100.0 * emb @ model.module.text_weights.T  # fp32, outside autocast
+    assert torch.allclose(logits, expected, atol=1e-4), (logits - expected).abs().max()
+
+
 # --- names, specs and the registry ---------------------------------------------------------------
 
 def did_you_mean(err) -> list[str]:
