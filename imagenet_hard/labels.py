@@ -145,3 +145,26 @@ def validate_label(indices) -> list[int]:
     if bad:
         raise InvalidValueError(f"label indices must be in 0..999, got {bad}")
     return out
+
+
+def parse_labels(values) -> list[int]:
+    """Class indices from what people type: indices (``339``) or class names as the published
+    dataset writes them (``sorrel``), each value possibly comma-separated; sorted, unique."""
+    by_name = {n.lower(): i for i, n in enumerate(clip_names())}
+    out = set()
+    for value in values:
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part.isdigit():
+                out.add(int(part))
+            elif part.lower() in by_name:
+                out.add(by_name[part.lower()])
+            else:
+                from .errors import did_you_mean
+
+                raise UnknownNameError(
+                    f"unknown class name {part!r}.{did_you_mean(part.lower(), by_name)} Give a "
+                    "class index 0..999 or a name as the published english_label writes it")
+    return validate_label(sorted(out))

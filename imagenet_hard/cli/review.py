@@ -125,6 +125,34 @@ def decide(ids, verdict, reason, tags, note, reviewer, home):
 
 
 @review.command()
+@click.argument("image_id", metavar="ID")
+@click.option("--label", "label", multiple=True, required=True, metavar="CLASS",
+              help="New label: a class index 0..999 or name; repeat (or comma-separate) for a "
+                   "label set. Replaces the whole list.")
+@click.option("--reason", required=True, help="Why the label changes (published in the changes).")
+@click.option("--note", default=None, help="Free text kept with the event.")
+@click.option("--reviewer", default=_default_reviewer, envvar="IMHARD_REVIEWER",
+              show_default="your login name", help="Who relabelled.")
+@home_option
+def relabel(image_id, label, reason, note, reviewer, home):
+    """Change a candidate's label list; the next published version lists the change.
+
+    An event in the review log like a decision: `imhard review undo` cancels it.
+
+    \b
+    Example:
+      imhard review relabel sample/n02389026/horse.png --label sorrel --label 603 --reason "a cart is in view"
+    """
+    from ..labels import english_labels, parse_labels
+
+    new = parse_labels(label)
+    with _store(home) as store:
+        ev = store.relabel(image_id, new, reason, note=note, reviewer=reviewer)
+    names = ", ".join(english_labels(ev["label"]))
+    click.echo(f"relabelled {ev['id']} → {list(ev['label'])} ({names}) (#{ev['seq']})")
+
+
+@review.command()
 @click.argument("image_id", metavar="[ID]", required=False)
 @click.option("--reviewer", default=None, help="Undo this reviewer's latest decision.")
 @home_option
@@ -148,7 +176,7 @@ def undo(image_id, reviewer, home):
 @click.argument("image_id", metavar="[ID]", required=False)
 @home_option
 def history(image_id, home):
-    """Every event of the log (decisions and undos), oldest first.
+    """Every event of the log (decisions, relabels and undos), oldest first.
 
     \b
     Example:
@@ -160,6 +188,8 @@ def history(image_id, home):
         events = store.history(image_id)
     for ev in events:
         what = f"undo of #{ev['undoes']}" if ev["verdict"] == UNDO else ev["verdict"]
+        if ev.get("label") is not None:
+            what = f"relabel → {','.join(str(x) for x in ev['label'])}"
         extra = "".join(f" {k}={ev[k]}" for k in ("reason", "note") if ev[k])
         tags = f" tags={','.join(ev['tags'])}" if ev["tags"] else ""
         click.echo(f"#{ev['seq']:<6} {ev['at']} {ev['reviewer'] or '-':<12} {what:<12} "

@@ -14,12 +14,13 @@ from .store import (
     ImportResult,
     ReviewStore,
     current_decisions,
+    current_relabels,
     read_server_info,
 )
 from .vocab import PENDING, REASONS, TAGS, VERDICTS
 
 __all__ = [
     "ApplyResult", "DatabaseLockedError", "ImportResult", "PENDING", "REASONS", "ReviewServer",
-    "ReviewStore", "TAGS", "VERDICTS", "current_decisions", "format_candidate", "format_status",
+    "ReviewStore", "TAGS", "VERDICTS", "current_decisions", "current_relabels", "format_candidate", "format_status",
     "read_server_info", "serve", "start_server",
 ]

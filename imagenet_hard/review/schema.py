@@ -3,7 +3,9 @@
 ``candidates`` holds one row per image under review, joined at import time from a mining run's
 candidates and the source tables (paths, not image bytes). ``events`` is the
 append-only log of decisions: nothing here or elsewhere issues UPDATE or DELETE on it. An image's
-current verdict is derived from it by :data:`CURRENT_SQL`.
+current verdict is derived from it by :data:`CURRENT_SQL`. ``relabels`` (schema version 2) is the
+append-only log of label changes; its events take their ``seq`` from the same sequence as
+``events``, so one ``undo`` event (in ``events``) names either kind without ambiguity.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import duckdb
 
 from ..errors import ImHardError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = [
     "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
@@ -59,6 +61,18 @@ DDL = [
     )""",
 ]
 
+#: Version 2: relabelling in review is the only way a published label changes (issue 24).
+RELABELS_DDL = """CREATE TABLE relabels (
+    seq BIGINT PRIMARY KEY DEFAULT nextval('event_seq'),
+    id VARCHAR NOT NULL,
+    label BIGINT[] NOT NULL,      -- the new label list, ImageNet-1k indices
+    reason VARCHAR NOT NULL,      -- why the label changes; it goes into the release's changes
+    note VARCHAR,
+    reviewer VARCHAR,
+    "at" TIMESTAMPTZ NOT NULL
+)"""
+DDL.append(RELABELS_DDL)
+
 #: Decision events that no undo event cancels.
 EFFECTIVE_SQL = """
     SELECT e.* FROM events e
@@ -70,6 +84,18 @@ EFFECTIVE_SQL = """
 #: decision applied from another store with an older time does not override a newer one here).
 CURRENT_SQL = f"""
     SELECT * FROM ({EFFECTIVE_SQL})
+    QUALIFY row_number() OVER (PARTITION BY id ORDER BY "at" DESC, seq DESC) = 1
+"""
+
+#: Relabel events that no undo event cancels.
+EFFECTIVE_RELABELS_SQL = """
+    SELECT r.* FROM relabels r
+    WHERE NOT EXISTS (SELECT 1 FROM events u WHERE u.verdict = 'undo' AND u.undoes = r.seq)
+"""
+
+#: One row per relabelled id: its latest effective relabel event.
+CURRENT_RELABELS_SQL = f"""
+    SELECT * FROM ({EFFECTIVE_RELABELS_SQL})
     QUALIFY row_number() OVER (PARTITION BY id ORDER BY "at" DESC, seq DESC) = 1
 """
 
@@ -106,4 +132,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path) -> None:
             f"{path} has review schema version {version}; this imagenet-hard reads up to "
             f"{SCHEMA_VERSION}. Upgrade imagenet-hard."
         )
-    # Future versions migrate here, one step at a time (version 1 is the first).
+    # Migrations, one step at a time (version 1 is the first).
+    if version < 2:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(RELABELS_DDL)
+        con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        con.execute("COMMIT")
+
+
+def has_relabels(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the file has the ``relabels`` table (a version-1 file opened read-only has not)."""
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = 'relabels'").fetchall()[0][0])

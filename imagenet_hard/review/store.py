@@ -7,6 +7,8 @@ exports/applies decisions as parquet in :data:`~imagenet_hard.records.DECISION_S
 Undo is an event too: an ``undo`` row names the ``seq`` of the decision it cancels, so the log is
 never rewritten; an image's current verdict is its latest *uncancelled* decision (by decision time,
 then log order), or ``pending`` when there is none. Undoing twice steps back two decisions.
+A relabel (a new label list with its reason) is an event of the same log, undone the same way; an
+image's current label is its latest uncancelled relabel, else the label mining gave it.
 
 DuckDB lets one process write a file at a time; the web server owns it while it runs, and any other
 process trying to open it gets :class:`DatabaseLockedError` naming the server's address.
@@ -31,7 +33,16 @@ from ..home import data_home, review_db, source_table_path
 from ..mining import open_run
 from ..records import DECISION_SCHEMA, read_table, write_table
 from . import vocab
-from .schema import AT_ISO, CURRENT_SQL, EFFECTIVE_SQL, ensure_schema, schema_version
+from .schema import (
+    AT_ISO,
+    CURRENT_RELABELS_SQL,
+    CURRENT_SQL,
+    EFFECTIVE_RELABELS_SQL,
+    EFFECTIVE_SQL,
+    ensure_schema,
+    has_relabels,
+    schema_version,
+)
 
 #: Written by a running review server beside the database, so others can say where it is.
 SERVER_FILE = "review.server.json"
@@ -39,6 +50,10 @@ SERVER_FILE = "review.server.json"
 CANDIDATE_COLUMNS = ("id", "run", "source", "origin", "label", "english_label", "label_space",
                      "top5", "top5_names", "top5_prob", "best_crop", "path", "width", "height")
 EVENT_COLUMNS = f'seq, id, verdict, reason, tags, note, reviewer, {AT_ISO} AS "at", undoes'
+#: A relabel event in the shape of a decision event (verdict ``relabel``), plus its ``label``.
+RELABEL_COLUMNS = (f"seq, id, 'relabel' AS verdict, reason, []::VARCHAR[] AS tags, note, reviewer, "
+                   f'{AT_ISO} AS "at", NULL::BIGINT AS undoes, label')
+RELABEL = "relabel"
 
 
 class DatabaseLockedError(ImHardError, RuntimeError):
@@ -245,8 +260,38 @@ class ReviewStore:
             return _rows(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE "
                                    "list_contains($s, seq) ORDER BY seq", {"s": seqs}))
 
+    def relabel(self, id: str, label, reason: str, note: str | None = None,
+                reviewer: str | None = None) -> dict:
+        """Append a relabel event: ``id``'s label list becomes ``label`` (ImageNet-1k indices),
+        for ``reason``; the next published version lists it among its changes."""
+        try:
+            label = sorted(set(labels.validate_label(label)))
+        except (TypeError, ValueError) as exc:
+            raise InvalidValueError(f"relabel of {id!r}: {exc}") from None
+        reason = vocab.check_text(reason, "reason", vocab.MAX_NOTE)
+        if not reason:
+            raise InvalidValueError("a relabel needs a --reason: it is published with the change")
+        note = vocab.check_text(note, "note", vocab.MAX_NOTE)
+        reviewer = vocab.check_text(reviewer, "reviewer", vocab.MAX_REVIEWER)
+        with self._lock:
+            self._require_known([id])
+            seq = self._sql('INSERT INTO relabels (id, label, reason, note, reviewer, "at") '
+                            "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+                            [id, label, reason, note, reviewer, _now()]).fetchall()[0][0]
+            return _rows(self._sql(f"SELECT {RELABEL_COLUMNS} FROM relabels WHERE seq = ?",
+                                   [seq]))[0]
+
+    def current_relabels(self) -> dict[str, dict]:
+        """id → its current relabel (``seq``, ``label``, ``reason``, ``reviewer``, ``at``)."""
+        with self._lock:
+            if not has_relabels(self._con):
+                return {}
+            rows = _rows(self._sql(f"SELECT {RELABEL_COLUMNS} FROM ({CURRENT_RELABELS_SQL}) "
+                                   "ORDER BY id"))
+        return {r["id"]: r for r in rows}
+
     def undo(self, id: str | None = None, reviewer: str | None = None) -> dict | None:
-        """Cancel the latest uncancelled decision (of ``id`` and/or ``reviewer`` when given).
+        """Cancel the latest uncancelled decision or relabel (of ``id`` and/or ``reviewer``).
 
         Appends an ``undo`` event and returns ``{"undone": event, "candidate": row}`` with the
         candidate's verdict after the undo, or None when there is nothing to undo.
@@ -256,7 +301,9 @@ class ReviewStore:
             if id is not None:
                 self._require_known([id])
             target = _rows(self._sql(f"""
-                SELECT {EVENT_COLUMNS} FROM ({EFFECTIVE_SQL})
+                SELECT * FROM (SELECT {EVENT_COLUMNS}, NULL::BIGINT[] AS label
+                               FROM ({EFFECTIVE_SQL})
+                               UNION ALL SELECT {RELABEL_COLUMNS} FROM ({EFFECTIVE_RELABELS_SQL}))
                 WHERE ($id IS NULL OR id = $id) AND ($rev IS NULL OR reviewer = $rev)
                 ORDER BY seq DESC LIMIT 1""", {"id": id, "rev": reviewer}))
             if not target:
@@ -299,10 +346,13 @@ class ReviewStore:
         return rows
 
     def history(self, id: str | None = None) -> list[dict]:
-        """Every event (decisions and undos) in log order, for one id or all."""
+        """Every event (decisions, relabels and undos) in log order, for one id or all."""
         with self._lock:
-            return _rows(self._sql(f"SELECT {EVENT_COLUMNS} FROM events "
-                                   "WHERE $id IS NULL OR id = $id ORDER BY seq", {"id": id}))
+            relabels = (f" UNION ALL SELECT {RELABEL_COLUMNS} FROM relabels"
+                        if has_relabels(self._con) else "")
+            return _rows(self._sql(
+                f"SELECT * FROM (SELECT {EVENT_COLUMNS}, NULL::BIGINT[] AS label FROM events"
+                f"{relabels}) WHERE $id IS NULL OR id = $id ORDER BY seq", {"id": id}))
 
     def status(self, origin: str | None = None) -> dict:
         """Counts by verdict, by origin (with verdicts) and by removal reason and tag."""
@@ -347,14 +397,17 @@ class ReviewStore:
 
     # -- exchange -----------------------------------------------------------------------------
 
-    def current_decisions(self, history: bool = False) -> pa.Table:
-        """DECISION_SCHEMA rows: the current decision per id, or every uncancelled decision."""
+    def current_decisions(self, history: bool = False, with_seq: bool = False) -> pa.Table:
+        """DECISION_SCHEMA rows: the current decision per id, or every uncancelled decision;
+        ``with_seq`` adds each event's ``seq`` (what a release's changes name as their cause)."""
         sql = EFFECTIVE_SQL if history else CURRENT_SQL
         with self._lock:
             table = self._con.sql(
-                f'SELECT id, verdict, reason, tags, note, reviewer, "at" FROM ({sql}) '
+                f'SELECT id, verdict, reason, tags, note, reviewer, "at", seq FROM ({sql}) '
                 'ORDER BY "at", seq').to_arrow_table()
-        return table.cast(DECISION_SCHEMA)
+        seq = table.column("seq")
+        table = table.drop_columns(["seq"]).cast(DECISION_SCHEMA)
+        return table.append_column("seq", seq) if with_seq else table
 
     def export(self, out, history: bool = False) -> tuple[Path, int]:
         """Write decisions as parquet (atomically); :meth:`apply` reads it back anywhere."""
@@ -409,13 +462,24 @@ def _validated_rows(table: pa.Table, path) -> list[dict]:
     return rows
 
 
-def current_decisions(home=None) -> pa.Table:
-    """The current decision of every decided image, as a DECISION_SCHEMA table.
+def current_decisions(home=None, with_seq: bool = False) -> pa.Table:
+    """The current decision of every decided image, as a DECISION_SCHEMA table (plus ``seq``,
+    the event's number in the log, with ``with_seq``).
 
     Empty (with that schema) when the data home has no review database yet. Raises
     :class:`DatabaseLockedError` while a review server holds the database.
     """
     if not review_db(home).exists():
-        return DECISION_SCHEMA.empty_table()
+        empty = DECISION_SCHEMA.empty_table()
+        return empty.append_column("seq", pa.array([], pa.int64())) if with_seq else empty
     with ReviewStore(home, read_only=True) as store:
-        return store.current_decisions()
+        return store.current_decisions(with_seq=with_seq)
+
+
+def current_relabels(home=None) -> dict[str, dict]:
+    """id → current relabel event (``seq``, ``label``, ``reason``, ``reviewer``, ``at``) of the
+    data home's review store; empty without one."""
+    if not review_db(home).exists():
+        return {}
+    with ReviewStore(home, read_only=True) as store:
+        return store.current_relabels()
