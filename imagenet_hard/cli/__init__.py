@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     analyze,
     bench,
     demo,
+    host,
     leaderboard,
     mine,
     models,

@@ -1,0 +1,123 @@
+"""Paired significance: whether two entries' accuracies differ on the same images by more than
+chance, from their per-image predictions.
+
+Two classifiers scored on the same images disagree on some of them: ``a_only`` images the first
+gets right and the second wrong, ``b_only`` the reverse. Under the null hypothesis (equal
+accuracy) each discordant image is a fair coin, so McNemar's exact test is the two-sided binomial
+test of ``a_only`` successes in ``a_only + b_only`` trials at p = 1/2 (``scipy.stats.binomtest``;
+the images both get right or both get wrong carry no information about the difference). A board
+marks a neighbouring pair in its ranking *significant* when p < :data:`ALPHA`, a test per pair,
+uncorrected: it answers "is this step of the ranking real?", not a family-wide question.
+
+Only verified single results have per-image predictions (``results/*.json`` with their
+``.predictions.parquet``); reported rows have none, and suite results are ranked in their own view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ALPHA = 0.05
+#: Image ids a comparison page lists for each side.
+EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class Paired:
+    n: int              # images both were scored on
+    both: int
+    a_only: int
+    b_only: int
+    neither: int
+    p_value: float
+    a_examples: tuple[str, ...] = ()
+    b_examples: tuple[str, ...] = ()
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts."""
+    from scipy.stats import binomtest
+
+    n = a_only + b_only
+    return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5, alternative="two-sided").pvalue)
+
+
+def compare(ids_a, correct_a, ids_b, correct_b) -> Paired:
+    """Entries a and b on the images both were scored on (matched by id)."""
+    ids_a, ids_b = np.asarray(ids_a, dtype=object), np.asarray(ids_b, dtype=object)
+    if ids_a.shape == ids_b.shape and (ids_a == ids_b).all():
+        ids, a, b = ids_a, np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    else:
+        common, ia, ib = np.intersect1d(ids_a.astype(str), ids_b.astype(str),
+                                        return_indices=True)
+        ids, a, b = common, np.asarray(correct_a, bool)[ia], np.asarray(correct_b, bool)[ib]
+    a_only, b_only = a & ~b, ~a & b
+    return Paired(n=len(ids), both=int((a & b).sum()), a_only=int(a_only.sum()),
+                  b_only=int(b_only.sum()), neither=int((~a & ~b).sum()),
+                  p_value=mcnemar_exact(int(a_only.sum()), int(b_only.sum())),
+                  a_examples=tuple(str(i) for i in ids[a_only][:EXAMPLES]),
+                  b_examples=tuple(str(i) for i in ids[b_only][:EXAMPLES]))
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A verified single result with its per-image correctness."""
+
+    key: str                 # the result file's stem (a request id on a hosted board)
+    name: str
+    accuracy: float
+    section: str             # dataset fingerprint
+    label: str               # the dataset as the board names it
+    ids: np.ndarray
+    correct: np.ndarray
+
+
+def load_ranked(results: Path) -> list[Ranked]:
+    """Every verified single result in ``results`` whose predictions pass the board's checks,
+    read once (id and correct columns only)."""
+    import pyarrow.parquet as pq
+
+    from ..errors import ImHardError
+    from ..leaderboard.entries import dataset_label
+    from ..score.result import load_result, predictions_path
+
+    out = []
+    for path in sorted(Path(results).glob("*.json")) if Path(results).is_dir() else ():
+        if path.name.endswith(".suite.json"):
+            continue
+        try:
+            r = load_result(path)
+            pred = predictions_path(path)
+            if pred.name != r.predictions["file"] or not pred.is_file():
+                continue
+            table = pq.read_table(pred, columns=["id", "correct"])
+        except (ImHardError, OSError, ValueError):
+            continue        # the board itself says why a result is refused
+        correct = table.column("correct").to_numpy(zero_copy_only=False).astype(bool)
+        out.append(Ranked(path.name.removesuffix(".json"), r.name, float(correct.mean())
+                          if len(correct) else 0.0, r.dataset["fingerprint"],
+                          dataset_label(r.dataset),
+                          np.asarray(table.column("id").to_pylist(), dtype=object), correct))
+    return out
+
+
+def rankings(ranked: list[Ranked]) -> dict[str, list[Ranked]]:
+    """Per dataset fingerprint, best first (ties by name), as the board ranks them."""
+    out: dict[str, list[Ranked]] = {}
+    for r in ranked:
+        out.setdefault(r.section, []).append(r)
+    for rows in out.values():
+        rows.sort(key=lambda r: (-r.accuracy, r.name))
+    return out
+
+
+def neighbours(rows: list[Ranked]) -> list[Paired]:
+    """Each entry against the next one down the ranking."""
+    return [compare(a.ids, a.correct, b.ids, b.correct) for a, b in zip(rows, rows[1:], strict=False)]
