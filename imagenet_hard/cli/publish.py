@@ -21,16 +21,16 @@ def _size(ctx, param, value):
 
 
 def _decisions(home, include_pending: bool):
-    """The review's current verdicts; the review stage owns the database."""
+    """The review's current verdicts and relabels; the review stage owns the database."""
     try:
-        from ..review import current_decisions
+        from ..review import current_decisions, current_relabels
     except ImportError:
         if include_pending:
             click.echo("warning: no review stage installed; publishing every candidate", err=True)
-            return None
+            return None, {}
         raise ImHardError("the review stage (imagenet_hard.review) is not available, so no "
                           "candidate is marked keep; pass --include-pending to publish them all") from None
-    return current_decisions(home)
+    return current_decisions(home, with_seq=True), current_relabels(home)
 
 
 def _run_check(folder) -> None:
@@ -50,18 +50,29 @@ def _run_check(folder) -> None:
     raise click.exceptions.Exit(1)
 
 
-def _run_publish(run, out, include_pending, max_shard_size, home):
+def _run_publish(run, out, include_pending, max_shard_size, home, version):
     from ..publish import publish as publish_run
+    from ..publish.releases import counts_text
 
-    res = publish_run(run, _decisions(home, include_pending), out, include_pending=include_pending,
-                      max_shard_size=max_shard_size, home=home)
+    decisions, relabels = _decisions(home, include_pending)
+    res = publish_run(run, decisions, out, include_pending=include_pending,
+                      max_shard_size=max_shard_size, home=home, version=version, relabels=relabels)
+    if res.unchanged:
+        click.echo(f"version {res.version} is already published with this content in {res.out}; "
+                   "nothing written")
+        return res.out
     sel = res.selection
     origins = ", ".join(f"{o} {n}" for o, n in res.by_origin.items())
     click.echo(f"published {res.rows} images ({origins}) in {len(res.shards)} shard(s) → {res.out}")
     click.echo(f"review: {sel.kept} kept, {sel.removed} removed, {sel.pending} not reviewed "
                f"({'included' if include_pending else 'left out; --include-pending adds them'})")
     click.echo(f"fingerprint: {res.fingerprint}")
-    click.echo(f'load it: datasets.load_dataset("{res.out}", split="validation")')
+    if res.version:
+        click.echo(f"version {res.version}: {counts_text(res.changes)} (changes.parquet)")
+        click.echo(f'load it: datasets.load_dataset("{res.out}", "v{res.version}", '
+                   'split="validation")')
+    else:
+        click.echo(f'load it: datasets.load_dataset("{res.out}", split="validation")')
     return res.out
 
 
@@ -69,6 +80,9 @@ def _run_publish(run, out, include_pending, max_shard_size, home):
 @click.option("--run", "run", metavar="RUN", help="Mining run: a name under <home>/mining or a folder.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default <home>/dist/imagenet-hard); replaced as a whole.")
+@click.option("--version", "version", metavar="X.Y.Z", default=None,
+              help="Publish as this version: major when rows are removed or relabelled, minor "
+                   "when only added, patch when only the card changes (docs/publish.md).")
 @click.option("--include-pending", is_flag=True,
               help="Also publish candidates nobody has reviewed yet (default: only those kept).")
 @click.option("--max-shard-size", default="500MB", show_default=True, callback=_size,
@@ -82,7 +96,8 @@ def _run_publish(run, out, include_pending, max_shard_size, home):
 @click.option("--revision", metavar="BRANCH", default=None,
               help="Push to this branch (created if missing) instead of main.")
 @home_option
-def publish(run, out, include_pending, max_shard_size, check_dir, repo_id, private, revision, home):
+def publish(run, out, version, include_pending, max_shard_size, check_dir, repo_id, private,
+            revision, home):
     """Publish a reviewed mining run as parquet shards + dataset card, check it, push it.
 
     The published rows are the run's candidates whose current review verdict is `keep`;
@@ -91,6 +106,7 @@ def publish(run, out, include_pending, max_shard_size, check_dir, repo_id, priva
     \b
     Example:
       imhard publish --run efficientnet-lite0__sample --include-pending
+      imhard publish --run efficientnet-lite0__sample --include-pending --version 1.0.0
       imhard publish --check ~/.cache/imagenet-hard/dist/imagenet-hard
       imhard publish --run clip-all --push me/imagenet-hard --private
     """
@@ -99,10 +115,19 @@ def publish(run, out, include_pending, max_shard_size, check_dir, repo_id, priva
             raise click.UsageError("--check verifies a folder on its own; drop --run/--push")
         _run_check(check_dir)
         return
+    if version and not run:
+        raise click.UsageError("--version names what --run publishes; give --run RUN too")
+    if version:
+        from ..publish.releases import version_text
+
+        try:
+            version = version_text(version)
+        except ImHardError as exc:
+            raise click.BadParameter(str(exc), param_hint="--version") from None
     if not run and not repo_id:
         raise click.UsageError("give --run RUN to publish, --push OWNER/NAME to upload, or --check DIR")
     if run:
-        out = _run_publish(run, out, include_pending, max_shard_size, home)
+        out = _run_publish(run, out, include_pending, max_shard_size, home, version)
     if repo_id:
         from ..publish import default_out, push
 

@@ -141,7 +141,7 @@ def relabel(image_id, label, reason, note, reviewer, home):
 
     \b
     Example:
-      imhard review relabel sample/n02389026/horse.png --label sorrel --label 603 --reason "a cart is in view"
+      imhard review relabel sample/n02389026/horse.png --label 339 --label "horse-drawn vehicle" --reason "a cart is in view"
     """
     from ..labels import english_labels, parse_labels
 

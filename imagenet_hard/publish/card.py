@@ -3,7 +3,8 @@
 The repository's top-level ``dataset_card.md`` is the template's one source of truth; a byte-identical
 copy ships as package data (``imagenet_hard/templates/dataset_card.md``) so an installed wheel can
 render it, and a test fails when the two differ. Everything rendered is a pure function of the
-published rows and the run: no dates, no versions, fixed chart metadata.
+published rows, the run and the folder's ledger (a version's date is the ledger's, never the
+clock's); the chart's metadata is fixed.
 """
 
 from __future__ import annotations
@@ -175,8 +176,19 @@ def licence_text(sel: Selection) -> str:
     return "\n".join(lines)
 
 
-def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path | None = None) -> str:
-    """The card's markdown for these rows; the template's ``${name}`` fields are filled in."""
+#: The unversioned card's Versions section and configs (``releases.changelog_markdown``'s words).
+UNVERSIONED = ("", None)
+
+
+def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path | None = None,
+           versions: tuple[str, str | None] = UNVERSIONED) -> str:
+    """The card's markdown for these rows; the template's ``${name}`` fields are filled in.
+
+    ``versions`` is ``(configs, section)``: the YAML ``configs`` entries of every version and the
+    Versions section (:mod:`.releases`); ``section`` None says the folder has no version."""
+    from .releases import Ledger, changelog_markdown
+
+    configs, section = versions
     summary = sel.summary
     exhaustive = " (exhaustive run: every view judged)" if summary.exhaustive else ""
     fields = {
@@ -196,6 +208,8 @@ def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path 
         "judged_table": judged_table(summary, stats.by_origin),
         "review": review_text(sel),
         "licences": licence_text(sel),
+        "version_configs": configs + "\n" if configs else "",
+        "versions": changelog_markdown(Ledger()) if section is None else section,
     }
     try:
         return seal(string.Template(template_text(template)).substitute(fields), sel.run.name)

@@ -17,6 +17,7 @@ import pyarrow as pa
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
 from ..imaging import NO_RULES, LicenceRules, licence_rules
+from ..labels import english_labels
 from ..mining import MiningRun, RunSummary, open_run
 from ..records import read_table
 
@@ -73,7 +74,7 @@ def _source_index(source: str, home) -> dict[str, dict]:
     return {r["id"]: r for r in cols}
 
 
-def _publish_row(cand: dict, src: dict | None, home: Path) -> PublishRow:
+def _publish_row(cand: dict, src: dict | None, home: Path, relabel: dict | None = None) -> PublishRow:
     if src is None:
         raise MissingFileError(
             f"candidate {cand['id']} is not in source table {cand['source']!r}; the source was "
@@ -84,9 +85,13 @@ def _publish_row(cand: dict, src: dict | None, home: Path) -> PublishRow:
             f"candidate {cand['id']} has labels {cand['label']} but its source table says "
             f"{src['label']}; mine the source again"
         )
+    label, english = [int(x) for x in src["label"]], list(src["english_label"])
+    if relabel is not None:   # review's relabel replaces the whole list
+        label = sorted(int(x) for x in relabel["label"])
+        english = english_labels(label)
     return PublishRow(
         id=cand["id"], source=cand["source"], origin=cand["origin"] or src["origin"],
-        label=[int(x) for x in src["label"]], english_label=list(src["english_label"]),
+        label=label, english_label=english,
         file=homes.inside_home(home, src["path"], f"source table {cand['source']!r} row "
                                f"{cand['id']!r}"),
         sha256=src["sha256"], rules=licence_rules(cand["source"]),
@@ -94,8 +99,9 @@ def _publish_row(cand: dict, src: dict | None, home: Path) -> PublishRow:
 
 
 def select(run: str | os.PathLike | MiningRun, decisions: pa.Table | None, *, include_pending: bool = False,
-           home=None) -> Selection:
-    """The published rows of ``run`` given the review ``decisions`` (DECISION_SCHEMA rows)."""
+           home=None, relabels: dict[str, dict] | None = None) -> Selection:
+    """The published rows of ``run`` given the review ``decisions`` (DECISION_SCHEMA rows) and
+    ``relabels`` (id → the review's current relabel event, whose ``label`` replaces the row's)."""
     handle = open_run(run, home)
     home_dir = homes.data_home(home)
     cands = handle.candidates().to_pylist()
@@ -116,7 +122,9 @@ def select(run: str | os.PathLike | MiningRun, decisions: pa.Table | None, *, in
         raise InvalidValueError(f"run {handle.name}: nothing to publish ({len(removed)} of "
                                 f"{len(cands)} candidates removed by review)")
     indexes = {s: _source_index(s, home) for s in sorted({c["source"] for c in chosen})}
-    rows = [_publish_row(c, indexes[c["source"]].get(c["id"]), home_dir) for c in chosen]
+    relabels = relabels or {}
+    rows = [_publish_row(c, indexes[c["source"]].get(c["id"]), home_dir, relabels.get(c["id"]))
+            for c in chosen]
     rows.sort(key=lambda r: (r.origin, r.id))
     tags = Counter(t for r in rows for t in (verdicts.get(r.id, {}).get("tags") or []))
     return Selection(
