@@ -3,7 +3,9 @@
 Schema (the Hugging Face features), shard naming, counts against the card, labels in 0..999,
 that every image decodes (and carries its source's licence rules: ObjectNet's red border), unique
 ids, the card byte for byte against the record publish wrote into it (:func:`card.seal`), and the
-fingerprint against ``fingerprint.txt`` and the card. Problems are collected, not raised, so one run lists all.
+fingerprint against ``fingerprint.txt`` and the card. In a versioned folder, the ledger too
+(:func:`releases.check_ledger`: its digests, every version's data, every change, the rule).
+Problems are collected, not raised, so one run lists all.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..imaging import has_border, licence_rules
 from ..labels import NUM_CLASSES
 from ..pixels import open_image, reorients
 from ..records import id_source
-from . import card
+from . import card, releases
 from .folder import FINGERPRINT_FILE, README
 from .shards import DATA_DIR, SHARD_RE, SPLIT, features
 
@@ -144,14 +146,27 @@ def check(folder: str | os.PathLike) -> CheckReport:
     seen: set[str] = set()
     prints: list = []
     origins: Counter = Counter()
+    keys: dict[str, releases.RowKey] = {}
     try:
         for row in ds:
             _check_row(row, seen, report, prints)
             origins[row.get("origin")] += 1
+            rid, labels, sha = prints[-1]
+            keys[rid] = releases.RowKey(rid, row.get("origin") or "",
+                                        tuple(sorted(int(x) for x in labels)),
+                                        tuple(row.get("english_label") or ()), sha)
     except Exception as exc:  # a corrupt shard fails mid-iteration
         report.problems.append(f"reading the rows failed: {type(exc).__name__}: {exc}")
         return report
     report.rows, report.by_origin = len(prints), dict(sorted(origins.items()))
     report.fingerprint = fingerprint(prints)
     _check_card(folder, report, report.fingerprint)
+    if releases.is_versioned(folder):
+        readme = (folder / README).read_text(encoding="utf-8", errors="replace") \
+            if (folder / README).is_file() else ""
+        report.problems += releases.check_ledger(folder, keys, readme)
+    elif (folder / releases.CHANGES_FILE).exists() or (folder / releases.VERSIONS_DIR).exists():
+        report.problems.append(f"{folder} holds {releases.CHANGES_FILE} or "
+                               f"{releases.VERSIONS_DIR}/ but no {releases.RELEASES_FILE}: "
+                               "the ledger was deleted")
     return report

@@ -64,3 +64,86 @@ def test_two_versions_ledger_changes_and_loading(two_versions):
     assert sorted(two["id"]) == sorted(latest["id"]) == sorted(r.id for r in v2.selection.rows)
     row = two[two["id"].index(relabelled[0])]
     assert row["label"] == [339] and row["english_label"] == ["common sorrel horse"]
+
+
+def _rewrite(path, edit):
+    """Rewrite a parquet file with ``edit`` applied to its rows (as a stranger could)."""
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    edit(rows)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+
+
+@pytest.mark.parametrize("tamper, says", [
+    (lambda out: _rewrite(out / "changes.parquet",
+                          lambda rows: rows[-1].update(reason="a nicer reason")),
+     "the ledger was edited after publishing"),
+    (lambda out: _rewrite(out / "changes.parquet", lambda rows: rows.pop()),
+     "the ledger was edited after publishing"),
+    (lambda out: _rewrite(out / "releases.parquet",
+                          lambda rows: rows[0].update(date="2020-01-01")),
+     "the ledger was edited after publishing"),
+    (lambda out: (out / "releases.parquet").unlink(), "the ledger was deleted"),
+    (lambda out: _rewrite(next((out / "versions" / "v1.0.0" / "data").glob("*.parquet")),
+                          lambda rows: rows.pop()),
+     "version 1.0.0: the ledger says fingerprint"),
+])
+def test_check_catches_a_tampered_ledger(two_versions, tamper, says):
+    out = two_versions[0]
+    tamper(out)
+    res = CliRunner().invoke(main, ["publish", "--check", str(out)])
+    assert res.exit_code == 1, res.output
+    assert says in res.output and "Traceback" not in res.output
+
+
+def test_a_rebuilt_ledger_still_fails_against_the_card_and_the_data(two_versions):
+    """Recomputing the digests after an edit moves the head, which the sealed card states."""
+    from imagenet_hard.publish import releases
+
+    out = two_versions[0]
+    ledger = read_ledger(out)
+    forged = releases.Ledger()
+    for r in ledger.releases:
+        changes = [c for c in ledger.changes_of(r.version) if c.kind != "relabelled"]
+        r = releases.Release(**{**r.__dict__, "changes": len(changes), "ledger_sha256": ""})
+        forged = releases.sealed(forged, r, changes)
+    releases.write_ledger(out, forged)
+    problems = check(out).problems
+    assert any("does not state the ledger digest" in p for p in problems)
+    assert any("version 2.0.0: changes.parquet lists 3 changes, the data of it and its parent "
+               "give 5" in p for p in problems)
+
+
+def test_the_rule_refuses_what_would_change_silently(sample_run, tmp_path):
+    out = tmp_path / "imagenet-hard"
+    ids = sample_run.ids
+    with ReviewStore(sample_run.home) as st:
+        st.import_run(sample_run.run)
+        st.decide(ids[:6], "keep", reviewer="a")
+    v1 = _publish(sample_run, out, "1.0.0")
+    again = _publish(sample_run, out, "1.0.0")               # the same: nothing written
+    assert again.unchanged and again.fingerprint == v1.fingerprint
+    with pytest.raises(InvalidValueError, match="nothing changed since 1.0.0"):
+        _publish(sample_run, out, "1.0.1")
+    with pytest.raises(InvalidValueError, match="--version"):
+        publish(sample_run.run, current_decisions(sample_run.home), out, home=sample_run.home)
+    with ReviewStore(sample_run.home) as st:
+        st.decide(ids[6:], "keep", reviewer="a")              # three more rows
+    with pytest.raises(InvalidValueError, match="already published"):
+        _publish(sample_run, out, "1.0.0")
+    with pytest.raises(InvalidValueError, match="does not follow 1.0.0"):
+        _publish(sample_run, out, "1.2.0")
+    with pytest.raises(InvalidValueError, match="needs a minor one"):
+        _publish(sample_run, out, "1.0.1")
+    minor = _publish(sample_run, out, "1.1.0")
+    assert {c.kind for c in minor.changes} == {"added"} and len(minor.changes) == 3
+    assert all(c.cause == f"mining run {sample_run.run}" for c in minor.changes)
+    template = tmp_path / "card.md"
+    from imagenet_hard.publish.card import template_text
+
+    template.write_text(template_text().replace("# ImageNet-Hard\n", "# ImageNet-Hard (ours)\n"))
+    patch = publish(sample_run.run, current_decisions(sample_run.home, with_seq=True), out,
+                    home=sample_run.home, version="1.1.1", template=template, date="2026-12-07")
+    assert patch.changes == [] and "# ImageNet-Hard (ours)" in (out / "README.md").read_text()
+    assert [r.version for r in read_ledger(out).releases] == ["1.0.0", "1.1.0", "1.1.1"]
+    assert check(out).ok, check(out).problems
