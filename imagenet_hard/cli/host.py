@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from .bench import bench
 from .common import RegistryName, device_option, home_option
 from .group import main
 from .score import SUITE_ALL, MemorySize, _suite_names, _tta_modes
@@ -162,3 +163,30 @@ def compare_cmd(board, first, second):
     verdict = "significant" if p.significant else "not significant"
     click.echo(f"{first} gets {p.a_only} images {second} misses, {second} gets {p.b_only} "
                f"{first} misses, of {p.n}: {verdict} (p = {p.p_value:.4g})\npage: {dest}")
+
+
+@bench.command("host")
+@click.option("--images", default=64, show_default=True, type=click.IntRange(1),
+              help="Generated images the request is scored on.")
+@click.option("--entries", default=1000, show_default=True, type=click.IntRange(2),
+              help="Generated verified entries on the board whose rebuild is timed.")
+@click.option("--rows", default=10_980, show_default=True, type=click.IntRange(2),
+              help="Images per generated entry (the release has 10,980).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@device_option
+def bench_host_cmd(images, entries, rows, batch_size, device):
+    """Queue overhead: one request through submit, claim, score, add, rebuild and finish on a
+    folder board against scoring it alone (EfficientNet-Lite0, sandboxed), its share of a
+    10,980-image scoring projected (target < 5%); and the board rebuild with ENTRIES generated
+    verified entries (target < 10 s).
+
+    \b
+    Example:
+      imhard bench host --images 16 --entries 20 --rows 500
+    """
+    from ..bench import format_report
+    from ..bench.host import bench_host
+
+    click.echo(format_report(bench_host(images=images, entries=entries, rows=rows,
+                                        batch_size=batch_size, device=device,
+                                        echo=lambda m: click.echo(m, err=True))))

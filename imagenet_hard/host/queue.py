@@ -221,10 +221,12 @@ def duplicate_of(entries: list[Entry], request: Request) -> Entry | None:
     """An earlier request for the same numbers (same file, dataset, protocol, mode) that has
     not failed: the one a duplicate is answered with."""
     now = time.time()
+    queued = any(e.request.id == request.id for e in entries)
     for e in entries:
         if (e.request.id != request.id and e.request.key == request.key
                 and e.status(now) != FAILED
-                and (e.request.created, e.request.id) < (request.created, request.id)):
+                and (not queued
+                     or (e.request.created, e.request.id) < (request.created, request.id))):
             return e
     return None
 

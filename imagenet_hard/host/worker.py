@@ -181,26 +181,35 @@ class BoardScorer:
     on_rebuilt: list = field(default_factory=list)
 
     def __call__(self, entry: Entry, path: Path) -> str:
-        from ..leaderboard.add import add_result, add_suite
+        return self.add(entry, self.score(entry, path))
+
+    def score(self, entry: Entry, path: Path) -> Path:
+        """Score the request's file at ``path``: its result JSON."""
         from ..score import score
         from ..score.suite import score_suite
         from ..score.tta import get_mode
 
         req = entry.request
         mode = get_mode(req.tta) if req.tta else None
-        work, stage = path.parent, path.parent / "stage"
         if req.sets is None:
-            run = score(path, dataset=self.dataset, home=self.home, options=self.options,
-                        tta=mode, out=work / "result.json")
-            added = add_result(run.path, stage, dataset=self.dataset, home=self.home,
-                               replace=True)
+            return score(path, dataset=self.dataset, home=self.home, options=self.options,
+                         tta=mode, out=path.parent / "result.json").path
+        sets = None if req.sets == ("all",) else list(req.sets)
+        return score_suite(path, sets=sets, dataset=self.dataset, home=self.home,
+                           options=self.options, tta=mode,
+                           out=path.parent / "result.suite.json").path
+
+    def add(self, entry: Entry, result: Path) -> str:
+        """Check ``result`` as ``imhard leaderboard add`` does, put it on the board under the
+        request's id, rebuild the board: where the result is now."""
+        from ..leaderboard.add import add_result, add_suite
+
+        stage = result.parent / "stage"
+        if result.name.endswith(".suite.json"):
+            added = add_suite(result, stage, home=self.home, dataset=self.dataset, replace=True)
         else:
-            sets = None if req.sets == ("all",) else list(req.sets)
-            done = score_suite(path, sets=sets, dataset=self.dataset, home=self.home,
-                               options=self.options, tta=mode, out=work / "result.suite.json")
-            added = add_suite(done.path, stage, home=self.home, dataset=self.dataset,
-                              replace=True)
-        dest = place_result(added.result, self.board_dir / "results", req.id)
+            added = add_result(result, stage, dataset=self.dataset, home=self.home, replace=True)
+        dest = place_result(added.result, self.board_dir / "results", entry.request.id)
         rebuild(self.queue, self.board_dir)
         if hasattr(self.queue, "upload_board"):
             self.queue.upload_board(self.board_dir)
