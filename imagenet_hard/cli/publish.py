@@ -133,3 +133,35 @@ def publish(run, out, version, include_pending, max_shard_size, check_dir, repo_
 
         url = push(out or default_out(home), repo_id, private=private, revision=revision)
         click.echo(f"pushed to {url}")
+
+
+@main.command()
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option("--dataset", type=click.Path(file_okay=False), default=None,
+              help="The versioned folder A and B name versions of (default <home>/dist/imagenet-hard).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: both sides, counts, changes.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="List at most this many changed rows (0: all); the counts are always whole.")
+@home_option
+def diff(a, b, dataset, as_json, limit, home):
+    """What changed from A to B: counts per kind and origin, then the rows and reasons.
+
+    A and B are each a version (1.0.0) of --dataset, a published folder (also one published
+    before versions existed: rows are matched by id, or by image hash), or a Hub revision
+    OWNER/NAME@v1.0.0. Relabelled rows show their old → new labels in words.
+
+    \b
+    Example:
+      imhard diff 1.0.0 ~/.cache/imagenet-hard/dist/imagenet-hard --limit 5
+    """
+    import json
+
+    from ..publish.diff import diff as diff_releases
+    from ..publish.diff import diff_json, format_diff
+
+    res = diff_releases(a, b, dataset=dataset, home=home)
+    if as_json:
+        click.echo(json.dumps(diff_json(res, limit), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_diff(res, limit))

@@ -147,3 +147,64 @@ def test_the_rule_refuses_what_would_change_silently(sample_run, tmp_path):
     assert patch.changes == [] and "# ImageNet-Hard (ours)" in (out / "README.md").read_text()
     assert [r.version for r in read_ledger(out).releases] == ["1.0.0", "1.1.0", "1.1.1"]
     assert check(out).ok, check(out).problems
+
+
+def test_diff_lists_the_five_changes_with_reasons(two_versions, sample_run):
+    import json
+
+    out, v1, v2, removed, relabelled = two_versions
+    res = CliRunner().invoke(main, ["diff", "1.0.0", "2.0.0", "--dataset", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "5 changes: removed 3 (" in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith(("removed", "relabelled"))]
+    assert len(lines) == 5 and all("review event #" in ln for ln in lines)
+    assert sum("ill-posed (b)" in ln for ln in lines) == 3
+    clock = next(ln for ln in lines if relabelled[0] in ln)
+    assert "→ common sorrel horse [339] — review event #" in clock
+    assert clock.endswith(": a sorrel, not what the source said (b)")
+    as_json = CliRunner().invoke(main, ["diff", "1.0.0", str(out), "--dataset", str(out),
+                                        "--json", "--limit", "2"])
+    data = json.loads(as_json.output)
+    assert data["total"] == 5 and len(data["changes"]) == 2
+    assert data["a"]["version"] == "1.0.0" and data["b"]["version"] == "2.0.0"
+    assert sum(sum(per.values()) for per in data["counts"].values()) == 5
+    assert data["b"]["fingerprint"] == v2.fingerprint
+    back = CliRunner().invoke(main, ["diff", "2.0.0", "1.0.0", "--dataset", str(out)])
+    assert "added 3 (" in back.output and "relabelled 2 (" in back.output
+
+
+def test_diff_of_folders_without_versions_or_ids(sample_run, tmp_path):
+    """Folders published before versions existed, and rows without ids (matched by image)."""
+    from imagenet_hard.publish.diff import diff
+
+    with ReviewStore(sample_run.home) as st:
+        st.import_run(sample_run.run)
+        st.decide(sample_run.ids, "keep")
+    old = publish(sample_run.run, current_decisions(sample_run.home), tmp_path / "old",
+                  home=sample_run.home)
+    with ReviewStore(sample_run.home) as st:
+        st.decide(sample_run.ids[0], "remove", reason="duplicate")
+        st.relabel(sample_run.ids[1], [1], "a goldfish after all")
+    new = publish(sample_run.run, current_decisions(sample_run.home), tmp_path / "new",
+                  home=sample_run.home, relabels=current_relabels(sample_run.home))
+    res = diff(str(old.out), str(new.out))
+    assert [(c.kind, c.id) for c in res.changes] == [("removed", sample_run.ids[0]),
+                                                      ("relabelled", sample_run.ids[1])]
+    for folder in (old.out, new.out):        # drop the id column, as the first public release had
+        for shard in (folder / "data").glob("*.parquet"):
+            table = pq.read_table(shard)
+            pq.write_table(table.drop_columns(["id"]), shard)
+    res = diff(str(old.out), str(new.out))
+    assert sorted(c.kind for c in res.changes) == ["relabelled", "removed"]
+    assert all(c.id.startswith("sha256:") for c in res.changes)
+    relabel = next(c for c in res.changes if c.kind == "relabelled")
+    assert relabel.new_label == [1] and relabel.new_english_label == ["goldfish"]
+
+
+def test_diff_refuses_what_it_cannot_name(sample_run, tmp_path):
+    res = CliRunner().invoke(main, ["diff", "1.0.0", "nowhere"])
+    assert res.exit_code == 1 and "holds no released versions" in res.output
+    (tmp_path / "x").mkdir()
+    res = CliRunner().invoke(main, ["diff", str(tmp_path / "x"), "thing"])
+    assert res.exit_code == 1 and "no data/ folder" in res.output
+
