@@ -21,7 +21,7 @@ import functools
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import InvalidValueError
 from ..registry import BUILT_IN, Registry, normalize_name
@@ -57,6 +57,9 @@ class Model:
     module: Any
     preprocess: Preprocess
     info: ModelInfo
+    #: The scoring harness hands :meth:`predict` images in their stored mode (palette, alpha …):
+    #: ``transform`` converts to RGB after the centre crop, where clip.load and the authors did.
+    accepts_stored_mode: ClassVar[bool] = True
 
     @property
     def mean(self) -> tuple[float, float, float]:

@@ -12,6 +12,8 @@ RGBA image with premultiplied alpha, so converting first yields other pixels.
 torchvision ``Compose`` (``transforms`` or ``transforms.v2``), its leading ``Resize`` and
 ``CenterCrop`` steps receive the image in its stored mode and every later step an RGB image; any
 other transform receives an RGB image, as before. So the submission's own code only ever sees RGB.
+The predict form gets RGB images too, except a predictor with ``accepts_stored_mode = True`` (the
+model layer's ``Model``, which converts after its centre crop as ``clip.load`` does).
 (Mining is different: the authors' ``eval-CLIP.py`` read images through ``ImageFolder``, whose
 loader converts to RGB on load, before the zoom; ``imagenet_hard.zoom`` does the same.)
 """

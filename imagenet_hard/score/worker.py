@@ -215,11 +215,15 @@ def _write_part(out_dir: Path, idx, top5, top5_prob, seconds: float) -> None:
 
 
 def _batches_predict(predictor, ds, indices, bs):
-    """Predict form: decode the next batch in a thread while the current one is predicted."""
+    """Predict form: decode the next batch in a thread while the current one is predicted.
+    Images are RGB unless the predictor says ``accepts_stored_mode`` (the model layer's
+    ``Model``, whose transform converts after the crop; see rgb_point)."""
     chunks = [indices[i:i + bs] for i in range(0, len(indices), bs)]
+    stored = getattr(predictor, "accepts_stored_mode", False) is True
 
     def decode(chunk):
-        return [to_rgb(im) for im in ds[list(chunk)]["image"]]
+        images = ds[list(chunk)]["image"]
+        return list(images) if stored else [to_rgb(im) for im in images]
 
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(decode, chunks[0]) if chunks else None

@@ -168,3 +168,34 @@ def test_predict_form_receives_rgb(decoded):
     _, run = next(worker._batches_predict(pred, decoded, [0, 1, 2], 3))
     run()
     assert pred.modes == ["RGB"] * 3
+
+
+#: clip.load's preprocessing (openai/CLIP clip.py ``_transform``): Resize(224, bicubic),
+#: CenterCrop(224), convert("RGB"), ToTensor, Normalize(CLIP mean/std), restated here.
+CLIP_LOAD = T.Compose([T.Resize(224, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224),
+                       T.Lambda(lambda im: im.convert("RGB")), T.ToTensor(),
+                       T.Normalize((0.48145466, 0.4578275, 0.40821073),
+                                   (0.26862954, 0.26130258, 0.27577711))])
+
+
+class RecorderWithWeight(Recorder):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))  # Model.predict reads the device from it
+
+
+def test_model_layer_predictor_converts_where_clip_load_does(decoded):
+    """The CLIP reference submission's ``load()`` returns the model layer's Model: it gets the
+    stored-mode image and converts after the centre crop, as clip.load's transform does."""
+    from imagenet_hard.models import Model, ModelInfo, Preprocess
+    from imagenet_hard.models.preprocess import CLIP_MEAN, CLIP_STD
+
+    module = RecorderWithWeight()
+    model = Model("clip-vit-l-14", module, Preprocess(224, 224, "bicubic", CLIP_MEAN, CLIP_STD),
+                  ModelInfo("clip-vit-l-14", "", "test", 1, "zero-shot"))
+    _, run = next(worker._batches_predict(model, decoded, [0, 1, 2], 3))
+    run()
+    expected = restated(decoded, CLIP_LOAD, convert_first=False)
+    assert torch.allclose(module.seen, expected, atol=1e-6)
+    first = restated(decoded, CLIP_LOAD, convert_first=True)
+    assert (expected[:2] - first[:2]).abs().amax().item() > 0.1  # the check can fail
