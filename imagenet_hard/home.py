@@ -61,12 +61,3 @@ def scores_dir(home=None) -> Path:
     """``<home>/scores``: score results, their prediction caches, the images scored from a Hub
     dataset and the dataset fingerprints already computed."""
     return data_home(home) / "scores"
-
-
-def source_table_path(name: str, home=None) -> Path:
-    """``<home>/sources/<name>.parquet`` with the name in file form (``imagenet_a``)."""
-    return sources_dir(home) / f"{name.replace('-', '_')}.parquet"
-
-
-def rejects_table_path(name: str, home=None) -> Path:
-    return sources_dir(home) / f"{name.replace('-', '_')}.rejects.parquet"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .catalog import file_stem
 from .errors import InvalidValueError, MissingFileError
 from .files import atomic_path, is_sha256
 from .home import inside_home
@@ -71,7 +72,7 @@ DECISION_SCHEMA = pa.schema([
 def make_id(source: str, member_path: str) -> str:
     """Stable id from the source name and the file's path inside its archive."""
     member = member_path.replace("\\", "/").lstrip("./")
-    return f"{source.replace('-', '_')}/{member}"
+    return f"{file_stem(source)}/{member}"
 
 
 def id_source(image_id: str) -> str:

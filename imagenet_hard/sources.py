@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from . import catalog
 from . import home as homes
 from .download import (
     MARKER,
@@ -127,7 +128,7 @@ class SourceBuilder:
 
     def tables(self, home) -> list[tuple[str, int, str]]:
         """This source's tables built in ``home``: (name, rows, how it was made)."""
-        table = homes.source_table_path(self.name, home)
+        table = catalog.parse(self.name).path(home)
         return [(self.name, pq.read_metadata(table).num_rows, "")] if table.exists() else []
 
     def build_tables(self, home, force: bool = False, progress: bool = False,
@@ -137,7 +138,7 @@ class SourceBuilder:
 
     def extract_dir(self, ctx: BuildContext) -> Path:
         """Where this source's image files live under the data home."""
-        return ctx.home / "sources" / self.name.replace("-", "_")
+        return ctx.home / "sources" / catalog.file_stem(self.name)
 
     def files_dir(self, ctx: BuildContext) -> Path:
         """The extracted archive, or a link to the user's --path folder."""
@@ -417,8 +418,8 @@ def build(name: str, home=None, url: str | None = None, sha256: str | None = Non
                                 f"downloaded: call build_derived({source.name!r}, ...) or run "
                                 f"`imhard build --source {source.name}` with its options")
     home_dir = homes.data_home(home)
-    table = homes.source_table_path(source.name, home_dir)
-    rejects_path = homes.rejects_table_path(source.name, home_dir)
+    table = catalog.parse(source.name).path(home_dir)
+    rejects_path = catalog.parse(source.name).rejects_path(home_dir)
     if table.exists() and not force:
         n = pq.read_metadata(table).num_rows
         n_rej = pq.read_metadata(rejects_path).num_rows if rejects_path.exists() else 0
@@ -436,7 +437,7 @@ def build(name: str, home=None, url: str | None = None, sha256: str | None = Non
             f"see {rejects_path}" if rejects else f"source {source.name}: no images found"
         )
     write_table(sorted(rejects, key=lambda r: r.path), REJECT_SCHEMA, rejects_path)
-    write_source_table(rows, table, source.name.replace("-", "_"), source.label_spaces(ctx))
+    write_source_table(rows, table, catalog.file_stem(source.name), source.label_spaces(ctx))
     return BuildResult(source.name, table, rejects_path, len(rows), len(rejects), skipped=False)
 
 

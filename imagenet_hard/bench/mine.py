@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import catalog
 from .. import home as homes
 from ..errors import InvalidValueError
 from ..jobs import resolve_device
@@ -99,7 +100,7 @@ def _bench_rows(source: str | None, images: int, home, tmp: Path):
         table_path = build_source("sample", home=tmp / "src")
         src_home = tmp / "src"
     else:
-        table_path = homes.source_table_path(source, home)
+        table_path = catalog.parse(source).path(home)
         src_home = homes.data_home(home)
     table = read_table(table_path, what=f"source table {source or 'sample'!r}")
     spaces = table_label_spaces(table)

@@ -33,6 +33,7 @@ def write_variants(home: Path, variants: int, seed: int = 0) -> str:
     down-scale to 50–100 %; labels as the photo's."""
     from PIL import Image
 
+    from .. import catalog
     from .. import home as homes
     from ..pixels import open_image, to_rgb
     from ..records import SourceRow, make_id, read_table, write_source_table
@@ -40,7 +41,7 @@ def write_variants(home: Path, variants: int, seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     root = homes.data_home(home)
     rows = []
-    for photo in read_table(homes.source_table_path("sample", home)).to_pylist():
+    for photo in read_table(catalog.parse("sample").path(home)).to_pylist():
         what = f"source table 'sample' row {photo['id']!r}"
         rgb = to_rgb(open_image(homes.inside_home(root, photo["path"], what)))
         for k in range(variants):
@@ -63,7 +64,7 @@ def write_variants(home: Path, variants: int, seed: int = 0) -> str:
                 path=str(dest.relative_to(root)), label=photo["label"],
                 english_label=photo["english_label"], label_space=photo["label_space"],
                 width=out.width, height=out.height, sha256=_sha(dest)))
-    write_source_table(rows, homes.source_table_path(VARIANT_SOURCE, home), VARIANT_SOURCE)
+    write_source_table(rows, catalog.parse(VARIANT_SOURCE).path(home), VARIANT_SOURCE)
     return VARIANT_SOURCE
 
 

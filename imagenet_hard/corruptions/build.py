@@ -31,6 +31,8 @@ import pyarrow.parquet as pq
 
 from .. import home as homes
 from .. import jobs
+from ..catalog import IMAGENET_C, imagenet_c
+from ..catalog import parse as parse_table
 from ..errors import ImHardError, InvalidValueError, MissingFileError, OutsideHomeError
 from ..files import write_bytes_atomic, write_json_atomic
 from ..pixels import open_image, to_rgb
@@ -58,7 +60,7 @@ from . import (
     image_seed,
 )
 
-SOURCE = "imagenet-c"
+SOURCE = IMAGENET_C
 ORIGIN = "imagenet_c"
 BASES = ("imagenet-real", "imagenet", "sample")
 FORMATS = {"jpeg": ".jpg", "png": ".png"}
@@ -71,11 +73,6 @@ SEED_RULE = ("first 4 bytes, big-endian, of sha256('<base image id>|<corruption>
 #: Settings a resumed table must share with the run that started it.
 PINNED = ("corruption", "severity", "base", "base_images", "base_sha256", "backend", "device",
           "image_format", "shard_size", "versions")
-
-
-def table_name(name: str, severity: int) -> str:
-    """The table's file name: ``imagenet_c_<corruption>_<severity>``."""
-    return f"{ORIGIN}_{name}_{severity}"
 
 
 def parse_corruptions(text: str) -> tuple[str, ...]:
@@ -202,7 +199,7 @@ def read_base(base: str, home: Path, image_format: str, limit: int | None = None
     (collisions rejected)."""
     import hashlib
 
-    path = homes.source_table_path(base, home)
+    path = parse_table(base).path(home)
     if not path.exists():
         raise MissingFileError(
             f"imagenet-c is made from source {base!r}, which is not built here ({path} does "
@@ -253,7 +250,7 @@ def table_record(opts: CorruptOptions, plan: Plan, name: str, severity: int,
         "source": SOURCE,
         "corruption": name,
         "severity": severity,
-        "origin": f"{ORIGIN}/{name}/{severity}",
+        "origin": imagenet_c(name, severity).origin,
         "base": plan.base,
         "base_images": len(plan.images),
         "base_sha256": plan.base_sha256,
@@ -359,7 +356,7 @@ def run_shard(task: ShardTask) -> None:
         write_bytes_atomic(dest, data)
         rows.append(SourceRow(
             id=make_id(SOURCE, f"{task.name}/{task.severity}/{img.id}"),
-            origin=f"{ORIGIN}/{task.name}/{task.severity}",
+            origin=imagenet_c(task.name, task.severity).origin,
             path=dest.relative_to(home).as_posix(), label=img.label,
             english_label=img.english_label, label_space=img.label_space,
             width=int(arr.shape[1]), height=int(arr.shape[0]),
@@ -388,21 +385,15 @@ def _worker_init() -> None:
 # -- the whole build ------------------------------------------------------------------------
 
 
-def display_name(name: str, severity: int) -> str:
-    """How users name a table: ``imagenet-c/fog/3`` (``imhard mine --source`` accepts it)."""
-    return f"{SOURCE}/{name}/{severity}"
-
-
 def _prepare_table(home: Path, opts: CorruptOptions, plan: Plan, name: str, severity: int,
                    device_type: str, force: bool) -> None:
     """Clear a table for --force, check a finished or unfinished one against the options, and pin
     the settings of one about to start (rank 0 only)."""
-    table = table_name(name, severity)
-    path = homes.source_table_path(table, home)
+    ref = imagenet_c(name, severity)
+    table, path, shown = ref.stem, ref.path(home), ref.name
     record = table_record(opts, plan, name, severity, device_type)
-    shown = display_name(name, severity)
     if force:
-        for p in (path, homes.rejects_table_path(table, home)):
+        for p in (path, ref.rejects_path(home)):
             p.unlink(missing_ok=True)
         for d in (shards_dir(home, table), table_folder(home, name, severity)):
             shutil.rmtree(d, ignore_errors=True)
@@ -421,7 +412,8 @@ def _prepare_table(home: Path, opts: CorruptOptions, plan: Plan, name: str, seve
 def check_plan(home: Path, record: dict) -> bool:
     """Whether the table has an unfinished build; raise if its pinned settings differ (another
     version of a package on another torchrun machine, another --shard-size …)."""
-    plan_path = shards_dir(home, table_name(record["corruption"], record["severity"])) / "plan.json"
+    ref = imagenet_c(record["corruption"], record["severity"])
+    plan_path = shards_dir(home, ref.stem) / "plan.json"
     if not plan_path.exists():
         return False
     try:
@@ -432,7 +424,7 @@ def check_plan(home: Path, record: dict) -> bool:
              if old.get(k) != record[k]]
     if diffs:
         raise InvalidValueError(
-            f"{display_name(record['corruption'], record['severity'])} has an unfinished build "
+            f"{ref} has an unfinished build "
             f"with other settings ({'; '.join(diffs)}); rerun with those settings to resume it, "
             "or pass --force to start it again")
     return True
@@ -446,12 +438,13 @@ def table_meta(path: Path) -> dict:
 
 def merge_table(home: Path, plan: Plan, name: str, severity: int) -> BuildResult:
     """Write a table and its rejects from its finished shards, then drop the shards."""
-    table = table_name(name, severity)
+    ref = imagenet_c(name, severity)
+    table = ref.stem
     record = json.loads((shards_dir(home, table) / "plan.json").read_text())
     paths = [shard_file(home, table, k)
              for k in range(jobs.count(len(plan.images), record["shard_size"]))]
     if gone := jobs.missing(paths):
-        raise MissingFileError(f"{display_name(name, severity)} lacks shard "
+        raise MissingFileError(f"{ref} lacks shard "
                                f"{paths[gone[0]].name}; rerun the same `imhard build` to finish it")
     rows: list[SourceRow] = []
     rejects: list[Reject] = []
@@ -459,24 +452,24 @@ def merge_table(home: Path, plan: Plan, name: str, severity: int) -> BuildResult
         r, j = read_shard(path)
         rows += r
         rejects += j
-    rejects_path = homes.rejects_table_path(table, home)
+    rejects_path = ref.rejects_path(home)
     write_table(sorted(rejects, key=lambda r: r.path), REJECT_SCHEMA, rejects_path)
     if not rows:
-        raise ImHardError(f"{display_name(name, severity)}: no usable images ({len(rejects)} "
+        raise ImHardError(f"{ref}: no usable images ({len(rejects)} "
                           f"rejected); see {rejects_path}")
-    path = homes.source_table_path(table, home)
+    path = ref.path(home)
     write_source_table(rows, path, table, plan.label_spaces,
                        {META_IMAGENET_C: json.dumps(record, sort_keys=True).encode()})
     shutil.rmtree(shards_dir(home, table), ignore_errors=True)
-    return BuildResult(display_name(name, severity), path, rejects_path, len(rows), len(rejects),
+    return BuildResult(ref.name, path, rejects_path, len(rows), len(rejects),
                        skipped=False)
 
 
 def _result(home: Path, name: str, severity: int, skipped: bool) -> BuildResult:
-    table = table_name(name, severity)
-    path, rejects = homes.source_table_path(table, home), homes.rejects_table_path(table, home)
+    ref = imagenet_c(name, severity)
+    path, rejects = ref.path(home), ref.rejects_path(home)
     n_rej = pq.read_metadata(rejects).num_rows if rejects.exists() else 0
-    return BuildResult(display_name(name, severity), path, rejects,
+    return BuildResult(ref.name, path, rejects,
                        pq.read_metadata(path).num_rows, n_rej, skipped)
 
 
@@ -510,14 +503,14 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
     jobs.check_on_rank_zero(ranks, lambda: [
         _prepare_table(home, opts, plan, n, s, device.split(":")[0], force) for n, s in wanted])
     todo = [(n, s) for n, s in wanted
-            if not homes.source_table_path(table_name(n, s), home).exists()]
+            if not imagenet_c(n, s).path(home).exists()]
     if ranks.rank != 0:  # this machine must make the bytes rank 0 pinned
         for n, s in todo:
             check_plan(home, table_record(opts, plan, n, s, device.split(":")[0]))
     parts = jobs.split(plan.images, opts.shard_size)
     every = [(n, s, k) for n, s in todo for k in range(len(parts))]
     mine = [every[g] for g in jobs.pending(
-        (shard_file(home, table_name(n, s), k) for n, s, k in every), ranks)]
+        (shard_file(home, imagenet_c(n, s).stem, k) for n, s, k in every), ranks)]
     left = {t: sum(1 for n, s, _ in mine if (n, s) == t) for t in todo}
     built: dict[tuple[str, int], BuildResult] = {}
     if not ranks.distributed:  # shards finished by an earlier, killed run
@@ -531,8 +524,8 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
         if not left[t] and not ranks.distributed:
             built[t] = merge_table(home, plan, *t)
 
-    tasks = [ShardTask(str(home), table_name(n, s), n, s, k, tuple(parts[k]), opts.backend, device,
-                       opts.image_format) for n, s, k in mine]
+    tasks = [ShardTask(str(home), imagenet_c(n, s).stem, n, s, k, tuple(parts[k]), opts.backend,
+                       device, opts.image_format) for n, s, k in mine]
     jobs.run(tasks, run_shard, on_done, size=lambda task: len(task.images), workers=workers,
              desc="imagenet-c", ranks=ranks, progress=progress,
              preload=(__name__, "imagecorruptions"), initializer=_worker_init)
@@ -567,7 +560,7 @@ def built_tables(home=None) -> list[TableInfo]:
         rec = table_meta(path)
         if rec.get("source") != SOURCE or rec.get("corruption") not in NAMES:
             continue
-        out.append(TableInfo(path.stem, display_name(rec["corruption"], rec["severity"]),
+        out.append(TableInfo(path.stem, imagenet_c(rec["corruption"], rec["severity"]).name,
                              rec["corruption"], int(rec["severity"]),
                              pq.read_metadata(path).num_rows, rec.get("base", "?"),
                              rec.get("backend", "?"), rec.get("image_format", "?")))
@@ -576,6 +569,5 @@ def built_tables(home=None) -> list[TableInfo]:
 
 __all__ = [
     "BACKENDS", "BASES", "FORMATS", "JPEG_QUALITY", "SEED_RULE", "CorruptOptions", "TableInfo",
-    "build_imagenet_c", "built_tables", "display_name", "parse_corruptions", "parse_severities",
-    "table_name",
+    "build_imagenet_c", "built_tables", "parse_corruptions", "parse_severities",
 ]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from ..catalog import parse as parse_table
 from ..files import sha256_file
 from ..score.protocols import corruption_of, imagenet_c_summary
 from ..score.result import read_predictions
@@ -81,7 +82,7 @@ def read_suite(path: Path) -> tuple[list[Entry], SuiteRow]:
         e = replace(e, dataset=f"{entry['name']} ({int(d['rows']):,} rows, fp "
                                f"{d['fingerprint'][:8]}) · {entry['protocol']}")
         if entry["protocol"] == "imagenet-c":
-            c, s = corruption_of(entry["name"].replace("imagenet-c/", "imagenet_c/", 1))
+            c, s = corruption_of(parse_table(entry["name"]).origin)
             row.errors[(c, s)] = 1.0 - e.accuracy
             row.error_fps[(c, s)] = one.dataset["fingerprint"]
             continue

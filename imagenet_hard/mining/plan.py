@@ -12,16 +12,15 @@ Images from all sources are sorted by id and cut into shards of ``shard_size``
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import catalog, jobs
 from .. import home as homes
-from .. import jobs
-from ..errors import InvalidValueError, MissingFileError
+from ..errors import InvalidValueError
 from ..label_rules import PAPER_SPACES, check_objectnet_rule, objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
 from ..mining_protocol import MiningProtocol, resolve
@@ -67,71 +66,15 @@ class Workload:
         return h.hexdigest()
 
 
-def source_file_name(name: str) -> str:
-    """A source table's file name: ``imagenet-a`` → ``imagenet_a``, ``imagenet-c/fog/3`` →
-    ``imagenet_c_fog_3`` (a name never reaches outside ``<home>/sources``)."""
-    return name.strip().replace("-", "_").replace("/", "_").replace("\\", "_")
-
-
-def expand_sources(sources: list[str], home=None) -> list[str]:
-    """Table file names for ``sources``; a name with ``*``, ``?`` or ``[`` is a pattern over the
-    built tables (``imagenet-c/*`` selects every imagenet-c table, ``imagenet-c/fog/*`` one
-    corruption's severities)."""
-    out: list[str] = []
-    for name in sources:
-        key = source_file_name(name)
-        if not any(ch in key for ch in "*?["):
-            out.append(key)
-            continue
-        matches = fnmatch.filter(built_sources(home), key)
-        if not matches:
-            built = ", ".join(built_sources(home)) or "none"
-            raise MissingFileError(f"--source pattern {name!r} matches no built source table "
-                                   f"(built here: {built})")
-        out.extend(matches)
-    return out
-
-
-def built_sources(home=None) -> list[str]:
-    folder = homes.sources_dir(home)
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.parquet") if not p.stem.endswith(".rejects"))
-
-
 def check_built(sources: list[str], home=None) -> list[str]:
-    """The table names of ``sources`` (as :func:`expand_sources`), each one built; else the
-    first that is not, named with what to run (no table is read)."""
-    names = expand_sources(sources, home)
-    for name in names:
-        path = homes.source_table_path(name, home)
-        if not path.exists():
-            built = ", ".join(built_sources(home)) or "none"
-            tables = fnmatch.filter(built_sources(home), f"{name}_*")
-            hint = (f"; to mine its {len(tables)} tables pass --source "
-                    f"'{name.replace('_', '-')}/*'" if tables else "")
-            shown, command = _build_hint(name)
-            raise MissingFileError(
-                f"source {shown!r} is not built ({path} does not exist); run `{command}` first "
-                f"(built here: {built}){hint}"
-            )
-    return names
-
-
-def _build_hint(table: str) -> tuple[str, str]:
-    """How users name table ``table`` and the command that builds it (``imagenet_c_fog_3`` →
-    ``imagenet-c/fog/3``, built with its corruption and severity)."""
-    corruption, _, severity = table.removeprefix("imagenet_c_").rpartition("_")
-    if table.startswith("imagenet_c_") and corruption and severity.isdigit():
-        return (f"imagenet-c/{corruption}/{severity}", "imhard build --source imagenet-c "
-                f"--corruptions {corruption} --severities {severity}")
-    return table.replace("_", "-"), f"imhard build --source {table.replace('_', '-')}"
+    """The table file names ``sources`` select (:func:`imagenet_hard.catalog.select`), each one
+    built; else one sentence on the first that is not (no table is read)."""
+    return [ref.stem for ref in catalog.select(sources, home, families=False)]
 
 
 def _read_source(name: str, home, objectnet_labels: str
                  ) -> tuple[list[ImageRow], dict[str, list[int]]]:
-    check_built([name], home)
-    path = homes.source_table_path(name, home)
+    path = catalog.parse(name).path(home)
     table = read_table(path, what=f"source table {name!r}")
     meta_name = (table.schema.metadata or {}).get(META_SOURCE)
     source = meta_name.decode() if meta_name else path.stem
@@ -156,7 +99,7 @@ def load_workload(sources: list[str], home=None, objectnet_labels: str = "paper"
     labels under ``objectnet_labels`` (see :mod:`imagenet_hard.label_rules`), resolve every
     label space they are judged in."""
     objectnet_labels = check_objectnet_rule(objectnet_labels)
-    names = expand_sources(sources, home)
+    names = check_built(sources, home)
     if not names:
         raise InvalidValueError("mining needs at least one --source")
     if len(set(names)) != len(names):
@@ -187,10 +130,10 @@ def load_workload(sources: list[str], home=None, objectnet_labels: str = "paper"
 def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> str:
     """``<judge>__<source>+<source>[__exhaustive]`` with anything unsafe in a file name as ``-``."""
     judge = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_name).strip("-") or "judge"
-    srcs = "+".join(source_file_name(s) for s in sources)
+    srcs = "+".join(catalog.file_stem(s) for s in sources)
     if len(srcs) > 120:  # many tables (imagenet-c/*): stay well inside a file name's 255 bytes
         digest = hashlib.sha256(srcs.encode()).hexdigest()[:12]
-        srcs = f"{source_file_name(sources[0])}+{len(sources) - 1}-more-{digest}"
+        srcs = f"{catalog.file_stem(sources[0])}+{len(sources) - 1}-more-{digest}"
     return f"{judge}__{srcs}" + ("__exhaustive" if exhaustive else "")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .. import catalog
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError
 from ..imaging import NO_RULES, LicenceRules, licence_rules
@@ -69,7 +70,7 @@ def _current_verdicts(decisions: pa.Table | None) -> dict[str, dict]:
 
 
 def _source_index(source: str, home) -> dict[str, dict]:
-    table = read_table(homes.source_table_path(source, home), what=f"source table {source!r}")
+    table = read_table(catalog.parse(source).path(home), what=f"source table {source!r}")
     cols = table.select(["id", "origin", "path", "label", "english_label", "sha256"]).to_pylist()
     return {r["id"]: r for r in cols}
 

@@ -28,8 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import labels, zoom
+from ..catalog import parse as parse_table
 from ..errors import ImHardError, InvalidValueError, MissingFileError, UnknownNameError
-from ..home import data_home, review_db, source_table_path
+from ..home import data_home, review_db
 from ..mining import open_run
 from ..records import DECISION_SCHEMA, read_table, write_table
 from . import vocab
@@ -187,7 +188,7 @@ class ReviewStore:
         return ImportResult(handle.name, table.num_rows, by_source)
 
     def _import_source(self, run: str, cand_path: Path, source: str) -> int:
-        src_path = source_table_path(source, self.home)
+        src_path = parse_table(source).path(self.home)
         if not src_path.is_file():
             raise MissingFileError(
                 f"run {run!r} has candidates from source {source!r} but {src_path} is missing; "

@@ -26,6 +26,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ..catalog import IMAGENET_C as IMAGENET_C_SOURCE
+from ..catalog import file_stem, parse_origin
 from ..corruptions.params import BENCHMARK as IMAGENET_C_BENCHMARK
 from ..corruptions.params import HELD_OUT as IMAGENET_C_HELD_OUT
 from ..corruptions.params import NAMES as IMAGENET_C_NAMES
@@ -37,7 +39,7 @@ from ..registry import Registry
 from .result import PROTOCOL as IMAGENET_HARD_PROTOCOL
 
 #: Origin prefix of ImageNet-C rows: ``imagenet_c/<corruption>/<severity>``.
-IMAGENET_C_ORIGIN = "imagenet_c/"
+IMAGENET_C_ORIGIN = file_stem(IMAGENET_C_SOURCE) + "/"
 
 
 def _label(row) -> tuple[int, ...]:
@@ -153,12 +155,11 @@ def protocol_for(source: str, label_space: str, origin: str) -> Protocol:
 
 def corruption_of(origin: str) -> tuple[str, int]:
     """``imagenet_c/fog/3`` → ``("fog", 3)``; an error for anything else."""
-    parts = origin.split("/")
-    if (len(parts) != 3 or parts[0] + "/" != IMAGENET_C_ORIGIN or parts[1] not in IMAGENET_C_NAMES
-            or parts[2] not in {str(s) for s in SEVERITIES}):
+    variant = parse_origin(origin)
+    if variant is None:
         raise InvalidValueError(f"origin {origin!r} is not imagenet_c/<corruption>/<1..5> with "
                                 f"a corruption among {', '.join(IMAGENET_C_NAMES)}")
-    return parts[1], int(parts[2])
+    return variant
 
 
 def _mean(values) -> float | None:

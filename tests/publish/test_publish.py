@@ -20,10 +20,10 @@ from PIL import Image
 from run_support import write_run
 
 from imagenet_hard import build_source, labels, records
+from imagenet_hard.catalog import parse as parse_table
 from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError
 from imagenet_hard.files import sha256_bytes
-from imagenet_hard.home import source_table_path
 from imagenet_hard.mining import open_run
 from imagenet_hard.publish import check, features, parse_size, publish, push
 from imagenet_hard.publish.card import card_header
@@ -46,7 +46,7 @@ def _objectnet_source(home: Path) -> None:
         id=ON_ID, origin="objectnet", path=str(rel), label=label,
         english_label=labels.english_labels(label), label_space="objectnet_113",
         width=40, height=30, sha256=sha256_bytes((home / rel).read_bytes()), label_paper=label)
-    records.write_source_table([row], source_table_path("objectnet", home), "objectnet",
+    records.write_source_table([row], parse_table("objectnet").path(home), "objectnet",
                                {"objectnet_113": [559], "objectnet_113_paper": [559]})
 
 
@@ -55,7 +55,7 @@ def _write_run(home: Path, name: str):
     cands = {r["id"]: {"top5": [1, 2, 3, 4, 5], "top5_prob": [0.5, 0.2, 0.1, 0.1, 0.1],
                        "best_crop": 0}
              for source in ("sample", "objectnet")
-             for r in records.read_table(source_table_path(source, home)).to_pylist()}
+             for r in records.read_table(parse_table(source).path(home)).to_pylist()}
     return write_run(home, name, ["sample", "objectnet"], cands)
 
 
@@ -124,7 +124,7 @@ def test_kept_rows_load_back_with_the_right_features(published, reviewed):
 
 def test_original_bytes_are_embedded(published, pub_home):
     table = pq.read_table(published.shards[0])
-    src = {r["id"]: r for r in records.read_table(source_table_path("sample", pub_home)).to_pylist()}
+    src = {r["id"]: r for r in records.read_table(parse_table("sample").path(pub_home)).to_pylist()}
     for row in table.to_pylist():
         if row["origin"] == "sample":
             assert sha256_bytes(row["image"]["bytes"]) == src[row["id"]]["sha256"]

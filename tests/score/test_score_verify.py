@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from scoring_data import PREDICT_FORM, make_dataset, write_submission
 
+from imagenet_hard.catalog import parse as parse_table
 from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError
-from imagenet_hard.home import source_table_path
 from imagenet_hard.score import RunOptions, score, verify
 from imagenet_hard.score.dataset import folder_from_source
 
@@ -70,7 +70,7 @@ def test_verify_catches_edited_claims_and_changed_files(tmp_path):
 
 @pytest.mark.slow
 def test_efficientnet_lite0_submission_scores_the_sample_for_real(tmp_path, sample_home):
-    data = folder_from_source(source_table_path("sample", sample_home), tmp_path / "sample",
+    data = folder_from_source(parse_table("sample").path(sample_home), tmp_path / "sample",
                               home=sample_home)
     res = CliRunner().invoke(main, ["score", str(SUBMISSIONS / "efficientnet_lite0.py"),
                                     "--dataset", str(data), "--batch-size", "4", "--out",

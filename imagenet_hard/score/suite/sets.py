@@ -17,19 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from ... import catalog
 from ... import home as homes
-from ...errors import MissingFileError, UnknownNameError, did_you_mean
+from ...catalog import IMAGENET_HARD as IMAGENET_HARD_SET
+from ...errors import MissingFileError
 from ...fingerprint import fingerprint
 from ...records import META_SOURCE, read_table, table_label_spaces
 from ..protocols import IMAGENET_HARD, Protocol, corruption_of, protocol_for
 from .images import images_key, table_images
-
-#: The name of the published-benchmark set.
-IMAGENET_HARD_SET = "imagenet-hard"
-#: The name that selects every ImageNet-C set (``imagenet-c/<corruption>`` selects one kind).
-IMAGENET_C_SET = "imagenet-c"
 
 
 @dataclass
@@ -121,22 +116,9 @@ def published_set(dataset=None, split: str = "validation", home=None,
 
 
 def built_tables(home=None) -> dict[str, Path]:
-    """Every built source table by set name; ImageNet-C's as the corruptions package lists them
-    (``imagenet-c/<corruption>/<severity>``)."""
-    from ...corruptions.build import built_tables as corrupted_tables
-
-    folder = homes.sources_dir(home)
-    corrupted = {t.table: t.name for t in corrupted_tables(home)}  # file stem → imagenet-c/c/s
-    out = {}
-    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else ():
-        meta = pq.read_schema(path).metadata or {}
-        if path.name.endswith(".rejects.parquet") or META_SOURCE not in meta:
-            continue
-        name = corrupted.get(path.stem) or meta[META_SOURCE].decode().replace("_", "-")
-        if not name.startswith(IMAGENET_C_SET + "/") and name.startswith(IMAGENET_C_SET):
-            continue  # an imagenet-c table the corruptions package does not recognise
-        out[name] = path
-    return dict(sorted(out.items(), key=lambda kv: _order(kv[0])))
+    """Every built source table by set name (:func:`imagenet_hard.catalog.built`), in
+    :data:`SET_ORDER`."""
+    return {r.name: r.path(home) for r in sorted(catalog.built(home), key=_order)}
 
 
 #: The order of the robustness tables in the seeds; other sources follow, ImageNet-C last.
@@ -144,44 +126,24 @@ SET_ORDER = ("imagenet", "imagenet-real", "imagenet-a", "imagenet-r", "imagenet-
              "imagenet-v2", "objectnet")
 
 
-def _order(name: str) -> tuple:
-    known = SET_ORDER.index(name) if name in SET_ORDER else len(SET_ORDER)
-    return known, name.startswith(IMAGENET_C_SET + "/"), name
-
-
-def _normal(name: str) -> str:
-    return name.strip() if "/" in name else name.strip().lower().replace("_", "-")
-
-
-def _select(names: list[str], known: list[str]) -> list[str]:
-    """Expand ``names`` (exact names, ``imagenet-c`` or ``imagenet-c/<corruption>``) in
-    ``known``'s order; an unknown name is an error listing close matches."""
-    picked: list[str] = []
-    for name in names:
-        hits = [k for k in known if k == name or k.startswith(name + "/")]
-        if not hits:
-            hint = did_you_mean(name, known)
-            raise UnknownNameError(
-                f"--suite: no built set {name!r}.{hint} Built here: {', '.join(known) or 'none'} "
-                "(build one with `imhard build --source NAME`)")
-        picked += [h for h in hits if h not in picked]
-    return [k for k in known if k in picked]
+def _order(ref: catalog.TableRef) -> tuple:
+    known = SET_ORDER.index(ref.name) if ref.name in SET_ORDER else len(SET_ORDER)
+    return known, ref.variant is not None, ref.name
 
 
 def resolve_sets(names: list[str] | None = None, dataset=None, split: str = "validation",
                  home=None) -> list[SuiteSet]:
     """The sets to score: ``names`` (default: every built table plus the published
     ImageNet-Hard when it is there, or ``dataset`` when given)."""
-    tables = built_tables(home)
     if names:
-        names = [_normal(n) for n in names]
-        chosen = _select([n for n in names if n != IMAGENET_HARD_SET], list(tables))
-        published = IMAGENET_HARD_SET in names  # opening it says what is missing, if anything
+        tables = [n for n in names if catalog.parse(n).name != IMAGENET_HARD_SET]
+        chosen = sorted(catalog.select(tables, home, option="--suite"), key=_order)
+        published = len(tables) < len(names)  # opening it says what is missing, if anything
     else:
-        chosen = list(tables)
+        chosen = sorted(catalog.built(home), key=_order)
         published = dataset is not None or (homes.dist_dir(home) / "imagenet-hard").is_dir()
     if not chosen and not published:
         raise MissingFileError("no set to score: build a source first (`imhard build --source "
                                "sample` works offline) or publish ImageNet-Hard")
-    out = [table_set(n, tables[n], home) for n in chosen]
+    out = [table_set(r.name, r.path(home), home) for r in chosen]
     return out + ([published_set(dataset, split, home)] if published else [])
