@@ -65,12 +65,16 @@ def _folder_side(spec: str, folder: Path, version: str | None = None) -> Side:
                 releases.read_rows(where))
 
 
-def _hub_side(spec: str, repo_id: str, revision: str, token=None) -> Side:
+def _hub_side(spec: str, repo_id: str, revision: str, home=None) -> Side:
+    """A Hub revision, fetched as plain files (no cache links) under ``<home>/dist/.hub/``."""
     from huggingface_hub import snapshot_download
 
+    from .. import home as homes
+
+    where = homes.dist_dir(home) / ".hub" / repo_id.replace("/", "--") / revision.replace("/", "--")
     try:
         path = snapshot_download(repo_id, repo_type="dataset", revision=revision,
-                                 allow_patterns=HUB_PATTERNS, token=token)
+                                 allow_patterns=HUB_PATTERNS, local_dir=where)
     except Exception as exc:  # whatever the Hub client raises: one line naming the revision
         raise MissingFileError(f"cannot fetch {repo_id} at revision {revision} from the Hugging "
                                f"Face Hub ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
@@ -98,7 +102,7 @@ def resolve(spec: str, dataset: str | os.PathLike | None = None, home=None) -> S
         return _folder_side(spec, root, version)
     m = _HUB_RE.fullmatch(spec)
     if m:
-        return _hub_side(spec, m.group(1), m.group(2))
+        return _hub_side(spec, m.group(1), m.group(2), home)
     raise InvalidValueError(f"{spec!r} is not a folder, a version (1.0.0) or a Hub revision "
                             "(OWNER/NAME@v1.0.0)")
 

@@ -2,7 +2,9 @@
 
 The folder is checked first, then uploaded in one ``upload_folder`` call that also deletes remote
 shards the new release does not have (a smaller release would otherwise leave stale shards that
-``data/validation-*`` still matches). The token comes from the argument, ``HF_TOKEN`` or the
+``data/validation-*`` still matches). A versioned folder's latest version becomes a tag
+(``vX.Y.Z``) on the commit just made; a tag that exists already is never moved, and the default
+branch never goes back to an older version than a tag it has. The token comes from the argument, ``HF_TOKEN`` or the
 ``hf auth login`` file; it is never printed, and it is scrubbed from every error message.
 """
 
@@ -12,6 +14,7 @@ import os
 from pathlib import Path
 
 from ..errors import ImHardError, InvalidValueError
+from . import releases
 from .check import check
 
 MISSING_TOKEN = ("no Hugging Face token: set HF_TOKEN or run `hf auth login` "
@@ -72,14 +75,50 @@ def push(folder: str | os.PathLike, repo_id: str, *, private: bool = False,
         from huggingface_hub import HfApi
 
         api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
+    latest = releases.read_ledger(folder).latest
+    tag = releases.tag(latest.version) if latest else None
     try:
         url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True, token=token)
+        if tag:
+            _check_tags(api.list_repo_refs(repo_id, repo_type="dataset", token=token), tag,
+                        latest.version, repo_id, revision)
         if revision:
             api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True, token=token)
-        api.upload_folder(
+        message = f"Publish ImageNet-Hard {tag}" if tag else "Publish ImageNet-Hard with imagenet-hard"
+        commit = api.upload_folder(
             repo_id=repo_id, folder_path=folder, repo_type="dataset", revision=revision, token=token,
-            commit_message="Publish ImageNet-Hard with imagenet-hard", delete_patterns=["data/*"],
+            commit_message=message, delete_patterns=["data/*"],
         )
+        if tag:
+            api.create_tag(repo_id, tag=tag, revision=getattr(commit, "oid", None) or revision,
+                           repo_type="dataset", token=token,
+                           tag_message=f"ImageNet-Hard {latest.version}, fingerprint "
+                                       f"{latest.fingerprint}")
+    except InvalidValueError:
+        raise
     except Exception as exc:  # every failure is re-raised scrubbed, without the original chain
         raise _hub_error(exc, token, repo_id) from None
     return str(url) + (f"/tree/{revision}" if revision else "")
+
+
+def _check_tags(refs, tag: str, version: str, repo_id: str, revision: str | None) -> None:
+    """Refuse a push that would move a tag, or put an older version on the default branch."""
+    names = {t.name for t in refs.tags}
+    if tag in names:
+        raise InvalidValueError(
+            f"{repo_id} already has the tag {tag}, and a published tag never moves; publish the "
+            "changes as the next version (`imhard publish --run RUN --version X.Y.Z`) and push that")
+    if revision:
+        return
+    newer = sorted((n for n in names if _is_newer(n, version)), key=releases.parse_version)
+    if newer:
+        raise InvalidValueError(
+            f"{repo_id} has {newer[-1]}, newer than this folder's {version}; the default branch "
+            "holds the latest version: push this one with --revision BRANCH")
+
+
+def _is_newer(name: str, version: str) -> bool:
+    try:
+        return releases.parse_version(name) > releases.parse_version(version)
+    except InvalidValueError:        # a tag that is no version of ours
+        return False

@@ -208,3 +208,59 @@ def test_diff_refuses_what_it_cannot_name(sample_run, tmp_path):
     res = CliRunner().invoke(main, ["diff", str(tmp_path / "x"), "thing"])
     assert res.exit_code == 1 and "no data/ folder" in res.output
 
+
+
+# ---- the Hub: a tag per version, load_dataset(revision=...), diff of revisions ----------------
+
+TOKEN = "hf_TopSecretReleaseToken1234567890"
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    import datasets.config
+    import huggingface_hub.constants as hc
+    from hub_support import FakeHub
+
+    with FakeHub() as hub:
+        monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+        monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
+        monkeypatch.setattr(hc, "ENDPOINT", hub.url)
+        monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(datasets.config, "HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        yield hub
+
+
+def test_hub_tags_each_version_and_loads_it_by_revision(sample_run, tmp_path, fake_hub):
+    from imagenet_hard.publish import push
+    from imagenet_hard.publish.diff import diff
+
+    out = tmp_path / "imagenet-hard"
+    ids = sample_run.ids
+    with ReviewStore(sample_run.home) as st:
+        st.import_run(sample_run.run)
+        st.decide(ids, "keep", reviewer="a")
+    v1 = _publish(sample_run, out, "1.0.0")
+    push(out, "me/imagenet-hard")
+    with ReviewStore(sample_run.home) as st:
+        st.decide(ids[:3], "remove", reason="duplicate", reviewer="b")
+        st.relabel(ids[3], [339], "a sorrel", reviewer="b")
+    v2 = _publish(sample_run, out, "2.0.0")
+    res = CliRunner().invoke(main, ["publish", "--push", "me/imagenet-hard", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    st = fake_hub.state
+    assert set(st.tags) == {"v1.0.0", "v2.0.0"} and st.tags["v2.0.0"] == st.main
+    assert st.tags["v1.0.0"] != st.main
+    again = CliRunner().invoke(main, ["publish", "--push", "me/imagenet-hard", "--out", str(out)])
+    assert again.exit_code == 1 and "already has the tag v2.0.0" in again.output
+    assert TOKEN not in again.output
+    for rev, want in (("v1.0.0", v1), ("v2.0.0", v2), (None, v2)):
+        ds = datasets.load_dataset("me/imagenet-hard", revision=rev, split="validation")
+        assert sorted(ds["id"]) == sorted(r.id for r in want.selection.rows), rev
+    changes = diff("me/imagenet-hard@v1.0.0", "me/imagenet-hard@v2.0.0").changes
+    assert sorted(c.kind for c in changes) == ["relabelled"] + ["removed"] * 3
+    assert all(c.reason for c in changes)
