@@ -205,8 +205,9 @@ def renew(queue: Queue, entry: Entry, lease: float) -> Entry | None:
     return None if version is None else Entry(entry.request, state, version)
 
 
-def finish(queue: Queue, entry: Entry, result: str) -> Entry | None:
-    state = entry.state.but(status=FINISHED, result=result, reason="", lease_expires=0.0)
+def finish(queue: Queue, entry: Entry, result: str, fingerprint: str = "") -> Entry | None:
+    state = entry.state.but(status=FINISHED, result=result, reason="", lease_expires=0.0,
+                            fingerprint=fingerprint)
     version = queue.put_state(entry.request.id, entry.version, state)
     return None if version is None else Entry(entry.request, state, version)
 
@@ -217,13 +218,13 @@ def fail(queue: Queue, entry: Entry, reason: str) -> Entry | None:
     return None if version is None else Entry(entry.request, state, version)
 
 
-def duplicate_of(entries: list[Entry], request: Request) -> Entry | None:
+def duplicate_of(entries: list[Entry], request: Request, fingerprint: str = "") -> Entry | None:
     """An earlier request for the same numbers (same file, dataset, protocol, mode) that has
-    not failed: the one a duplicate is answered with."""
+    not failed: the one a duplicate is answered with. ``fingerprint``: the board's dataset."""
     now = time.time()
     queued = any(e.request.id == request.id for e in entries)
     for e in entries:
-        if (e.request.id != request.id and e.request.key == request.key
+        if (e.request.id != request.id and e.key(fingerprint) == request.key(fingerprint)
                 and e.status(now) != FAILED
                 and (not queued
                      or (e.request.created, e.request.id) < (request.created, request.id))):

@@ -101,10 +101,10 @@ class Request:
     def protocol(self) -> str:
         return "imagenet-hard" if self.sets is None else "suite:" + ",".join(sorted(self.sets))
 
-    @property
-    def key(self) -> tuple:
-        """Two requests with the same key ask for the same numbers."""
-        return (self.sha256, self.fingerprint, self.protocol, self.tta or "none")
+    def key(self, fingerprint: str = "") -> tuple:
+        """Two requests with the same key ask for the same numbers; ``fingerprint``: the dataset
+        when the request does not name one (filed before the board's worker first ran)."""
+        return (self.sha256, self.fingerprint or fingerprint, self.protocol, self.tta or "none")
 
     def to_json(self) -> bytes:
         data = asdict(self)
@@ -146,6 +146,7 @@ class State:
     reason: str = ""                # FAILED: the one line the submitter sees
     result: str = ""                # FINISHED: where the result is
     updated: str = ""
+    fingerprint: str = ""           # the dataset the worker scored it on
 
     def effective(self, now: float) -> str:
         """PENDING for a RUNNING request whose lease ran out (its worker is gone)."""
@@ -172,7 +173,8 @@ class State:
                    lease_expires=float(raw.get("lease_expires") or 0.0),
                    attempts=int(raw.get("attempts") or 0),
                    reason=one_line(raw.get("reason", "")), result=str(raw.get("result", ""))[:500],
-                   updated=str(raw.get("updated", ""))[:40])
+                   updated=str(raw.get("updated", ""))[:40],
+                   fingerprint=str(raw.get("fingerprint", ""))[:64])
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,10 @@ class Entry:
 
     def status(self, now: float) -> str:
         return self.state.effective(now)
+
+    def key(self, fingerprint: str = "") -> tuple:
+        """The request's key, on the dataset it was scored on once it was."""
+        return self.request.key(self.state.fingerprint or fingerprint)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ def check_images() -> list[bytes]:
 def check_contract(submission: str | Path, options=None, tta=None) -> None:
     """Run ``submission`` as ``imhard score`` would, on one batch of two generated images; a
     :class:`~imagenet_hard.errors.SubmissionError` says what failed."""
+    import datasets
+
     from ..score.dataset import write_folder
     from ..score.harness import Ask, RunOptions, predict
     from ..score.suite.sets import published_set
@@ -78,12 +80,18 @@ def check_contract(submission: str | Path, options=None, tta=None) -> None:
     opts = options or RunOptions()
     opts.check_sandbox()
     opts.batch_size = 2
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()        # the two images' bars say nothing to a submitter
     with tempfile.TemporaryDirectory(prefix="imhard-submit-check-") as tmp:
         root = Path(tmp)
         write_folder(root / "data", check_images(), [[0], [1]], ["check", "check"],
                      ["check-0", "check-1"])
         s = published_set(root / "data", "validation", root / "home")
-        predict(sub, [Ask(s, [0, 1], root / "cache", allowed={0, 1})], opts, tta, named=False)
+        try:
+            predict(sub, [Ask(s, [0, 1], root / "cache", allowed={0, 1})], opts, tta, named=False)
+        finally:
+            if shown:
+                datasets.enable_progress_bars()
 
 
 def submit(submission: str | Path, board: str, sets: list[str] | None = None,
@@ -112,7 +120,7 @@ def submit(submission: str | Path, board: str, sets: list[str] | None = None,
                       created=iso(now), sets=tuple(sets) if sets else None, tta=tta,
                       fingerprint=settings.fingerprint, size=len(data))
     entries, _ = queue.snapshot()
-    dup = duplicate_of(entries, request)
+    dup = duplicate_of(entries, request, settings.fingerprint)
     if dup is not None:
         return Submitted(request, dup, board)
     since = iso(now - _dt.timedelta(days=1))

@@ -102,7 +102,8 @@ def precheck(queue: q.Queue, entry: Entry, entries: list[Entry], settings) -> tu
     if q.filed_since(entries, req.submitter, since, before=req) >= settings.requests_per_day:
         return FAILED, (f"{req.submitter} is over the board's limit of "
                         f"{settings.requests_per_day} requests a day")
-    dup = next((e for e in entries if e.request.key == req.key and e.request.id != req.id
+    fp = settings.fingerprint
+    dup = next((e for e in entries if e.key(fp) == entry.key(fp) and e.request.id != req.id
                 and e.state.status == FINISHED), None)
     if dup is not None:
         return FINISHED, dup.state.result
@@ -141,7 +142,7 @@ def process(queue: q.Queue, entry: Entry, scorer: Scorer, work: Path,
             current, lost = lease.entry, lease.lost
     if lost:
         return Turn(req.id, "LOST", "another worker took the request back", time.monotonic() - start)
-    done = (q.finish(queue, current, detail) if status == FINISHED
+    done = (q.finish(queue, current, detail, settings.fingerprint) if status == FINISHED
             else q.fail(queue, current, detail))
     if done is None:
         return Turn(req.id, "LOST", "another worker took the request back", time.monotonic() - start)
