@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import catalog
 from ..errors import InvalidValueError, MissingFileError
 from ..files import is_sha256
 from ..score.check import consistency_problems
@@ -121,7 +122,7 @@ def add_suite(result_path: str | Path, board_dir: str | Path = "leaderboard", ho
     results.mkdir(parents=True, exist_ok=True)
     data = result.to_dict()
     for entry in data["sets"]:
-        name = f"{dest.name.removesuffix('.json')}.{entry['name'].replace('/', '_')}.predictions.parquet"
+        name = f"{dest.name.removesuffix('.json')}.{catalog.slug(entry['name'])}.predictions.parquet"
         shutil.copyfile(result_path.parent / entry["predictions"]["file"], results / name)
         entry["predictions"] = {**entry["predictions"], "file": name}
     type(result).from_dict(data).write(dest)

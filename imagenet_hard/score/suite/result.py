@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...catalog import slug
 from ...errors import InvalidValueError
 from ..contract import metadata_problems
 from ..protocols import PROTOCOLS
@@ -29,10 +30,6 @@ KIND = "suite"
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\.parquet$")
 _SET = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*$")
 SET_KEYS = ("name", "protocol", "dataset", "metrics", "per_origin", "predictions")
-
-
-def set_file_slug(name: str) -> str:
-    return name.replace("/", "_")
 
 
 @dataclass(frozen=True)
@@ -152,4 +149,4 @@ def load_suite(path: str | Path) -> SuiteResult:
 def suite_predictions_path(result_path: str | Path, set_name: str) -> Path:
     p = Path(result_path)
     stem = p.name.removesuffix(".json")
-    return p.with_name(f"{stem}.{set_file_slug(set_name)}.predictions.parquet")
+    return p.with_name(f"{stem}.{slug(set_name)}.predictions.parquet")
