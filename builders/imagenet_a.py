@@ -15,6 +15,7 @@ class ImageNetASource(ClassFolderSource):
     name = "imagenet-a"
     origin = "imagenet_a"
     label_space = "in_a_200"
+    protocol = "in-a-200"
     top = "imagenet-a"
     class_description = "ImageNet-A wnids"
     description = "Natural adversarial examples: real photos ResNet-50s misclassify, 200 classes."

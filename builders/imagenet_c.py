@@ -18,6 +18,7 @@ class ImageNetCSource(SourceBuilder):
     name = "imagenet-c"
     origin = "imagenet_c"
     label_space = "in1k"
+    protocol = "imagenet-c"
     derived = True
     description = ("Full-resolution ImageNet-C: 19 corruptions x 5 severities of a built "
                    "source's images, one table each (imagenet-c/<corruption>/<severity>).")

@@ -15,6 +15,7 @@ class ImageNetRSource(ClassFolderSource):
     name = "imagenet-r"
     origin = "imagenet_r"
     label_space = "in_r_200"
+    protocol = "in-r-200"
     top = "imagenet-r"
     class_description = "ImageNet-R wnids"
     description = "Renditions (art, cartoons, graffiti, sculptures, toys …) of 200 ImageNet classes."

@@ -37,6 +37,7 @@ def real_only(row_id: str) -> tuple[int, ...]:
 class ImageNetRealSource(ImageNetSource):
     name = "imagenet-real"
     origin = "imagenet"  # the same photos: the published dataset's origin is "imagenet"
+    protocol = "real"  # scored on the ReaL labels alone (real_only), not the IN ∪ ReaL union
     description = "ImageNet validation images labelled IN ∪ ReaL (Beyer et al. 2020)."
     licence = ("images: ImageNet terms (non-commercial research); ReaL labels: Apache-2.0 "
                "(google-research/reassessed-imagenet)")

@@ -135,6 +135,7 @@ class ObjectNetSource(SourceBuilder):
     name = "objectnet"
     origin = "objectnet"
     label_space = "objectnet_113"
+    protocol = "objectnet"
     description = "Household objects photographed at random poses, backgrounds and viewpoints."
     licence = ("ObjectNet licence (CC BY 4.0 with two clauses): never use it to train or tune "
                "a model; images shown on the web keep a 1-pixel red border")

@@ -101,6 +101,7 @@ class SourceBuilder:
     name: str = ""
     origin: str = ""
     label_space: str = "in1k"
+    protocol: str = "in1k"           # how `imhard score --suite` scores it (score.protocols)
     description: str = ""
     licence: str = ""
     citation: str = ""

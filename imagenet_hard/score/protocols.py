@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from ..catalog import IMAGENET_C as IMAGENET_C_SOURCE
 from ..catalog import file_stem, parse_origin
+from ..catalog import parse as parse_table
 from ..corruptions.params import BENCHMARK as IMAGENET_C_BENCHMARK
 from ..corruptions.params import HELD_OUT as IMAGENET_C_HELD_OUT
 from ..corruptions.params import NAMES as IMAGENET_C_NAMES
@@ -131,20 +132,20 @@ IMAGENET_HARD = register_protocol(Protocol(
     "imagenet-hard", IMAGENET_HARD_PROTOCOL,
     "Taesiri et al., ImageNet-Hard, NeurIPS 2023 Datasets and Benchmarks"))
 
-#: Source (builder) name → its protocol; a source not listed is scored by its label space.
-SOURCE_PROTOCOLS = {"imagenet": "in1k", "imagenet-real": "real", "imagenet-a": "in-a-200",
-                    "imagenet-r": "in-r-200", "imagenet-sketch": "in1k", "imagenet-v2": "in1k",
-                    "objectnet": "objectnet", "sample": "in1k"}
+#: The protocol of a table no registered builder made (a bench's), by its label space.
 SPACE_PROTOCOLS = {"in1k": "in1k", "in_a_200": "in-a-200", "in_r_200": "in-r-200",
                    "objectnet_113": "objectnet"}
 
 
 def protocol_for(source: str, label_space: str, origin: str) -> Protocol:
-    """The protocol of a source table: ImageNet-C by origin, else by source name, else by the
-    label space its rows declare."""
+    """The protocol of a source table: ImageNet-C by origin, else the one its builder declares
+    (``SourceBuilder.protocol``), else by the label space its rows declare."""
+    from ..sources import SOURCES
+
     if origin.startswith(IMAGENET_C_ORIGIN):
         return IMAGENET_C
-    name = SOURCE_PROTOCOLS.get(source.replace("_", "-")) or SPACE_PROTOCOLS.get(label_space)
+    key = parse_table(source).source
+    name = SOURCES.get(key).protocol if key in SOURCES else SPACE_PROTOCOLS.get(label_space)
     if name is None:
         raise InvalidValueError(f"source {source!r} has label space {label_space!r}, for which "
                                 "no scoring protocol is defined")

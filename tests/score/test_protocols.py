@@ -15,9 +15,11 @@ from imagenet_hard.score.metrics import top5_of, wilson_interval
 from imagenet_hard.score.protocols import (
     IMAGENET_C_BENCHMARK,
     IMAGENET_C_HELD_OUT,
+    PROTOCOLS,
     SEVERITIES,
     corruption_of,
     imagenet_c_summary,
+    protocol_for,
 )
 from imagenet_hard.score.suite import score_suite
 
@@ -132,6 +134,27 @@ def test_imagenet_c_summary_by_hand():
     assert imagenet_c_summary(errors)["mce"] is None
     with pytest.raises(InvalidValueError, match="undefined"):
         imagenet_c_summary({("fog", 1): 0.2}, {("fog", 1): 0.0})
+
+
+@pytest.mark.parametrize("source, protocol", [
+    ("imagenet", "in1k"), ("imagenet-real", "real"), ("imagenet-a", "in-a-200"),
+    ("imagenet-r", "in-r-200"), ("imagenet-sketch", "in1k"), ("imagenet-v2", "in1k"),
+    ("objectnet", "objectnet"), ("sample", "in1k")])
+def test_each_builder_declares_its_protocol(source, protocol):
+    from imagenet_hard.sources import get_source
+
+    builder = get_source(source)
+    assert builder.protocol == protocol
+    assert protocol_for(source.replace("-", "_"), builder.label_space, source).name == protocol
+    assert PROTOCOLS.get(protocol).space == builder.label_space or protocol in ("real", "in1k")
+
+
+def test_a_table_no_builder_made_is_scored_by_its_label_space():
+    assert protocol_for("bench_0", "in1k", "bench").name == "in1k"
+    assert protocol_for("bench-mine", "in_a_200", "bench").name == "in-a-200"
+    assert protocol_for("sample", "in1k", "imagenet_c/fog/1").name == "imagenet-c"
+    with pytest.raises(InvalidValueError, match="no scoring protocol"):
+        protocol_for("bench_0", "made_up", "bench")
 
 
 def test_corruption_names_are_checked():
