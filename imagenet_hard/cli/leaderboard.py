@@ -79,6 +79,29 @@ def add_cmd(result, board_dir, fingerprint, dataset, replace, home):
     click.echo(f"added {added.name} → {added.result} ({checked}); run `imhard leaderboard build`")
 
 
+@leaderboard.command("rescore-on")
+@click.argument("version", metavar="X.Y.Z")
+@board_dir_option
+@click.option("--dataset", type=click.Path(file_okay=False), default=None,
+              help="The versioned folder (default <home>/dist/imagenet-hard).")
+@click.option("--write", is_flag=True,
+              help="Write each carried result as NAME.vX.Y.Z.json (+ predictions) in <dir>/results.")
+@home_option
+def rescore_on_cmd(version, board_dir, dataset, write, home):
+    """Which verified results carry to version X.Y.Z without re-running, recomputed exactly.
+
+    A result carries when its predictions cover every row of X.Y.Z and no row was relabelled
+    since the version it was scored on; the others need re-scoring.
+
+    \b
+    Example:
+      imhard leaderboard rescore-on 1.0.0
+    """
+    from ..leaderboard.rescore import format_carries, rescore_on
+
+    click.echo(format_carries(rescore_on(version, board_dir, dataset, home, write=write), version))
+
+
 @leaderboard.command("push")
 @click.option("--space", required=True, metavar="OWNER/NAME", help="Hugging Face Space to write.")
 @board_dir_option

@@ -52,6 +52,8 @@ def reported_entries() -> list[Entry]:
 def dataset_label(dataset: dict) -> str:
     rows = int(dataset["rows"])
     name = Path(str(dataset["id"])).name or str(dataset["id"])
+    if dataset.get("version"):     # the board's sections are versions of a release
+        name = f"{name} v{dataset['version']}"
     return f"{name} ({rows:,} rows, fp {str(dataset['fingerprint'])[:8]})"
 
 

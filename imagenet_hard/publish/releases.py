@@ -523,3 +523,21 @@ def _check_versions(folder: Path, ledger: Ledger, latest_rows: dict[str, RowKey]
                                 f"its changes need a {need} one")
         prev_rows = rows
     return problems
+
+
+def version_of(dataset: str | os.PathLike, fp: str) -> str | None:
+    """The version of a local folder (a versioned folder, or one of its ``versions/vX.Y.Z``)
+    whose fingerprint is ``fp``; None for anything else (a Hub id, an unversioned folder)."""
+    path = Path(dataset)
+    if not path.is_dir():
+        return None
+    roots = [path] + ([path.parent.parent] if path.parent.name == VERSIONS_DIR else [])
+    for root in roots:
+        try:
+            ledger = read_ledger(root)
+        except InvalidValueError:
+            return None
+        match = next((r.version for r in ledger.releases if r.fingerprint == fp), None)
+        if match:
+            return match
+    return None

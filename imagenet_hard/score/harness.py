@@ -453,9 +453,13 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     pred_path = predictions_path(out)
     metrics, origins, predictions, speed = write_set(ask, pred_path, sub.name)
     metrics["images_per_s"] = speed
+    from ..publish.releases import version_of
+
+    version = version_of(s.source, s.fingerprint)    # a result names the version it was scored on
     result = ScoreResult(**common, metrics=metrics, per_origin=origins, predictions=predictions,
                          dataset={"id": s.source, "split": split, "fingerprint": s.fingerprint,
-                                  "rows": len(s.ids), "scored": len(indices), "limit": limit})
+                                  "rows": len(s.ids), "scored": len(indices), "limit": limit,
+                                  **({"version": version} if version else {})})
     result.write(out)
     resumed = len(indices) - (report.done if report else 0)
     return ScoreRun(result, out, pred_path, resumed_rows=resumed)

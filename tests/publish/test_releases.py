@@ -264,3 +264,67 @@ def test_hub_tags_each_version_and_loads_it_by_revision(sample_run, tmp_path, fa
     changes = diff("me/imagenet-hard@v1.0.0", "me/imagenet-hard@v2.0.0").changes
     assert sorted(c.kind for c in changes) == ["relabelled"] + ["removed"] * 3
     assert all(c.reason for c in changes)
+
+
+# ---- results and the board -------------------------------------------------------------------
+
+FIXED = '''
+import numpy as np
+METADATA = {"name": "Fixed guess", "uses_tta": False, "extra_training_data": False}
+
+class Fixed:
+    def predict(self, images):
+        out = np.full((len(images), 1000), 1e-4, dtype=np.float32)
+        for i, im in enumerate(images):
+            first = 339 if im.size[0] % 2 else 281      # some rows right, some wrong
+            out[i, [first, 282, 504, 409, 652]] = [0.5, 0.2, 0.1, 0.1, 0.05]
+        return out / out.sum(1, keepdims=True)
+
+def load(device):
+    return Fixed()
+'''
+
+
+def test_a_board_entry_carried_to_2_0_0_equals_a_fresh_scoring(sample_run, tmp_path):
+    from imagenet_hard.leaderboard import add_result
+    from imagenet_hard.leaderboard.rescore import rescore_on
+    from imagenet_hard.score import RunOptions, load_result, score
+
+    out, board = tmp_path / "imagenet-hard", tmp_path / "board"
+    sub = tmp_path / "fixed.py"
+    sub.write_text(FIXED)
+    ids = sample_run.ids
+    with ReviewStore(sample_run.home) as st:
+        st.import_run(sample_run.run)
+        st.decide(ids, "keep", reviewer="a")
+    _publish(sample_run, out, "1.0.0")
+    opts = RunOptions(batch_size=4, workers=0)
+    first = score(sub, dataset=out, out=tmp_path / "s1" / "fixed.json", options=opts,
+                  home=sample_run.home)
+    assert first.result.dataset["version"] == "1.0.0"
+    add_result(first.path, board, dataset=out, home=sample_run.home)
+    with ReviewStore(sample_run.home) as st:
+        st.decide(ids[:3], "remove", reason="ill-posed", reviewer="b")
+        st.relabel(ids[3], [339], "a sorrel", reviewer="b")
+        st.relabel(ids[4], [281, 282], "a cat", reviewer="b")
+    _publish(sample_run, out, "2.0.0")
+    res = CliRunner().invoke(main, ["leaderboard", "rescore-on", "2.0.0", "--dir", str(board),
+                                    "--dataset", str(out), "--write"])
+    assert res.exit_code == 0, res.output
+    assert "carried           Fixed guess:" in res.output and "2 relabelled rows re-judged" in res.output
+    carried = load_result(next((board / "results").glob("*.v2.0.0.json")))
+    fresh = score(sub, dataset=out, out=tmp_path / "s2" / "fixed.json", options=opts,
+                  home=sample_run.home).result
+    assert fresh.dataset["version"] == "2.0.0"
+    assert carried.dataset["fingerprint"] == fresh.dataset["fingerprint"]
+    assert carried.dataset["carried_from"]["version"] == "1.0.0"
+    drop = lambda m: {k: v for k, v in m.items() if k != "images_per_s"}  # noqa: E731
+    assert drop(carried.metrics) == drop(fresh.metrics)
+    assert carried.per_origin == fresh.per_origin
+    assert carried.metrics["accuracy"] != first.result.metrics["accuracy"]
+    again = rescore_on("2.0.0", board, out, sample_run.home)
+    assert [c.status for c in again] == ["carried"]        # its own .v2.0.0 copy is not listed
+    from imagenet_hard.leaderboard import build_board
+
+    built = build_board(board, include_reported=False)
+    assert "imagenet-hard v1.0.0" in built.table and "imagenet-hard v2.0.0" in built.table
