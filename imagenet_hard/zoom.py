@@ -24,7 +24,12 @@ each (``imagenet_hard.bench.zoom.zoom_torch_agreement``; ``tests/test_zoom.py`` 
     EfficientNet-Lite0 top-1 changes on 2 of 2,916 crops (0.07 %)
 
 Without the intermediate clamp the differences reach 18 grey levels and 4.4 % of top-1 answers
-change (bicubic overshoot at hard edges). Use the exact path wherever the verdicts must equal the
+change (bicubic overshoot at hard edges). A 1-D pass that shrinks more than :data:`MAX_AA_SHRINK`
+times (S=10 on an image whose short side is over 320 px) is not an ``interpolate`` call: CUDA's
+antialiased kernel keeps the filter weights in shared memory and refuses factors above ~91×. It is
+the same linear map, applied as a matrix product in float64 with the weights ``interpolate``
+computes (PIL's a = -0.5 cubic, support 2 × factor); ``tests/test_zoom_torch.py`` checks it
+against CPU ``interpolate`` (at most 1 grey level after rounding) and against PIL (the 2 above). Use the exact path wherever the verdicts must equal the
 paper's; the torch path is the GPU fast path.
 
 :func:`reference_crops` is the paper's procedure itself, kept as the oracle the tests compare with
@@ -53,6 +58,9 @@ SCALES: tuple[int, ...] = (
 )
 CROP = 224
 GRID = 3
+#: Largest shrink factor of one resize pass given to ``interpolate``; larger ones use a weight
+#: matrix (module docstring). CUDA's antialiased kernel fails above ~91×.
+MAX_AA_SHRINK = 32
 N_TRANSFORMS = len(SCALES) * GRID * GRID  # 324
 GROUPS = ("zoom-out", "zoom-224", "zoom-in")
 _SCALE_POS = {s: k for k, s in enumerate(SCALES)}
@@ -335,12 +343,71 @@ def zoom_crops_torch(images, device=None, indices: Sequence[int] | None = None) 
     for b, img in enumerate(images):
         groups.setdefault(tuple(img.shape[-2:]), []).append(b)
     plan = _by_scale(wanted)
-    for members in groups.values():
+    for (h, w), members in groups.items():
+        # Every index this size group needs, built on the host and moved in one copy: a
+        # torch.tensor(list, device=cuda) per scale would be a host-device sync each.
+        table, spans = _crop_table(w, h, plan, members)
+        table = table.to(device, non_blocking=True)
+        rows = table[spans[-1][0]:spans[-1][1], 2]
         x = torch.stack([images[b] for b in members]).to(device, non_blocking=True).float()
-        rows = torch.tensor(members, device=device)
-        for s, jobs in plan.items():
-            _cut_torch(_resize_torch(x, SCALES[s]), jobs, out, rows)
+        for (s, _jobs), (a, b) in zip(plan.items(), spans, strict=False):
+            _cut_torch(_resize_torch(x, SCALES[s]), table[a:b], out, rows)
     return out
+
+
+def _crop_table(w: int, h: int, plan: dict[int, list[tuple[int, int]]], members: list[int]):
+    """One host int64 tensor of (padded top, padded left, output position) rows, a scale's jobs
+    after another, then the batch rows ``members`` (in column 2); and each block's (start, end)."""
+    import torch
+
+    pad = CROP // 2
+    blocks, spans, start = [], [], 0
+    for s, jobs in plan.items():
+        boxes = anchor_boxes(*resized_size(w, h, SCALES[s]))
+        blocks.append([(boxes[a][0] + pad, boxes[a][1] + pad, p) for p, a in jobs])
+        spans.append((start, start + len(jobs)))
+        start += len(jobs)
+    blocks.append([(0, 0, b) for b in members])
+    spans.append((start, start + len(members)))
+    flat = np.array([r for block in blocks for r in block], dtype=np.int64).reshape(-1, 3)
+    return torch.from_numpy(flat), spans
+
+
+def aa_weights(n_in: int, n_out: int) -> np.ndarray:
+    """The (n_out, n_in) float64 matrix of an antialiased bicubic resize along one axis, as
+    ``interpolate(mode="bicubic", antialias=True, align_corners=False)`` computes it (PyTorch's
+    ``_compute_indices_weights_aa``, PIL's ``precompute_coeffs``): cubic a = -0.5, support
+    2 × the shrink factor, rows normalised to sum to 1."""
+    scale = n_in / n_out
+    support, inv = (2.0 * scale, 1.0 / scale) if scale >= 1.0 else (2.0, 1.0)
+    weights = np.zeros((n_out, n_in), dtype=np.float64)
+    for i in range(n_out):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n_in)
+        t = np.abs((np.arange(lo, hi) - center + 0.5) * inv)
+        a = -0.5
+        w = np.where(t < 1.0, ((a + 2) * t - (a + 3)) * t * t + 1,
+                     np.where(t < 2.0, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+        total = w.sum()
+        weights[i, lo:hi] = w / total if total != 0 else w
+    return weights
+
+
+def _resize_pass(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """One 1-D antialiased bicubic pass of float (B, 3, H, W) to ``size`` (only one side moves)."""
+    import torch
+    import torch.nn.functional as F
+
+    (h, w), (nh, nw) = x.shape[-2:], size
+    if max(h / nh, w / nw) <= MAX_AA_SHRINK:
+        return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+    # float64 on purpose: exact enough to round like interpolate, and never TF32.
+    if nw != w:
+        m = torch.from_numpy(aa_weights(w, nw)).to(x.device, non_blocking=True)
+        return torch.matmul(x.double(), m.T).float()
+    m = torch.from_numpy(aa_weights(h, nh)).to(x.device, non_blocking=True)
+    return torch.matmul(m, x.double()).float()
 
 
 def _resize_torch(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -351,32 +418,27 @@ def _resize_torch(x: torch.Tensor, scale: int) -> torch.Tensor:
     white) would leave differences of up to ~18 grey levels instead of 2.
     """
     import torch
-    import torch.nn.functional as F
 
     h, w = x.shape[-2:]
     nw, nh = resized_size(w, h, scale)
     for size in ((h, nw), (nh, nw)):
         if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+            x = _resize_pass(x, size)
             x = x.add_(0.5).floor_().clamp_(0, 255)
     return x.to(torch.uint8)
 
 
-def _cut_torch(img: torch.Tensor, jobs: list[tuple[int, int]], out: torch.Tensor,
+def _cut_torch(img: torch.Tensor, table: torch.Tensor, out: torch.Tensor,
                rows_out: torch.Tensor) -> None:
-    """Crops ``jobs`` of resized (B, 3, h, w) uint8 images into ``out[rows_out]`` (B, K, 3, 224, 224)."""
+    """Crops of resized (B, 3, h, w) uint8 images into ``out[rows_out]`` (B, K, 3, 224, 224);
+    ``table`` (K, 3) on the device holds each crop's padded top, padded left and position."""
     import torch
     import torch.nn.functional as F
 
-    h, w = img.shape[-2:]
-    boxes = anchor_boxes(w, h)
     pad = CROP // 2  # anchors lie inside the image, so every box fits in a 112-pixel margin
     padded = F.pad(img, (pad, pad, pad, pad))
     ar = torch.arange(CROP, device=img.device)
-    tops = torch.tensor([boxes[a][0] + pad for _, a in jobs], device=img.device)
-    lefts = torch.tensor([boxes[a][1] + pad for _, a in jobs], device=img.device)
-    rows = (tops[:, None] + ar)[:, :, None]  # (K, 224, 1)
-    cols = (lefts[:, None] + ar)[:, None, :]  # (K, 1, 224)
+    rows = (table[:, 0, None] + ar)[:, :, None]  # (K, 224, 1)
+    cols = (table[:, 1, None] + ar)[:, None, :]  # (K, 1, 224)
     crops = padded[:, :, rows, cols]  # (B, 3, K, 224, 224)
-    positions = torch.tensor([p for p, _ in jobs], device=img.device)
-    out[rows_out[:, None], positions[None, :]] = crops.permute(0, 2, 1, 3, 4)
+    out[rows_out[:, None], table[None, :, 2]] = crops.permute(0, 2, 1, 3, 4)
