@@ -147,6 +147,10 @@ def test_the_rule_refuses_what_would_change_silently(sample_run, tmp_path):
     assert patch.changes == [] and "# ImageNet-Hard (ours)" in (out / "README.md").read_text()
     assert [r.version for r in read_ledger(out).releases] == ["1.0.0", "1.1.0", "1.1.1"]
     assert check(out).ok, check(out).problems
+    for version, rows in (("1.0.0", 6), ("1.1.0", 9)):   # each kept version is a folder of its own
+        kept = out / "versions" / f"v{version}"
+        assert len(datasets.load_dataset(str(kept), split="validation")) == rows
+        assert check(kept).ok, check(kept).problems
 
 
 def test_diff_lists_the_five_changes_with_reasons(two_versions, sample_run):
