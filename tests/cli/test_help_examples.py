@@ -127,6 +127,8 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard review undo": Runs("undid remove"),
     "imhard review undo sample/n02389026/horse.png": Runs("undid keep"),
     "imhard review history sample/n02389026/horse.png": Runs("undo of #"),
+    "imhard review relabel sample/n02389026/horse.png --label 339 --label horse-drawn vehicle "
+    "--reason a cart is in view": Runs("relabelled sample/n02389026/horse.png → [339, 603]"),
     "imhard review export --out decisions.parquet": Runs("decisions →"),
     "imhard review apply colleague-decisions.parquet":
         Runs("0 decisions added", before=_copy_export),
@@ -134,7 +136,11 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard review serve --port 8765": Serves("http://127.0.0.1:8765/"),
     # publish, score, verify, the leaderboard
     "imhard publish --run efficientnet-lite0__sample --include-pending": Runs("published 1 images"),
+    "imhard publish --run efficientnet-lite0__sample --include-pending --version 1.0.0":
+        Runs("version 1.0.0: added 1 (sample 1)"),
     "imhard publish --check ~/.cache/imagenet-hard/dist/imagenet-hard": Runs("OK — 1 rows"),
+    "imhard diff 1.0.0 ~/.cache/imagenet-hard/dist/imagenet-hard --limit 5":
+        Runs("0 changes: no row changed"),
     "imhard publish --run clip-all --push me/imagenet-hard --private":
         Fails("a CLIP ViT-L run and a Hub account", "no mining run 'clip-all'"),
     "imhard score leaderboard/submissions/efficientnet_lite0.py --limit 500": Runs("result:"),
@@ -159,6 +165,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard leaderboard add ~/.cache/imagenet-hard/scores/my_model.suite.json": Runs("added"),
     "imhard leaderboard build": Runs("wrote"),
     "imhard leaderboard build --dir leaderboard": Runs("wrote"),
+    "imhard leaderboard rescore-on 1.0.0": Runs("scored on 1.0.0"),
     "imhard leaderboard push --space me/imagenet-hard-leaderboard":
         Fails("a Hugging Face account and the network", "me/imagenet-hard-leaderboard"),
     # benchmarks
@@ -176,7 +183,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench corrupt --size 1600x1200 --corruptions zoom_blur,glass_blur --repeat 1":
         Runs("glass_blur"),
     "imhard bench analyze --images 13000": Runs("ratio"),
-    "imhard bench order --variants 0 --splits 2 --home /tmp/imhard-bench-order":
+    "imhard bench order --run sample-full --splits 2":
         Runs("forward passes"),
     # everything at once, in its own home
     "imhard demo --home /tmp/imhard-demo": RunBy("cli/test_demo.py"),
