@@ -50,20 +50,37 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
 
 
 def compare(ids_a, correct_a, ids_b, correct_b) -> Paired:
-    """Entries a and b on the images both were scored on (matched by id)."""
-    ids_a, ids_b = np.asarray(ids_a, dtype=object), np.asarray(ids_b, dtype=object)
-    if ids_a.shape == ids_b.shape and (ids_a == ids_b).all():
-        ids, a, b = ids_a, np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    """Entries a and b on the images both were scored on (matched by id). Ids may be lists or
+    Arrow arrays; two tables in the same order (every board entry on one release) are paired
+    without leaving Arrow."""
+    import pyarrow as pa
+
+    ids_a, ids_b = _strings(ids_a), _strings(ids_b)
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if ids_a.equals(ids_b):
+        ids = ids_a
     else:
-        common, ia, ib = np.intersect1d(ids_a.astype(str), ids_b.astype(str),
+        common, ia, ib = np.intersect1d(np.asarray(ids_a.to_pylist(), dtype=str),
+                                        np.asarray(ids_b.to_pylist(), dtype=str),
                                         return_indices=True)
-        ids, a, b = common, np.asarray(correct_a, bool)[ia], np.asarray(correct_b, bool)[ib]
+        ids, a, b = pa.array(common.tolist(), pa.string()), a[ia], b[ib]
     a_only, b_only = a & ~b, ~a & b
-    return Paired(n=len(ids), both=int((a & b).sum()), a_only=int(a_only.sum()),
-                  b_only=int(b_only.sum()), neither=int((~a & ~b).sum()),
-                  p_value=mcnemar_exact(int(a_only.sum()), int(b_only.sum())),
-                  a_examples=tuple(str(i) for i in ids[a_only][:EXAMPLES]),
-                  b_examples=tuple(str(i) for i in ids[b_only][:EXAMPLES]))
+    n_a, n_b = int(a_only.sum()), int(b_only.sum())
+
+    def examples(mask):
+        return tuple(ids.filter(pa.array(mask)).slice(0, EXAMPLES).to_pylist())
+
+    return Paired(n=len(ids), both=int((a & b).sum()), a_only=n_a, b_only=n_b,
+                  neither=int((~a & ~b).sum()), p_value=mcnemar_exact(n_a, n_b),
+                  a_examples=examples(a_only), b_examples=examples(b_only))
+
+
+def _strings(ids):
+    import pyarrow as pa
+
+    if isinstance(ids, pa.Array):
+        return ids.cast(pa.string())
+    return pa.array([str(i) for i in ids], pa.string())
 
 
 @dataclass(frozen=True)
@@ -75,7 +92,7 @@ class Ranked:
     accuracy: float
     section: str             # dataset fingerprint
     label: str               # the dataset as the board names it
-    ids: np.ndarray
+    ids: object              # pyarrow string array
     correct: np.ndarray
 
 
@@ -104,7 +121,7 @@ def load_ranked(results: Path) -> list[Ranked]:
         out.append(Ranked(path.name.removesuffix(".json"), r.name, float(correct.mean())
                           if len(correct) else 0.0, r.dataset["fingerprint"],
                           dataset_label(r.dataset),
-                          np.asarray(table.column("id").to_pylist(), dtype=object), correct))
+                          table.column("id").combine_chunks(), correct))
     return out
 
 
