@@ -20,6 +20,7 @@ import numpy as np
 
 from ..analysis.masks import load_run
 from ..analysis.ordering import OrderComparison, held_out_forward_passes
+from ..errors import InvalidValueError
 from .analysis import synthetic_masks
 
 SAMPLE_RUN = "bench-order-sample"
@@ -88,18 +89,28 @@ class OrderBench:
 
 def bench_order(judge: str = "efficientnet-lite0", variants: int = 8, home=None,
                 device: str | None = None, splits: int = 10, synthetic: int = 13000,
-                echo: Callable[[str], None] = print) -> OrderBench:
+                run: str | None = None, echo: Callable[[str], None] = print) -> OrderBench:
     """Mine the sample photos (and ``variants`` augmented copies of each) exhaustively in data
-    home ``home`` (resumable), then compare the orders on held-out halves."""
+    home ``home`` (resumable), then compare the orders on held-out halves. With ``run``, an
+    exhaustive run of data home ``home`` is replayed instead of mining the photos (no variants:
+    they would be written into that home)."""
     from ..mining import mine
     from ..sources import build
 
-    home = Path(home or tempfile.mkdtemp(prefix="imhard-bench-order-"))
-    build("sample", home=home)
-    echo(f"mining the sample photos exhaustively with {judge} in {home} …")
-    mine(["sample"], judge, home=home, run=SAMPLE_RUN, exhaustive=True, device=device,
-         shard_size=1, progress=True)
-    results = {"sample photos": held_out_forward_passes(load_run(SAMPLE_RUN, home), splits)}
+    if run is not None:
+        if variants:
+            raise InvalidValueError("--variants mines augmented photos into a scratch home; "
+                                    "with --run give --variants 0 (or leave --run out).")
+        masks = load_run(run, home)
+        results = {f"run {masks.run}": held_out_forward_passes(masks, splits)}
+        judge = masks.record.get("judge", judge)
+    else:
+        home = Path(home or tempfile.mkdtemp(prefix="imhard-bench-order-"))
+        build("sample", home=home)
+        echo(f"mining the sample photos exhaustively with {judge} in {home} …")
+        mine(["sample"], judge, home=home, run=SAMPLE_RUN, exhaustive=True, device=device,
+             shard_size=1, progress=True)
+        results = {"sample photos": held_out_forward_passes(load_run(SAMPLE_RUN, home), splits)}
     if variants:
         write_variants(home, variants)
         echo(f"mining {variants} augmented variants of each photo exhaustively …")

@@ -228,28 +228,35 @@ def bench_analyze(images, seed):
 @bench.command("order")
 @click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
               help="Judge that mines the photos exhaustively.")
-@click.option("--variants", default=4, show_default=True, type=click.IntRange(min=0),
-              help="Augmented copies of each sample photo (crop, flip, down-scale; seeded).")
+@click.option("--variants", default=None, type=click.IntRange(min=0),
+              help="Augmented copies of each sample photo (crop, flip, down-scale; seeded). "
+                   "[default: 4; 0 with --run]")
 @click.option("--splits", default=10, show_default=True, type=click.IntRange(min=1),
               help="Random half splits (each used both ways round).")
 @device_option
 @click.option("--home", type=click.Path(file_okay=False), default=None,
               help="Scratch data home for the runs (default: a new temporary folder); rerun "
-                   "with the same one to resume.")
-def bench_order(judge, variants, splits, device, home):
+                   "with the same one to resume. With --run, the data home holding RUN.")
+@click.option("--run", "run", metavar="RUN", default=None,
+              help="Replay exhaustive run RUN (`imhard mine --exhaustive`) instead of mining "
+                   "the sample photos.")
+def bench_order(judge, variants, splits, device, home, run):
     """Early exit's forward passes per image with a crop order learned from an exhaustive run
     (`imhard mine --order-from`) against the built-in heuristic, on held-out images.
 
-    Mines the sample photos and augmented variants exhaustively, learns the order on one half,
-    replays both orders on the other (exactly the engine's n_forward); synthetic masks too. It
-    counts forward passes rather than timing them.
+    Mines the sample photos and augmented variants exhaustively (or takes the masks of an
+    exhaustive run you have), learns the order on one half, replays both orders on the other
+    (exactly the engine's n_forward); synthetic masks too. It counts forward passes rather than
+    timing them.
 
     \b
     Example:
-      imhard bench order --variants 0 --splits 2 --home /tmp/imhard-bench-order
+      imhard bench order --run sample-full --splits 2
     """
-    from ..bench.order import bench_order as run
+    from ..bench.order import bench_order as bench
 
-    report = run(judge=judge, variants=variants, home=home, device=device, splits=splits,
-                 echo=lambda m: click.echo(m, err=True))
+    if variants is None:
+        variants = 0 if run else 4
+    report = bench(judge=judge, variants=variants, home=home, device=device, splits=splits,
+                   run=run, echo=lambda m: click.echo(m, err=True))
     click.echo(report.summary())
