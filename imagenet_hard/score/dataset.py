@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +77,33 @@ def resolve(dataset: str | Path | None, home=None) -> str:
     raise MissingFileError(f"--dataset {dataset}: no such folder, and not a Hub id (OWNER/NAME)")
 
 
+def _unreachable_and_not_cached(dataset_id: str) -> str | None:
+    """The Hub's host when it does not resolve and ``dataset_id`` is not in the hub cache, so the
+    load would only fail, after ``datasets``' five retries (about 25 s); else None."""
+    import socket
+    from urllib.parse import urlparse
+
+    from ..models.weights import hf_cache_dir
+
+    if Path(dataset_id).is_dir() or (hf_cache_dir() / f"datasets--{dataset_id.replace('/', '--')}"
+                                     ).is_dir():
+        return None
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except (OSError, UnicodeError):
+        return host
+    return None
+
+
 def _load(dataset_id: str, split: str):
     import datasets
 
+    host = _unreachable_and_not_cached(dataset_id)
+    if host:
+        raise MissingFileError(f"could not load dataset {dataset_id}: {host} cannot be reached "
+                               "from this machine and the dataset is not in the hub cache; "
+                               "download it where there is network, or pass --dataset FOLDER.")
     try:
         return datasets.load_dataset(dataset_id, split=split)
     except ValueError as exc:
