@@ -3,7 +3,8 @@ sandbox, and a board that says which differences between entries are real.
 
 This subpackage owns the submission queue and its two backends — a board folder (the default,
 for a lab's private board; :mod:`.queue`) and a Hub dataset repo (:mod:`.hub`) — the request and
-state records and the board's per-submitter limits (:mod:`.requests`), ``imhard submit``
+state records and the board's per-submitter limits (:mod:`.requests`), which backend a ``--board``
+names (:mod:`.boards`), ``imhard submit``
 (:mod:`.submit`), the worker behind ``imhard host run`` (:mod:`.worker`), paired significance
 between entries (:mod:`.paired`) and the parts a hosted board adds to the leaderboard's page: the
 queue, significance marks and comparison pages (:mod:`.pages`). Scoring is the harness's
@@ -17,7 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .queue import FolderQueue, Queue, claim, open_queue
+from .boards import open_queue
+from .queue import FolderQueue, Queue, claim
 from .requests import BoardSettings, Entry, Refused, Request, State
 
 __all__ = ["BoardSettings", "Entry", "FolderQueue", "Queue", "Refused", "Request", "State",

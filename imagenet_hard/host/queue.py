@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import InvalidValueError, MissingFileError
+from ..errors import InvalidValueError
 from ..files import sha256_bytes, write_bytes_atomic
 from ..score.harness import read_regular
 from .requests import (
@@ -239,20 +239,6 @@ def filed_since(entries: list[Entry], submitter: str, since: str, before=None) -
                and e.request.created >= since
                and (before is None or (e.request.created, e.request.id)
                     < (before.created, before.id)))
-
-
-def open_queue(board: str, token: str | None = None, endpoint: str | None = None) -> Queue:
-    """``board``: a Hub dataset repo ``OWNER/NAME`` (when no such folder exists here) or a
-    folder."""
-    from .hub import HUB_REPO, HubQueue
-
-    path = Path(board).expanduser()
-    if HUB_REPO.fullmatch(board) and not path.exists() and not board.startswith((".", "/")):
-        return HubQueue(board, token=token, endpoint=endpoint)
-    if path.exists() and not path.is_dir():
-        raise MissingFileError(f"board {board} is a file; give a folder or a Hub dataset "
-                               "OWNER/NAME")
-    return FolderQueue(path)
 
 
 def verify_file(request: Request, data: bytes | None, settings: BoardSettings) -> str | None:

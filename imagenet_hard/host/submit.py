@@ -21,7 +21,8 @@ from pathlib import Path
 from ..errors import InvalidValueError
 from ..files import sha256_bytes
 from ..score.harness import read_regular, submission_file
-from .queue import Queue, duplicate_of, filed_since, open_queue
+from .boards import open_queue
+from .queue import Queue, duplicate_of, filed_since
 from .requests import FILE_NAME_RE, SUBMITTER_RE, Entry, Request, iso, new_id, utc_now
 
 
