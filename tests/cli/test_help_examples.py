@@ -168,6 +168,12 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard leaderboard rescore-on 1.0.0": Runs("scored on 1.0.0"),
     "imhard leaderboard push --space me/imagenet-hard-leaderboard":
         Fails("a Hugging Face account and the network", "me/imagenet-hard-leaderboard"),
+    # host a board: submit, the worker, the queue (a folder board)
+    "imhard submit my_model.py --board /tmp/board": Runs("filed request"),
+    "imhard host run --board /tmp/board --once": Runs("1 requests handled"),
+    "imhard host status --board /tmp/board": Runs("FINISHED"),
+    "imhard host compare --board /tmp/board ENTRY_A ENTRY_B":
+        Fails("it names two verified entries; the example board has one", "ENTRY_A"),
     # benchmarks
     "imhard bench zoom --images 4": Runs("ours / reference"),
     "imhard bench zoom photo1.jpg photo2.jpg --device cuda": Fails(NO_GPU, "cuda"),
@@ -185,6 +191,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench analyze --images 13000": Runs("ratio"),
     "imhard bench order --run sample-full --splits 2":
         Runs("forward passes"),
+    "imhard bench host --images 16 --entries 20 --rows 500": Runs("board rebuild s"),
     # everything at once, in its own home
     "imhard demo --home /tmp/imhard-demo": RunBy("cli/test_demo.py"),
 }
