@@ -122,11 +122,6 @@ def bench_host(images: int = 64, entries: int = 1000, rows: int = RELEASE_ROWS,
                 scored["rate"] = load_result(result).metrics.get("images_per_s") or 0.0
                 return result
 
-        echo("scoring once to fill the weight and image caches …")
-        from ..score import score
-
-        score(sub, dataset=str(root / "data"), home=str(root / "warm"), options=opts,
-              out=root / "warm.json")
         t0 = time.perf_counter()
         submit(sub, str(queue.root), submitter="bench", check=False, queue=queue)
         entry = q.claim(queue, "bench")
@@ -159,6 +154,8 @@ def bench_host(images: int = 64, entries: int = 1000, rows: int = RELEASE_ROWS,
                  f"overhead share of a {RELEASE_ROWS:,}-image scoring (projected)": share,
                  "overhead target met": share < OVERHEAD_TARGET,
                  f"board rebuild s ({entries} verified entries)": round(rebuild_s, 2),
+                 f"overhead share with that board's rebuild in each turn (projected)":
+                     (overhead + rebuild_s) / release_s,
                  "rebuild target met": rebuild_s < REBUILD_TARGET_S},
         notes=(f"projected scoring of {RELEASE_ROWS:,} images: {release_s:.0f} s ({startup:.1f} s "
                f"start-up, then {rate:.1f} images/s as the harness records)",))

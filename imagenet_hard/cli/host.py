@@ -182,7 +182,7 @@ def bench_host_cmd(images, entries, rows, batch_size, device):
 
     \b
     Example:
-      imhard bench host --images 16 --entries 20 --rows 500
+      imhard bench host --images 8 --entries 10 --rows 200
     """
     from ..bench import format_report
     from ..bench.host import bench_host

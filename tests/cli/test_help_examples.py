@@ -191,7 +191,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench analyze --images 13000": Runs("ratio"),
     "imhard bench order --run sample-full --splits 2":
         Runs("forward passes"),
-    "imhard bench host --images 16 --entries 20 --rows 500": Runs("board rebuild s"),
+    "imhard bench host --images 8 --entries 10 --rows 200": Runs("board rebuild s"),
     # everything at once, in its own home
     "imhard demo --home /tmp/imhard-demo": RunBy("cli/test_demo.py"),
 }
