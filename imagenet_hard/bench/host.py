@@ -154,7 +154,7 @@ def bench_host(images: int = 64, entries: int = 1000, rows: int = RELEASE_ROWS,
                  f"overhead share of a {RELEASE_ROWS:,}-image scoring (projected)": share,
                  "overhead target met": share < OVERHEAD_TARGET,
                  f"board rebuild s ({entries} verified entries)": round(rebuild_s, 2),
-                 f"overhead share with that board's rebuild in each turn (projected)":
+                 "overhead share with that board's rebuild in each turn (projected)":
                      (overhead + rebuild_s) / release_s,
                  "rebuild target met": rebuild_s < REBUILD_TARGET_S},
         notes=(f"projected scoring of {RELEASE_ROWS:,} images: {release_s:.0f} s ({startup:.1f} s "
