@@ -6,7 +6,8 @@ connection with its lock. A decision is committed before its response is sent.
 
 Routes: ``GET /`` (the page), ``GET /static/<file>``, ``GET /api/status``,
 ``GET /api/candidates?verdict=pending&origin=O&limit=N&offset=K&id=ID``, ``GET /api/decisions``,
-``GET /api/history?id=ID``, ``POST /api/decisions``, ``POST /api/undo``, ``GET /images/<id>``.
+``GET /api/history?id=ID``, ``POST /api/decisions``, ``POST /api/relabel``, ``POST /api/undo``,
+``GET /images/<id>``.
 Errors are JSON ``{"error": message}`` with a 4xx status; the server keeps running.
 
 Requests from strangers: every request (GET too) must name the server by one of its own Host
@@ -41,6 +42,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import ImHardError, InvalidValueError, MissingFileError, UnknownNameError
 from ..files import write_json_atomic
+from ..labels import parse_labels
 from . import images
 from .store import ReviewStore, server_info_path
 
@@ -55,6 +57,7 @@ STATIC_FILES = {"index.html": "text/html", "review.css": "text/css",
                 "review.js": "text/javascript"}
 DECISION_FIELDS = ("id", "verdict", "reason", "tags", "note", "reviewer")
 UNDO_FIELDS = ("id", "reviewer")
+RELABEL_FIELDS = ("id", "label", "reason", "note", "reviewer")
 
 
 class ApiError(Exception):
@@ -152,6 +155,16 @@ class ReviewHandler(BaseHTTPRequestHandler):
                                   tags=body.get("tags"), note=body.get("note"),
                                   reviewer=body.get("reviewer"))
             return self._json(200, {"event": events[0]})
+        if path == "/api/relabel":
+            body = self._body(RELABEL_FIELDS)
+            label = body.get("label")
+            if not isinstance(body.get("id"), str) or not body["id"] or not isinstance(label, list) \
+                    or not all(isinstance(x, (int, str)) and not isinstance(x, bool) for x in label):
+                raise ApiError(400, "fields 'id' (a string) and 'label' (a list of class indices "
+                                    "or names) are required")
+            event = store.relabel(body["id"], parse_labels(label), body.get("reason"),
+                                  note=body.get("note"), reviewer=body.get("reviewer"))
+            return self._json(200, {"event": event})
         if path == "/api/undo":
             body = self._body(UNDO_FIELDS)
             result = store.undo(id=body.get("id"), reviewer=body.get("reviewer"))

@@ -92,3 +92,43 @@ def test_a_version_1_store_is_migrated(sample_run):
     con = duckdb.connect(str(sample_run.home / "review.duckdb"), read_only=True)
     assert con.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
     con.close()
+
+
+def test_the_server_relabels_while_it_owns_the_database(sample_run):
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    from imagenet_hard.review import start_server
+
+    with ReviewStore(sample_run.home) as st:
+        st.import_run(sample_run.run)
+    server = start_server(home=sample_run.home, port=0)
+    parts = urlsplit(server.url)
+
+    def post(path, body):
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        conn.request("POST", path, body=json.dumps(body).encode(),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        out = resp.status, json.loads(resp.read())
+        conn.close()
+        return out
+
+    try:
+        status, body = post("/api/relabel", {"id": CHELSEA, "label": ["tiger cat", 281],
+                                             "reason": "stripes", "reviewer": "web"})
+        assert status == 200 and body["event"]["label"] == [281, 282], body
+        for bad, code in (({"id": CHELSEA, "label": 282, "reason": "x"}, 400),
+                          ({"id": CHELSEA, "label": [True], "reason": "x"}, 400),
+                          ({"id": CHELSEA, "label": [10**12], "reason": "x"}, 400),
+                          ({"id": CHELSEA, "label": [282]}, 400),
+                          ({"id": CHELSEA, "label": [282], "reason": "x", "extra": 1}, 400),
+                          ({"id": "sample/none.png", "label": [282], "reason": "x"}, 404)):
+            status, body = post("/api/relabel", bad)
+            assert status == code and "error" in body, (bad, status, body)
+        status, body = post("/api/undo", {"id": CHELSEA})
+        assert status == 200 and body["undone"]["verdict"] == "relabel"
+    finally:
+        server.stop()
+    assert current_relabels(sample_run.home) == {}
