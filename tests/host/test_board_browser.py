@@ -3,6 +3,7 @@ page, the queue with an escaped reason; and the same pages' content checked with
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from imagenet_hard.host.requests import Request, iso, new_id, utc_now
 from imagenet_hard.host.worker import rebuild
 
 CHROMIUM = "/usr/bin/chromium"
+MARKUP = "<script>document.title='owned'</script>"
 HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
 
 
@@ -23,7 +25,10 @@ def board(tmp_path):
     """Three entries: the first two a hair apart, the third far below."""
     queue = q.FolderQueue(tmp_path / "board")
     queue.ensure()
-    generated_results(queue.root / "results", 3, 3000, accuracies=[0.40, 0.395, 0.20])
+    paths = generated_results(queue.root / "results", 3, 3000, accuracies=[0.40, 0.395, 0.20])
+    data = json.loads(paths[2].read_text())
+    data["metadata"]["name"] = MARKUP                     # a model name is untrusted text too
+    paths[2].write_text(json.dumps(data))
     sha = "a" * 64
     req = Request(id=new_id(sha), sha256=sha, file_name="evil.py", submitter="mallory",
                   created=iso(utc_now()))
@@ -42,8 +47,10 @@ def test_the_page_marks_each_neighbouring_pair_and_links_its_comparison(board):
     page = (board.root / "index.html").read_text()
     assert page.count('data-significant="no"') == 1 and page.count('data-significant="yes"') == 1
     assert HOSTILE not in page and "&lt;img src=x" in page
+    assert MARKUP not in page and "&lt;script&gt;document.title" in page
     for a, b in zip(rows, rows[1:], strict=False):
-        assert (board.root / "compare" / page_name(a.key, b.key)).is_file()
+        text = (board.root / "compare" / page_name(a.key, b.key)).read_text()
+        assert MARKUP not in text and "<script" not in text
 
 
 @pytest.mark.browser
@@ -67,12 +74,15 @@ def test_the_board_in_chromium(board, tmp_path):
         assert all(m[2] != "none" for m in marks)                  # shown, not hidden
         failed = page.text_content("table.queue tr[data-status='FAILED']")
         assert HOSTILE in failed                                    # shown as text, not markup
-        assert page.title() != "pwned" and page.query_selector("table.queue img") is None
+        assert page.title() == "ImageNet-Hard leaderboard"          # no markup ran
+        assert page.query_selector("table.queue img") is None
+        assert MARKUP in page.text_content("table.significance")
         page.click("table.significance tbody tr:nth-child(2) a:has-text('compare')")
         assert page.url.endswith(page_name(rows[1].key, rows[2].key))
         assert int(page.text_content("#a-only")) == second.a_only
         assert int(page.text_content("#b-only")) == second.b_only
         assert page.get_attribute(".sig", "data-significant") == "yes"
+        assert page.title().endswith(MARKUP)                # the name as text; no script ran
         shown = page.text_content("#a-examples")
         assert second.a_examples[0] in shown
         page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)

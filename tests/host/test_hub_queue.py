@@ -175,3 +175,22 @@ def test_a_worker_claims_and_finishes_hub_requests(hub, tmp_path):
     entries, _ = queue.snapshot()
     assert {e.state.status for e in entries} == {FINISHED}
     assert q.claim(queue, "w") is None
+
+
+def test_the_board_is_uploaded_under_board_in_the_queue_repo(hub, tmp_path):
+    queue = HubQueue(REPO, token=TOKEN, endpoint=hub["endpoint"])
+    folder = tmp_path / "built"
+    (folder / "results").mkdir(parents=True)
+    (folder / "index.html").write_text("<html></html>")
+    (folder / "results" / "r.json").write_text("{}")
+    (folder / "secret.txt").write_text("not a board file")
+    url = queue.upload_board(folder)
+    assert {"board/index.html", "board/results/r.json"} <= set(hub["files"])
+    assert "board/secret.txt" not in hub["files"] and url.endswith("board/index.html")
+
+
+def test_a_hub_error_names_the_board_and_never_the_token(hub):
+    queue = HubQueue("lab/missing", token=TOKEN, endpoint=hub["endpoint"] + "/nowhere")
+    with pytest.raises(Exception) as err:
+        queue.snapshot()
+    assert "lab/missing" in str(err.value) and TOKEN not in str(err.value)
