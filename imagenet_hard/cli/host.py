@@ -126,7 +126,7 @@ def run_cmd(board, once, poll, dataset, board_dir, home, **run):
     done = host_run(board, dataset=dataset, home=home, options=_options(**run), once=once,
                     poll=poll, board_dir=board_dir, token=token,
                     log=lambda line: click.echo(line))
-    click.echo(f"{len(done.turns)} requests handled; board: {done.board_dir / 'index.html'}")
+    click.echo(f"requests handled: {len(done.turns)}; board: {done.board_dir / 'index.html'}")
 
 
 @host.command("status")

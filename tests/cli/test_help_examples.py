@@ -115,6 +115,8 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard mine --source sample --judge efficientnet-lite0 --exhaustive --run sample-full":
         Runs("(exhaustive)"),
     "imhard analyze sample-full --out sample-analysis": Runs("report:"),
+    "imhard analyze heldout --run sample-full --models efficientnet-lite0 --precision bf16":
+        Runs("judge's weights"),
     # review the run the first example mined (its one candidate is the horse)
     "imhard review import --run efficientnet-lite0__sample": Runs("1 candidates under review"),
     "imhard review status": Runs(),
@@ -170,7 +172,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
         Fails("a Hugging Face account and the network", "me/imagenet-hard-leaderboard"),
     # host a board: submit, the worker, the queue (a folder board)
     "imhard submit my_model.py --board /tmp/board": Runs("filed request"),
-    "imhard host run --board /tmp/board --once": Runs("1 requests handled"),
+    "imhard host run --board /tmp/board --once": Runs("requests handled: 1"),
     "imhard host status --board /tmp/board": Runs("FINISHED"),
     "imhard host compare --board /tmp/board ENTRY_A ENTRY_B":
         Fails("it names two verified entries; the example board has one", "ENTRY_A"),
