@@ -186,6 +186,7 @@ def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path 
 
     ``versions`` is ``(configs, section)``: the YAML ``configs`` entries of every version and the
     Versions section (:mod:`.releases`); ``section`` None says the folder has no version."""
+    from ..analysis.heldout import card_markdown as heldout_card
     from .releases import Ledger, changelog_markdown
 
     configs, section = versions
@@ -205,7 +206,8 @@ def render(sel: Selection, stats: Stats, fingerprint: str, template: str | Path 
         "candidates": f"{sel.candidates:,}",
         "exhaustive": exhaustive,
         "protocol": protocol_text(sel.run.record),
-        "judged_table": judged_table(summary, stats.by_origin),
+        # the held-out check's table follows, when the run has one (`imhard analyze heldout`)
+        "judged_table": judged_table(summary, stats.by_origin) + heldout_card(sel.run),
         "review": review_text(sel),
         "licences": licence_text(sel),
         "version_configs": configs + "\n" if configs else "",

@@ -115,6 +115,8 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard mine --source sample --judge efficientnet-lite0 --exhaustive --run sample-full":
         Runs("(exhaustive)"),
     "imhard analyze sample-full --out sample-analysis": Runs("report:"),
+    "imhard analyze heldout --run sample-full --models efficientnet-lite0 --precision bf16":
+        Runs("judge's weights"),
     # review the run the first example mined (its one candidate is the horse)
     "imhard review import --run efficientnet-lite0__sample": Runs("1 candidates under review"),
     "imhard review status": Runs(),
