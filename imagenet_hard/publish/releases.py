@@ -139,6 +139,8 @@ def shard_files(folder: Path) -> list[Path]:
     """A release folder's ``validation`` shards (any parquet under ``data/`` when none is named
     so); links are refused, since a folder may come from a stranger."""
     data = folder / "data"
+    if folder.is_symlink():
+        raise InvalidValueError(f"{folder} is a link; a release folder holds plain files only")
     if data.is_symlink() or not data.is_dir():
         raise MissingFileError(f"{folder} has no data/ folder of parquet shards; is it a "
                                "published ImageNet-Hard folder?")

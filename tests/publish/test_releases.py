@@ -332,3 +332,59 @@ def test_a_board_entry_carried_to_2_0_0_equals_a_fresh_scoring(sample_run, tmp_p
 
     built = build_board(board, include_reported=False)
     assert "imagenet-hard v1.0.0" in built.table and "imagenet-hard v2.0.0" in built.table
+
+
+# ---- the rule and hostile folders, without publishing ------------------------------------------
+
+def test_version_numbers_and_the_levels_changes_need():
+    from imagenet_hard.publish.releases import (
+        Change,
+        RowKey,
+        bump_level,
+        diff_rows,
+        parse_version,
+        required_bump,
+    )
+
+    assert parse_version("v1.2.3") == (1, 2, 3)
+    for bad in ("1.2", "1.2.3.4", "01.0.0", "1.0.0-rc1", "../1.0.0"):
+        with pytest.raises(InvalidValueError, match="MAJOR.MINOR.PATCH"):
+            parse_version(bad)
+    assert [bump_level("1.4.2", v) for v in ("2.0.0", "1.5.0", "1.4.3")] == ["major", "minor",
+                                                                              "patch"]
+    with pytest.raises(InvalidValueError, match="does not follow 1.4.2"):
+        bump_level("1.4.2", "1.4.2")
+    old = {"a": RowKey("a", "o", (1,), ("x",), "s1"), "b": RowKey("b", "o", (2,), ("y",), "s2")}
+    new = {"a": RowKey("a", "o", (1,), ("x",), "s9"), "c": RowKey("c", "o", (3,), ("z",), "s3")}
+    kinds = [(c.kind, c.id) for c in diff_rows(old, new)]
+    assert kinds == [("added", "c"), ("removed", "b"), ("image replaced", "a")]
+    assert required_bump([Change("", "c", "o", "added")], card_changed=True) == "minor"
+    assert required_bump([Change("", "a", "o", "image replaced")], card_changed=False) == "major"
+    assert required_bump([], card_changed=True) == "patch"
+    assert required_bump([], card_changed=False) is None
+
+
+def test_linked_shards_version_folders_and_ledgers_are_refused(two_versions, tmp_path):
+    """A folder from a stranger: links out of it are never followed."""
+    from imagenet_hard.publish.diff import diff
+
+    out = two_versions[0]
+    secret = tmp_path / "elsewhere"
+    secret.mkdir()
+    shard = next((out / "data").glob("*.parquet"))
+    (secret / shard.name).write_bytes(shard.read_bytes())
+    linked = tmp_path / "linked"
+    (linked / "data").mkdir(parents=True)
+    (linked / "data" / shard.name).symlink_to(secret / shard.name)
+    with pytest.raises(InvalidValueError, match="links"):
+        diff(str(out), str(linked))
+    v1 = out / "versions" / "v1.0.0"
+    v1.rename(secret / "v1.0.0")
+    v1.symlink_to(secret / "v1.0.0")
+    problems = check(out).problems
+    assert any("version 1.0.0" in p and "is a link" in p for p in problems), problems
+    ledger = out / "releases.parquet"
+    ledger.rename(secret / "releases.parquet")
+    ledger.symlink_to(secret / "releases.parquet")
+    res = CliRunner().invoke(main, ["diff", "1.0.0", "2.0.0", "--dataset", str(out)])
+    assert res.exit_code == 1 and "is a link or not a file" in res.output
