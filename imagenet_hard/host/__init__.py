@@ -74,10 +74,13 @@ def host_run(board: str, dataset=None, home=None, options=None, once: bool = Fal
         from dataclasses import replace
 
         queue.save_settings(replace(settings, fingerprint=fp))
-    if options is not None:
-        options.no_network = True       # strangers' code never reaches the network
-        if options.sandbox == "none":
-            options.sandbox = "auto"
+    if options is None:
+        from ..score import RunOptions
+
+        options = RunOptions()
+    options.no_network = True           # strangers' code never reaches the network
+    if options.sandbox == "none":
+        options.sandbox = "auto"
     scorer = BoardScorer(queue, board_dir, dataset=dataset, home=home, options=options)
     turns = run_worker(queue, scorer, default_work(home), once=once, poll=poll, log=log)
     rebuild(queue, board_dir)           # the queue on the page says how each turn ended
