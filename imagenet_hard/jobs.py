@@ -13,14 +13,14 @@ imported only under torchrun or when a device is resolved, so importing this mod
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import devices
-from .errors import ImHardError
+from .errors import ImHardError, InvalidValueError
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +29,21 @@ T = TypeVar("T")
 
 #: How long a rank may wait at the final barrier for the slowest rank.
 BARRIER_TIMEOUT = timedelta(hours=48)
+
+
+def check_resume(recorded: Mapping, asked: Mapping, pinned: Sequence[str], *, job: str,
+                 noun: str, fix: str) -> None:
+    """Refuse to resume ``job`` when a setting in ``pinned`` differs between what it ``recorded``
+    when it started and what is ``asked`` now: one sentence listing each difference, then
+    ``fix``. The one resume check of mining runs and ImageNet-C builds."""
+    def show(value):
+        return "nothing recorded" if value is None else repr(value)
+
+    diffs = [f"{k}: {noun} has {show(recorded.get(k))}, asked {show(asked.get(k))}"
+             for k in pinned if recorded.get(k) != asked.get(k)]
+    if diffs:
+        raise InvalidValueError(f"{job} was started with other settings ({'; '.join(diffs)}); "
+                                f"{fix}")
 
 
 def count(items: int, shard_size: int) -> int:

@@ -420,13 +420,9 @@ def check_plan(home: Path, record: dict) -> bool:
         old = json.loads(plan_path.read_text())
     except (OSError, ValueError):
         old = {}
-    diffs = [f"{k}: {old.get(k)!r} then, {record[k]!r} now" for k in PINNED
-             if old.get(k) != record[k]]
-    if diffs:
-        raise InvalidValueError(
-            f"{ref} has an unfinished build "
-            f"with other settings ({'; '.join(diffs)}); rerun with those settings to resume it, "
-            "or pass --force to start it again")
+    jobs.check_resume(old, record, PINNED, job=f"{ref}'s unfinished build", noun="build",
+                      fix="rerun with those settings to resume it, or pass --force to start it "
+                      "again")
     return True
 
 

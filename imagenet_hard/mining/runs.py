@@ -171,14 +171,6 @@ class RunRecord:
         return MiningProtocol(self.protocol, self.normalization, self.precision, self.objectnet_labels,
                         self.protocol_overrides)
 
-    def differences(self, other: RunRecord) -> list[str]:
-        """The pinned settings in which ``other`` (the asked run) differs from this one."""
-        def show(value):
-            return "nothing recorded" if value is None else repr(value)
-
-        return [f"{k}: run has {show(getattr(self, k))}, asked {show(getattr(other, k))}"
-                for k in PINNED if getattr(self, k) != getattr(other, k)]
-
     def to_json(self) -> dict:
         return {**asdict(self), "sources": list(self.sources),
                 "protocol_overrides": list(self.protocol_overrides)}
@@ -391,11 +383,10 @@ class MiningRun:
         path = self.dir / RUN_FILE
         if not path.exists():
             return False
-        diffs = RunRecord.from_json(_read_json(path), path).differences(self.record)
-        if diffs:
-            raise InvalidValueError(
-                f"run {self.name!r} was started with other settings ({'; '.join(diffs)}); pass "
-                f"another --run name, or delete {self.dir} to start it again")
+        recorded = RunRecord.from_json(_read_json(path), path)
+        jobs.check_resume(vars(recorded), vars(self.record), PINNED, job=f"run {self.name!r}",
+                          noun="run", fix=f"pass another --run name, or delete {self.dir} to "
+                          "start it again")
         return True
 
     def start(self) -> None:

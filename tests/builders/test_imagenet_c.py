@@ -151,8 +151,8 @@ def test_resuming_with_other_settings_is_refused(home, monkeypatch):
     with pytest.raises(Crash):
         make(home, corruptions="fog", severities="1", shard_size=2)
     monkeypatch.undo()
-    with pytest.raises(InvalidValueError, match=r"unfinished build with other settings "
-                                                r"\(shard_size: 2 then, 3 now\).*--force"):
+    with pytest.raises(InvalidValueError, match=r"unfinished build was started with other "
+                                   r"settings \(shard_size: build has 2, asked 3\).*--force"):
         make(home, corruptions="fog", severities="1", shard_size=3)
     assert make(home, corruptions="fog", severities="1", shard_size=3, force=True)[0].kept == 9
 
