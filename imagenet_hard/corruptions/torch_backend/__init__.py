@@ -1,8 +1,9 @@
 """Torch backend of the 19 ImageNet-C corruptions: batched, CPU or CUDA, no per-pixel loops.
 
 :func:`corrupt_torch` corrupts a batch of same-size uint8 images (N, H, W, 3). Each image draws
-from its own ``torch.Generator`` seeded with its seed, so the same (image, name, severity, seed)
-gives the same bytes on the same device whatever batch it is in. The definitions, parameters and
+from its own CPU ``torch.Generator`` seeded with its seed, every draw made on the CPU and moved to
+the device, so the same (image, name, severity, seed) gives the same noise on any device (CUDA
+generators' streams differ from the CPU's and between GPU models) whatever batch it is in. The definitions, parameters and
 border rules are those of the reference ``imagecorruptions-imaug`` at any image size; where the
 reference is deterministic the output matches it to a grey level or two, elsewhere it matches in
 distribution (README, "Torch backend tolerances"). Noise, colour and digital corruptions live
@@ -22,7 +23,7 @@ from ...errors import InvalidValueError, unknown_name
 from ..params import NAMES, param
 from . import blur, weather
 from . import filters as flt
-from .blur import unit
+from .blur import rand, randn, unit
 
 MIN_SIDE = 32
 
@@ -33,14 +34,15 @@ def _each(gens, make):
 
 def gaussian_noise(x8, severity, gens):
     x = unit(x8)
-    noise = _each(gens, lambda g: torch.randn(x.shape[1:], generator=g, device=x.device))
+    noise = _each(gens, lambda g: randn(x.shape[1:], g, x.device))
     return x.add_(noise.mul_(param("gaussian_noise", severity))).clamp_(0, 1).mul_(255)
 
 
 def shot_noise(x8, severity, gens):
     rate = param("shot_noise", severity)
     x = unit(x8).mul_(rate)
-    counts = torch.stack([torch.poisson(x[i], generator=g) for i, g in enumerate(gens)])
+    counts = torch.stack([torch.poisson(x[i].cpu(), generator=g) for i, g in enumerate(gens)])
+    counts = counts.to(x.device, non_blocking=True)
     return counts.div_(rate).clamp_(0, 1).mul_(255)
 
 
@@ -50,14 +52,14 @@ def impulse_noise(x8, severity, gens):
     amount = param("impulse_noise", severity)
     x = unit(x8)
     shape = x.shape[1:]
-    flipped = _each(gens, lambda g: torch.rand(shape, generator=g, device=x.device) <= amount)
-    salted = _each(gens, lambda g: torch.rand(shape, generator=g, device=x.device) <= 0.5)
+    flipped = _each(gens, lambda g: rand(shape, g, x.device) <= amount)
+    salted = _each(gens, lambda g: rand(shape, g, x.device) <= 0.5)
     return torch.where(flipped, salted.to(x.dtype), x).mul_(255)
 
 
 def speckle_noise(x8, severity, gens):
     x = unit(x8)
-    noise = _each(gens, lambda g: torch.randn(x.shape[1:], generator=g, device=x.device))
+    noise = _each(gens, lambda g: randn(x.shape[1:], g, x.device))
     return x.addcmul_(x, noise.mul_(param("speckle_noise", severity))).clamp_(0, 1).mul_(255)
 
 
@@ -156,11 +158,8 @@ def corrupt_torch(images: torch.Tensor, name: str, severity: int, seeds: Sequenc
     ``seeds[i]``; returns uint8 (N, H, W, 3) on ``device``."""
     _check(images, name, severity, seeds)
     device = torch.device(device)
-    gens = []
-    for seed in seeds:
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(seed))
-        gens.append(gen)
+    # CPU generators whatever the device: the same seed gives the same table on any card.
+    gens = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     x8 = images.to(device).permute(0, 3, 1, 2)
     with torch.no_grad():
         out = CORRUPTIONS[name](x8, severity, gens)

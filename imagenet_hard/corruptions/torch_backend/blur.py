@@ -18,6 +18,18 @@ def unit(x8: torch.Tensor) -> torch.Tensor:
     return x8.to(torch.float32).div_(255)
 
 
+def rand(shape, gen: torch.Generator, device, **kw) -> torch.Tensor:
+    """``torch.rand`` drawn on the CPU from ``gen`` (a CPU generator), then moved to ``device``:
+    CUDA generators' streams differ from the CPU's and between GPU models, so drawing on the
+    device would tie a table to the card that made it."""
+    return torch.rand(shape, generator=gen, **kw).to(device, non_blocking=True)
+
+
+def randn(shape, gen: torch.Generator, device, **kw) -> torch.Tensor:
+    """``torch.randn`` drawn on the CPU from ``gen``, then moved to ``device`` (see :func:`rand`)."""
+    return torch.randn(shape, generator=gen, **kw).to(device, non_blocking=True)
+
+
 def uniform(gen: torch.Generator, low: float, high: float) -> float:
     """One U(low, high) draw from ``gen`` (on its own device), as a Python float."""
     u = torch.rand((), generator=gen, device=gen.device, dtype=torch.float64).item()
@@ -54,7 +66,7 @@ def defocus_blur(x8, severity, gens):
     return x.clamp_(0, 1).mul_(255)
 
 
-def glass_sources(h: int, w: int, delta: int, gen: torch.Generator) -> torch.Tensor:
+def glass_sources(h: int, w: int, delta: int, gen: torch.Generator, device=None) -> torch.Tensor:
     """Flat source index of every pixel after one pass of the reference's local "swap".
 
     The reference walks the pixels from the bottom-right corner, row by row, and assigns to each
@@ -63,11 +75,11 @@ def glass_sources(h: int, w: int, delta: int, gen: torch.Generator) -> torch.Ten
     raster order, inside the region), that current value is p + d's own result, so sources chain;
     pointer doubling follows every chain to its end at once.
     """
-    dev = gen.device
+    dev = gen.device if device is None else torch.device(device)
     rows = torch.arange(h, device=dev).view(h, 1)
     cols = torch.arange(w, device=dev).view(1, w)
     inside = (rows > delta) & (rows <= h - delta) & (cols > delta) & (cols <= w - delta)
-    d = torch.randint(-delta, delta, (2, h, w), generator=gen, device=dev)
+    d = torch.randint(-delta, delta, (2, h, w), generator=gen).to(dev, non_blocking=True)
     here = (rows * w + cols).flatten()
     there = (torch.where(inside, rows + d[0], rows) * w + torch.where(inside, cols + d[1], cols))
     there = there.flatten()
@@ -89,7 +101,7 @@ def glass_blur(x8, severity, gens):
     for gen in gens:
         total = torch.arange(h * w, device=x.device)
         for _ in range(iterations):
-            total = total[glass_sources(h, w, delta, gen)]
+            total = total[glass_sources(h, w, delta, gen, x.device)]
         src.append(total)
     idx = torch.stack(src).unsqueeze(1).expand(n, c, h * w)
     x = x.reshape(n, c, h * w).gather(2, idx).reshape(n, c, h, w)
@@ -122,7 +134,7 @@ def elastic_transform(x8, severity, gens):
     _, _, h, w = x8.shape
     amp = h * 0.005
     noise = torch.stack([
-        torch.rand((2, h, w), generator=g, device=x8.device).mul_(2 * amp).sub_(amp)
+        rand((2, h, w), g, x8.device).mul_(2 * amp).sub_(amp)
         for g in gens])
     return elastic_from(x8, severity, noise)
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..params import param
 from . import filters as flt
-from .blur import uniform, unit
+from .blur import rand, randn, uniform, unit
 
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
 #: OpenCV's RGB → grey weights.
@@ -35,7 +35,7 @@ def snow(x8, severity, gens):
     _, _, h, w = x8.shape
     layers, angles = [], []
     for gen in gens:
-        layers.append(torch.randn((h, w), generator=gen, device=x8.device).mul_(std).add_(mean))
+        layers.append(randn((h, w), gen, x8.device).mul_(std).add_(mean))
         angles.append(uniform(gen, -135, -45))
     return snow_from(x8, severity, torch.stack(layers), angles)
 
@@ -117,14 +117,16 @@ def frost_from(x8, severity, picks) -> torch.Tensor:
 
 # ---- fog ----
 
-def plasma_fractal(size: int, decay: float, gen: torch.Generator) -> torch.Tensor:
-    """Diamond-square height map of side ``size`` (a power of two), scaled to [0, 1]; the random
-    offsets start at ±100² and shrink by ``decay`` per octave, as in the reference."""
-    m = torch.zeros((size, size), device=gen.device)
+def plasma_fractal(size: int, decay: float, gen: torch.Generator, device=None) -> torch.Tensor:
+    """Diamond-square height map of side ``size`` (a power of two), scaled to [0, 1], on
+    ``device`` (default the generator's); the random offsets start at ±100² and shrink by
+    ``decay`` per octave, as in the reference, drawn on the CPU."""
+    device = gen.device if device is None else torch.device(device)
+    m = torch.zeros((size, size), device=device)
     step, wibble = size, 100.0
 
     def wibbled(total: torch.Tensor) -> torch.Tensor:
-        noise = torch.rand(total.shape, generator=gen, device=gen.device)
+        noise = rand(total.shape, gen, device)
         return total / 4 + wibble * (noise * (2 * wibble) - wibble)
 
     while step >= 2:
@@ -147,7 +149,8 @@ def fog(x8, severity, gens):
     decay = param("fog", severity)[1]
     _, _, h, w = x8.shape
     size = 1 << (max(h, w) - 1).bit_length()
-    return fog_from(x8, severity, torch.stack([plasma_fractal(size, decay, g) for g in gens]))
+    return fog_from(x8, severity, torch.stack([plasma_fractal(size, decay, g, x8.device)
+                                               for g in gens]))
 
 
 def fog_from(x8, severity, haze: torch.Tensor) -> torch.Tensor:
@@ -165,7 +168,7 @@ def fog_from(x8, severity, haze: torch.Tensor) -> torch.Tensor:
 def spatter(x8, severity, gens):
     mean, std = param("spatter", severity)[:2]
     _, _, h, w = x8.shape
-    liquid = torch.stack([torch.randn((h, w), generator=g, device=x8.device) for g in gens])
+    liquid = torch.stack([randn((h, w), g, x8.device) for g in gens])
     return spatter_from(x8, severity, liquid.mul_(std).add_(mean))
 
 
