@@ -419,6 +419,7 @@ def environment(device: str, sandbox_used: str) -> dict:
            or platform.machine(), "sandbox": sandbox_used}
     if device.startswith("cuda") and torch.cuda.is_available():
         env["device_name"] = torch.cuda.get_device_name(torch.device(device))
+        env["tf32"] = "off before the submission loads (worker.run_job)"
     return env
 
 

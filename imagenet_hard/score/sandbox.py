@@ -57,6 +57,9 @@ PACKAGES = ("imagenet_hard", "imagenet_hard.builders", "imagenet_hard.submission
 WORKER_ROOTS = ("imagenet_hard.score.worker", "imagenet_hard.models")
 #: Scratch paths inside the sandbox.
 TMP, HOME = "/tmp", "/tmp/home"
+#: Where the GPU's device nodes are found on the host (a test points it at a fake folder); they
+#: appear at /dev/NAME inside.
+DEV = "/dev"
 
 
 #: Why a mount is there: every mount of a plan has one of these roles, and the scoring docs
@@ -329,9 +332,8 @@ def _child_paths(read_only, writable, worker: str, device: str) -> list[Mount]:
     mounts += _same_path_binds(read_only, "ro", "job")
     mounts += _same_path_binds(weight_caches(), "ro", "weights")
     mounts += _same_path_binds(writable, "rw", "output")
-    if device.startswith("cuda"):
-        gpu = sorted(str(p) for p in Path("/dev").glob("nvidia*")) + ["/dev/dri"]
-        mounts += [Mount("dev", p, p, "gpu") for p in gpu if os.path.exists(p)]
+    mounts += [Mount("dev", src, f"/dev/{os.path.basename(src)}", "gpu")
+               for src in gpu_nodes(device)]
     secrets = _token_files()
     for m in mounts:
         hidden = [s for s in secrets if _under(s, m.src)]
@@ -340,6 +342,19 @@ def _child_paths(read_only, writable, worker: str, device: str) -> list[Mount]:
                                "Python import path, or the dataset, output or a weight cache); "
                                "move one of them")
     return mounts
+
+
+def gpu_nodes(device: str) -> list[str]:
+    """The host device nodes a CUDA job needs, bound read-write (``--dev-bind``; the jail binds
+    them the same way): every ``/dev/nvidia*`` (``nvidiactl``, ``nvidia0``…, ``nvidia-uvm``,
+    ``nvidia-uvm-tools``, ``nvidia-modeset``, the ``nvidia-caps`` folder) and ``/dev/dri``, those
+    present. None for a CPU job. The driver creates ``nvidia-uvm*`` on first use, which the
+    sandbox cannot do: a host process must have used CUDA once (``nvidia-smi`` does)."""
+    if not device.startswith("cuda"):
+        return []
+    dev = Path(DEV)
+    found = sorted(str(p) for p in dev.glob("nvidia*")) + [str(dev / "dri")]
+    return [p for p in found if os.path.exists(p)]
 
 
 def weight_caches() -> list[str]:

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import devices
 from ..pixels import open_record, to_rgb
 from . import contract
 from .rgb_point import rgb_after_resize_crop
@@ -334,6 +335,9 @@ def out_of_memory(exc: BaseException) -> bool:
 
 def run_job(job: ChildJob, status: Status) -> int:
     status.stage, status.rows = "import", None
+    # fp32 means fp32: cuDNN would run a model form's convolutions in TF32 on CUDA by default.
+    # A submission that wants TF32 turns it on itself (recorded as the harness's default only).
+    devices.strict_fp32(job.device)
     try:
         _seed(IMPORT_SEED)
         module = contract.import_file(job.submission)
