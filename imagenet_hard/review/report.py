@@ -27,6 +27,11 @@ def format_status(st: dict) -> str:
 def format_candidate(row: dict) -> str:
     """Two lines per candidate: verdict and id; labels, the judge's top guess, origin."""
     verdict = row["verdict"] + (f" ({row['reason']})" if row["reason"] else "")
+    label = ", ".join(row["english_label"])
+    if row.get("relabel"):
+        from ..labels import english_labels
+
+        label += f" → relabelled {', '.join(english_labels(row['relabel']))}"
     return (f"{verdict:<22} {row['id']}\n"
-            f"{'':<22} label: {', '.join(row['english_label'])}; judge: "
+            f"{'':<22} label: {label}; judge: "
             f"{row['top5_names'][0]} {row['top5_prob'][0]:.0%}; origin {row['origin']}")

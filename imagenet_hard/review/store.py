@@ -318,7 +318,8 @@ class ReviewStore:
 
     def candidates(self, verdict: str | None = None, origin: str | None = None,
                    limit: int | None = None, offset: int = 0, id: str | None = None) -> list[dict]:
-        """Candidates with their current decision; ``verdict`` filters (pending/keep/remove)."""
+        """Candidates with their current decision (and current relabel: ``relabel``, the new
+        label list, and ``relabel_reason``, or None); ``verdict`` filters (pending/keep/remove)."""
         if verdict is not None and verdict != "all":
             verdict = vocab.check_verdict(verdict, allow_pending=True)
         else:
@@ -339,7 +340,11 @@ class ReviewStore:
                 ORDER BY c.origin, c.id LIMIT $limit OFFSET $offset""",
                 {"origin": origin, "verdict": verdict, "id": id, "offset": offset,
                  "limit": limit}))
+        relabels = self.current_relabels() if rows else {}
         for row in rows:  # "S=448 (1,2) zoom-in": where the judge was most confident
+            rl = relabels.get(row["id"])
+            row["relabel"] = list(rl["label"]) if rl else None   # the label publish will use
+            row["relabel_reason"] = rl["reason"] if rl else None
             crop = row["best_crop"]
             ok = crop is not None and 0 <= crop < zoom.N_TRANSFORMS
             info = zoom.transform_info(crop) if ok else None

@@ -68,6 +68,8 @@ def test_cli_relabel_history_and_undo(sample_run):
     assert res.exit_code == 0, res.output
     assert "→ [282] (tiger cat)" in res.output
     assert current_relabels(sample_run.home)[CHELSEA]["reviewer"] == "t"
+    listed = run.invoke(main, ["review", "list"])
+    assert "label: tabby cat, tiger cat → relabelled tiger cat;" in listed.output
     hist = run.invoke(main, ["review", "history", CHELSEA])
     assert "relabel → 282" in hist.output
     undo = run.invoke(main, ["review", "undo"])
