@@ -335,10 +335,11 @@ def out_of_memory(exc: BaseException) -> bool:
 
 def run_job(job: ChildJob, status: Status) -> int:
     status.stage, status.rows = "import", None
-    # fp32 means fp32: cuDNN would run a model form's convolutions in TF32 on CUDA by default.
-    # A submission that wants TF32 turns it on itself (recorded as the harness's default only).
-    devices.strict_fp32(job.device)
     try:
+        if job.device.startswith("cuda"):
+            # fp32 means fp32: cuDNN would run a model form's convolutions in TF32 by default.
+            # A submission that wants TF32 turns it on itself (the result records the default).
+            devices.strict_fp32(job.device)
         _seed(IMPORT_SEED)
         module = contract.import_file(job.submission)
         status.stage = "contract"
