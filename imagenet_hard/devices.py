@@ -52,3 +52,58 @@ def resolve_device(device: str | torch.device | None = None,
         raise InvalidValueError(f"device {str(device)!r} asked for, but torch sees {count} CUDA "
                                 f"device(s) (cuda:0 … cuda:{count - 1})")
     return dev
+
+
+def strict_fp32(device: str | torch.device) -> str:
+    """Turn TF32 off for float32 matmuls and convolutions when ``device`` is CUDA, so what a run
+    records as fp32 is fp32: cuDNN convolutions use TF32 by default on Ampere and later (10-bit
+    mantissa). Returns the math mode to record: ``fp32`` (TF32 off) on CUDA, ``fp32`` elsewhere.
+    Call it where fp32 is asked; an autocast run's float32 remainder is left as torch sets it."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return "fp32"
+
+
+def math_mode(device: str | torch.device, amp_dtype: torch.dtype | None) -> str:
+    """What a forward pass on ``device`` computes in: ``fp32``, ``fp32+tf32`` (CUDA with TF32 on
+    for matmuls or convolutions), or the autocast dtype (``bf16``/``fp16`` autocast)."""
+    import torch
+
+    if amp_dtype is not None:
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp_dtype, str(amp_dtype)) \
+            + " autocast"
+    if torch.device(device).type == "cuda" and (torch.backends.cuda.matmul.allow_tf32
+                                                 or torch.backends.cudnn.allow_tf32):
+        return "fp32+tf32"
+    return "fp32"
+
+
+#: Where torch's DataLoader workers put the batches they hand over (shared memory).
+SHM = "/dev/shm"
+
+
+def check_shared_memory(workers: int, item_bytes: int, prefetch: int,
+                        option: str = "--workers") -> None:
+    """Refuse, before any loader worker starts, ``workers`` whose items in flight (``prefetch``
+    each, ``item_bytes`` apiece) would not fit in :data:`SHM`: containers often give it 64 MB,
+    and the workers then die mid-run with a bus error. One sentence: what is free, what is
+    needed, the container flag and the ``option`` value that fits."""
+    from .sizes import format_size
+
+    if workers <= 0:
+        return
+    try:
+        st = os.statvfs(SHM)
+    except OSError:  # no /dev/shm (not Linux): torch's own default applies
+        return
+    free = st.f_bavail * st.f_frsize
+    per_worker = prefetch * item_bytes
+    if workers * per_worker <= free:
+        return
+    raise InvalidValueError(
+        f"{SHM} has {format_size(free)} free but {workers} loader workers keep about "
+        f"{format_size(workers * per_worker)} of data in it; give the container more shared "
+        f"memory (docker run --shm-size=8g) or pass {option} {free // per_worker}")

@@ -72,3 +72,38 @@ def test_bare_cuda_is_this_ranks_gpu(monkeypatch):
     expected = 1 % torch.cuda.device_count()
     assert resolve_device("cuda") == torch.device("cuda", expected)
     assert resolve_device("cuda", rank=0) == torch.device("cuda", 0)
+
+
+@pytest.fixture
+def tf32_flags():
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_fp32_on_cuda_switches_tf32_off_and_says_so(tf32_flags):
+    """cuDNN's default (TF32 convolutions) would make a recorded fp32 run a TF32 one."""
+    from imagenet_hard.devices import math_mode, strict_fp32
+
+    torch.backends.cudnn.allow_tf32 = True  # torch's default
+    assert math_mode("cuda", None) == "fp32+tf32"
+    assert strict_fp32("cuda") == "fp32"
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert math_mode("cuda", None) == "fp32"
+    assert math_mode("cpu", torch.bfloat16) == "bf16 autocast"
+
+
+def test_an_fp32_judge_on_cuda_mines_without_tf32(tf32_flags, monkeypatch, tmp_path):
+    from imagenet_hard.judges import ScriptedJudge
+    from imagenet_hard.mining.engine import ShardMiner
+
+    torch.backends.cudnn.allow_tf32 = True
+    judge = ScriptedJudge(lambda crops: torch.zeros(len(crops), dtype=torch.long))
+    miner = ShardMiner(judge, {"in1k": tuple(range(1000))}, tmp_path, torch.device("cpu"),
+                       workers=0)
+    assert miner.math == "fp32"
+    # The same judge on a CUDA device (faked: only the flags are looked at) turns TF32 off.
+    monkeypatch.setattr(judge, "device", torch.device("cuda", 0))
+    from imagenet_hard.mining import engine
+
+    assert engine.judge_math(judge) == "fp32" and not torch.backends.cudnn.allow_tf32

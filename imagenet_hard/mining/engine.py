@@ -5,8 +5,16 @@ and arrive per (image, chunk of a round); the loop packs them into full batches 
 regardless of image boundaries, runs the judge (which owns its normalisation and precision: the
 run's protocol), masks the logits to each image's judged label space, and resolves a batch's
 verdicts only after the next batch is launched, so the device never waits on the host's
-bookkeeping. Per-image state lives in numpy arrays updated with
+bookkeeping. On CUDA the verdicts travel to pinned host buffers with ``non_blocking`` copies and
+an event per batch (:class:`VerdictCopies`); a batch is read once its event has completed, so the
+host never waits for the batch behind it. Per-image state lives in numpy arrays updated with
 vectorised scatter operations; there is no Python loop over crops.
+
+A low-precision judge (fp16/bf16 autocast) can put two classes within its rounding of each other,
+and which one wins then depends on the kernels the batch shape picks: a crop's verdict would
+depend on the batch size. Crops whose top-2 margin within the label space is at most
+:data:`NEAR_TIE` times the precision's epsilon times the larger logit are judged again in fp32,
+and their verdicts replaced; :attr:`ShardMiner.rejudged` counts them (recorded per shard).
 
 Exhaustive runs also judge the standard 1-crop (resize 256, centre crop 224:
 :func:`imagenet_hard.zoom.standard_crop`), which is not one of the 324 transforms for most image
@@ -27,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .. import zoom
+from .. import devices, zoom
 from ..errors import InvalidValueError, MissingFileError
 from ..labels import NUM_CLASSES
 from ..pixels import ImageError, open_image, to_rgb
@@ -37,9 +45,16 @@ from .plan import ImageRow
 #: Most crops one loader item carries (9 scales × 9 anchors, ~12 MB of uint8); bigger rounds are
 #: cut into several items so shared memory per item stays small and workers share the work.
 CHUNK = 81
+#: Loader items each worker keeps ready, and the shared memory one takes (a full chunk of uint8
+#: crops; a torch-backend item, one decoded photo, is of that order for 12-megapixel photos).
+PREFETCH = 4
+ITEM_BYTES = CHUNK * 3 * 224 * 224
 CROP_BACKENDS = ("pil", "torch")
 #: Loader crop index of the standard 1-crop (exhaustive runs only).
 ONE_CROP = order.N_CROPS
+#: A near-tie: a top-2 margin at most this many epsilons of the precision, relative to the
+#: larger of the two logits (bf16: 2 × 2^-7 × 25 ≈ 0.4 for a CLIP logit of 25; fp16: 0.05).
+NEAR_TIE = 2.0
 
 
 class CropJobs(Dataset):
@@ -163,13 +178,22 @@ class ShardState:
 
 
 class CropBuffer:
-    """Crops waiting for a batch: parts of (pos, crop index, uint8 crops), split at batch size."""
+    """Crops waiting for a batch: parts of (pos, crop index, uint8 crops), split at batch size.
 
-    def __init__(self):
+    Crops are held on ``device`` (the judge's, when the torch backend makes them there; the host
+    otherwise) and moved there on arrival: the exhaustive 1-crop comes from a loader worker on the
+    host even when the zoom crops are made on the GPU. Positions and crop indices stay on the
+    host, where the verdict bookkeeping reads them.
+    """
+
+    def __init__(self, device: torch.device | str | None = None):
+        self.device = torch.device("cpu" if device is None else device)
         self.parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.size = 0
 
     def add(self, pos: int, crops: Sequence[int], x: torch.Tensor) -> None:
+        if x.device != self.device:
+            x = x.to(self.device, non_blocking=True)
         k = x.shape[0]
         self.parts.append((torch.full((k,), pos, dtype=torch.long),
                            torch.as_tensor(crops, dtype=torch.long), x))
@@ -197,6 +221,49 @@ class CropBuffer:
         return pos, crop, x
 
 
+class VerdictCopies:
+    """A batch's verdict tensors, on their way to the host.
+
+    On CUDA (``asynchronous``): copied with ``non_blocking=True`` into one of two sets of pinned
+    buffers, an ``event`` recorded after the copies; :meth:`finish` waits on that event only. Two
+    sets suffice because a batch is finished before the batch after next starts (one batch lag).
+    The CPU twin: the tensors are already on the host.
+    """
+
+    def __init__(self, device: torch.device, batch_size: int, asynchronous: bool | None = None,
+                 event=None):
+        self.asynchronous = device.type == "cuda" if asynchronous is None else asynchronous
+        self.event = event or (torch.cuda.Event if self.asynchronous else None)
+        pinned = device.type == "cuda"
+        n = int(batch_size)
+        self.sets = [(torch.empty(n, dtype=torch.bool, pin_memory=pinned),
+                      torch.empty(n, dtype=torch.float32, pin_memory=pinned),
+                      torch.empty((n, 5), dtype=torch.long, pin_memory=pinned),
+                      torch.empty((n, 5), dtype=torch.float32, pin_memory=pinned),
+                      torch.empty(n, dtype=torch.bool, pin_memory=pinned))
+                     for _ in range(2)] if self.asynchronous else []
+        self._k = 0
+
+    def start(self, tensors: Sequence[torch.Tensor]):
+        """Begin copying (correct, conf, top5, top5_prob, near); a handle for :meth:`finish`."""
+        if not self.asynchronous:
+            return [t.cpu() for t in tensors], None
+        bufs = self.sets[self._k % 2]
+        self._k += 1
+        out = [b[:t.shape[0]].copy_(t, non_blocking=True) for b, t in zip(bufs, tensors,
+                                                                           strict=True)]
+        event = self.event()
+        event.record()
+        return out, event
+
+    @staticmethod
+    def finish(handle) -> list[np.ndarray]:
+        out, event = handle
+        if event is not None:
+            event.synchronize()
+        return [t.numpy() for t in out]
+
+
 class ShardMiner:
     """Judges shards with one judge; holds the loader workers and the label-space masks."""
 
@@ -218,16 +285,22 @@ class ShardMiner:
             masks[k, list(spaces[name])] = True
         self.space_masks = masks.to(device)
         workers = default_workers(device) if workers is None else int(workers)
+        devices.check_shared_memory(workers, ITEM_BYTES, PREFETCH)
         self.jobs = JobList()
         self.loader = DataLoader(CropJobs(home, crops), sampler=self.jobs, batch_size=None,
                                  num_workers=workers, persistent_workers=workers > 0,
-                                 prefetch_factor=4 if workers > 0 else None)
+                                 prefetch_factor=PREFETCH if workers > 0 else None)
         # Pinned double buffers for host crops (the one-batch lag makes reuse safe); the torch
         # backend's crops are already on the device.
         pinned = device.type == "cuda" and crops == "pil"
         self.staging = [torch.empty((self.batch_size, 3, zoom.CROP, zoom.CROP), dtype=torch.uint8,
                                     pin_memory=pinned) for _ in range(2)] if pinned else None
+        self.copies = VerdictCopies(device, self.batch_size)
+        self.math = judge_math(judge)
+        amp = getattr(judge, "amp_dtype", None)
+        self.tie_resolution = NEAR_TIE * torch.finfo(amp).eps if amp is not None else None
         self.forward_passes = 0
+        self.rejudged = 0
         self._flushes = 0
 
     def mine_shard(self, images: Sequence[ImageRow]) -> list[dict]:
@@ -236,9 +309,11 @@ class ShardMiner:
         hot = torch.zeros((len(images), NUM_CLASSES), dtype=torch.bool)
         for k, im in enumerate(images):
             hot[k, list(im.judged_label)] = True
-        self._hot = hot.to(self.device)
-        self._space = torch.tensor([self.space_names.index(im.judged_space) for im in images],
-                                   dtype=torch.long, device=self.device)
+        space = np.array([self.space_names.index(im.judged_space) for im in images],
+                         dtype=np.int64)
+        # Built on the host, moved once per shard (not a torch.tensor(list, device=...) per use).
+        self._hot = hot.to(self.device, non_blocking=True)
+        self._space = torch.from_numpy(space).to(self.device, non_blocking=True)
         active = np.arange(len(images))
         for chunks in self.rounds:
             if active.size == 0:
@@ -249,7 +324,8 @@ class ShardMiner:
         return state.rows(images)
 
     def _run_round(self, state: ShardState) -> None:
-        buf, pending = CropBuffer(), None
+        buf = CropBuffer(self.device if self.backend == "torch" else None)
+        pending = None
         with torch.inference_mode():
             for pos, crops, x, err in self.loader:
                 if err is not None:
@@ -273,23 +349,58 @@ class ShardMiner:
         x = x.to(self.device, non_blocking=True)
         pos_d = pos.to(self.device, non_blocking=True)
         logits = self.judge(x)
-        result = judge_verdicts(logits.float(), self._space[pos_d], self.space_masks,
-                                self._hot[pos_d])
+        result = verdicts_and_ties(logits.float(), self._space[pos_d], self.space_masks,
+                                   self._hot[pos_d], self.tie_resolution)
+        handle = self.copies.start(result)
         self.forward_passes += n
         self._resolve(pending, state)
-        return pos, crop, result
+        return pos, crop, x, pos_d, handle
 
-    @staticmethod
-    def _resolve(pending, state: ShardState) -> None:
+    def _resolve(self, pending, state: ShardState) -> None:
         if pending is None:
             return
-        pos, crop, (correct, conf, top5, top5_prob) = pending
-        state.update(pos.numpy(), crop.numpy(), correct.cpu().numpy(), conf.float().cpu().numpy(),
-                     top5.cpu().numpy(), top5_prob.float().cpu().numpy())
+        pos, crop, x, pos_d, handle = pending
+        correct, conf, top5, top5_prob, near = self.copies.finish(handle)
+        if near.any():
+            correct, conf, top5, top5_prob = self._rejudge(
+                np.flatnonzero(near), x, pos_d, (correct, conf, top5, top5_prob))
+        state.update(pos.numpy(), crop.numpy(), correct, conf, top5, top5_prob)
+
+    def _rejudge(self, idx: np.ndarray, x: torch.Tensor, pos_d: torch.Tensor, verdicts):
+        """The verdicts with those of near-tied crops ``idx`` replaced by fp32 ones (rare: the
+        synchronous copy here costs nothing on the batches without near-ties)."""
+        sel = torch.from_numpy(idx).to(x.device)
+        logits = judge_fp32(self.judge, x[sel])
+        again = judge_verdicts(logits.float(), self._space[pos_d[sel]], self.space_masks,
+                               self._hot[pos_d[sel]])
+        out = [v.copy() for v in verdicts]
+        for arr, new in zip(out, again, strict=True):
+            arr[idx] = new.cpu().numpy()
+        self.rejudged += len(idx)
+        return out
 
     def close(self) -> None:
         self.jobs.jobs = []
         self.loader = None  # persistent workers exit when the loader is collected
+
+
+def judge_math(judge) -> str:
+    """What the judge computes in (recorded per shard). TF32 goes off first on CUDA, where
+    cuDNN's default would make an fp32 judge's convolutions TF32, and the fp32 re-judging of a
+    low-precision judge's near-ties too."""
+    device = getattr(judge, "device", torch.device("cpu"))
+    devices.strict_fp32(device)
+    return devices.math_mode(device, getattr(judge, "amp_dtype", None))
+
+
+def judge_fp32(judge, crops: torch.Tensor) -> torch.Tensor:
+    """``judge(crops)`` with its autocast off: the fp32 logits of its fp32 weights."""
+    saved = judge.amp_dtype
+    judge.amp_dtype = None
+    try:
+        return judge(crops)
+    finally:
+        judge.amp_dtype = saved
 
 
 def judge_verdicts(logits: torch.Tensor, space: torch.Tensor, space_masks: torch.Tensor,
@@ -301,6 +412,13 @@ def judge_verdicts(logits: torch.Tensor, space: torch.Tensor, space_masks: torch
     Returns (correct, confidence of that top-1, top-5 classes, top-5 probabilities), all
     softmax-ed within the space.
     """
+    return verdicts_and_ties(logits, space, space_masks, label_hot)[:4]
+
+
+def verdicts_and_ties(logits: torch.Tensor, space: torch.Tensor, space_masks: torch.Tensor,
+                      label_hot: torch.Tensor, tie_resolution: float | None = None):
+    """:func:`judge_verdicts` and a fifth tensor: near-ties, crops whose top-2 margin within
+    the space is at most ``tie_resolution`` × the larger of the two logits (none without one)."""
     if logits.dim() != 2 or logits.shape[1] != NUM_CLASSES:
         raise InvalidValueError(f"a judge must return (N, {NUM_CLASSES}) logits, got "
                                 f"{tuple(logits.shape)}")
@@ -309,7 +427,12 @@ def judge_verdicts(logits: torch.Tensor, space: torch.Tensor, space_masks: torch
     probs = masked.softmax(dim=1)
     top5_prob, top5 = probs.topk(5, dim=1)
     correct = label_hot.gather(1, top1).squeeze(1)
-    return correct, probs.gather(1, top1).squeeze(1), top5, top5_prob
+    if tie_resolution is None:
+        near = torch.zeros_like(correct)
+    else:
+        top2 = masked.topk(2, dim=1).values
+        near = (top2[:, 0] - top2[:, 1]) <= tie_resolution * top2.abs().amax(dim=1)
+    return correct, probs.gather(1, top1).squeeze(1), top5, top5_prob, near
 
 
 def _chunks(crops: tuple[int, ...]) -> list[tuple[int, ...]]:

@@ -171,10 +171,11 @@ def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, 
 
     def one(k: int) -> int:
         t = time.perf_counter()
-        before = miner.forward_passes
+        before, rejudged = miner.forward_passes, miner.rejudged
         rows = miner.mine_shard(shards[k])
         meta = {"shard": k, "rank": ranks.rank, "seconds": round(time.perf_counter() - t, 3),
-                "forward_passes": miner.forward_passes - before}
+                "forward_passes": miner.forward_passes - before,
+                "near_ties_rejudged_fp32": miner.rejudged - rejudged, "math": miner.math}
         handle.write_shard(k, rows, meta)
         return len(rows)
 
