@@ -63,8 +63,8 @@ def host_run(board: str, dataset=None, home=None, options=None, once: bool = Fal
     from .worker import BoardScorer, default_board_dir, default_work, rebuild, run_worker
 
     queue = open_queue(board, token=token)
+    queue.ensure()
     if isinstance(queue, FolderQueue):
-        queue.ensure()
         board_dir = Path(board_dir) if board_dir else queue.root
     else:
         board_dir = Path(board_dir) if board_dir else default_board_dir(board, home)

@@ -110,6 +110,13 @@ class HubQueue(Queue):
 
     # --- writing -------------------------------------------------------------------------------
 
+    def ensure(self) -> None:
+        """Create the queue's dataset repo (private) when it does not exist: the worker's job."""
+        try:
+            self.api.create_repo(self.repo, repo_type="dataset", private=True, exist_ok=True)
+        except Exception as exc:
+            raise self._error("creating", exc) from exc
+
     def _commit(self, files: dict[str, bytes], message: str, parent: str | None = None):
         from huggingface_hub import CommitOperationAdd
 

@@ -22,7 +22,7 @@ from ..errors import InvalidValueError
 from ..files import sha256_bytes
 from ..score.harness import read_regular, submission_file
 from .boards import open_queue
-from .queue import Queue, duplicate_of, filed_since
+from .queue import FolderQueue, Queue, duplicate_of, filed_since
 from .requests import FILE_NAME_RE, SUBMITTER_RE, Entry, Request, iso, new_id, utc_now
 
 
@@ -109,8 +109,8 @@ def submit(submission: str | Path, board: str, sets: list[str] | None = None,
         raise InvalidValueError(f"--submitter {submitter!r:.60} must be 1–64 letters, digits, "
                                 "_ . -")
     queue = queue or open_queue(board)
-    if hasattr(queue, "ensure"):
-        queue.ensure()
+    if isinstance(queue, FolderQueue):
+        queue.ensure()                  # a lab's folder board starts with its first request
     settings = queue.settings()
     data = read_regular(sub, settings.max_file_bytes)
     if data is None:

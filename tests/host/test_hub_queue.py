@@ -56,6 +56,10 @@ class FakeHub(BaseHTTPRequestHandler):
         parts = path.strip("/").split("/")
         with st["lock"]:
             head = st["commits"][-1]
+            if parts[:3] == ["api", "repos", "create"]:
+                st["created"] = json.loads(body)
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                return self._reply(200, {"url": f"{base}/datasets/{REPO}"})
             if parts[:2] == ["api", "datasets"] and len(parts) == 4:
                 return self._reply(200, {"id": REPO, "sha": head, "private": False,
                                          "siblings": [{"rfilename": p} for p in st["files"]]})
@@ -187,6 +191,11 @@ def test_the_board_is_uploaded_under_board_in_the_queue_repo(hub, tmp_path):
     url = queue.upload_board(folder)
     assert {"board/index.html", "board/results/r.json"} <= set(hub["files"])
     assert "board/secret.txt" not in hub["files"] and url.endswith("board/index.html")
+
+
+def test_the_worker_creates_a_private_queue_repo(hub):
+    HubQueue(REPO, token=TOKEN, endpoint=hub["endpoint"]).ensure()
+    assert hub["created"]["type"] == "dataset" and hub["created"]["private"] is True
 
 
 def test_a_hub_error_names_the_board_and_never_the_token(hub):
