@@ -195,7 +195,7 @@ def test_the_board_is_uploaded_under_board_in_the_queue_repo(hub, tmp_path):
 
 def test_the_worker_creates_a_private_queue_repo(hub):
     HubQueue(REPO, token=TOKEN, endpoint=hub["endpoint"]).ensure()
-    assert hub["created"]["type"] == "dataset" and hub["created"]["private"] is True
+    assert hub["created"]["type"] == "dataset" and hub["created"]["visibility"] == "private"
 
 
 def test_a_hub_error_names_the_board_and_never_the_token(hub):
