@@ -239,3 +239,36 @@ def find_label_errors(table: pa.Table, labels: dict[str, list[int]],
         for img, (j, vs) in best.items() if len(vs) >= min_models]
     found.sort(key=lambda c: (-len(c.models), -c.score, c.id))
     return LabelErrorSearch(tuple(found), used, dropped, len(ids), acc)
+
+
+@dataclass(frozen=True)
+class LabelErrorQueueing:
+    search: LabelErrorSearch
+    batch: str
+    queued: int
+    not_under_review: int
+
+
+def queue_label_errors(home=None, board=None, version: str | None = None, predictions=None,
+                       min_models: int = DEFAULT_MIN_MODELS,
+                       min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                       min_accuracy: float = 0.0) -> LabelErrorQueueing:
+    """Find label-error candidates among the images under review (labels as review has them
+    now) from a board's verified results on ``version`` or a ``predictions`` table, and queue
+    them in the review store under a batch named after the evidence."""
+    from ..review import ReviewStore
+
+    if (predictions is None) == (version is None):
+        raise InvalidValueError("give either --version (a board's verified results on that "
+                                "dataset version) or --predictions FILE, not both")
+    if predictions is not None:
+        table, batch = read_predictions_table(predictions), f"predictions {Path(predictions).name}"
+    else:
+        board = Path(board or "leaderboard")
+        table = board_predictions(board, version)
+        batch = f"board {board.name} v{str(version).removeprefix('v')}"
+    with ReviewStore(home) as store:
+        search = find_label_errors(table, store.current_labels(), min_models, min_confidence,
+                                   min_accuracy)
+        res = store.import_label_errors(search.candidates, batch)
+    return LabelErrorQueueing(search, res.batch, res.queued, res.not_under_review)

@@ -57,6 +57,80 @@ def import_(run, home):
     click.echo(f"{res.run}: {res.candidates} candidates under review ({parts})")
 
 
+@review.command("import-label-errors")
+@click.option("--version", default=None, metavar="X.Y.Z",
+              help="Use the board's verified results scored on this dataset version.")
+@click.option("--board", default="leaderboard", show_default=True,
+              type=click.Path(file_okay=False), help="Board folder (its results/).")
+@click.option("--predictions", default=None, type=click.Path(dir_okay=False),
+              help="Or a predictions table: parquet with id, model, top_k, top_k_prob.")
+@click.option("--min-models", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Models that must agree on the same class outside the label set.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Floor under each model's per-class threshold.")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Use only models at least this accurate on these images (strong models).")
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Candidates to print.")
+@home_option
+def import_label_errors(version, board, predictions, min_models, min_confidence, min_accuracy,
+                        limit, home):
+    """Queue images whose label models confidently disagree with (confident learning).
+
+    From the per-image predictions of a board's verified results on one dataset version (or a
+    predictions table), flag images under review where at least --min-models models each say a
+    class outside the label set with a probability above their per-class threshold (the
+    mean probability they give that class on images labelled with it). The queue keeps the
+    evidence; answer with `imhard review relabel` or `imhard review decide`.
+
+    \b
+    Example:
+      imhard review import-label-errors --version 1.0.0 --min-models 1
+    """
+    from ..analysis.label_errors import queue_label_errors
+
+    if (predictions is None) == (version is None):
+        raise click.UsageError("give either --version or --predictions")
+    res = queue_label_errors(home, board=board, version=version, predictions=predictions,
+                             min_models=min_models, min_confidence=min_confidence,
+                             min_accuracy=min_accuracy)
+    s = res.search
+    click.echo(f"{len(s.candidates)} label-error candidates among {s.images} images "
+               f"({len(s.models)} models{', dropped ' + ', '.join(s.dropped_models) if s.dropped_models else ''}); "
+               f"{res.queued} queued as {res.batch!r}, {res.not_under_review} not under review")
+    _print_label_errors([vars(c) | {"score": c.score} for c in s.candidates[:limit]])
+
+
+def _print_label_errors(rows) -> None:
+    from .. import labels
+
+    names = labels.english_labels(range(labels.NUM_CLASSES))
+    for r in rows:
+        evidence = ", ".join(f"{m} {p:.2f}" for m, p in zip(r["models"], r["confidences"],
+                                                              strict=True))
+        answered = f" [{r['answered']}]" if r.get("answered") else ""
+        click.echo(f"  {r['id']}: labelled {', '.join(names[i] for i in r['label'])}; models say "
+                   f"{names[r['suggested']]} ({r['suggested']}): {evidence}{answered}")
+
+
+@review.command("label-errors")
+@click.option("--pending", is_flag=True, help="Only those no relabel or decision answered yet.")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
+@home_option
+def label_errors(pending, limit, home):
+    """The label-error queue, most confident first, with its evidence.
+
+    \b
+    Example:
+      imhard review label-errors --pending
+    """
+    with _store(home) as store:
+        rows = store.label_errors(pending_only=pending, limit=limit)
+    _print_label_errors(rows)
+    if not rows:
+        click.echo("no label-error candidates queued")
+
+
 @review.command()
 @click.option("--origin", default=None, help="Only this origin (e.g. objectnet).")
 @home_option

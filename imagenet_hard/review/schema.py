@@ -14,7 +14,7 @@ import duckdb
 
 from ..errors import ImHardError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DDL = [
     "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
@@ -72,6 +72,25 @@ RELABELS_DDL = """CREATE TABLE relabels (
     "at" TIMESTAMPTZ NOT NULL
 )"""
 DDL.append(RELABELS_DDL)
+
+#: Version 3: the label-error queue (issue 25): images where several models that scored a
+#: version agree, confidently, on a class outside the label set; one row per image and batch
+#: (what the evidence came from). A reviewer answers with a relabel or a decision, as for any
+#: candidate; the queue shows what was answered after the evidence arrived.
+LABEL_ERRORS_DDL = """CREATE TABLE label_errors (
+    id VARCHAR NOT NULL,
+    batch VARCHAR NOT NULL,       -- e.g. "board leaderboard v1.0.0" or a predictions file
+    suggested BIGINT NOT NULL,    -- the class the models agree on
+    label BIGINT[] NOT NULL,      -- the label set they disagree with
+    models VARCHAR[] NOT NULL,
+    confidences FLOAT[] NOT NULL, -- each model's probability of the suggested class
+    thresholds FLOAT[] NOT NULL,  -- each model's per-class threshold (confident learning)
+    models_total INTEGER NOT NULL,
+    score FLOAT NOT NULL,         -- mean confidence of the agreeing models
+    "at" TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (id, batch)
+)"""
+DDL.append(LABEL_ERRORS_DDL)
 
 #: Decision events that no undo event cancels.
 EFFECTIVE_SQL = """
@@ -138,6 +157,18 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path) -> None:
         con.execute(RELABELS_DDL)
         con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         con.execute("COMMIT")
+    if version < 3:
+        con.execute("BEGIN TRANSACTION")
+        # IF NOT EXISTS: a file stepped back by hand to an older version may keep the table
+        con.execute(LABEL_ERRORS_DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+        con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        con.execute("COMMIT")
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the file has table ``name`` (an older file opened read-only may not)."""
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = ?", [name]).fetchall()[0][0])
 
 
 def has_relabels(con: duckdb.DuckDBPyConnection) -> bool:

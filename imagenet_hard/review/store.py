@@ -42,6 +42,7 @@ from .schema import (
     EFFECTIVE_SQL,
     ensure_schema,
     has_relabels,
+    has_table,
     schema_version,
 )
 
@@ -66,6 +67,13 @@ class ImportResult:
     run: str
     candidates: int
     by_source: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelErrorImport:
+    batch: str
+    queued: int
+    not_under_review: int  # candidates whose image review does not hold (skipped)
 
 
 @dataclass(frozen=True)
@@ -392,6 +400,69 @@ class ReviewStore:
                 out["by_reason"][key] = out["by_reason"].get(key, 0) + n
         out["decided"] = out["keep"] + out["remove"]
         return out
+
+    # -- the label-error queue ------------------------------------------------------------------
+
+    def current_labels(self) -> dict[str, list[int]]:
+        """id → the label set review gives it now (its current relabel, else mining's)."""
+        relabels = self.current_relabels()
+        with self._lock:
+            rows = self._sql("SELECT id, label FROM candidates").fetchall()
+        return {i: list(relabels[i]["label"]) if i in relabels else list(lab) for i, lab in rows}
+
+    def import_label_errors(self, found, batch: str) -> LabelErrorImport:
+        """Queue label-error candidates (records with ``id``, ``label``, ``suggested``,
+        ``models``, ``confidences``, ``thresholds``, ``models_total``, ``score``) under
+        ``batch``; ids not under review are skipped and counted. Importing again replaces."""
+        batch = vocab.check_text(batch, "batch", vocab.MAX_NOTE)
+        if not batch:
+            raise InvalidValueError("a label-error import needs a batch name (what it came from)")
+        with self._lock:
+            known = {r[0] for r in self._sql("SELECT id FROM candidates").fetchall()}
+            rows = [[c.id, batch, int(c.suggested), [int(x) for x in c.label],
+                     [str(m) for m in c.models], [float(x) for x in c.confidences],
+                     [float(x) for x in c.thresholds], int(c.models_total), float(c.score), _now()]
+                    for c in found if c.id in known]
+            self._sql("BEGIN TRANSACTION")
+            try:
+                self._sql("DELETE FROM label_errors WHERE batch = ?", [batch])
+                if rows:
+                    self._con.executemany(
+                        "INSERT INTO label_errors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._sql("COMMIT")
+            except BaseException:
+                self._sql("ROLLBACK")
+                raise
+        return LabelErrorImport(batch, len(rows), sum(c.id not in known for c in found))
+
+    def label_errors(self, pending_only: bool = False, limit: int | None = None) -> list[dict]:
+        """The queue, most confident first: each row's evidence, and ``answered``: ``relabel``
+        or the verdict of a decision made after the evidence arrived, else None."""
+        with self._lock:
+            if not has_table(self._con, "label_errors"):
+                return []
+            relabels = (f"(SELECT id, \"at\" FROM ({EFFECTIVE_RELABELS_SQL}))"
+                        if has_relabels(self._con) else
+                        "(SELECT NULL::VARCHAR AS id, NULL::TIMESTAMPTZ AS \"at\" WHERE false)")
+            rows = _rows(self._sql(f"""
+                WITH cur AS ({CURRENT_SQL})
+                SELECT l.id, l.batch, l.suggested, l.label, l.models, l.confidences,
+                       l.thresholds, l.models_total, l.score, c.origin,
+                       CASE WHEN EXISTS (SELECT 1 FROM {relabels} r
+                                         WHERE r.id = l.id AND r."at" >= l."at") THEN 'relabel'
+                            WHEN cur."at" >= l."at" THEN cur.verdict END AS answered
+                FROM label_errors l JOIN candidates c ON c.id = l.id
+                LEFT JOIN cur ON cur.id = l.id
+                ORDER BY l.score DESC, l.id, l.batch"""))
+        names = labels.english_labels(range(labels.NUM_CLASSES))
+        out = []
+        for r in rows:
+            if pending_only and r["answered"]:
+                continue
+            r["suggested_name"] = names[r["suggested"]]
+            r["label_names"] = [names[i] for i in r["label"]]
+            out.append(r)
+        return out[:limit] if limit is not None else out
 
     def image(self, id: str) -> tuple[str, str]:
         """``(path relative to the data home, source)`` of a candidate, for the image route."""

@@ -168,6 +168,9 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard leaderboard build": Runs("wrote"),
     "imhard leaderboard build --dir leaderboard": Runs("wrote"),
     "imhard leaderboard rescore-on 1.0.0": Runs("scored on 1.0.0"),
+    "imhard review import-label-errors --version 1.0.0 --min-models 1":
+        Runs("label-error candidates among 1 images (2 models)"),
+    "imhard review label-errors --pending": Runs(),
     "imhard leaderboard push --space me/imagenet-hard-leaderboard":
         Fails("a Hugging Face account and the network", "me/imagenet-hard-leaderboard"),
     # host a board: submit, the worker, the queue (a folder board)
@@ -194,6 +197,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench order --run sample-full --splits 2":
         Runs("forward passes"),
     "imhard bench host --images 8 --entries 10 --rows 200": Runs("board rebuild s"),
+    "imhard bench gpu --only corrupt": Runs("zoom_blur"),
     # everything at once, in its own home
     "imhard demo --home /tmp/imhard-demo": RunBy("cli/test_demo.py"),
 }
