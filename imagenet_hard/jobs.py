@@ -103,6 +103,13 @@ def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> to
     return dev
 
 
+def group_backend(device_type: str, local_world: int, gpus: int) -> str:
+    """NCCL when every rank on this machine has a GPU of its own; else gloo, which also carries
+    CUDA tensors: NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), and the group
+    only passes counts, errors and barriers."""
+    return "nccl" if device_type == "cuda" and gpus >= local_world else "gloo"
+
+
 def setup(device, cpu_only: bool = False) -> tuple[Ranks, torch.device | str]:
     """Join the torchrun process group when there is one; the device this rank uses (``"cpu"``,
     without importing torch, for a ``cpu_only`` job outside torchrun)."""
@@ -114,9 +121,12 @@ def setup(device, cpu_only: bool = False) -> tuple[Ranks, torch.device | str]:
     dev = resolve_device(device, local)
     owns = False
     if not dist.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
+        import torch
+
+        gpus = torch.cuda.device_count() if dev.type == "cuda" else 0
+        backend = group_backend(dev.type, int(os.environ.get("LOCAL_WORLD_SIZE", "1")), gpus)
         dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT,
-                                device_id=dev if dev.type == "cuda" else None)
+                                device_id=dev if backend == "nccl" else None)
         owns = True
     return Ranks(dist.get_rank(), dist.get_world_size(), local, owns), dev
 

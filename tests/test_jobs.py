@@ -53,3 +53,10 @@ def test_importing_the_engine_does_not_import_torch():
     code = "import imagenet_hard.jobs, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_ranks_sharing_a_gpu_use_gloo():
+    """NCCL refuses two ranks on one GPU (the gpu suite's 2-rank torchrun on one card)."""
+    assert jobs.group_backend("cuda", 2, 8) == "nccl"
+    assert jobs.group_backend("cuda", 2, 1) == "gloo"
+    assert jobs.group_backend("cpu", 2, 0) == "gloo"
