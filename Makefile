@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint browser sandbox clean
+.PHONY: demo test lint browser sandbox clean gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ demo: $(STAMP) sandbox
 # One pytest worker per CPU (pytest-xdist); see tests/conftest.py for what keeps them apart.
 test: $(STAMP) browser sandbox
 	$(BIN)/python -m pytest -q -n auto
+
+# On a GPU machine: the gpu test suite (tests/gpu) and `imhard bench gpu`, one JSON report
+# (gpu-check.json). Without a GPU: one line, exit 0, nothing installed.
+gpu-check:
+	@if ! command -v nvidia-smi >/dev/null 2>&1 && [ ! -e /dev/nvidiactl ]; then \
+	  echo "gpu-check: no NVIDIA GPU here (no nvidia-smi, no /dev/nvidiactl); skipped"; exit 0; fi; \
+	$(MAKE) --no-print-directory $(STAMP) sandbox && $(BIN)/python -m imagenet_hard.bench.gpu gpu-check.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check imagenet_hard builders tests leaderboard

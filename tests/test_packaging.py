@@ -77,6 +77,7 @@ def test_tests_follow_the_package_layout():
     tests of top-level modules sit at the root, next to the shared fixtures."""
     stages = {p.name for p in (ROOT / "imagenet_hard").iterdir() if (p / "__init__.py").is_file()}
     stages.add("builders")
+    stages.add("gpu")  # the CUDA suite spans stages (marker gpu, make gpu-check)
     folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders and folders <= stages, f"test folders without a stage: {sorted(folders - stages)}"
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]

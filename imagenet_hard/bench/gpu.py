@@ -293,3 +293,64 @@ def write_report(report: GpuReport, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(report.to_json(), indent=2))
     return path
+
+
+def gpu_check(report_path: str | Path, repo: str | Path = ".",
+              echo: Callable[[str], None] = print) -> int:
+    """``make gpu-check``: the ``gpu`` test suite, then :func:`bench_gpu`, in one JSON report at
+    ``report_path`` (suite counts and failures, the bench table, versions, seconds). Without a
+    CUDA device: one line, nothing written, 0. Returns the exit status (1 if a test failed)."""
+    import platform
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    import torch
+
+    if not torch.cuda.is_available():
+        echo("gpu-check: torch sees no CUDA device here; skipped (run it on a GPU machine)")
+        return 0
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="imhard-gpu-check-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        echo("gpu-check: the gpu test suite …")
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-m", "gpu",
+                               "-p", "no:cacheprovider", f"--junitxml={junit}", "tests/gpu"],
+                              cwd=repo, text=True, capture_output=True)
+        echo(proc.stdout[-3000:])
+        suite = {"exit_status": proc.returncode, "tests": 0, "failures": 0, "errors": 0,
+                 "skipped": 0, "failed": []}
+        if junit.is_file():
+            root = ET.parse(junit).getroot()
+            for ts in root.iter("testsuite"):
+                for k in ("tests", "failures", "errors", "skipped"):
+                    suite[k] += int(ts.get(k, 0))
+            suite["failed"] = [f"{c.get('classname')}::{c.get('name')}: "
+                               f"{(c[0].get('message') or '')[:300]}"
+                               for c in root.iter("testcase")
+                               if len(c) and c[0].tag in ("failure", "error")]
+        suite["seconds"] = round(time.perf_counter() - t0, 1)
+    echo("gpu-check: imhard bench gpu …")
+    t1 = time.perf_counter()
+    bench = bench_gpu(echo=echo)
+    echo(format_gpu_report(bench))
+    report = {"kind": "imhard gpu-check", "device": bench.device_name, "torch": torch.__version__,
+              "cuda": torch.version.cuda, "python": platform.python_version(),
+              "suite": suite, "bench": bench.to_json(),
+              "bench_seconds": round(time.perf_counter() - t1, 1),
+              "seconds": round(time.perf_counter() - t0, 1),
+              "figures_are": "measured on this GPU"}
+    from ..files import atomic_path
+
+    path = Path(report_path)
+    with atomic_path(path) as tmp_file:
+        Path(tmp_file).write_text(json.dumps(report, indent=2))
+    echo(f"gpu-check: wrote {path} ({suite['tests']} tests, {suite['failures']} failures, "
+         f"{suite['errors']} errors)")
+    return 0 if proc.returncode == 0 else 1
+
+
+if __name__ == "__main__":  # make gpu-check
+    import sys
+
+    sys.exit(gpu_check(sys.argv[1] if len(sys.argv) > 1 else "gpu-check.json"))

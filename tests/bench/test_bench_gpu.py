@@ -41,3 +41,15 @@ def test_gpu_table_puts_the_ideal_beside_each_figure():
 def test_unknown_figure_is_refused():
     with pytest.raises(InvalidValueError, match="early-exit"):
         bench_gpu(device="cpu", only=["nope"])
+
+
+def test_gpu_check_without_cuda_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    import torch
+
+    from imagenet_hard.bench.gpu import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    lines = []
+    assert gpu_check(tmp_path / "report.json", echo=lines.append) == 0
+    assert len(lines) == 1 and "no CUDA device" in lines[0]
+    assert not (tmp_path / "report.json").exists()
