@@ -26,17 +26,30 @@ def leaderboard():
 @leaderboard.command("build")
 @board_dir_option
 @click.option("--no-reported", is_flag=True, help="Leave out the published (reported) rows.")
-def build_cmd(board_dir, no_reported):
+@click.option("--saturation-threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
+              metavar="FRACTION", help="Save the top-1 accuracy at which a dataset version is "
+              "flagged no longer hard in <dir>/settings.json (a board setting; default 0.5).")
+def build_cmd(board_dir, no_reported, saturation_threshold):
     """Write <dir>/README.md and <dir>/index.html from <dir>/results/*.json and print the board.
+
+    The pages end with the saturation watch: per dataset version, the best verified top-1, how
+    it rose, and whether it reached the board's saturation threshold (no longer hard).
 
     \b
     Example:
       imhard leaderboard build --dir leaderboard
     """
     from ..leaderboard import build_board
+    from ..leaderboard.saturation import write_settings
 
+    if saturation_threshold is not None:
+        write_settings(board_dir, saturation_threshold=saturation_threshold)
     built = build_board(board_dir, include_reported=not no_reported)
     click.echo(built.table)
+    for w in built.watches:
+        state = "NO LONGER HARD" if w.saturated else "hard"
+        click.echo(f"\n{w.label}: best verified {100 * w.best.accuracy:.2f}% ({w.best.name}), "
+                   f"{len(w.records)} record(s); {state} at {100 * w.threshold:.0f}%")
     click.echo(f"\nwrote {built.readme} and {built.html}")
 
 

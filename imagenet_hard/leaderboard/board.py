@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import write_bytes_atomic
-from . import render
+from . import render, saturation
 from .entries import Entry
 from .suites import SuiteRow, collect_board
 
@@ -18,15 +18,22 @@ class BoardBuild:
     entries: list[Entry]
     table: str          # the markdown tables, for printing
     suites: list[SuiteRow]
+    watches: list[saturation.VersionWatch] = field(default_factory=list)
 
 
 def build_board(board_dir: str | Path = "leaderboard", include_reported: bool = True) -> BoardBuild:
     """Collect ``board_dir/results/*.json`` (+ the reported rows) and write both pages."""
     board_dir = Path(board_dir)
     board = collect_board(board_dir, include_reported=include_reported)
-    readme = write_bytes_atomic(board_dir / "README.md",
-                                render.readme(board.entries, board.suites).encode("utf-8"))
-    html = write_bytes_atomic(board_dir / "index.html",
-                              render.page(board.entries, board.suites).encode("utf-8"))
+    watches = saturation.watch(board.entries, board_dir)
+    watch_md = saturation.markdown(watches)
+    readme = write_bytes_atomic(board_dir / "README.md", (
+        render.readme(board.entries, board.suites) + ("\n" + watch_md if watch_md else "")
+    ).encode("utf-8"))
+    # the watch goes after the tables, before the footer (result texts are escaped: the
+    # template's own <footer> is the first)
+    page = render.page(board.entries, board.suites)
+    page = page.replace("<footer>", saturation.html_section(watches) + "\n<footer>", 1)
+    html = write_bytes_atomic(board_dir / "index.html", page.encode("utf-8"))
     return BoardBuild(readme, html, board.entries, render.markdown(board.entries, board.suites),
-                      board.suites)
+                      board.suites, watches)
