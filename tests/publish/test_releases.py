@@ -330,8 +330,14 @@ def test_a_board_entry_carried_to_2_0_0_equals_a_fresh_scoring(sample_run, tmp_p
     assert [c.status for c in again] == ["carried"]        # its own .v2.0.0 copy is not listed
     from imagenet_hard.leaderboard import build_board
 
-    built = build_board(board, include_reported=False)
-    assert "imagenet-hard v1.0.0" in built.table and "imagenet-hard v2.0.0" in built.table
+    built = build_board(board, include_reported=False)    # one section per version
+    assert "### imagenet-hard v1.0.0 (9 rows" in built.table
+    assert "### imagenet-hard v2.0.0 (6 rows" in built.table
+    add_result(tmp_path / "s2" / "fixed.json", board, dataset=out, home=sample_run.home,
+               replace=True)                               # now the fresh 2.0.0 result
+    listed = CliRunner().invoke(main, ["leaderboard", "rescore-on", "2.0.0", "--dir", str(board),
+                                       "--dataset", str(out)])
+    assert listed.output.splitlines() == ["scored on 2.0.0  Fixed guess"], listed.output
 
 
 # ---- the rule and hostile folders, without publishing ------------------------------------------
