@@ -543,3 +543,17 @@ def version_of(dataset: str | os.PathLike, fp: str) -> str | None:
         if match:
             return match
     return None
+
+
+def load_version(dataset: str | os.PathLike, version: str | None = None, split: str = "validation",
+                 **kwargs):
+    """``datasets.load_dataset`` of one version: for a folder by its config name (``datasets``
+    ignores ``revision`` for local folders), for a Hub id by its tag; the latest without one."""
+    import datasets
+
+    if version is None:
+        return datasets.load_dataset(str(dataset), split=split, **kwargs)
+    if Path(dataset).expanduser().is_dir():
+        return datasets.load_dataset(str(Path(dataset).expanduser()), tag(version), split=split,
+                                     **kwargs)
+    return datasets.load_dataset(str(dataset), revision=tag(version), split=split, **kwargs)

@@ -55,7 +55,15 @@ def test_two_versions_ledger_changes_and_loading(two_versions):
                                                   for c in changes)
     assert v2.changes == changes
     text = (out / "README.md").read_text()
-    assert "version **2.0.0**" in text and "removed 3 (" in text and "relabelled 2 (" in text
+    assert "version **2.0.0**" in text
+    from imagenet_hard.publish.diff import diff
+    from imagenet_hard.publish.releases import counts_text, load_version
+
+    diffed = diff(str(out / "versions" / "v1.0.0"), str(out)).changes
+    assert {(c.id, c.kind) for c in diffed} == {(c.id, c.kind) for c in changes}
+    row = next(ln for ln in text.splitlines() if ln.startswith("| 2.0.0 |"))
+    assert row.split(" | ")[-1] == f"{counts_text(diffed)} |"        # the card's changelog
+    assert [len(load_version(out, v)) for v in ("1.0.0", "v2.0.0", None)] == [9, 6, 6]
     assert check(out).ok, check(out).problems
     one = datasets.load_dataset(str(out), "v1.0.0", split="validation")
     two = datasets.load_dataset(str(out), "v2.0.0", split="validation")
@@ -265,6 +273,9 @@ def test_hub_tags_each_version_and_loads_it_by_revision(sample_run, tmp_path, fa
     for rev, want in (("v1.0.0", v1), ("v2.0.0", v2), (None, v2)):
         ds = datasets.load_dataset("me/imagenet-hard", revision=rev, split="validation")
         assert sorted(ds["id"]) == sorted(r.id for r in want.selection.rows), rev
+    from imagenet_hard.publish.releases import load_version
+
+    assert len(load_version("me/imagenet-hard", "1.0.0")) == len(v1.selection.rows)
     changes = diff("me/imagenet-hard@v1.0.0", "me/imagenet-hard@v2.0.0").changes
     assert sorted(c.kind for c in changes) == ["relabelled"] + ["removed"] * 3
     assert all(c.reason for c in changes)
