@@ -2,7 +2,7 @@
 ImageNet-C corruptions of it.
 
 It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard → the zoom
-analyses of an exhaustive run, each step through the same library functions the CLI uses,
+analyses of an exhaustive run → a hosted board fed through its queue, each step through the same library functions the CLI uses,
 printing what a user would see, then one line per stage with its time and what to open next.
 
 It runs in a home of its own (default ``<cache>/imagenet-hard-demo``, marked as the demo's and
@@ -200,9 +200,34 @@ def step_analyze(home, echo, tour: Tour) -> None:
     tour.opened["the analysis report"] = report.report
 
 
+def step_host(home, echo, tour: Tour) -> None:
+    """The same submission through a hosted board's queue: submitted, claimed and scored by the
+    worker in the sandbox (its batches come from step 5's cache), shown verified."""
+    from .host import host_run, status_table
+    from .host.boards import open_queue
+    from .host.submit import submit
+    from .score import RunOptions
+    from .score.examples import write_example_submission
+
+    echo("== 8. host: a folder board fed through its queue (imhard submit, imhard host run) ==")
+    board = home / "board"
+    sub = write_example_submission(home / "submissions" / "efficientnet_lite0.py")
+    # `imhard submit` first runs the file on two images in the sandbox; step 5 scored this very
+    # file, so the demo skips that child start (about 10 s) and files the request at once.
+    echo(submit(sub, str(board), submitter="demo", check=False).summary())
+    done = host_run(str(board), home=home, once=True, options=RunOptions(batch_size=8),
+                    log=lambda line: echo(f"  worker: {line}"))
+    echo(status_table(open_queue(str(board))))
+    verified = (done.board_dir / "index.html").read_text(encoding="utf-8").count(
+        '<tr class="verified"')
+    echo(f"board: {done.board_dir / 'index.html'} (verified rows: {verified}, beside the "
+         "reported ones; the queue below them)")
+    tour.opened["the hosted board"] = done.board_dir / "index.html"
+
+
 STEPS = [("build", step_build), ("mine", step_mine), ("review", step_review),
          ("publish", step_publish), ("score", step_score), ("suite", step_suite),
-         ("analyze", step_analyze)]
+         ("analyze", step_analyze), ("host", step_host)]
 
 
 def demo_home(home=None) -> Path:

@@ -15,7 +15,7 @@ def test_demo_runs_every_stage_offline(isolated_home):
     res = CliRunner().invoke(main, [*argv[:2], str(isolated_home), *argv[3:]])
     assert res.exit_code == 0, res.output
     for heading in ("1. build", "2. mine", "3. review", "4. publish", "5. score",
-                    "6. score --suite", "7. analyze"):
+                    "6. score --suite", "7. analyze", "8. host"):
         assert f"== {heading}" in res.output
     assert "sample: 9 images, 0 rejected" in res.output
     for name in ("impulse_noise", "frost", "fog"):   # the short tour's three of the paper's six
@@ -32,12 +32,18 @@ def test_demo_runs_every_stage_offline(isolated_home):
     assert (isolated_home / "scores" / "efficientnet_lite0.suite.json").is_file()
     report = isolated_home / "analysis" / "demo-efficientnet-lite0-exhaustive" / "report.md"
     assert f"report: {report}" in res.output and "## Greedy minimum set cover" in report.read_text()
+    # The hosted board: the request filed, the worker finished it, the board shows it verified.
+    assert "filed request" in res.output and "FINISHED" in res.output
+    hosted = isolated_home / "board" / "index.html"
+    assert "verified rows: 1," in res.output and 'id="queue"' in hosted.read_text()
     # The closing summary: a time per stage, what to open next, and no reported row printed.
     done = res.output[res.output.index("== done =="):]
-    for stage in ("build", "mine", "review", "publish", "score", "suite", "analyze", "total"):
+    for stage in ("build", "mine", "review", "publish", "score", "suite", "analyze", "host",
+                  "total"):
         assert f"  {stage} " in done
     assert f"open the board page: {isolated_home / 'leaderboard' / 'index.html'}" in done
     assert f"open the analysis report: {report}" in done
+    assert f"open the hosted board: {hosted}" in done
     assert "imhard score my_model.py" in done
     assert "| reported |" not in res.output and "reported rows on the page" in res.output
     assert (isolated_home / ".imhard-demo").is_file()
