@@ -169,7 +169,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard leaderboard build --dir leaderboard": Runs("wrote"),
     "imhard leaderboard rescore-on 1.0.0": Runs("scored on 1.0.0"),
     "imhard review import-label-errors --version 1.0.0 --min-models 1":
-        Runs("label-error candidates among 1 images (2 models)"),
+        Runs("label-error candidates among 1 images"),
     "imhard review label-errors --pending": Runs(),
     "imhard leaderboard push --space me/imagenet-hard-leaderboard":
         Fails("a Hugging Face account and the network", "me/imagenet-hard-leaderboard"),
