@@ -54,6 +54,21 @@ def resolve_device(device: str | torch.device | None = None,
     return dev
 
 
+#: Where a GPU driver shows itself: NVIDIA's nodes and proc folder, ROCm's and WSL's nodes.
+GPU_DRIVER_PATHS = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+
+
+def device_name(device: str | None = None, rank: int | None = None) -> str:
+    """:func:`resolve_device` as a string, without importing torch (seconds, most of a process
+    that only hands the device on) where the answer is the CPU anyway: ``cpu`` asked, or
+    ``auto`` on a machine with no GPU driver."""
+    asked = AUTO if device is None else str(device).strip().lower()
+    if asked == "cpu" or (asked == AUTO and not any(os.path.exists(p)
+                                                    for p in GPU_DRIVER_PATHS)):
+        return "cpu"
+    return str(resolve_device(device, rank))
+
+
 def strict_fp32(device: str | torch.device) -> str:
     """Turn TF32 off for float32 matmuls and convolutions when ``device`` is CUDA, so what a run
     records as fp32 is fp32: cuDNN convolutions use TF32 by default on Ampere and later (10-bit

@@ -107,3 +107,21 @@ def test_an_fp32_judge_on_cuda_mines_without_tf32(tf32_flags, monkeypatch, tmp_p
     from imagenet_hard.mining import engine
 
     assert engine.judge_math(judge) == "fp32" and not torch.backends.cudnn.allow_tf32
+
+
+def test_device_name_needs_torch_only_where_a_gpu_driver_is(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    from imagenet_hard import devices
+
+    code = ("import sys; from imagenet_hard.devices import device_name; "
+            "print(device_name('cpu'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["cpu", "False"]
+    monkeypatch.setattr(devices, "GPU_DRIVER_PATHS", (str(tmp_path / "nvidiactl"),))
+    fake_cuda(monkeypatch, 2)  # torch would say CUDA: with no driver, it is not asked
+    assert devices.device_name(None) == devices.device_name("auto") == "cpu"
+    (tmp_path / "nvidiactl").touch()  # a driver: torch decides, as resolve_device does
+    assert devices.device_name("auto") == "cuda:0"
+    assert devices.device_name("cuda:1") == "cuda:1"

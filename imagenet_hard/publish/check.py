@@ -93,17 +93,30 @@ def _check_row(row: dict, seen: set[str], report: CheckReport, prints: list) -> 
 
 
 def _load(folder: Path, report: CheckReport):
+    from unittest import mock
+
     import datasets
 
     try:
-        ds = datasets.load_dataset(str(folder), split=SPLIT, streaming=True)
+        ds = _stream(datasets, folder)
     except Exception as exc:  # whatever datasets raises, the folder does not load: say so
         report.problems.append(f"datasets cannot load {folder}: {type(exc).__name__}: {exc}")
         return None
     if ds.features != features():
         report.problems.append(f"features are {ds.features}, expected {features()}")
         return None
-    return ds.cast_column("image", datasets.Image(decode=False))
+    with mock.patch.object(datasets.config, "TORCH_AVAILABLE", False):
+        return ds.cast_column("image", datasets.Image(decode=False))
+
+
+def _stream(datasets, folder: Path):
+    """The folder's split as a stream. A stream keeps its epoch in a shared torch tensor whenever
+    torch is installed; a check never hands it to torch, and importing torch costs ~0.9 GB and
+    seconds, so datasets is told torch is absent while the stream is made."""
+    from unittest import mock
+
+    with mock.patch.object(datasets.config, "TORCH_AVAILABLE", False):
+        return datasets.load_dataset(str(folder), split=SPLIT, streaming=True)
 
 
 def _check_card(folder: Path, report: CheckReport, computed: str) -> None:

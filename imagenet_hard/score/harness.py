@@ -79,9 +79,9 @@ class RunOptions:
         return choose(self.sandbox, self.no_network)
 
     def resolved_device(self) -> str:
-        from ..devices import resolve_device
+        from ..devices import device_name
 
-        return str(resolve_device(self.device))
+        return device_name(self.device)
 
     def resolved_workers(self) -> int:
         import os
@@ -409,17 +409,36 @@ def result_stem(sub: Path, tta: TtaMode | None) -> str:
     return sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
 
 
-def environment(device: str, sandbox_used: str) -> dict:
-    import torch
-    import torchvision
+def package_version(name: str) -> str:
+    """``name.__version__`` as its ``version.py`` states it (torch's ``2.5.1+cu124``, which the
+    installed metadata lacks), read without importing the package (seconds for torch)."""
+    import importlib.util
 
-    env = {"python": platform.python_version(), "torch": torch.__version__,
-           "torchvision": torchvision.__version__, "imagenet_hard": __version__,
+    spec = importlib.util.find_spec(name)
+    folder = spec.submodule_search_locations[0] if spec and spec.submodule_search_locations else ""
+    try:
+        text = Path(folder, "version.py").read_text()
+    except OSError:
+        text = ""
+    found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+    if found:
+        return found[1]
+    from importlib.metadata import version
+
+    return version(name)
+
+
+def environment(device: str, sandbox_used: str) -> dict:
+    env = {"python": platform.python_version(), "torch": package_version("torch"),
+           "torchvision": package_version("torchvision"), "imagenet_hard": __version__,
            "platform": platform.platform(), "device": device, "device_name": platform.processor()
            or platform.machine(), "sandbox": sandbox_used}
-    if device.startswith("cuda") and torch.cuda.is_available():
-        env["device_name"] = torch.cuda.get_device_name(torch.device(device))
-        env["tf32"] = "off before the submission loads (worker.run_job)"
+    if device.startswith("cuda"):
+        import torch  # only a CUDA run imports it here, for the GPU's name
+
+        if torch.cuda.is_available():
+            env["device_name"] = torch.cuda.get_device_name(torch.device(device))
+            env["tf32"] = "off before the submission loads (worker.run_job)"
     return env
 
 

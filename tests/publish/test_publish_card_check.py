@@ -52,3 +52,14 @@ def test_a_card_without_its_record_fails(published):
     lines = readme.read_text(encoding="utf-8").splitlines(keepends=True)
     readme.write_text("".join(lines[:-1]), encoding="utf-8")
     assert "imhard publish --run" in _problem(check(published.out))
+
+
+def test_check_leaves_torch_unimported(published):
+    """datasets' streamed reader would import torch (~0.9 GB) for an epoch counter."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from imagenet_hard.publish import check; "
+            f"r = check({str(published.out)!r}); print(r.ok, r.rows, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[::2] == ["True", "False"], out.stdout
