@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, devices
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
 from ..files import sha256_file, write_json_atomic
@@ -306,6 +306,11 @@ def cache_dir(home, sha: str, s: SuiteSet, tta: TtaMode | None = None) -> Path:
     return homes.scores_dir(home) / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
 
 
+#: Shared memory of one image of a loader batch: a 224×224 float32 RGB tensor (larger inputs
+#: take more; the check is a floor).
+LOADER_ITEM_BYTES = 3 * 224 * 224 * 4
+
+
 def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = None,
             named: bool = True) -> ChildReport | None:
     """Predict, in one child, every asked row missing from its cache; asks sharing a cache (same
@@ -333,6 +338,10 @@ def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = 
     if not segments:
         return None
     batch, spec = child_batch(tta, opts.batch_size)
+    if opts.sandbox == "none":
+        # The sandbox gives the child a /dev/shm of the memory limit's size; unconfined, it is
+        # the host's, often 64 MB in a container: the model form's loader workers would die.
+        devices.check_shared_memory(opts.resolved_workers(), batch * LOADER_ITEM_BYTES, 2)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
                    workers=opts.resolved_workers(), segments=segments,
                    memory_limit=opts.memory_limit, tta=spec)

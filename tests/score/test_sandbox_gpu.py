@@ -61,3 +61,37 @@ def _jail_spec(plan) -> str:
     sb.unshare_argv(plan, ["true"], map_root=True)
     path = os.path.join(plan.scratch, ".plan.json")
     return Path(path).read_text()
+
+
+def test_unconfined_scoring_checks_the_hosts_dev_shm_before_the_child(tmp_path, monkeypatch):
+    """--sandbox none: the child's loader workers use the host's /dev/shm (a container's 64 MB)."""
+    from imagenet_hard import devices
+    from imagenet_hard.errors import InvalidValueError
+    from imagenet_hard.score import RunOptions, harness
+
+    class Small:
+        f_bavail, f_frsize = 16, 4 * 1024 * 1024  # 64 MiB free
+
+    real = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda p: Small() if p == devices.SHM else real(p))
+    monkeypatch.setattr(harness, "ChildJob", lambda **kw: pytest.fail("the child was started"))
+    monkeypatch.setattr(harness, "prepare_cache", lambda cache: None)
+    monkeypatch.setattr(harness, "read_parts", lambda cache, may: ({}, 0.0))
+    opts = RunOptions(device="cpu", batch_size=64, workers=4, sandbox="none")
+    with pytest.raises(InvalidValueError, match="--workers 0"):
+        harness.predict(tmp_path / "sub.py", [_ask(harness, tmp_path)], opts)
+
+
+def _ask(harness, tmp_path):
+    class Set:
+        name = "set"
+        classes = None
+        ids = ["a", "b"]
+
+        class protocol:
+            border = 0
+
+        def images(self):
+            return [], True
+
+    return harness.Ask(Set(), [0, 1], tmp_path / "cache")
