@@ -431,7 +431,8 @@ def verdicts_and_ties(logits: torch.Tensor, space: torch.Tensor, space_masks: to
         near = torch.zeros_like(correct)
     else:
         top2 = masked.topk(2, dim=1).values
-        near = (top2[:, 0] - top2[:, 1]) <= tie_resolution * top2.abs().amax(dim=1)
+        near = ((top2[:, 0] - top2[:, 1]) <= tie_resolution * top2.abs().amax(dim=1)) \
+            & torch.isfinite(top2[:, 1])  # a one-class space has no runner-up
     return correct, probs.gather(1, top1).squeeze(1), top5, top5_prob, near
 
 
