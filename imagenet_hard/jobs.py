@@ -12,8 +12,9 @@ imported only under torchrun or when a device is resolved, so importing this mod
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -70,6 +71,39 @@ def missing(paths: Iterable[Path]) -> list[int]:
 def pending(paths: Iterable[Path], ranks: Ranks) -> list[int]:
     """The shards of :func:`missing` that fall to this rank."""
     return [g for g in missing(paths) if ranks.mine(g)]
+
+
+def shared_missing(paths: Iterable[Path], ranks: Ranks) -> list[int]:
+    """:func:`missing` as rank 0 sees it, on every rank (one list to hand out from: a rank that
+    looked later could see a shard another rank has just written)."""
+    todo = missing(paths)
+    if not ranks.distributed:
+        return todo
+    import torch.distributed as dist
+
+    box = [todo]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+_HANDOUTS = itertools.count()
+
+
+def handout(todo: Sequence[int], ranks: Ranks) -> Iterator[int]:
+    """The shards of ``todo`` (the same list on every rank: :func:`shared_missing`) this rank
+    runs, each taken when the rank is free: a counter in the torch.distributed store
+    (``store.add``), so a slow rank never holds shards a free one could run. A shard a lost rank
+    had started has no file, so a restarted job hands it out again. One process: all, in order.
+    Every rank must make the same sequence of calls (the counter's key is their number)."""
+    if not ranks.distributed:
+        yield from todo
+        return
+    import torch.distributed as dist
+
+    store = dist.distributed_c10d._get_default_store()
+    key = f"imhard/handout/{next(_HANDOUTS)}"
+    while (k := store.add(key, 1) - 1) < len(todo):
+        yield todo[k]
 
 
 @dataclass
@@ -193,18 +227,19 @@ def teardown(ranks: Ranks) -> None:
         dist.destroy_process_group()
 
 
-def run(tasks: Sequence[T], work: Callable[[T], Any], on_done: Callable[[T, Any], None], *,
+def run(tasks: Iterable[T], work: Callable[[T], Any], on_done: Callable[[T, Any], None], *,
         size: Callable[[T], int] = len, workers: int = 0, desc: str = "job",
         ranks: Ranks | None = None, progress: bool = False, preload: Sequence[str] = (),
         initializer: Callable[[], None] | None = None) -> None:
     """Run ``work`` on every task, here (``workers == 0``) or in that many worker processes
     (forkserver, ``preload`` imported once), handing out tasks as workers free up; call
     ``on_done(task, result)`` here as each ends. The progress bar counts ``size(task)`` items
-    per task (one bar per rank)."""
+    per task (one bar per rank; no total when ``tasks`` is an iterator, e.g. :func:`handout`)."""
     from tqdm import tqdm
 
     ranks = ranks or Ranks()
-    bar = tqdm(total=sum(size(t) for t in tasks), desc=f"{desc} (rank {ranks.rank})"
+    total = sum(size(t) for t in tasks) if isinstance(tasks, Sequence) else None
+    bar = tqdm(total=total, desc=f"{desc} (rank {ranks.rank})"
                if ranks.distributed else desc, unit="img", disable=not progress,
                position=ranks.rank)
 

@@ -60,3 +60,30 @@ def test_ranks_sharing_a_gpu_use_gloo():
     assert jobs.group_backend("cuda", 2, 8) == "nccl"
     assert jobs.group_backend("cuda", 2, 1) == "gloo"
     assert jobs.group_backend("cpu", 2, 0) == "gloo"
+
+
+class FakeStore:
+    """torch.distributed's store as the ranks share it: ``add`` returns the new value."""
+
+    def __init__(self):
+        self.values = {}
+
+    def add(self, key, n):
+        self.values[key] = self.values.get(key, 0) + n
+        return self.values[key]
+
+
+def test_shards_are_handed_out_as_ranks_free_up(monkeypatch):
+    """A slow rank takes one shard while the fast one takes the rest; none twice, none lost."""
+    import torch.distributed as dist
+
+    store = FakeStore()
+    monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: store)
+    monkeypatch.setattr(jobs, "_HANDOUTS", iter([7, 7]))  # both ranks' first handout: one key
+    todo = [2, 3, 5, 8, 9]
+    fast = jobs.handout(todo, jobs.Ranks(0, 2))
+    slow = jobs.handout(todo, jobs.Ranks(1, 2))
+    got = {"slow": [next(slow)], "fast": list(fast)}
+    got["slow"] += list(slow)
+    assert got == {"slow": [2], "fast": [3, 5, 8, 9]}
+    assert list(jobs.handout(todo, jobs.Ranks())) == todo  # one process: all, in order

@@ -129,7 +129,8 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
                                 crop_order, proto, weights)
         shards = jobs.split(work.images, shard_size)
-        todo = jobs.pending(map(handle.shard_path, range(len(shards))), ranks)
+        # Every rank sees the same list and takes shards from it as it frees up (jobs.handout).
+        todo = jobs.shared_missing(map(handle.shard_path, range(len(shards))), ranks)
         if todo and isinstance(judge, str):
             judge = build_judge(judge, dev, proto, weights)  # a bad spec leaves no run behind
         if ranks.rank == 0:
@@ -181,7 +182,8 @@ def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, 
 
     images = []
     try:
-        jobs.run(todo, one, lambda _k, n: images.append(n), size=lambda k: len(shards[k]),
+        jobs.run(jobs.handout(todo, ranks), one, lambda _k, n: images.append(n),
+                 size=lambda k: len(shards[k]),
                  desc="mining", ranks=ranks, progress=progress)
     finally:
         miner.close()
