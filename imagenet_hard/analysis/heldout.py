@@ -193,8 +193,8 @@ def parse_models(models) -> list[str]:
 def run_judges(record) -> list[tuple[str, str | None]]:
     """(judge spec, precision) of every judge that mined a run (ensemble runs list several)."""
     judges = getattr(record, "judges", None)
-    if judges:
-        return [(j, record.precision) for j in judges]
+    if judges:  # recorded as SPEC@PRECISION
+        return [(j.rsplit("@", 1)[0], p) for j, p in zip(judges, record.precisions, strict=True)]
     return [(record.judge, record.precision)]
 
 

@@ -5,8 +5,25 @@ from __future__ import annotations
 import click
 
 from ..judges import DEFAULT_JUDGE
-from .common import device_option, home_option, judge_type, protocol_options
+from .common import JudgeSpec, device_option, home_option, protocol_options
 from .group import main
+
+RULES = ("all", "majority", "any")  # mining.runs.RULES, spelled here so --help imports nothing
+
+
+class JudgeOrEnsemble(JudgeSpec):
+    """``--judge``: one judge spec, or ``a,b[@PRECISION],…``: an ensemble (checked, no torch)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and "," in value:
+            from ..errors import ImHardError
+            from ..mining.ensemble import parse_judges
+
+            try:
+                return [j.name for j in parse_judges(value)]
+            except ImHardError as exc:
+                self.fail(str(exc), param, ctx)
+        return value if isinstance(value, list) else super().convert(value, param, ctx)
 
 
 def _summary_lines(run) -> list[str]:
@@ -45,9 +62,14 @@ def _run_name(ctx, param, value: str | None) -> str | None:
 @main.command()
 @click.option("--source", "sources", required=True, metavar="NAME[,NAME…]",
               help="Built source tables to mine (see `imhard sources`), comma-separated.")
-@click.option("--judge", default=DEFAULT_JUDGE, show_default=True, type=judge_type(),
+@click.option("--judge", default=DEFAULT_JUDGE, show_default=True, type=JudgeOrEnsemble(),
               help="Classifier: clip-vit-l-14, efficientnet-lite0, timm:NAME, torchvision:NAME, "
-                   "open_clip:ARCH/PRETRAINED (see `imhard models`).")
+                   "open_clip:ARCH/PRETRAINED (see `imhard models`); several, comma-separated "
+                   "(each optionally SPEC@fp32|fp16|bf16), mine with an ensemble (see --rule).")
+@click.option("--rule", type=click.Choice(RULES), default=None,
+              help="Ensemble: an image is a candidate when all judges (default), a majority, or "
+                   "any one of them get none of its crops right. Judges run cheapest first "
+                   "(measured), each on the images the rule has not settled.")
 @click.option("--exhaustive", is_flag=True,
               help="Judge all 324 crops of every image and store each image's correctness mask.")
 @click.option("--batch-size", default=None, type=click.IntRange(min=1),
@@ -74,8 +96,8 @@ def _run_name(ctx, param, value: str | None) -> str | None:
                    "in run.json and pinned.")
 @device_option
 @home_option
-def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops, order_from,
-         protocol, normalization, precision, objectnet_labels, weights, device, home):
+def mine(sources, judge, rule, exhaustive, batch_size, shard_size, run, workers, crops,
+         order_from, protocol, normalization, precision, objectnet_labels, weights, device, home):
     """Find ImageNet-Hard candidates: images none of whose 324 zoom crops the judge gets right.
 
     A crop is right when the judge's top-1 within the image's label space is one of its labels.
@@ -91,7 +113,15 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
       imhard mine --source imagenet-a --order-from clip-ar-full
       imhard mine --source objectnet --weights ~/models/vit-l-14-openai.bin --precision bf16
       torchrun --nproc-per-node 8 -m imagenet_hard mine --source imagenet --run-name in-clip
+      imhard mine --source sample --judge efficientnet-lite0,efficientnet-lite0@bf16 --rule all
     """
+    if isinstance(judge, list):
+        _mine_ensemble(sources, judge, rule or "all", exhaustive, batch_size, shard_size, run,
+                       workers, crops, order_from, protocol, normalization, precision,
+                       objectnet_labels, weights, device, home)
+        return
+    if rule is not None:
+        raise click.UsageError("--rule combines several judges: pass --judge a,b[,c]")
     from ..errors import ImHardError
     from ..jobs import is_rank_zero
     from ..mining import mine as run_mining
@@ -114,3 +144,27 @@ def mine(sources, judge, exhaustive, batch_size, shard_size, run, workers, crops
                      objectnet_labels=objectnet_labels, weights=weights)
     if is_rank_zero():
         click.echo("\n".join(_summary_lines(res)))
+
+
+def _mine_ensemble(sources, judges, rule, exhaustive, batch_size, shard_size, run, workers, crops,
+                   order_from, protocol, normalization, precision, objectnet_labels, weights,
+                   device, home):
+    given = [name for name, v in (("--order-from", order_from), ("--protocol", protocol),
+                                  ("--normalization", normalization), ("--precision", precision),
+                                  ("--weights", weights)) if v]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} apply to one judge; an ensemble takes each "
+                               "judge's precision as SPEC@PRECISION")
+    from ..mining.ensemble import mine_ensemble
+
+    res = mine_ensemble(sources, judges, rule, home=home, run=run, exhaustive=exhaustive,
+                        device=device, batch_size=batch_size, shard_size=shard_size,
+                        workers=workers, crops=crops, objectnet_labels=objectnet_labels,
+                        progress=lambda line: click.echo(line, err=True))
+    click.echo("\n".join(_summary_lines(res.run)))
+    click.echo(f"rule {rule}; judges, cheapest first:")
+    for name in res.order:
+        cost = res.seconds_per_crop.get(name)
+        timing = f", {1000 * cost:.1f} ms per crop measured" if cost else ""
+        click.echo(f"  {name}: judged {res.judged[name]} images, "
+                   f"{res.forward_passes[name]} crops{timing}")

@@ -6,6 +6,7 @@ This module is the only place that knows the layout of ``<home>/mining/<run>/``:
     shards/shard-NNNNN.parquet   one per finished shard, written once, atomically (SHARD_SCHEMA)
     candidates.parquet           images no crop got right (records.CANDIDATE_SCHEMA)
     summary.json                 RunSummary: counts, forward passes, throughput
+    judges.parquet               ensemble runs: each judge's verdict per image (JUDGE_VERDICT_SCHEMA)
 
 Review, publish, the demo and the CLI read runs through :class:`MiningRun`; mining writes them
 through it too. The records are frozen dataclasses checked on construction, so a hand-edited or
@@ -35,6 +36,10 @@ RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 CANDIDATES_FILE = "candidates.parquet"
 SHARDS_DIR = "shards"
+JUDGES_FILE = "judges.parquet"
+#: How an ensemble combines its judges' verdicts: an image is a candidate when all of them, a
+#: majority, or any one of them gets none of its crops right.
+RULES = ("all", "majority", "any")
 META_SHARD = b"imagenet_hard.mining_shard"
 
 RUN_FORMAT = "1"
@@ -43,7 +48,8 @@ MODES = ("early-exit", "exhaustive")
 #: Settings a resumed run must share with the run it continues: what it judges, and every knob
 #: that changes a verdict (the protocol's, and the weights file's hash).
 PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images", "ids_sha256",
-          "protocol", "normalization", "precision", "objectnet_labels", "weights_sha256")
+          "protocol", "normalization", "precision", "objectnet_labels", "weights_sha256",
+          "judges", "precisions", "rule")
 
 #: One row per judged image. ``label``/``label_space`` are the source table's;
 #: ``judged_label``/``judged_label_space`` what each crop's top-1 was checked against (they
@@ -71,6 +77,22 @@ SHARD_SCHEMA = pa.schema([
     ("n_correct", pa.int16()),
     ("mask", pa.list_(pa.bool_())),
     ("one_crop_correct", pa.bool_()),
+])
+
+
+#: One row per (image, judge) of an ensemble run: ``correct`` is null where the judge was not
+#: needed (earlier judges had settled the image under the rule); ``order`` is the judge's place.
+JUDGE_VERDICT_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("judge", pa.string()),
+    ("precision", pa.string()),
+    ("order", pa.int16()),
+    ("correct", pa.bool_()),
+    ("first_correct_crop", pa.int16()),
+    ("n_forward", pa.int16()),
+    ("best_crop", pa.int16()),
+    ("top5", pa.list_(pa.int64())),
+    ("top5_prob", pa.list_(pa.float32())),
 ])
 
 
@@ -136,6 +158,11 @@ class RunRecord:
     # A weights file given by hand (--weights): where it was and its SHA-256 (the one pinned).
     weights: str | None = None
     weights_sha256: str | None = None
+    # An ensemble run: its judges in the order they ran (cheapest first), each one's precision,
+    # and the rule combining them; empty and null for a single judge.
+    judges: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ()
+    rule: str | None = None
 
     def __post_init__(self):
         _need(self.format == RUN_FORMAT, f"run format must be {RUN_FORMAT!r} (rerun the mining "
@@ -155,6 +182,11 @@ class RunRecord:
               "ids_sha256 must be 64 lowercase hex digits", self.ids_sha256)
         _need(self.weights_sha256 is None or is_sha256(self.weights_sha256),
               "weights_sha256 must be 64 lowercase hex digits or null", self.weights_sha256)
+        _need(self.rule is None or self.rule in RULES, f"rule must be one of {', '.join(RULES)} "
+              "or null", self.rule)
+        _need((self.rule is None) == (not self.judges) and len(self.precisions) == len(self.judges),
+              "an ensemble run names its rule, its judges and one precision per judge",
+              (self.rule, self.judges, self.precisions))
         knobs = (self.normalization, self.precision, self.objectnet_labels)
         _need(self.protocol is not None or all(k is None for k in knobs),
               "knobs need the protocol they belong to: protocol must be a name", self.protocol)
@@ -173,7 +205,8 @@ class RunRecord:
 
     def to_json(self) -> dict:
         return {**asdict(self), "sources": list(self.sources),
-                "protocol_overrides": list(self.protocol_overrides)}
+                "protocol_overrides": list(self.protocol_overrides), "judges": list(self.judges),
+                "precisions": list(self.precisions)}
 
     @classmethod
     def from_json(cls, data, path: Path) -> RunRecord:
@@ -393,6 +426,18 @@ class MiningRun:
         """Write ``run.json`` for a new run (a resumed run keeps its own)."""
         if not self.check_resumable():
             write_json_atomic(self.dir / RUN_FILE, self.record.to_json())
+
+    @property
+    def judges_path(self) -> Path:
+        """An ensemble run's per-judge verdicts (absent for a single judge)."""
+        return self.dir / JUDGES_FILE
+
+    def judge_verdicts(self) -> pa.Table:
+        """Each judge's verdict per image of an ensemble run (JUDGE_VERDICT_SCHEMA)."""
+        return read_table(self.judges_path, what=f"judge verdicts of run {self.name!r}")
+
+    def write_judge_verdicts(self, rows: list[dict]) -> Path:
+        return write_table(rows, JUDGE_VERDICT_SCHEMA, self.judges_path)
 
     def write_shard(self, k: int, rows: list[dict], meta: dict) -> Path:
         return write_table(rows, SHARD_SCHEMA, self.shard_path(k),
