@@ -29,8 +29,8 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
+from .. import catalog, jobs
 from .. import home as homes
-from .. import jobs
 from ..catalog import IMAGENET_C, imagenet_c
 from ..catalog import parse as parse_table
 from ..errors import ImHardError, InvalidValueError, MissingFileError, OutsideHomeError
@@ -548,11 +548,8 @@ class TableInfo:
 
 def built_tables(home=None) -> list[TableInfo]:
     """Every imagenet-c table built in the data home, in corruption then severity order."""
-    folder = homes.sources_dir(home)
     out = []
-    for path in folder.glob(f"{ORIGIN}_*.parquet") if folder.is_dir() else ():
-        if path.name.endswith(".rejects.parquet"):
-            continue
+    for path in (ref.path(home) for ref in catalog.built(home) if ref.variant is not None):
         rec = table_meta(path)
         if rec.get("source") != SOURCE or rec.get("corruption") not in NAMES:
             continue
