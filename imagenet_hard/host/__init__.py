@@ -68,6 +68,7 @@ def host_run(board: str, dataset=None, home=None, options=None, once: bool = Fal
         board_dir = Path(board_dir) if board_dir else queue.root
     else:
         board_dir = Path(board_dir) if board_dir else default_board_dir(board, home)
+        queue.fetch_results(board_dir / "results")
     settings = queue.settings()
     fp = open_dataset(dataset, "validation", home).fingerprint
     if settings.fingerprint != fp:

@@ -166,6 +166,23 @@ class HubQueue(Queue):
             raise self._error("uploading the board to", exc) from exc
         return self.url("board/index.html")
 
+    def fetch_results(self, results: Path, limit: int = 1 << 30) -> int:
+        """Copy the board's results (``board/results/*``) missing from ``results``, so a worker
+        on a fresh machine rebuilds the whole board, not its own rows only; how many it copied.
+        The board re-checks every result against its predictions when it is built."""
+        head, files = self._head()
+        results.mkdir(parents=True, exist_ok=True)
+        copied = 0
+        for path in sorted(f for f in files if f.startswith("board/results/")):
+            name = path[len("board/results/"):]
+            if "/" in name or name.startswith(".") or (results / name).exists():
+                continue
+            data = self._read(path, head, limit)
+            if data is not None:
+                (results / name).write_bytes(data)
+                copied += 1
+        return copied
+
     def url(self, path: str) -> str:
         return f"{self.endpoint}/datasets/{self.repo}/blob/main/{path}"
 

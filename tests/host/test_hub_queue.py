@@ -191,6 +191,9 @@ def test_the_board_is_uploaded_under_board_in_the_queue_repo(hub, tmp_path):
     url = queue.upload_board(folder)
     assert {"board/index.html", "board/results/r.json"} <= set(hub["files"])
     assert "board/secret.txt" not in hub["files"] and url.endswith("board/index.html")
+    fresh = tmp_path / "fresh" / "results"                # a worker on another machine
+    assert queue.fetch_results(fresh) == 1 and (fresh / "r.json").read_text() == "{}"
+    assert queue.fetch_results(fresh) == 0
 
 
 def test_the_worker_creates_a_private_queue_repo(hub):
