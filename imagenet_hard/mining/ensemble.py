@@ -147,17 +147,15 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
         raise InvalidValueError(f"two judges are the same model at the same precision: "
                                 f"{', '.join(names)}")
     cost = {n: seconds_per_crop(b, dev) for n, b in zip(names, built, strict=True)}
-    ranks = list(range(len(members)))
-    if order == "measured":
-        ranks.sort(key=lambda k: cost[names[k]])
     home_dir = homes.data_home(home)
     work = load_workload(sources, home_dir, protos[0].objectnet_labels)
+    name = run or default_run_name(f"ensemble-{rule}", list(work.sources), exhaustive)
+    ranks = _order(names, cost, order, run_folder(name, home_dir))
     joined = ",".join(names[k] for k in ranks)
     record = run_record(joined, work, exhaustive, shard_size, None, protos[ranks[0]])
     record = type(record)(**{**vars(record), "judges": tuple(names[k] for k in ranks),
                              "precisions": tuple(protos[k].precision for k in ranks),
                              "rule": rule})
-    name = run or default_run_name(f"ensemble-{rule}", list(work.sources), exhaustive)
     handle = MiningRun(run_folder(name, home_dir), record)
     if handle.check_resumable() and handle.finished:
         return _finished(handle)
@@ -197,6 +195,23 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
                      computed_images=len(images), computed_crops=sum(forward.values()), world=1,
                      device=str(dev), crops=crops, batch_size=batch_size, protocol=protos[ranks[0]])
     return EnsembleRun(open_run(done.dir), [names[k] for k in ranks], cost, judged, forward)
+
+
+def _order(names: list[str], cost: dict[str, float], order: str, folder) -> list[int]:
+    """Judge positions in running order: cheapest first (``measured``) or as given; a run that
+    exists with the same judges keeps its recorded order (timings vary from run to run)."""
+    from ..errors import ImHardError
+
+    try:
+        prior = list(open_run(folder).record.judges)
+    except ImHardError:
+        prior = []
+    if sorted(prior) == sorted(names):
+        return [names.index(n) for n in prior]
+    ranks = list(range(len(names)))
+    if order == "measured":
+        ranks.sort(key=lambda k: cost[names[k]])
+    return ranks
 
 
 def _combined(img, rows: list[dict | None], verdicts: list[bool | None], rule: str) -> dict:

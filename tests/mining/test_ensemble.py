@@ -109,3 +109,14 @@ def test_early_exit_equals_the_exhaustive_ensemble_on_real_photos(three_photos):
         assert RunRecord.from_json(rec.to_json(), fast.run.dir) == rec
     assert full.run.candidates().column("id").to_pylist() == [
         i for i in sorted(per_image) if by_hand(list(per_image[i].values()), "all")]
+
+
+def test_order_is_cheapest_first_and_a_rerun_keeps_the_recorded_one(tmp_path, monkeypatch):
+    cost = {"a@fp32": 2.0, "b@fp32": 1.0, "c@bf16": 3.0}
+    names = list(cost)
+    assert ensemble._order(names, cost, "measured", tmp_path / "none") == [1, 0, 2]
+    assert ensemble._order(names, cost, "given", tmp_path / "none") == [0, 1, 2]
+    recorded = type("Run", (), {"record": type("Rec", (), {"judges": ("c@bf16", "a@fp32",
+                                                                       "b@fp32")})()})()
+    monkeypatch.setattr(ensemble, "open_run", lambda folder: recorded)
+    assert ensemble._order(names, cost, "measured", tmp_path / "r") == [2, 0, 1]
