@@ -1,9 +1,10 @@
 """The dataset a submission is scored on: the local published build, any folder or Hub repo with
 the ``taesiri/imagenet-hard`` schema, loaded with ``datasets``.
 
-The parent opens it (and downloads it, for a Hub id); the child only ever receives an Arrow file
-of the images alone (:func:`image_files`) to memory-map, so it needs neither network nor tokens to
-read images and cannot read the labels.
+The parent opens it (and downloads it, for a Hub id); the child only ever receives the images
+alone (:func:`image_files`), so it needs neither network nor tokens to read images and cannot read
+the labels. Both read the images a batch at a time, never through a memory map of the whole split,
+so memory stays flat as the dataset grows.
 """
 
 from __future__ import annotations
@@ -117,13 +118,24 @@ def _load(dataset_id: str, split: str):
                                 f"{type(exc).__name__}: {exc}") from exc
 
 
-def _image_sha256s(ds) -> list[str]:
+def image_batches(arrow_files: list[str]):
+    """The ``image`` column of ``datasets`` cache files, one record batch at a time, read (not
+    memory-mapped): a mapped file's pages stay in the process's resident set once touched, so
+    reading every image through the map made memory grow with the dataset."""
+    import pyarrow as pa
+
+    for name in arrow_files:
+        with pa.OSFile(name) as f:
+            reader = pa.ipc.open_stream(f)
+            for batch in reader:
+                yield batch.column(batch.schema.get_field_index("image"))
+
+
+def _image_sha256s(arrow_files: list[str]) -> list[str]:
     """SHA-256 of every image's stored bytes, read from Arrow without decoding."""
-    col = ds.data.column("image")
     out: list[str] = []
-    for chunk in col.chunks:
-        # A slice at a time: one Arrow chunk may hold every image of the split, and turning it
-        # into Python bytes at once would make memory grow with the dataset.
+    for chunk in image_batches(arrow_files):
+        # A slice at a time: turning a whole batch into Python bytes at once would hold it twice.
         for start in range(0, len(chunk), 256):
             part = chunk.slice(start, 256)
             data, paths = part.field("bytes"), part.field("path")
@@ -139,13 +151,13 @@ def _image_sha256s(ds) -> list[str]:
     return out
 
 
-def _cached_fingerprint(ds, ids, labels, cache: Path) -> str:
+def _cached_fingerprint(ds, ids, labels, cache: Path, arrow_files: list[str]) -> str:
     """Hashing every image takes seconds on the full set: remember it per ``datasets`` fingerprint."""
     key = f"{ds._fingerprint}"
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if key in known:
         return known[key]
-    value = fingerprint(zip(ids, labels, _image_sha256s(ds), strict=True))
+    value = fingerprint(zip(ids, labels, _image_sha256s(arrow_files), strict=True))
     known[key] = value
     write_json_atomic(cache, known)
     return value
@@ -170,26 +182,22 @@ def open_dataset(dataset: str | Path | None = None, split: str = "validation",
     if not ds.cache_files:
         raise InvalidValueError(f"{dataset_id} was loaded in memory; scoring needs it on disk "
                                 "(unset HF_DATASETS_IN_MEMORY_MAX_SIZE)")
-    fp = _cached_fingerprint(ds, ids, labels, homes.scores_dir(home) / "fingerprints.json")
+    arrow_files = [f["filename"] for f in ds.cache_files]
+    fp = _cached_fingerprint(ds, ids, labels, homes.scores_dir(home) / "fingerprints.json",
+                             arrow_files)
     return ScoreDataset(id=dataset_id, split=split, ds=ds, ids=ids, labels=labels,
-                        origins=origins, fingerprint=fp,
-                        arrow_files=[f["filename"] for f in ds.cache_files])
+                        origins=origins, fingerprint=fp, arrow_files=arrow_files)
 
 
-def image_files(sds: ScoreDataset, home=None) -> list[str]:
-    """The Arrow file the child reads: the split's images and nothing else (the published files
-    also hold the labels, which a submission must never be able to open), image files referenced
-    by path embedded as bytes. Written once per fingerprint and split, under ``<home>/scores/``."""
-    from datasets.table import embed_table_storage
+def image_files(sds: ScoreDataset, home=None) -> tuple[list[str], list[str]]:
+    """What the child reads: the split's images and nothing else (the published files also hold
+    the labels, which a submission must never be able to open), one file per image and an Arrow
+    file naming them, as for a source table (:func:`.suite.images.stored_images`). Written once
+    per fingerprint and split, under ``<home>/scores/images/``: ``([arrow file], [folder])``."""
+    from .suite.images import stored_images
 
-    dest = (homes.scores_dir(home) / "images"
-            / f"{sds.fingerprint[:16]}-{re.sub(r'[^A-Za-z0-9_.-]', '_', sds.split)}.arrow")
-    if not dest.is_file():
-        with atomic_path(dest) as tmp:
-            sds.ds.select_columns(["image"]).with_format("arrow").map(
-                embed_table_storage, batched=True, cache_file_name=str(tmp),
-                load_from_cache_file=False, desc="images for the scoring sandbox")
-    return [str(dest)]
+    key = hashlib.sha256(f"{sds.fingerprint}\n{sds.split}".encode()).hexdigest()
+    return stored_images(key, image_batches(sds.arrow_files), f"{sds.id} ({sds.split})", home)
 
 
 def write_folder(dest: str | Path, images: list[bytes], labels: list[list[int]],

@@ -408,10 +408,19 @@ def write_set(ask: Ask, path: Path, name: str) -> tuple[dict, list, dict, float]
     scored = ask.set.rows(ask.indices)
     c1, c5 = correctness(top5, scored.labels)
     sha = write_predictions(path, {
-        "id": scored.ids, "origin": scored.origins, "top5": top5.tolist(),
-        "top5_prob": prob.tolist(), "correct": c1.tolist(), "correct_top5": c5.tolist()})
+        "id": scored.ids, "origin": scored.origins, "top5": _lists(top5),
+        "top5_prob": _lists(prob), "correct": c1, "correct_top5": c5})
     metrics, origins = check.recompute(pq.read_table(path))
     return metrics, origins, {"file": path.name, "sha256": sha}, images_per_s
+
+
+def _lists(a: np.ndarray):
+    """An (n, k) array as an Arrow list column, without a Python object per value."""
+    import pyarrow as pa
+
+    n, k = a.shape
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)),
+                                    pa.array(a.reshape(-1)))
 
 
 def result_stem(sub: Path, tta: TtaMode | None) -> str:

@@ -95,18 +95,46 @@ def table_images(paths: list[str], shas: list[str], source: str,
                  home=None) -> tuple[list[str], list[str]]:
     """``([images.arrow], [folder])`` for the images at ``paths`` (relative to the data home,
     in table order), made once per content and reused by every later run."""
+    home = homes.data_home(home)
+    return _folder(images_dir(images_key(shas), home), source,
+                   lambda tmp, final: _fill(tmp, final, home, paths, shas, source))
+
+
+def stored_images(key: str, columns, source: str, home=None) -> tuple[list[str], list[str]]:
+    """The same for images stored in Arrow ``image`` columns (``{bytes, path}`` structs, a batch
+    at a time, in row order): each written to its own file once per ``key``, so the child reads
+    files, not a memory-mapped Arrow file whose pages would stay in its resident set."""
+    def write(tmp: Path, final: Path) -> list[str]:
+        names = []
+        for column in columns:
+            for struct in column.to_pylist():
+                data = struct.get("bytes")
+                if data is None:
+                    if not struct.get("path"):
+                        raise InvalidValueError(f"row {len(names)} of {source} has an image "
+                                                "with neither bytes nor path")
+                    data = Path(struct["path"]).read_bytes()
+                name = f"{len(names):09d}.img"
+                (tmp / name).write_bytes(data)
+                names.append(str(final / name))
+        return names
+
+    return _folder(images_dir(key, home), source, write)
+
+
+def _folder(final: Path, source: str, fill) -> tuple[list[str], list[str]]:
+    """Make ``final`` (images written by ``fill(tmp, final)``, then ``images.arrow`` naming them
+    and their stat) under a temporary name, or reuse it when it is there and unchanged."""
     from datasets import Features, Image
     from datasets.arrow_writer import ArrowWriter
 
-    home = homes.data_home(home)
-    final = images_dir(images_key(shas), home)
     if (final / ARROW).is_file():
         _check_unchanged(final, source)
         return [str(final / ARROW)], [str(final)]
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
-        names = _fill(tmp, final, home, paths, shas, source)
+        names = fill(tmp, final)
         with ArrowWriter(features=Features({"image": Image()}), path=str(tmp / ARROW)) as w:
             for start in range(0, len(names), 10_000):
                 w.write_batch({"image": [{"bytes": None, "path": n}

@@ -111,7 +111,7 @@ def published_set(dataset=None, split: str = "validation", home=None,
                     ids=sds.ids, origins=sds.origins, labels=[tuple(x) for x in sds.labels],
                     fingerprint=sds.fingerprint, classes=None,
                     cache_key=f"{sds.fingerprint[:16]}-{split}-{limit or 'all'}",
-                    images=lambda: (image_files(sds, home), []), split=split,
+                    images=lambda: image_files(sds, home), split=split,
                     label_files=tuple(sds.label_files()))
 
 
