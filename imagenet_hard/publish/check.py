@@ -119,6 +119,18 @@ def _stream(datasets, folder: Path):
         return datasets.load_dataset(str(folder), split=SPLIT, streaming=True)
 
 
+def _rows(folder: Path):
+    """The shards' rows in order, 64 at a time, read with pyarrow once ``datasets`` has opened the
+    folder. Its own stream reads ahead (pyarrow's pre-buffering, in threads): on a 15 MB shard it
+    rose 45 MB by the first 1,000 rows, this reader 23 MB, flat after; shards reach 500 MB."""
+    import pyarrow.parquet as pq
+
+    for path in sorted((folder / DATA_DIR).glob("*.parquet")):
+        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=64,
+                                                                         use_threads=False):
+            yield from batch.to_pylist()
+
+
 def _check_card(folder: Path, report: CheckReport, computed: str) -> None:
     data = (folder / README).read_bytes() if (folder / README).is_file() else b""
     readme = data.decode("utf-8", errors="replace")
@@ -159,22 +171,24 @@ def check(folder: str | os.PathLike) -> CheckReport:
     seen: set[str] = set()
     prints: list = []
     origins: Counter = Counter()
-    keys: dict[str, releases.RowKey] = {}
+    versioned = releases.is_versioned(folder)
+    keys: dict[str, releases.RowKey] = {}  # only a ledger needs every row's key
     try:
-        for row in ds:
+        for row in _rows(folder):
             _check_row(row, seen, report, prints)
             origins[row.get("origin")] += 1
             rid, labels, sha = prints[-1]
-            keys[rid] = releases.RowKey(rid, row.get("origin") or "",
-                                        tuple(sorted(int(x) for x in labels)),
-                                        tuple(row.get("english_label") or ()), sha)
+            if versioned:
+                keys[rid] = releases.RowKey(rid, row.get("origin") or "",
+                                            tuple(sorted(int(x) for x in labels)),
+                                            tuple(row.get("english_label") or ()), sha)
     except Exception as exc:  # a corrupt shard fails mid-iteration
         report.problems.append(f"reading the rows failed: {type(exc).__name__}: {exc}")
         return report
     report.rows, report.by_origin = len(prints), dict(sorted(origins.items()))
     report.fingerprint = fingerprint(prints)
     _check_card(folder, report, report.fingerprint)
-    if releases.is_versioned(folder):
+    if versioned:
         readme = (folder / README).read_text(encoding="utf-8", errors="replace") \
             if (folder / README).is_file() else ""
         report.problems += releases.check_ledger(folder, keys, readme)
