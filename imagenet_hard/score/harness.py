@@ -27,7 +27,7 @@ import re
 import shutil
 import stat
 import sys
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -205,7 +205,43 @@ def _read_part(cache: Path, dfd: int, name: str, allowed, seen: set) -> tuple:
     return rows, top5, prob, seconds
 
 
-def read_parts(cache: Path, allowed=None) -> tuple[dict, float]:
+class PartRows(Mapping):
+    """The finished rows of a cache, row index → (top5, top5_prob), held in three arrays sorted
+    by row rather than a Python object per row, so the parent's memory stays flat in the rows."""
+
+    def __init__(self, idx: list, top5: list, prob: list):
+        idx = np.concatenate(idx) if idx else np.zeros(0, np.int64)
+        order = np.argsort(idx, kind="stable")
+        self._idx = idx[order]
+        self._top5 = (np.concatenate(top5) if top5 else np.zeros((0, PART_K), np.int64))[order]
+        self._prob = (np.concatenate(prob) if prob else np.zeros((0, PART_K), np.float32))[order]
+
+    def _pos(self, i) -> int | None:
+        p = int(np.searchsorted(self._idx, i))
+        return p if p < len(self._idx) and self._idx[p] == i else None
+
+    def __getitem__(self, i):
+        p = self._pos(i)
+        if p is None:
+            raise KeyError(i)
+        return self._top5[p], self._prob[p]
+
+    def __contains__(self, i) -> bool:
+        return self._pos(i) is not None
+
+    def __iter__(self):
+        return iter(self._idx.tolist())
+
+    def __len__(self) -> int:
+        return len(self._idx)
+
+    def take(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """(top5, top5_prob) of ``indices``, every one of them finished."""
+        pos = np.searchsorted(self._idx, np.asarray(indices, dtype=np.int64))
+        return self._top5[pos], self._prob[pos]
+
+
+def read_parts(cache: Path, allowed=None) -> tuple[PartRows, float]:
     """Finished rows in a cache (row index → (top5, top5_prob)) and their images/s. ``allowed``:
     the rows a part may hold (anything supporting ``in`` and ``len``); None accepts any row. A
     part that is not exactly what the worker writes fails in one sentence; other names (``.npz``
@@ -214,11 +250,11 @@ def read_parts(cache: Path, allowed=None) -> tuple[dict, float]:
     try:
         dfd = os.open(parts_dir(cache), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        return {}, 0.0
+        return PartRows([], [], []), 0.0
     except OSError as exc:
         raise SubmissionError(f"{parts_dir(cache)} is not a folder the harness made "
                               f"({exc.strerror}); delete {cache} and score again") from None
-    rows: dict = {}
+    idxs, top5s, probs = [], [], []
     seen: set = set()
     seconds, n = 0.0, 0
     most = len(allowed) if allowed is not None else None
@@ -233,13 +269,14 @@ def read_parts(cache: Path, allowed=None) -> tuple[dict, float]:
                                                            f"{most} rows this run may ask for")
         for name in sorted(names):
             idx, top5, prob, secs = _read_part(cache, dfd, name, allowed, seen)
-            for k, i in enumerate(idx):
-                rows[i] = (top5[k], prob[k])
+            idxs.append(np.asarray(idx, dtype=np.int64))
+            top5s.append(top5)
+            probs.append(prob)
             seconds += secs
             n += len(idx)
     finally:
         os.close(dfd)
-    return rows, (n / seconds if seconds > 0 else 0.0)
+    return PartRows(idxs, top5s, probs), (n / seconds if seconds > 0 else 0.0)
 
 
 def missing_rows(rows: dict, indices, name: str, cache: Path) -> None:
@@ -403,8 +440,8 @@ def write_set(ask: Ask, path: Path, name: str) -> tuple[dict, list, dict, float]
 
     rows, images_per_s = read_parts(ask.cache, ask.may_hold)
     missing_rows(rows, ask.indices, name, ask.cache)
-    top5 = np.stack([rows[i][0] for i in ask.indices]).astype(np.int64)
-    prob = np.stack([rows[i][1] for i in ask.indices]).astype(np.float32)
+    top5, prob = rows.take(ask.indices)
+    top5, prob = top5.astype(np.int64), prob.astype(np.float32)
     scored = ask.set.rows(ask.indices)
     c1, c5 = correctness(top5, scored.labels)
     sha = write_predictions(path, {
