@@ -199,6 +199,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench order --run sample-full --splits 2":
         Runs("forward passes"),
     "imhard bench host --images 8 --entries 10 --rows 200": Runs("board rebuild s"),
+    "imhard bench memory --rows 200,800 --side 16": Runs("largest peak ÷ smallest"),
     "imhard bench gpu --only corrupt": Runs("zoom_blur"),
     # everything at once, in its own home
     "imhard demo --home /tmp/imhard-demo": RunBy("cli/test_demo.py"),
