@@ -84,7 +84,7 @@ def host_run(board: str, dataset=None, home=None, options=None, once: bool = Fal
         options.sandbox = "auto"
     scorer = BoardScorer(queue, board_dir, dataset=dataset, home=home, options=options)
     turns = run_worker(queue, scorer, default_work(home), once=once, poll=poll, log=log)
-    rebuild(queue, board_dir)           # the queue on the page says how each turn ended
+    rebuild(queue, board_dir, home)     # the queue on the page says how each turn ended
     if hasattr(queue, "upload_board"):
         queue.upload_board(board_dir)
     return HostRun(turns, board_dir)

@@ -133,13 +133,24 @@ def write_compare_pages(board_dir: Path, ranked, pairs) -> list[Path]:
     written = []
     for section, rows in ranked.items():
         for (a, b), p in zip(zip(rows, rows[1:], strict=False), pairs[section], strict=False):
-            written.append(write_bytes_atomic(folder / page_name(a.key, b.key),
-                                              compare_page(a, b, p).encode()))
+            dest, page = folder / page_name(a.key, b.key), compare_page(a, b, p).encode()
+            # a rebuild after one new entry leaves most pairs as they were: reading a page is
+            # far cheaper than replacing it
+            if not _same_bytes(dest, page):
+                write_bytes_atomic(dest, page)
+            written.append(dest)
     keep = {w.name for w in written}
     for old in folder.glob("*.html"):
         if old.name not in keep:
             old.unlink()
     return written
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        return not path.is_symlink() and path.is_file() and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def compare_entries(board_dir: Path, a_key: str, b_key: str) -> tuple[Path, paired.Paired]:
@@ -163,7 +174,8 @@ def compare_entries(board_dir: Path, a_key: str, b_key: str) -> tuple[Path, pair
 def add_host_parts(queue, board_dir: Path, built=None) -> dict:
     """Insert the queue and the significance tables into ``board_dir/index.html`` and write the
     comparison pages; returns the neighbour pairs by section."""
-    ranked = paired.rankings(paired.load_ranked(board_dir / "results"))
+    ranked = paired.rankings(paired.load_ranked(board_dir / "results",
+                                                getattr(built, "checked", None)))
     pairs = {s: paired.neighbours(rows) for s, rows in ranked.items()}
     write_compare_pages(board_dir, ranked, pairs)
     entries, refused = queue.snapshot() if queue is not None else ([], [])

@@ -96,9 +96,11 @@ class Ranked:
     correct: np.ndarray
 
 
-def load_ranked(results: Path) -> list[Ranked]:
+def load_ranked(results: Path, checked: dict | None = None) -> list[Ranked]:
     """Every verified single result in ``results`` whose predictions pass the board's checks,
-    read once (id and correct columns only)."""
+    read once (id and correct columns only). ``checked``: the columns the board's build just
+    verified, by file name (:attr:`imagenet_hard.leaderboard.BoardBuild.checked`), so an
+    unchanged parquet is not read again."""
     import pyarrow.parquet as pq
 
     from ..errors import ImHardError
@@ -114,14 +116,17 @@ def load_ranked(results: Path) -> list[Ranked]:
             pred = predictions_path(path)
             if pred.name != r.predictions["file"] or not pred.is_file():
                 continue
-            table = pq.read_table(pred, columns=["id", "correct"])
+            if checked is not None and path.name in checked:
+                ids, correct = checked[path.name].ids, checked[path.name].correct
+            else:
+                table = pq.read_table(pred, columns=["id", "correct"])
+                ids = table.column("id").combine_chunks()
+                correct = table.column("correct").to_numpy(zero_copy_only=False).astype(bool)
         except (ImHardError, OSError, ValueError):
             continue        # the board itself says why a result is refused
-        correct = table.column("correct").to_numpy(zero_copy_only=False).astype(bool)
         out.append(Ranked(path.name.removesuffix(".json"), r.name, float(correct.mean())
                           if len(correct) else 0.0, r.dataset["fingerprint"],
-                          dataset_label(r.dataset),
-                          table.column("id").combine_chunks(), correct))
+                          dataset_label(r.dataset), ids, correct))
     return out
 
 

@@ -211,7 +211,7 @@ class BoardScorer:
         else:
             added = add_result(result, stage, dataset=self.dataset, home=self.home, replace=True)
         dest = place_result(added.result, self.board_dir / "results", entry.request.id)
-        rebuild(self.queue, self.board_dir)
+        rebuild(self.queue, self.board_dir, self.home)
         if hasattr(self.queue, "upload_board"):
             self.queue.upload_board(self.board_dir)
             return self.queue.url(f"board/results/{dest.name}")
@@ -238,13 +238,14 @@ def place_result(result: Path, results: Path, stem: str) -> Path:
     return dest
 
 
-def rebuild(queue: q.Queue, board_dir: Path) -> None:
-    """The board's pages: the leaderboard, then this host's own parts (queue, significance)."""
+def rebuild(queue: q.Queue, board_dir: Path, home=None) -> None:
+    """The board's pages: the leaderboard, then this host's own parts (queue, significance).
+    The leaderboard keeps each entry's checked numbers in ``home`` between rebuilds."""
     from ..leaderboard import build_board
     from .pages import add_host_parts
 
     board_dir.mkdir(parents=True, exist_ok=True)
-    built = build_board(board_dir)
+    built = build_board(board_dir, home=home)
     add_host_parts(queue, board_dir, built)
 
 

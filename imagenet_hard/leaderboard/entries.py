@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidValueError
-from ..score.check import consistency_problems, recompute
-from ..score.result import load_result, read_predictions
+from ..files import sha256_file
+from ..score.check import claim_problems, recompute
+from ..score.result import load_result, predictions_bytes, read_predictions
+from .checked import CheckCache, Checked
 from .reported import pinned_fingerprints, reported_rows
 
 
@@ -66,12 +68,35 @@ def tta_mode(result) -> str | None:
     return str(tta) if tta else None
 
 
-def checked_entry(result, table, source: str, protocol: str = "") -> Entry:
-    """A board row from a result and its predictions table, refused when its claims differ."""
-    problems = consistency_problems(result, table)
+def checked_numbers(result_path: Path, result, part: str, cache: CheckCache | None = None,
+                    result_sha: str | None = None) -> Checked:
+    """The numbers recomputed from ``result``'s predictions (``part``: which set of the result
+    file, "" for a single result), after checking the predictions' SHA-256 against the result.
+    With ``cache``, numbers recomputed from these very bytes in an earlier build are reused
+    (:mod:`.checked`); the hash check is made either way."""
+    checked_file = predictions_bytes(result_path, result)
+    key = (CheckCache.entry_key(result_sha, part, result.predictions["sha256"],
+                                result.dataset["fingerprint"])
+           if cache is not None and result_sha else None)
+    hit = cache.get(key) if key else None
+    if hit is not None:
+        return hit
+    table = read_predictions(result_path, result, checked_file)
+    m, origins = recompute(table)
+    checked = Checked(m, origins, table.num_rows, table.column("id").combine_chunks(),
+                      table.column("correct").to_numpy(zero_copy_only=False).astype(bool))
+    if key:
+        cache.put(key, checked)
+    return checked
+
+
+def checked_entry(result, checked: Checked, source: str, protocol: str = "") -> Entry:
+    """A board row from a result and the numbers its predictions give, refused when its claims
+    differ."""
+    problems = claim_problems(result, checked.metrics, checked.origins, checked.rows)
     if problems:
         raise InvalidValueError(f"{source} does not match its predictions: {'; '.join(problems)}")
-    m, origins = recompute(table)
+    m, origins = checked.metrics, checked.origins
     meta, mode = result.metadata, tta_mode(result)
     return Entry(
         name=result.name, status="verified", dataset=dataset_label(result.dataset),
@@ -83,12 +108,17 @@ def checked_entry(result, table, source: str, protocol: str = "") -> Entry:
         section=result.dataset["fingerprint"], protocol=protocol, tta_mode=mode)
 
 
-def verified_entry(path: Path) -> Entry:
+def verified_entry(path: Path, cache: CheckCache | None = None,
+                   columns: dict | None = None) -> Entry:
     """A board row whose numbers come from the result's predictions, not from its claims; a
     result file whose claims its predictions do not support is refused (also when it reached
-    ``results/`` without ``imhard leaderboard add``)."""
+    ``results/`` without ``imhard leaderboard add``). ``columns`` receives the checked numbers
+    and columns under the file's name."""
     r = load_result(path)
-    return checked_entry(r, read_predictions(path, r), path.name, "imagenet-hard")
+    checked = checked_numbers(path, r, "", cache, sha256_file(path) if cache else None)
+    if columns is not None:
+        columns[path.name] = checked
+    return checked_entry(r, checked, path.name, "imagenet-hard")
 
 
 def origins_of(entries: list[Entry]) -> list[str]:

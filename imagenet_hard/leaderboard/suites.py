@@ -25,9 +25,16 @@ from pathlib import Path
 from ..catalog import parse as parse_table
 from ..files import sha256_file
 from ..score.protocols import corruption_of, imagenet_c_summary
-from ..score.result import read_predictions
 from ..score.suite.result import load_suite
-from .entries import Entry, checked_entry, reported_entries, tta_mode, verified_entry
+from .checked import CheckCache, Checked
+from .entries import (
+    Entry,
+    checked_entry,
+    checked_numbers,
+    reported_entries,
+    tta_mode,
+    verified_entry,
+)
 
 
 @dataclass(frozen=True)
@@ -63,12 +70,14 @@ class SuiteRow:
 class Board:
     entries: list[Entry]
     suites: list[SuiteRow]
+    checked: dict[str, Checked] = field(default_factory=dict)   # single results, by file name
 
 
-def read_suite(path: Path) -> tuple[list[Entry], SuiteRow]:
+def read_suite(path: Path, cache: CheckCache | None = None) -> tuple[list[Entry], SuiteRow]:
     """A suite result's board rows (one per set but ImageNet-C's tables) and its suite-view row;
     every set's claims are checked against its predictions."""
     r = load_suite(path)
+    result_sha = sha256_file(path) if cache else None
     meta = r.metadata
     mode = tta_mode(r)
     entries, row = [], SuiteRow(r.name, path.name, r.submission["sha256"], meta.get("url"),
@@ -76,8 +85,8 @@ def read_suite(path: Path) -> tuple[list[Entry], SuiteRow]:
                                 meta.get("extra_training_data"), tta_mode=mode)
     for k, entry in enumerate(r.sets):
         one = r.set_result(k)
-        e = checked_entry(one, read_predictions(path, one), f"{path.name} · {entry['name']}",
-                          entry["protocol"])
+        checked = checked_numbers(path, one, f"{k}:{entry['name']}", cache, result_sha)
+        e = checked_entry(one, checked, f"{path.name} · {entry['name']}", entry["protocol"])
         d = one.dataset
         e = replace(e, dataset=f"{entry['name']} ({int(d['rows']):,} rows, fp "
                                f"{d['fingerprint'][:8]}) · {entry['protocol']}")
@@ -109,21 +118,23 @@ def _imagenet_c(rows: list[SuiteRow]) -> None:
             row.imagenet_c = imagenet_c_summary(row.errors, base.errors if base else None)
 
 
-def collect_board(board_dir: str | Path, include_reported: bool = True) -> Board:
-    """Every board row (best first within each section) and every suite-view row."""
-    entries, suites = [], []
+def collect_board(board_dir: str | Path, include_reported: bool = True,
+                  cache: CheckCache | None = None) -> Board:
+    """Every board row (best first within each section) and every suite-view row; with
+    ``cache``, numbers checked in an earlier build of the same bytes are reused."""
+    entries, suites, checked = [], [], {}
     for p in sorted((Path(board_dir) / "results").glob("*.json")):
         if p.name.endswith(".suite.json"):
-            rows, suite = read_suite(p)
+            rows, suite = read_suite(p, cache)
             entries += rows
             suites.append(suite)
         else:
-            entries.append(verified_entry(p))
+            entries.append(verified_entry(p, cache, checked))
     if include_reported:
         entries += reported_entries()
     _imagenet_c(suites)
     entries.sort(key=lambda e: (e.section, -e.accuracy, e.status != "verified", e.name))
-    return Board(entries, suites)
+    return Board(entries, suites, checked)
 
 
 @dataclass(frozen=True)

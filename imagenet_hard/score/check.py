@@ -47,11 +47,24 @@ def _compare(prefix: str, claimed: dict, actual: dict, problems: list[str]) -> N
             problems.append(f"{prefix}{key}: claimed {a}, the predictions give {b}")
 
 
-def consistency_problems(result, table: pa.Table, sds=None) -> list[str]:
+def consistency_problems(result, table: pa.Table, sds=None, recomputed=None) -> list[str]:
     """Every way the result's numbers disagree with its predictions (and with the dataset's labels
-    when ``sds``, an opened :class:`~imagenet_hard.score.dataset.ScoreDataset`, is given)."""
+    when ``sds``, an opened :class:`~imagenet_hard.score.dataset.ScoreDataset`, is given).
+    ``recomputed``: :func:`recompute` of ``table`` when the caller has it already."""
+    metrics, origins = recomputed if recomputed is not None else recompute(table)
+    problems = claim_problems(result, metrics, origins, table.num_rows)
+    if sds is not None:
+        if result.dataset["rows"] != len(sds):
+            problems.append(f"dataset.rows: claimed {result.dataset['rows']}, the dataset has "
+                            f"{len(sds)}")
+        problems += _label_problems(table, sds)
+    return problems
+
+
+def claim_problems(result, metrics: dict, origins: list[dict], rows: int) -> list[str]:
+    """Every way the result's claims disagree with the numbers :func:`recompute` gave for its
+    ``rows`` prediction rows."""
     problems: list[str] = []
-    metrics, origins = recompute(table)
     _compare("metrics.", result.metrics, metrics, problems)
     claimed = {row["origin"]: row for row in result.per_origin}
     if set(claimed) != {row["origin"] for row in origins}:
@@ -60,14 +73,9 @@ def consistency_problems(result, table: pa.Table, sds=None) -> list[str]:
     for row in origins:
         if row["origin"] in claimed:
             _compare(f"per_origin[{row['origin']}].", claimed[row["origin"]], row, problems)
-    if table.num_rows != result.dataset["scored"]:
-        problems.append(f"{table.num_rows} prediction rows, the result says "
+    if rows != result.dataset["scored"]:
+        problems.append(f"{rows} prediction rows, the result says "
                         f"{result.dataset['scored']} rows were scored")
-    if sds is not None:
-        if result.dataset["rows"] != len(sds):
-            problems.append(f"dataset.rows: claimed {result.dataset['rows']}, the dataset has "
-                            f"{len(sds)}")
-        problems += _label_problems(table, sds)
     return problems
 
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InvalidValueError, MissingFileError
-from ..files import atomic_path, is_sha256, sha256_file, write_json_atomic
+from ..files import atomic_path, is_sha256, sha256_bytes, sha256_file, write_json_atomic
 from .contract import metadata_problems
 from .metrics import ECE_BINS
 from .tta import TtaMode
@@ -197,16 +197,26 @@ def write_predictions(path: str | Path, rows: dict) -> str:
     return sha256_file(path)
 
 
-def read_predictions(result_path: str | Path, result: ScoreResult) -> pa.Table:
-    """The predictions beside a result, checked against the hash the result records."""
+def predictions_bytes(result_path: str | Path, result: ScoreResult) -> tuple[Path, bytes]:
+    """The predictions file beside a result and its bytes, once their SHA-256 is the one the
+    result records (the bytes hashed are the bytes returned: no swap between check and read)."""
     path = Path(result_path).parent / result.predictions["file"]
     if not path.is_file():
         raise MissingFileError(f"predictions {path} (named by {result_path}) do not exist; a "
                                "result travels with its .predictions.parquet")
-    if sha256_file(path) != result.predictions["sha256"]:
+    data = path.read_bytes()
+    if sha256_bytes(data) != result.predictions["sha256"]:
         raise InvalidValueError(f"{path} does not match the SHA-256 recorded in {result_path}; "
                                 "the predictions were changed after scoring")
-    table = pq.read_table(path)
+    return path, data
+
+
+def read_predictions(result_path: str | Path, result: ScoreResult,
+                     checked: tuple[Path, bytes] | None = None) -> pa.Table:
+    """The predictions beside a result, checked against the hash the result records
+    (``checked``: what :func:`predictions_bytes` returned for it, when the caller has it)."""
+    path, data = checked or predictions_bytes(result_path, result)
+    table = pq.read_table(pa.BufferReader(data))
     if not table.schema.remove_metadata().equals(PREDICTIONS_SCHEMA):
         raise InvalidValueError(f"{path} has columns {table.schema.names}; expected "
                                 f"{PREDICTIONS_SCHEMA.names}")

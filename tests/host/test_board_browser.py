@@ -87,3 +87,22 @@ def test_the_board_in_chromium(board, tmp_path):
         assert second.a_examples[0] in shown
         page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
         browser.close()
+
+
+def test_a_rebuild_from_cached_numbers_writes_the_same_pages(board):
+    """The second rebuild takes every entry's numbers and columns from the build's cache (no
+    parquet read again) and leaves the unchanged comparison pages as they were."""
+    from imagenet_hard.leaderboard import build_board
+
+    pages = sorted((board.root / "compare").glob("*.html"))
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in pages}
+    index = (board.root / "index.html").read_bytes()
+    assert build_board(board.root).cache_hits == 3      # the fixture's rebuild filled the cache
+    rebuild(board, board.root)
+    assert (board.root / "index.html").read_bytes() == index
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in pages} == before
+    from_parquet = paired.load_ranked(board.root / "results")
+    from_cache = paired.load_ranked(board.root / "results",
+                                    build_board(board.root, cache=True).checked)
+    assert [(r.key, r.accuracy, r.ids.to_pylist(), r.correct.tolist()) for r in from_parquet] == \
+        [(r.key, r.accuracy, r.ids.to_pylist(), r.correct.tolist()) for r in from_cache]

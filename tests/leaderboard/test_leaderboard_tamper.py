@@ -203,3 +203,141 @@ def test_submission_with_untyped_metadata_fails_at_score_time(tmp_path):
                                                           '"uses_tta": "yes please"'))
     with pytest.raises(SubmissionError, match=r"contract.*uses_tta must be true or false"):
         score(sub, dataset=make_dataset(tmp_path / "ds"), limit=1)
+
+
+# -- the build's cache of checked numbers (leaderboard.checked) ----------------------------------
+
+def _board_with(tmp_path, result, name="board") -> Path:
+    path, data = result
+    board = tmp_path / name
+    add_result(path, board, dataset=data)
+    return board
+
+
+def _cache_file() -> Path:
+    from imagenet_hard.home import data_home
+
+    files = sorted((data_home() / "leaderboard" / "checked").glob("*.json"))
+    assert len(files) == 1
+    return files[0]
+
+
+def _flip_first_correct(pred: Path, result_json: Path | None) -> None:
+    """Relabel row 0 in the predictions (its correct flags: the labels as the board sees them);
+    with ``result_json``, record the new file's SHA-256 there so only the numbers disagree."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from imagenet_hard.files import sha256_file
+
+    table = pq.read_table(pred)
+    flags = table.column("correct").to_pylist()
+    flags[0] = not flags[0]
+    table = table.set_column(table.schema.get_field_index("correct"), "correct",
+                             pa.array(flags, pa.bool_()))
+    pq.write_table(table, pred)
+    if result_json is not None:
+        _tamper(result_json, lambda r: r["predictions"].update(sha256=sha256_file(pred)))
+
+
+def _claim_accuracy(path: Path) -> None:
+    _tamper(path, lambda r: r["metrics"].update(accuracy=0.99, correct=8))
+
+
+@pytest.mark.parametrize("change,needle", [
+    ("numbers", r"metrics\.accuracy: claimed 0\.99"),
+    ("predictions", r"does not match the SHA-256 recorded"),
+    ("labels", r"metrics\.correct: claimed \d, the predictions give \d"),
+])
+def test_a_change_after_a_cached_build_is_caught_as_without_the_cache(tmp_path, result, change,
+                                                                     needle):
+    """Each board is built once (numbers cached), then one input changes: the next build refuses
+    it with the same sentence as a build that never had a cache."""
+    errors = {}
+    for cached in (True, False):
+        board = _board_with(tmp_path, result, f"board-{cached}")
+        first = build_board(board, cache=cached)
+        assert first.cache_hits == 0
+        assert build_board(board, cache=cached).cache_hits == (1 if cached else 0)
+        res = next((board / "results").glob("*.json"))
+        if change == "numbers":
+            _claim_accuracy(res)
+        elif change == "predictions":
+            _flip_first_correct(predictions_path(res), None)
+        else:
+            _flip_first_correct(predictions_path(res), res)
+        with pytest.raises(InvalidValueError, match=needle) as caught:
+            build_board(board, cache=cached)
+        errors[cached] = str(caught.value).replace(str(board), "BOARD")
+    assert errors[True] == errors[False]
+
+
+def test_cached_build_equals_uncached(tmp_path, result):
+    board = _board_with(tmp_path, result)
+    plain = build_board(board, cache=False)
+    pages = ((board / "README.md").read_bytes(), (board / "index.html").read_bytes())
+    assert build_board(board).cache_hits == 0            # fills the cache
+    again = build_board(board)
+    assert again.cache_hits == 1
+    assert again.entries == plain.entries and again.table == plain.table
+    assert ((board / "README.md").read_bytes(), (board / "index.html").read_bytes()) == pages
+    name = next(iter(plain.checked))
+    assert (again.checked[name].ids.to_pylist() == plain.checked[name].ids.to_pylist()
+            and (again.checked[name].correct == plain.checked[name].correct).all())
+    # the cache is the build's own, in the data home: nothing of it in the (uploaded) board
+    assert not [p for p in board.rglob("*") if "checked" in p.name]
+    assert _cache_file().stat().st_size > 0
+    assert (_cache_file().parent / "key").stat().st_mode & 0o077 == 0
+
+
+def _forge_cached_numbers(value: dict) -> None:
+    value["metrics"].update(accuracy=0.99, correct=8)
+
+
+def test_a_cache_edited_by_hand_is_not_trusted(tmp_path, result):
+    """Claims invented in the result and the same numbers written into the cache under the
+    edited result's key: the MAC of the edited entry fails, the entry is checked from its
+    predictions and refused."""
+    from imagenet_hard.files import sha256_file
+    from imagenet_hard.leaderboard.checked import CheckCache
+    from imagenet_hard.score.result import load_result
+
+    board = _board_with(tmp_path, result)
+    build_board(board)
+    cache = _cache_file()
+    doc = json.loads(cache.read_text())
+    (item,) = doc["entry"].values()
+    _forge_cached_numbers(item["value"])
+    res = next((board / "results").glob("*.json"))
+    _claim_accuracy(res)
+    r = load_result(res)
+    key = CheckCache.entry_key(sha256_file(res), "", r.predictions["sha256"],
+                               r.dataset["fingerprint"])
+    doc["entry"] = {key: item}
+    cache.write_text(json.dumps(doc))
+    with pytest.raises(InvalidValueError, match=r"metrics\.accuracy: claimed 0\.99"):
+        build_board(board)
+
+
+def test_a_forged_mac_or_a_garbled_cache_is_ignored(tmp_path, result):
+    import hashlib
+    import hmac
+
+    board = _board_with(tmp_path, result)
+    plain = build_board(board, cache=False)
+    build_board(board)
+    cache = _cache_file()
+    doc = json.loads(cache.read_text())
+    for key, item in doc["entry"].items():      # a MAC under a key that is not the build's
+        _forge_cached_numbers(item["value"])
+        text = json.dumps(["1", "entry", key, item["value"]], sort_keys=True,
+                          separators=(",", ":"))
+        item["mac"] = hmac.new(b"\0" * 32, text.encode(), hashlib.sha256).hexdigest()
+    cache.write_text(json.dumps(doc))
+    rebuilt = build_board(board)
+    assert rebuilt.cache_hits == 0 and rebuilt.entries == plain.entries
+    for junk in (b"\x00\xff not json", b"[]", b'{"checks": "1", "entry": {"x": 1}}'):
+        cache.write_bytes(junk)
+        rebuilt = build_board(board)
+        assert rebuilt.cache_hits == 0 and rebuilt.entries == plain.entries
+    assert build_board(board).cache_hits == 1       # rewritten by the build, trusted again
