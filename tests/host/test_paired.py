@@ -43,3 +43,13 @@ def test_a_large_consistent_gap_is_significant():
     a = [1] * 60 + [0] * 340
     b = [1] * 20 + [0] * 380
     assert paired.compare(ids, a, ids, b).significant
+
+
+def test_mcnemar_is_scipys_binomtest_to_the_last_bit():
+    from scipy.stats import binomtest
+
+    pairs = [(a, b) for a in range(41) for b in range(41)] + [(400, 520), (1500, 1580),
+                                                              (3, 3000), (700, 701)]
+    for a, b in pairs:
+        expected = 1.0 if a + b == 0 else binomtest(a, a + b, 0.5).pvalue
+        assert paired.mcnemar_exact(a, b) == expected, (a, b)
