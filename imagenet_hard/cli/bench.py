@@ -11,6 +11,7 @@ import click
 from ..models.preprocess import PRECISIONS
 from .common import device_opt, device_option, judge_type, protocol_options
 from .group import main
+from .mine import RULES, JudgeOrEnsemble
 
 
 def _print(report) -> None:
@@ -62,9 +63,13 @@ def bench_score(images, batch_size, workers, device, suite_sets):
 
 
 @bench.command("mine")
-@click.option("--judge", default="efficientnet-lite0", show_default=True, type=judge_type(),
+@click.option("--judge", default="efficientnet-lite0", show_default=True, type=JudgeOrEnsemble(),
               help="Judge spec (as `imhard mine`); open_clip:ARCH/random is ARCH with random "
-                   "weights (same FLOPs as the trained model; for GPU timing offline).")
+                   "weights (same FLOPs as the trained model; for GPU timing offline). Several, "
+                   "comma-separated (each optionally SPEC@fp32|fp16|bf16): the ensemble's cost "
+                   "against each judge alone instead.")
+@click.option("--rule", type=click.Choice(RULES), default=None,
+              help="The ensemble's rule (as `imhard mine`; default all).")
 @click.option("--images", default=4, show_default=True, type=click.IntRange(min=1),
               help="How many images (the first ones of the source, by id).")
 @click.option("--source", default=None,
@@ -78,8 +83,8 @@ def bench_score(images, batch_size, workers, device, suite_sets):
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
               help="Data home holding --source.")
 @protocol_options
-def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, home, protocol,
-               normalization, precision, objectnet_labels):
+def bench_mine(judge, rule, images, source, batch_size, workers, peak_tflops, device, home,
+               protocol, normalization, precision, objectnet_labels):
     """Mining: the paper's procedure (re-resize per anchor, float crops, one image at a time,
     exhaustive) against `imhard mine`, exhaustive and with early exit, same images and judge.
 
@@ -87,11 +92,23 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
     images/s of each and the ratios, early exit's forward passes per image, and on CUDA crops/s
     and the fraction of the GPU's bf16 dense peak from the judge's FLOPs.
 
+    With an ensemble (--judge a,b[,c]): each judge mines the images alone with early exit, then
+    the ensemble does under --rule. Prints each one's forward passes (exact) and seconds, the sum
+    of the singles and whether the ensemble costs at most that, and every judge order's forward
+    passes (replayed from the single runs) with the worst order's factor over the chosen one.
+
     \b
     Example:
       imhard bench mine --images 1 --device cpu
       imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 --device cuda
+      imhard bench mine --judge efficientnet-lite0,efficientnet-lite0@bf16 --images 1 --device cpu
     """
+    if isinstance(judge, list):
+        _bench_ensemble(judge, rule or "all", images, source, batch_size, workers, peak_tflops,
+                        device, home, protocol, normalization, precision, objectnet_labels)
+        return
+    if rule is not None:
+        raise click.UsageError("--rule combines several judges: pass --judge a,b[,c]")
     from ..bench.mine import bench_mine as run
     from ..errors import ImHardError
     from ..mining.run import check_protocol
@@ -105,6 +122,23 @@ def bench_mine(judge, images, source, batch_size, workers, peak_tflops, device, 
                echo=lambda m: click.echo(m, err=True), protocol=protocol,
                normalization=normalization, precision=precision,
                objectnet_labels=objectnet_labels))
+
+
+def _bench_ensemble(judges, rule, images, source, batch_size, workers, peak_tflops, device, home,
+                    protocol, normalization, precision, objectnet_labels):
+    given = [name for name, v in (("--peak-tflops", peak_tflops), ("--protocol", protocol),
+                                  ("--normalization", normalization),
+                                  ("--precision", precision)) if v]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} apply to one judge; an ensemble takes each "
+                               "judge's precision as SPEC@PRECISION")
+    from ..bench.ensemble import bench_ensemble
+
+    report = bench_ensemble(judges, rule, images=images, source=source, home=home, device=device,
+                            batch_size=batch_size, workers=workers,
+                            objectnet_labels=objectnet_labels,
+                            echo=lambda m: click.echo(m, err=True))
+    click.echo(report.summary())
 
 
 @bench.command("protocol")

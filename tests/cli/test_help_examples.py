@@ -187,6 +187,8 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench score --images 32 --batch-size 32": Runs("ratio"),
     "imhard bench score --suite 4 --images 32": Runs("ratio"),
     "imhard bench mine --images 1 --device cpu": Runs("ratio"),
+    "imhard bench mine --judge efficientnet-lite0,efficientnet-lite0@bf16 --images 1 --device cpu":
+        Runs("ensemble ≤ sum of singles: yes in forward passes"),
     "imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 "
     "--device cuda": Fails(NO_GPU, "cuda"),
     "imhard bench protocol --images 1 --device cpu --vary bf16": Runs("bf16"),
