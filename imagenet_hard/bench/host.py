@@ -110,6 +110,7 @@ def bench_host(images: int = 64, entries: int = 1000, rows: int = RELEASE_ROWS,
     from ..host.queue import FolderQueue
     from ..host.submit import submit
     from ..host.worker import BoardScorer, process
+    from ..pixels import to_rgb
     from ..score import RunOptions
     from ..score.dataset import write_folder
     from ..score.examples import write_example_submission
@@ -123,7 +124,7 @@ def bench_host(images: int = 64, entries: int = 1000, rows: int = RELEASE_ROWS,
             import io
 
             buf = io.BytesIO()
-            im.convert("RGB").save(buf, format="JPEG", quality=90)
+            to_rgb(im).save(buf, format="JPEG", quality=90)
             photos.append(buf.getvalue())
         write_folder(root / "data", photos, [[k % 1000] for k in range(images)],
                      ["generated"] * images, [f"g{k}" for k in range(images)])

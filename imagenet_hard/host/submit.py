@@ -57,9 +57,11 @@ def check_images() -> list[bytes]:
     """Two small generated photos-to-be (gradients), PNG-encoded."""
     from PIL import Image
 
+    from ..pixels import to_rgb
+
     out = []
     for k, size in enumerate(((96, 64), (64, 80))):
-        im = Image.linear_gradient("L").resize(size).convert("RGB")
+        im = to_rgb(Image.linear_gradient("L").resize(size))
         if k:
             im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         buf = io.BytesIO()
