@@ -104,8 +104,20 @@ def _key(folder: Path) -> bytes:
     return new
 
 
-def _ids_value(ids) -> list:
-    return ids.to_pylist()
+def _ids_digest(ids) -> str:
+    """SHA-256 of a string array's values (their lengths and bytes), without a Python string per
+    row: every entry on one dataset shares its ids, stored once."""
+    import pyarrow as pa
+
+    ids = ids.cast(pa.string())
+    if ids.null_count:
+        return sha256_bytes(json.dumps(ids.to_pylist()).encode())
+    _, offsets, data = ids.buffers()
+    ends = np.frombuffer(offsets, np.int32)[ids.offset:ids.offset + len(ids) + 1]
+    h = hashlib.sha256(b"ids\n%d\n" % len(ids))
+    h.update((ends - ends[0]).astype("<i8").tobytes())
+    h.update(memoryview(data)[int(ends[0]):int(ends[-1])] if len(ids) else b"")
+    return h.hexdigest()
 
 
 class CheckCache:
@@ -193,9 +205,9 @@ class CheckCache:
     def put(self, key: str, checked: Checked) -> None:
         if self.file is None:
             return
-        ids = _ids_value(checked.ids)
-        ids_sha = sha256_bytes(json.dumps(ids, separators=(",", ":")).encode())
+        ids_sha = _ids_digest(checked.ids)
         if ids_sha not in self._ids:
+            ids = checked.ids.to_pylist()
             self._ids[ids_sha] = {"value": ids, "mac": self._mac("ids", ids_sha, ids)}
         value = {"metrics": checked.metrics, "per_origin": checked.origins,
                  "rows": checked.rows, "ids": ids_sha, "correct": _pack(checked.correct)}

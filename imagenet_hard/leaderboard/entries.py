@@ -68,6 +68,10 @@ def tta_mode(result) -> str | None:
     return str(tta) if tta else None
 
 
+#: The prediction columns :func:`recompute` and the host's pairing read.
+RECOMPUTED = ["id", "origin", "top5_prob", "correct", "correct_top5"]
+
+
 def checked_numbers(result_path: Path, result, part: str, cache: CheckCache | None = None,
                     result_sha: str | None = None) -> Checked:
     """The numbers recomputed from ``result``'s predictions (``part``: which set of the result
@@ -81,7 +85,8 @@ def checked_numbers(result_path: Path, result, part: str, cache: CheckCache | No
     hit = cache.get(key) if key else None
     if hit is not None:
         return hit
-    table = read_predictions(result_path, result, checked_file)
+    # every column but top5, which no number the board shows depends on
+    table = read_predictions(result_path, result, checked_file, columns=RECOMPUTED)
     m, origins = recompute(table)
     checked = Checked(m, origins, table.num_rows, table.column("id").combine_chunks(),
                       table.column("correct").to_numpy(zero_copy_only=False).astype(bool))

@@ -212,12 +212,19 @@ def predictions_bytes(result_path: str | Path, result: ScoreResult) -> tuple[Pat
 
 
 def read_predictions(result_path: str | Path, result: ScoreResult,
-                     checked: tuple[Path, bytes] | None = None) -> pa.Table:
+                     checked: tuple[Path, bytes] | None = None,
+                     columns: list[str] | None = None) -> pa.Table:
     """The predictions beside a result, checked against the hash the result records
-    (``checked``: what :func:`predictions_bytes` returned for it, when the caller has it)."""
+    (``checked``: what :func:`predictions_bytes` returned for it, when the caller has it).
+    ``columns``: read only these, once the file's schema is checked whole."""
     path, data = checked or predictions_bytes(result_path, result)
-    table = pq.read_table(pa.BufferReader(data))
-    if not table.schema.remove_metadata().equals(PREDICTIONS_SCHEMA):
-        raise InvalidValueError(f"{path} has columns {table.schema.names}; expected "
+    if columns is None:
+        table = pq.read_table(pa.BufferReader(data))
+        schema = table.schema
+    else:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        schema = parquet.schema_arrow
+    if not schema.remove_metadata().equals(PREDICTIONS_SCHEMA):
+        raise InvalidValueError(f"{path} has columns {schema.names}; expected "
                                 f"{PREDICTIONS_SCHEMA.names}")
-    return table
+    return table if columns is None else parquet.read(columns=columns)
