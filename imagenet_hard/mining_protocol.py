@@ -9,7 +9,10 @@ Three knobs change which images a judge mines from the same sources (issue 11):
   judge sees them: ``imagenet`` (0.485, 0.456, 0.406 / 0.229, 0.224, 0.225) or ``clip`` (the
   weights' own; OpenAI CLIP's for ``clip-vit-l-14``). A classifier always uses its weights' own
   mean/std (``own``): another would only feed it images unlike those it was trained on.
-- ``precision`` — ``fp32`` (no autocast), ``fp16`` or ``bf16`` autocast.
+- ``precision`` — ``fp32`` (no autocast), ``fp16`` or ``bf16``: autocast over fp32 weights,
+  except a zero-shot judge at fp16 under ``paper``, which holds ``clip.load``'s fp16 weights and
+  computes its head and logits in fp16 as the authors did (:func:`math_mode` names which; the
+  run records it as ``math``).
 - ``objectnet_labels`` — the ObjectNet rule of :mod:`imagenet_hard.label_rules`: ``paper`` (the
   authors' single class as label, their 113 classes as mask) or ``all-mapped``.
 
@@ -18,12 +21,15 @@ result (``run.json``) and refuses to resume under another. Protocols:
 
 - ``paper`` (the default, for every judge): the authors' scripts in taesiri/ZoomIsAllYouNeed.
   Zero-shot judges as ``src/evaluators/eval-CLIP.py``: ImageNet mean/std (its ``Normalize``),
-  fp16 on CUDA (``clip.load`` keeps fp16 weights there) and fp32 on the CPU. Classifiers as
+  fp16 on CUDA as ``clip.load`` gives it there (fp16 weights by OpenAI's ``convert_weights``,
+  head and logits in fp16; not autocast) and fp32 on the CPU. Near-ties stay as that arithmetic
+  decides them: no fp32 re-judging, which the authors did not have. Classifiers as
   ``src/evaluators/eval-IN-trained.py``: their own mean/std (ImageNet's, for the torchvision
   weights it ran) and fp32 on every device (it ran plain fp32 on CUDA). ObjectNet: ``paper``.
 - ``native``: each model as its weights were trained (CLIP's mean/std for CLIP), bf16 autocast on
   CUDA and fp32 on the CPU, ObjectNet's official ``all-mapped`` rule: what imagenet-hard did
-  before it had protocols.
+  before it had protocols. A low-precision judge's near-ties are judged again in fp32, so a
+  verdict does not depend on the batch size.
 
 Torch-free: the CLI checks knobs while parsing, before any model loads.
 """
@@ -45,6 +51,9 @@ KNOBS = ("normalization", "precision", "objectnet_labels")
 KNOB_NAMES = {"normalization": "normalization", "precision": "precision",
               "objectnet_labels": "ObjectNet labels"}
 DEFAULT_PROTOCOL = "paper"
+#: The math mode of a zero-shot judge at fp16 under ``paper``: ``clip.load``'s fp16 weights,
+#: head and logits (``run.json``'s ``math``); otherwise ``fp32`` or ``<precision> autocast``.
+FP16_WEIGHTS = "fp16 weights (clip.load)"
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,10 @@ class ProtocolRule:
     zero_shot_precision: dict[str, str]   # device type ("cuda", else "cpu") -> precision
     other_precision: dict[str, str]
     objectnet_labels: str
+    #: A zero-shot judge at fp16 holds clip.load's fp16 weights (else: fp16 autocast).
+    clip_load_fp16: bool = False
+    #: A low-precision judge's near-ties are judged again in fp32 (the mining engine).
+    rejudge_near_ties: bool = True
 
     def defaults(self, kind: str, device_type: str) -> dict[str, str]:
         dev = "cuda" if device_type == "cuda" else "cpu"
@@ -70,7 +83,8 @@ PROTOCOLS: dict[str, ProtocolRule] = {
         "the authors' scripts (taesiri/ZoomIsAllYouNeed): CLIP judges as eval-CLIP.py, ImageNet "
         "mean/std, fp16 on CUDA, fp32 on the CPU; classifiers as eval-IN-trained.py, their own "
         "mean/std, fp32; ObjectNet by the authors' 113 classes",
-        "imagenet", {"cuda": "fp16", "cpu": "fp32"}, {"cuda": "fp32", "cpu": "fp32"}, "paper"),
+        "imagenet", {"cuda": "fp16", "cpu": "fp32"}, {"cuda": "fp32", "cpu": "fp32"}, "paper",
+        clip_load_fp16=True, rejudge_near_ties=False),
     "native": ProtocolRule(
         "each model as trained (CLIP's own mean/std), bf16 autocast on CUDA, fp32 on the CPU; "
         "ObjectNet by all mapped classes (its official rule)",
@@ -201,8 +215,39 @@ def built_judge_protocol(judge, device_type: str, protocol: str | None = None,
                     overrides=tuple(k for k in KNOBS if knobs[k] != base[k] and knobs[k] != OWN))
 
 
+def math_mode(kind: str, proto: MiningProtocol) -> str:
+    """How a judge of ``kind`` computes under ``proto``: ``fp32``, ``own`` (a registered judge's
+    business), :data:`FP16_WEIGHTS`, or ``fp16``/``bf16 autocast``. Torch-free."""
+    if proto.precision in ("fp32", OWN):
+        return proto.precision
+    if kind == ZERO_SHOT and proto.precision == "fp16" and PROTOCOLS[proto.name].clip_load_fp16:
+        return FP16_WEIGHTS
+    return f"{proto.precision} autocast"
+
+
+def judge_math(judge) -> str:
+    """:func:`math_mode` of a built judge, read from it."""
+    if getattr(judge, "weights_dtype", None) is not None:
+        return FP16_WEIGHTS if str(judge.weights_dtype) == "torch.float16" else \
+            f"{judge_precision(judge)} weights"
+    precision = judge_precision(judge)
+    return precision if precision in ("fp32", OWN) else f"{precision} autocast"
+
+
+def recorded_math(precision: str | None, math: str | None) -> str | None:
+    """A run's math mode: the one recorded, or for a run made before ``math`` was recorded
+    what its precision then meant (autocast over fp32 weights)."""
+    if math is not None or precision is None:
+        return math
+    return precision if precision in ("fp32", OWN) else f"{precision} autocast"
+
+
 def judge_precision(judge) -> str:
-    """``fp32``/``fp16``/``bf16`` from a built judge's autocast dtype; ``own`` if it has none."""
+    """``fp32``/``fp16``/``bf16`` from a built judge's autocast dtype or its own low-precision
+    weights; ``own`` if it has neither attribute."""
+    weights = getattr(judge, "weights_dtype", None)
+    if weights is not None:
+        return {"torch.float16": "fp16", "torch.bfloat16": "bf16"}.get(str(weights), str(weights))
     if not hasattr(judge, "amp_dtype"):
         return OWN
     dtype = judge.amp_dtype
@@ -210,7 +255,7 @@ def judge_precision(judge) -> str:
                                          "torch.bfloat16": "bf16"}.get(str(dtype), str(dtype))
 
 
-__all__ = ["DEFAULT_PROTOCOL", "KNOBS", "KNOB_NAMES", "MEANINGS", "NORMALIZATIONS",
+__all__ = ["DEFAULT_PROTOCOL", "FP16_WEIGHTS", "KNOBS", "KNOB_NAMES", "MEANINGS", "NORMALIZATIONS",
            "OBJECTNET_RULES", "OWN", "PRECISIONS", "PROTOCOLS", "ZERO_SHOT", "MiningProtocol",
-           "ProtocolRule", "built_judge_protocol", "check_knobs", "judge_precision",
-           "resolve"]
+           "ProtocolRule", "built_judge_protocol", "check_knobs", "judge_math",
+           "judge_precision", "math_mode", "recorded_math", "resolve"]

@@ -2,8 +2,10 @@
 
 The reference is the judge under a protocol (``paper`` by default) on every one of the 324 crops
 of some images (default: the sample photos). Each variant changes one knob — every other
-precision, the other normalisation of a zero-shot judge, and for a classifier CLIP's mean/std in
-place of its own (what a pipeline normalising every judge like CLIP would feed it). For each the
+precision, the other normalisation of a zero-shot judge, for a classifier CLIP's mean/std in
+place of its own (what a pipeline normalising every judge like CLIP would feed it), and for a
+zero-shot judge at fp16 the other fp16 arithmetic (``math``: ``clip.load``'s fp16 weights, head
+and logits, which ``paper`` runs, against fp16 autocast over fp32 weights). For each the
 report gives crops/s and, against the reference, the fraction of crops whose top-1 within the
 label space changes, the crop verdicts that flip, and the images whose candidate status flips:
 the evidence behind the protocol's choices (issue 11).
@@ -18,29 +20,48 @@ from pathlib import Path
 
 from ..errors import InvalidValueError
 from ..jobs import resolve_device
+from ..judges import judge_kind
 from ..label_rules import objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
 from ..mining.run import build_judge, check_protocol, resolve_protocol
-from ..mining_protocol import NORMALIZATIONS, OWN, PRECISIONS, MiningProtocol
+from ..mining_protocol import (
+    FP16_WEIGHTS,
+    NORMALIZATIONS,
+    OWN,
+    PRECISIONS,
+    ZERO_SHOT,
+    MiningProtocol,
+    math_mode,
+)
 from ..models.preprocess import CLIP_MEAN, CLIP_STD
 from ..pixels import open_image
 from ..zoom import zoom_crops
 from .mine import _bench_rows
 from .report import BenchReport, Timing
 
-#: The variants one can ask for: the other normalisation, or a precision.
-VARIANTS = ("normalization", *PRECISIONS)
+#: The variants one can ask for: the other normalisation, the other fp16 arithmetic of a
+#: zero-shot judge (``math``), or a precision.
+VARIANTS = ("normalization", *PRECISIONS, "math")
 
 
 def _variants(spec: str, judge, dev, proto: MiningProtocol, vary) -> list[tuple[str, object]]:
     """(label, judge) for each single-knob change of ``proto`` named in ``vary``."""
-    from ..judges import ModuleJudge
+    from ..judges import ModuleJudge, create_judge
 
+    kind = judge_kind(spec)
     out = []
     for precision in PRECISIONS:
         if precision in vary and precision != proto.precision:
-            out.append((f"precision {precision}",
-                        build_judge(spec, dev, replace(proto, precision=precision))))
+            other = replace(proto, precision=precision)
+            out.append((f"precision {precision} ({math_mode(kind, other)})",
+                        build_judge(spec, dev, other)))
+    if "math" in vary:
+        clip_load = math_mode(kind, proto) == FP16_WEIGHTS
+        label = ("fp16 autocast over fp32 weights" if clip_load else
+                 "clip.load fp16 weights, head and logits")
+        out.append((label, create_judge(spec, dev, precision="fp16",
+                                        normalization=proto.normalization,
+                                        clip_load_fp16=not clip_load)))
     if "normalization" not in vary:
         return out
     if proto.normalization in NORMALIZATIONS:
@@ -74,15 +95,22 @@ def _answers(judge, crops: list, spaces: list, labels: list, batch_size: int):
 
 def bench_protocol(judge: str = "efficientnet-lite0", images: int = 9, source: str | None = None,
                    home=None, device=None, batch_size: int = 64, protocol: str | None = None,
-                   objectnet_labels: str | None = None, vary=VARIANTS, echo=print) -> BenchReport:
-    """The judge ``judge`` (a spec) under ``protocol`` against the one-knob variants named in
-    ``vary`` (see :data:`VARIANTS`), on all 324 crops of ``images`` images of ``source`` (default: the sample
+                   objectnet_labels: str | None = None, vary=("normalization", *PRECISIONS),
+                   echo=print, precision: str | None = None) -> BenchReport:
+    """The judge ``judge`` (a spec) under ``protocol`` (its precision overridden by
+    ``precision``, if given) against the one-knob variants named in ``vary`` (see
+    :data:`VARIANTS`), on all 324 crops of ``images`` images of ``source`` (default: the sample
     photos)."""
-    check_protocol(judge, protocol, objectnet_labels=objectnet_labels)
+    check_protocol(judge, protocol, precision=precision, objectnet_labels=objectnet_labels)
     if not vary or not set(vary) <= set(VARIANTS):
         raise InvalidValueError(f"vary must name some of {', '.join(VARIANTS)}, got {vary!r}")
     dev = resolve_device(device)
-    proto = resolve_protocol(judge, dev.type, protocol, objectnet_labels=objectnet_labels)
+    proto = resolve_protocol(judge, dev.type, protocol, precision=precision,
+                             objectnet_labels=objectnet_labels)
+    if "math" in vary and (judge_kind(judge) != ZERO_SHOT or proto.precision != "fp16"):
+        raise InvalidValueError(f"vary math compares two fp16 arithmetics of a zero-shot "
+                                f"judge; {judge} runs at {proto.precision} here, so pass a CLIP "
+                                "judge with precision fp16")
     ref_judge = build_judge(judge, dev, proto)
     variants = _variants(judge, ref_judge, dev, proto, vary)
     with tempfile.TemporaryDirectory(prefix="imhard-bench-protocol-") as tmp:
@@ -100,7 +128,9 @@ def bench_protocol(judge: str = "efficientnet-lite0", images: int = 9, source: s
         top1, ok, secs = _answers(variant, crops, spaces, labels, batch_size)
         timings.append(Timing(label, n, secs))
         pairs = list(zip(ok, ref_ok, strict=True))
-        results[f"{label}: top-1 changed"] = f"{float((top1 != ref_top1).float().mean()):.2%}"
+        changed = int((top1 != ref_top1).sum())
+        results[f"{label}: top-1 changed"] = f"{changed / n:.2%}"
+        results[f"{label}: crops whose top-1 changed"] = changed
         results[f"{label}: crop verdicts flipped"] = sum(int((a != b).sum()) for a, b in pairs)
         results[f"{label}: candidates flipped"] = sum(bool(a.any()) != bool(b.any())
                                                       for a, b in pairs)
@@ -109,7 +139,7 @@ def bench_protocol(judge: str = "efficientnet-lite0", images: int = 9, source: s
     return BenchReport(
         name="protocol", unit="crops",
         subject=f"what each mining-protocol knob changes, judge {ref_judge.name}",
-        reference=Timing(f"{proto.name} ({proto.precision}, normalization "
+        reference=Timing(f"{proto.name} ({math_mode(judge_kind(judge), proto)}, normalization "
                          f"{proto.normalization})", n, ref_s),
         ours=timings[0], variants=tuple(timings[1:]),
         config={"judge": str(ref_judge.name), "device": str(dev), "images": len(crops),

@@ -41,6 +41,9 @@ class Judge:
 
     input_size = 224
     num_classes = NUM_CLASSES
+    #: The dtype of the judge's own low-precision weights (clip.load's fp16), None for fp32
+    #: weights (under :attr:`amp_dtype`'s autocast, if any).
+    weights_dtype: torch.dtype | None = None
 
     def __init__(self, name: str, device=None, mean: Sequence[float] = (0.0, 0.0, 0.0),
                  std: Sequence[float] = (1.0, 1.0, 1.0), precision: str = "auto"):

@@ -28,6 +28,8 @@ class ClipJudge(Judge):
     here, once, under the judge's autocast). ``normalization="clip"`` uses ``mean_std`` (the
     weights' own, OpenAI's by default); ``"imagenet"`` reproduces the authors' mining script.
     Models trained at another input size (ViT-L/14@336) see the 224 crops resized (bicubic).
+    A model holding fp16 weights (``clip.load``'s, the ``paper`` protocol's fp16) runs without
+    autocast; :attr:`weights_dtype` says so.
     """
 
     def __init__(self, name: str, model, tokenizer: Callable | None = None, device=None,
@@ -47,10 +49,15 @@ class ClipJudge(Judge):
             model = ZeroShotClassifier(model, text_weights)
         self.classifier = model.eval().to(self.device)
         self.model_size = self.classifier.image_size
+        if self.classifier.input_dtype != torch.float32:
+            # Low-precision weights (clip.load's fp16) compute in their own dtype: autocast
+            # would only re-cast what the model's code already casts.
+            self.amp_dtype = None
+            self.weights_dtype = self.classifier.input_dtype
 
     @property
     def text_weights(self) -> torch.Tensor:
-        """The class head (1000, D), float32, unit rows."""
+        """The class head (1000, D), unit rows: float32, or float16 with clip.load's logits."""
         return self.classifier.text_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

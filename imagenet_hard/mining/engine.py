@@ -14,7 +14,10 @@ A low-precision judge (fp16/bf16 autocast) can put two classes within its roundi
 and which one wins then depends on the kernels the batch shape picks: a crop's verdict would
 depend on the batch size. Crops whose top-2 margin within the label space is at most
 :data:`NEAR_TIE` times the precision's epsilon times the larger logit are judged again in fp32,
-and their verdicts replaced; :attr:`ShardMiner.rejudged` counts them (recorded per shard).
+and their verdicts replaced; :attr:`ShardMiner.rejudged` counts them (recorded per shard). A judge
+holding ``clip.load``'s fp16 weights (the ``paper`` protocol's CLIP at fp16) is not re-judged: its
+verdicts are meant to be the authors' arithmetic, near-ties and all, and the authors had no fp32
+pass (:data:`imagenet_hard.mining_protocol.FP16_WEIGHTS`).
 
 Exhaustive runs also judge the standard 1-crop (resize 256, centre crop 224:
 :func:`imagenet_hard.zoom.standard_crop`), which is not one of the 324 transforms for most image
@@ -297,6 +300,7 @@ class ShardMiner:
                                     pin_memory=pinned) for _ in range(2)] if pinned else None
         self.copies = VerdictCopies(device, self.batch_size)
         self.math = judge_math(judge)
+        # Only autocast judges: one with its own fp16 weights has no autocast (amp_dtype None).
         amp = getattr(judge, "amp_dtype", None)
         self.tie_resolution = NEAR_TIE * torch.finfo(amp).eps if amp is not None else None
         self.forward_passes = 0
@@ -388,8 +392,12 @@ def judge_math(judge) -> str:
     """What the judge computes in (recorded per shard). TF32 goes off first on CUDA, where
     cuDNN's default would make an fp32 judge's convolutions TF32, and the fp32 re-judging of a
     low-precision judge's near-ties too."""
+    from ..mining_protocol import FP16_WEIGHTS
+
     device = getattr(judge, "device", torch.device("cpu"))
     devices.strict_fp32(device)
+    if getattr(judge, "weights_dtype", None) is not None:
+        return FP16_WEIGHTS
     return devices.math_mode(device, getattr(judge, "amp_dtype", None))
 
 

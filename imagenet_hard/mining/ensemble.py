@@ -31,7 +31,7 @@ from .. import home as homes
 from .. import jobs
 from ..errors import InvalidValueError
 from ..judges import check_judge, judge_kind
-from ..mining_protocol import resolve
+from ..mining_protocol import judge_math, resolve
 from ..models.preprocess import PRECISIONS
 from .plan import check_built, default_run_name, load_workload, run_record
 from .runs import RULES, MiningRun, check_run_name, open_run, run_folder
@@ -152,7 +152,8 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
     name = run or default_run_name(f"ensemble-{rule}", list(work.sources), exhaustive)
     ranks = _order(names, cost, order, run_folder(name, home_dir))
     joined = ",".join(names[k] for k in ranks)
-    record = run_record(joined, work, exhaustive, shard_size, None, protos[ranks[0]])
+    record = run_record(joined, work, exhaustive, shard_size, None, protos[ranks[0]],
+                        math=judge_math(built[ranks[0]]))
     record = type(record)(**{**vars(record), "judges": tuple(names[k] for k in ranks),
                              "precisions": tuple(protos[k].precision for k in ranks),
                              "rule": rule})

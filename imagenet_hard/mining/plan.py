@@ -23,7 +23,7 @@ from .. import home as homes
 from ..errors import InvalidValueError
 from ..label_rules import PAPER_SPACES, check_objectnet_rule, objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
-from ..mining_protocol import MiningProtocol, resolve
+from ..mining_protocol import MiningProtocol, recorded_math, resolve
 from ..records import META_SOURCE, read_table, table_label_spaces
 from . import order
 from .runs import RunRecord
@@ -139,10 +139,13 @@ def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> s
 
 def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int,
                crop_order: order.CropOrder | None = None, protocol: MiningProtocol | None = None,
-               weights: str | None = None, weights_sha256: str | None = None) -> RunRecord:
+               weights: str | None = None, weights_sha256: str | None = None,
+               math: str | None = None) -> RunRecord:
     """The ``run.json`` of a run of ``work`` under ``protocol`` (default: ``paper`` as it
     applies to a classifier on the CPU): what a resume must match. ``crop_order`` defaults to
-    the heuristic; a learned one is recorded in full with its origin."""
+    the heuristic; a learned one is recorded in full with its origin. ``math`` is how the judge
+    computes (:func:`~imagenet_hard.mining_protocol.math_mode`; default: autocast at the
+    protocol's precision)."""
     if protocol is None:
         protocol = resolve("classifier", "cpu", objectnet_labels=work.objectnet_labels)
     if protocol.objectnet_labels != work.objectnet_labels:
@@ -166,4 +169,5 @@ def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: in
         protocol_overrides=protocol.overrides,
         weights=weights,
         weights_sha256=weights_sha256,
+        math=recorded_math(protocol.precision, math),
     )

@@ -19,7 +19,16 @@ from .. import jobs
 from ..errors import InvalidValueError, MissingFileError
 from ..files import sha256_file
 from ..judges import DEFAULT_JUDGE, judge_kind
-from ..mining_protocol import OWN, MiningProtocol, built_judge_protocol, check_knobs, resolve
+from ..mining_protocol import (
+    FP16_WEIGHTS,
+    OWN,
+    MiningProtocol,
+    built_judge_protocol,
+    check_knobs,
+    judge_math,
+    math_mode,
+    resolve,
+)
 from ..records import CANDIDATE_SCHEMA
 from ..registry import normalize_name
 from .plan import Workload, check_built, default_run_name, load_workload, run_record
@@ -87,7 +96,8 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_orde
     work = load_workload(sources, home_dir, proto.objectnet_labels)
     judge_name = judge_spec_name(judge)
     name = run or default_run_name(judge_name, list(work.sources), exhaustive)
-    record = run_record(judge_name, work, exhaustive, shard_size, crop_order, proto,
+    math = math_mode(judge_kind(judge), proto) if isinstance(judge, str) else judge_math(judge)
+    record = run_record(judge_name, work, exhaustive, shard_size, crop_order, proto, math=math,
                         weights=str(weights) if weights else None,
                         weights_sha256=sha256_file(weights) if weights else None)
     handle = MiningRun(run_folder(name, home_dir), record)
@@ -150,11 +160,14 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
 
 
 def build_judge(spec: str, dev, proto: MiningProtocol, weights: Path | None = None):
-    """The judge ``spec`` under ``proto``: its precision always, its normalisation where the
-    judge has a choice (a classifier and a registered judge normalise their own way)."""
+    """The judge ``spec`` under ``proto``: its precision always (as clip.load's fp16 weights
+    where :func:`~imagenet_hard.mining_protocol.math_mode` says so), its normalisation where
+    the judge has a choice (a classifier and a registered judge normalise their own way)."""
     from ..judges import create_judge
 
     kw = {"precision": proto.precision}
+    if math_mode(judge_kind(spec), proto) == FP16_WEIGHTS:
+        kw["clip_load_fp16"] = True
     if proto.normalization != OWN:
         kw["normalization"] = proto.normalization
     if weights is not None:

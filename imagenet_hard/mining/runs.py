@@ -29,7 +29,7 @@ from .. import home as homes
 from .. import jobs
 from ..errors import ImHardError, InvalidValueError, MissingFileError
 from ..files import is_sha256, write_json_atomic
-from ..mining_protocol import MiningProtocol
+from ..mining_protocol import MiningProtocol, recorded_math
 from ..records import CANDIDATE_SCHEMA, read_table, write_table
 
 RUN_FILE = "run.json"
@@ -49,7 +49,7 @@ MODES = ("early-exit", "exhaustive")
 #: that changes a verdict (the protocol's, and the weights file's hash).
 PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images", "ids_sha256",
           "protocol", "normalization", "precision", "objectnet_labels", "weights_sha256",
-          "judges", "precisions", "rule")
+          "judges", "precisions", "rule", "math")
 
 #: One row per judged image. ``label``/``label_space`` are the source table's;
 #: ``judged_label``/``judged_label_space`` what each crop's top-1 was checked against (they
@@ -163,6 +163,10 @@ class RunRecord:
     judges: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
     rule: str | None = None
+    # How the judge computes (mining_protocol.math_mode): fp32, "bf16 autocast", "fp16 weights
+    # (clip.load)" ...; null in runs made before it was recorded, which ran autocast at their
+    # precision (math_mode() says so, and a resume compares that).
+    math: str | None = None
 
     def __post_init__(self):
         _need(self.format == RUN_FORMAT, f"run format must be {RUN_FORMAT!r} (rerun the mining "
@@ -202,6 +206,10 @@ class RunRecord:
             return None
         return MiningProtocol(self.protocol, self.normalization, self.precision, self.objectnet_labels,
                         self.protocol_overrides)
+
+    def math_mode(self) -> str | None:
+        """How the run's judge computes: recorded, or implied for a run made before ``math``."""
+        return recorded_math(self.precision, self.math)
 
     def to_json(self) -> dict:
         return {**asdict(self), "sources": list(self.sources),
@@ -417,7 +425,9 @@ class MiningRun:
         if not path.exists():
             return False
         recorded = RunRecord.from_json(_read_json(path), path)
-        jobs.check_resume(vars(recorded), vars(self.record), PINNED, job=f"run {self.name!r}",
+        jobs.check_resume({**vars(recorded), "math": recorded.math_mode()},
+                          {**vars(self.record), "math": self.record.math_mode()}, PINNED,
+                          job=f"run {self.name!r}",
                           noun="run", fix=f"pass another --run name, or delete {self.dir} to "
                           "start it again")
         return True

@@ -21,7 +21,7 @@ from ..errors import ImHardError, InvalidValueError, UnknownNameError, did_you_m
 from . import Model, ModelInfo
 from .preprocess import PRECISIONS, Preprocess
 from .weights import download, hf_cache_dir, hf_file, missing
-from .zero_shot import ZeroShotClassifier, random_head, zero_shot_head
+from .zero_shot import ZeroShotClassifier, convert_weights_clip_load, random_head, zero_shot_head
 
 RANDOM = "random"
 #: The paper's judge and the 1.86 % reference: OpenAI's ViT-L/14 weights.
@@ -48,10 +48,14 @@ def _check_arch(arch: str) -> None:
 def create_open_clip_model(name: str, device=None, weights: str | None = None,
                            precision: str = "fp32", quick_gelu: bool | None = None,
                            classnames: Sequence[str] | None = None,
-                           templates: Sequence[str] | None = None) -> Model:
+                           templates: Sequence[str] | None = None,
+                           clip_load_fp16: bool = False) -> Model:
     """``ARCH/TAG`` (published weights), ``ARCH/PATH`` (a checkpoint; ``weights`` overrides
     the part after the slash) or ``ARCH/random``; ``precision`` is open_clip's weight precision
-    (``fp16`` is what ``clip.load`` gives on CUDA)."""
+    (``fp16`` is what ``clip.load`` gives on CUDA). ``clip_load_fp16``: ``clip.load``'s whole
+    arithmetic as ``eval-CLIP.py`` ran it — fp16 weights by OpenAI's rule
+    (:func:`~.zero_shot.convert_weights_clip_load`, on open_clip's fp16 build whose LayerNorms
+    compute in float32), and the class head and logits in fp16 too."""
     import open_clip
 
     arch, _, pretrained = name.partition("/")
@@ -66,14 +70,26 @@ def create_open_clip_model(name: str, device=None, weights: str | None = None,
                                f"{', '.join(tags) or '(none published)'}, open_clip:{arch}/PATH, "
                                f"or open_clip:{arch}/random for timing")
     device = device or "cpu"
+    if clip_load_fp16:
+        precision = "fp16"
     if pretrained == RANDOM:
-        clip = open_clip.create_model(arch, pretrained=None, precision=precision, device=device,
-                                      force_quick_gelu=bool(quick_gelu))
+        # Seeded on the CPU, so every build of ARCH/random holds the same weights whatever
+        # the device or precision (a comparison of two precisions compares arithmetic only).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            clip = open_clip.create_model(arch, pretrained=None, precision=precision,
+                                          device="cpu", force_quick_gelu=bool(quick_gelu))
+        clip = clip.to(device)
         head, source = random_head(clip.visual.output_dim), "random (timing only)"
     else:
         clip, source = _load(arch, pretrained, quick_gelu, precision, device)
-        head = zero_shot_head(clip, _tokenizer(arch), classnames, templates, device=device)
-    module = ZeroShotClassifier(clip.eval(), head).to(device)
+    if clip_load_fp16:
+        convert_weights_clip_load(clip)
+    if pretrained != RANDOM:
+        head = zero_shot_head(clip, _tokenizer(arch), classnames, templates, device=device,
+                              dtype=torch.float16 if clip_load_fp16 else torch.float32)
+    logits_dtype = torch.float16 if clip_load_fp16 else torch.float32
+    module = ZeroShotClassifier(clip.eval(), head, logits_dtype=logits_dtype).to(device)
     info = ModelInfo("open-clip", f"{arch}/{pretrained}", source,
                      sum(p.numel() for p in clip.parameters()), kind="zero-shot")
     return Model(f"open_clip:{arch}/{pretrained}", module, _preprocess(clip, arch), info)
