@@ -120,6 +120,11 @@ class EnsembleBench:
                    f"), the best order by {self.factor(self.best):.2f}x; the chosen order is "
                    f"{'a best one' if best else 'not the best'} (the ensemble orders judges by "
                    "time per crop, not by how many images each settles)")
+        slowest = max(c.seconds for c in self.orders.values())
+        mine = self.orders[self.chosen].seconds
+        out.append(f"judge order in estimated seconds (a pass of each judge at its own cost): "
+                   f"the chosen order beats the slowest by "
+                   f"{slowest / mine if mine else math.inf:.2f}x ({slowest:.2f} ÷ {mine:.2f} s)")
         wfits = worst.forward_passes <= total.forward_passes
         out.append(f"worst order ≤ sum of singles: {'yes' if wfits else 'NO'} "
                    f"({worst.forward_passes:,} {'≤' if wfits else '>'} {total.forward_passes:,}"

@@ -125,6 +125,9 @@ def test_printed_costs_match_a_hand_computation(judges, rule, by_hand, candidate
             f"passes (worst {worst_passes:,} ÷ chosen {chosen_passes:,}), the best order by "
             f"{worst_passes / by_hand[best]:.2f}x; the chosen order is not the best") in text
     assert f"worst order ≤ sum of singles: yes ({worst_passes:,} ≤ 2,108)" in text
+    slowest = max(c.seconds for c in orders.values())
+    assert (f"the chosen order beats the slowest by {slowest / orders['cba'].seconds:.2f}x "
+            f"({slowest:.2f} ÷ {orders['cba'].seconds:.2f} s)") in text
     for o, passes in by_hand.items():
         label = "  " + " → ".join(name[k] for k in o)
         assert figures(label)[0] == f"{passes:,}"
