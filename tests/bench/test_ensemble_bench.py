@@ -142,3 +142,18 @@ def test_an_ensemble_of_one_or_too_many_judges_is_refused():
     with pytest.raises(InvalidValueError, match="at most 6"):
         bench_ensemble(",".join(f"efficientnet-lite0@{p}" for p in ("fp32", "bf16", "fp16"))
                        + ",timm:a,timm:b,timm:c,timm:d", device="cpu")
+
+
+def test_the_command_refuses_one_judge_knobs_for_an_ensemble_and_a_rule_for_one_judge():
+    from click.testing import CliRunner
+
+    from imagenet_hard.cli import main
+
+    res = CliRunner().invoke(main, ["bench", "mine", "--judge", "efficientnet-lite0,"
+                                    "efficientnet-lite0@bf16", "--precision", "bf16"])
+    assert res.exit_code == 2 and "--precision apply to one judge" in res.output
+    res = CliRunner().invoke(main, ["bench", "mine", "--rule", "any"])
+    assert res.exit_code == 2 and "--rule combines several judges" in res.output
+    res = CliRunner().invoke(main, ["bench", "mine", "--judge", "efficientnet-lite0,"
+                                    "efficientnet-lite0"])
+    assert res.exit_code == 2 and "listed twice" in res.output
