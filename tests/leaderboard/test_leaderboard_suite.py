@@ -227,3 +227,33 @@ def test_tta_mode_is_the_board_flag():
               uses_tta=True, tta_mode="zoom<b>", section="x")
     md = markdown([e])
     assert "| 1 | Zoomed | verified | 50.00 | — | — | — | zoom&lt;b&gt; |" in md
+
+
+def test_a_suite_set_comes_from_the_cache_as_it_does_from_its_predictions(board_with_suite):
+    """Every set of the suite is cached on its own; a cached build equals an uncached one, and a
+    set whose predictions change (and whose recorded SHA-256 is updated) is caught as before."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    board = board_with_suite[0]
+    plain = build_board(board, cache=False)
+    build_board(board)
+    again = build_board(board)
+    sets = len(json.loads((board / "results" / "controlled-suite.suite.json").read_text())["sets"])
+    assert again.cache_hits == 2 + sets
+    assert again.entries == plain.entries and again.table == plain.table
+    assert [(s.name, s.cells, s.errors) for s in again.suites] == \
+        [(s.name, s.cells, s.errors) for s in plain.suites]
+    path = board / "results" / "controlled-suite.suite.json"
+    data = json.loads(path.read_text())
+    entry = data["sets"][0]
+    pred = board / "results" / entry["predictions"]["file"]
+    table = pq.read_table(pred)
+    flags = table.column("correct").to_pylist()
+    flags[0] = not flags[0]
+    pq.write_table(table.set_column(table.schema.get_field_index("correct"), "correct",
+                                    pa.array(flags, pa.bool_())), pred)
+    entry["predictions"]["sha256"] = sha256_file(pred)
+    path.write_text(json.dumps(data))
+    with pytest.raises(InvalidValueError, match=r"does not match its predictions: metrics\.correct"):
+        build_board(board)
