@@ -157,7 +157,7 @@ def step_score(home, echo, tour: Tour) -> None:
                 options=RunOptions(batch_size=8))
     echo(run.result.summary())
     add_result(run.path, home / "leaderboard", home=home, replace=True)
-    board = build_board(home / "leaderboard")
+    board = build_board(home / "leaderboard", home=home)
     # The page holds the reported rows too; the terminal shows what this demo verified.
     ours = [e for e in board.entries if e.status != "reported"]
     echo(markdown(ours, []))
