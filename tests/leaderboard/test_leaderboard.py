@@ -60,8 +60,9 @@ def test_add_accepts_a_checked_result_and_build_shows_it(tmp_path, scored):
     assert "| verified |" in line and "| 50.00 | 21.52–78.48 | 75.00 | 0.453 | no | no |" in line
     assert "| 66.67 | 0.00 | 66.67 |" in line  # imagenet, imagenet_a, imagenet_r columns
     # One table per dataset: the 8-row local build ranks alone, the published numbers by release.
-    release = md.split("### ImageNet-Hard release (10,980 rows)")[1].split("###")[0]
-    table6 = md.split("### paper Table 6 (13,630 rows)")[1].split("###")[0]
+    # a section ends at the next heading of its level or above (the saturation watch's `##`)
+    release = md.split("### ImageNet-Hard release (10,980 rows)")[1].split("\n#")[0]
+    table6 = md.split("### paper Table 6 (13,630 rows)")[1].split("\n#")[0]
     assert "| 1 | EfficientNet-L2-NS@800 | reported | 39.00 |" in release
     assert "| ResNet-50 | reported | 14.74 |" in release and "| ResNet-50 | reported | 12.56 |" in table6
     assert "| 1 | Controlled | verified |" in md and "Controlled" not in release + table6
