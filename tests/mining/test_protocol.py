@@ -452,7 +452,19 @@ CLIP_LOAD_HALF = ("conv1.weight", "attn.in_proj_weight", "attn.in_proj_bias",
                   "text_projection")
 
 
-def test_paper_fp16_clip_judge_holds_clip_loads_fp16_weights(tiny):
+@pytest.fixture
+def tiny_random(monkeypatch, tmp_path):
+    """The tiny architecture with seeded random weights and a random head (no text tower to
+    run), and a data home holding the sample photos: cheap enough for the default suite."""
+    from open_clip import factory
+
+    monkeypatch.setitem(factory._MODEL_CONFIGS, TINY, TINY_CFG)
+    home = tmp_path / "home"
+    build_source("sample", home=home)
+    return {"spec": f"open_clip:{TINY}/random", "home": home}
+
+
+def test_paper_fp16_clip_judge_holds_clip_loads_fp16_weights(tiny_random):
     import open_clip
     from open_clip.transformer import LayerNormFp32
 
@@ -460,7 +472,7 @@ def test_paper_fp16_clip_judge_holds_clip_loads_fp16_weights(tiny):
     from imagenet_hard.models.zero_shot import convert_weights_clip_load
 
     proto = resolve("zero-shot", "cpu", precision="fp16")
-    judge = build_judge(tiny["spec"], torch.device("cpu"), proto)
+    judge = build_judge(tiny_random["spec"], torch.device("cpu"), proto)
     clip = judge.classifier.clip
     params = dict(clip.named_parameters())
     want = {n for n in params if n.endswith(CLIP_LOAD_HALF)}
@@ -478,7 +490,7 @@ def test_paper_fp16_clip_judge_holds_clip_loads_fp16_weights(tiny):
     assert _half_names(lp) == want
     assert _half_names(convert_weights_clip_load(open_clip.create_model(TINY))) == want
     # native keeps autocast over fp32 weights
-    native = build_judge(tiny["spec"], torch.device("cpu"),
+    native = build_judge(tiny_random["spec"], torch.device("cpu"),
                          resolve("zero-shot", "cpu", "native", precision="fp16"))
     assert native.amp_dtype == torch.float16 and native.weights_dtype is None
     assert not _half_names(native.classifier.clip) and judge_math(native) == "fp16 autocast"
@@ -520,14 +532,13 @@ class Tied:
 
 
 def test_paper_fp16_does_not_rejudge_near_ties_native_does_and_both_record_math(
-        tiny, tmp_path, monkeypatch):
+        tiny_random, monkeypatch):
     """The authors had no fp32 pass: under paper a clip.load-weights judge's near-ties stand
     (its verdicts are the authors' arithmetic); native's fp16 autocast judges them again."""
-    home = tmp_path / "home"
-    shutil.copytree(tiny["home"], home)
+    home = tiny_random["home"]
     dev = torch.device("cpu")
-    paper = build_judge(tiny["spec"], dev, resolve("zero-shot", "cpu", precision="fp16"))
-    native = build_judge(tiny["spec"], dev, resolve("zero-shot", "cpu", "native",
+    paper = build_judge(tiny_random["spec"], dev, resolve("zero-shot", "cpu", precision="fp16"))
+    native = build_judge(tiny_random["spec"], dev, resolve("zero-shot", "cpu", "native",
                                                     precision="fp16"))
     for judge in (paper, native):
         monkeypatch.setattr(judge, "forward", Tied())
