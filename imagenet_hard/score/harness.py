@@ -343,9 +343,10 @@ def cache_dir(home, sha: str, s: SuiteSet, tta: TtaMode | None = None) -> Path:
     return homes.scores_dir(home) / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
 
 
-#: Shared memory of one image of a loader batch: a 224×224 float32 RGB tensor (larger inputs
-#: take more; the check is a floor).
-LOADER_ITEM_BYTES = 3 * 224 * 224 * 4
+#: Shared memory of one image of a loader batch (not a bound on what the child sends, so not in
+#: the threat model's table): a 224×224 float32 RGB tensor (larger inputs take more; the check
+#: is a floor).
+SHM_PER_LOADER_IMAGE = 3 * 224 * 224 * 4
 
 
 def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = None,
@@ -378,7 +379,7 @@ def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = 
     if opts.sandbox == "none":
         # The sandbox gives the child a /dev/shm of the memory limit's size; unconfined, it is
         # the host's, often 64 MB in a container: the model form's loader workers would die.
-        devices.check_shared_memory(opts.resolved_workers(), batch * LOADER_ITEM_BYTES, 2)
+        devices.check_shared_memory(opts.resolved_workers(), batch * SHM_PER_LOADER_IMAGE, 2)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
                    workers=opts.resolved_workers(), segments=segments,
                    memory_limit=opts.memory_limit, tta=spec)

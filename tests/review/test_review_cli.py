@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import make_sample_run
+from review_support import make_sample_run
 
 from imagenet_hard.cli import main
 from imagenet_hard.records import DECISION_SCHEMA

@@ -139,7 +139,7 @@ def test_a_stored_path_outside_the_home_is_refused(sample_run):
         store.import_run(sample_run.run)
         store._sql("UPDATE candidates SET path = '../secret.png' WHERE id = ?", [CHELSEA])
     (sample_run.home.parent / "secret.png").write_bytes(b"not for you")
-    from conftest import ReviewServerProcess
+    from review_support import ReviewServerProcess
 
     server = ReviewServerProcess(sample_run.home)
     try:

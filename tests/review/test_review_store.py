@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_sample_run
+from review_support import make_sample_run
 
 from imagenet_hard.errors import (
     ImHardError,
