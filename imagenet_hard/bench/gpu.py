@@ -166,7 +166,7 @@ def _mining(dev, size: dict, peaks: dict, keys, echo) -> list[Figure]:
     from ..mining.engine import ShardMiner
     from ..mining.plan import load_workload
     from ..mining.run import resolve_protocol
-    from .mine import BENCH_SOURCE, make_bench_judge, steady_exhaustive
+    from .mine import BENCH_SOURCE, make_bench_judge, steady_exhaustive, steady_pass
 
     proto = resolve_protocol(size["judge"], dev.type)
     echo(f"building the judge {size['judge']} …")
@@ -188,16 +188,9 @@ def _mining(dev, size: dict, peaks: dict, keys, echo) -> list[Figure]:
             _photos(work, size["early_images"], size["photo"], "bench_early")
             wl = load_workload(["bench_early"], work, "paper")
             miner = ShardMiner(judge, wl.spaces, wl.home, dev, batch_size=size["batch"])
-            try:
-                echo(f"early-exit mining, {size['early_images']} images …")
-                miner.mine_shard(wl.images)  # start-up pass
-                before = miner.forward_passes
-                t = time.perf_counter()
-                miner.mine_shard(wl.images)
-                seconds = time.perf_counter() - t
-            finally:
-                miner.close()
-            n, passes = len(wl.images), miner.forward_passes - before
+            echo(f"early-exit mining, {size['early_images']} images …")
+            passes, seconds = steady_pass(miner, wl.images)
+            n = len(wl.images)
             per_image = passes / n
             out.append(Figure("early-exit", "early-exit mining, ImageNet-A-sized photos",
                               "images/s", n / seconds,

@@ -154,16 +154,21 @@ def steady_exhaustive(judge, dev, work: Path, batch_size: int, workers: int | No
     wl = load_workload([BENCH_SOURCE], work, objectnet_labels)
     miner = ShardMiner(judge, wl.spaces, wl.home, dev, exhaustive=True, batch_size=batch_size,
                        workers=workers, crops=crops)
+    passes, seconds = steady_pass(miner, wl.images)
+    return Timing("imhard mine's engine, exhaustive, start-up excluded", passes, seconds)
+
+
+def steady_pass(miner, images) -> tuple[int, float]:
+    """(forward passes, seconds) of ``miner`` over ``images`` after one untimed pass that starts
+    the loader workers, first decodes and the allocator; closes the miner."""
     try:
-        miner.mine_shard(wl.images)  # start-up: worker processes, first decodes, allocator
+        miner.mine_shard(images)
         before = miner.forward_passes
         t = time.perf_counter()
-        miner.mine_shard(wl.images)
-        seconds = time.perf_counter() - t
+        miner.mine_shard(images)
+        return miner.forward_passes - before, time.perf_counter() - t
     finally:
         miner.close()
-    return Timing("imhard mine's engine, exhaustive, start-up excluded",
-                  miner.forward_passes - before, seconds)
 
 
 def _gpu_results(judge, dev, steady: Timing, peak_tflops) -> tuple[dict, tuple[str, ...]]:
