@@ -54,6 +54,10 @@ class SubmissionError(ImHardError, RuntimeError):
     """A scored submission that failed (import error, bad output, timeout, crash)."""
 
 
+class StalledError(ImHardError, TimeoutError):
+    """A job whose other ranks stopped finishing work (their finished shards are kept)."""
+
+
 class SandboxError(ImHardError, OSError):
     """No tool here can build the sandbox a submission must run in (or it would expose a secret)."""
 

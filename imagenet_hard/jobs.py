@@ -4,8 +4,10 @@ Mining (``mining.run``) and the ImageNet-C build (``corruptions.build``) supply 
 work and their merge; this module does the rest. Items in a fixed order are cut in shards
 (:func:`split`); each shard's file is written once, atomically, so a rerun runs only the missing
 ones (:func:`pending`). Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) shard ``g``
-goes to rank ``g % world`` and rank 0 merges; the group uses gloo on the CPU and NCCL on CUDA,
-with a long timeout since ranks wait for each other only at the end. :func:`run` hands shards to
+goes to rank ``g % world`` (or to whichever rank frees up first: :func:`handout`) and rank 0
+merges; the group uses gloo on the CPU and NCCL on CUDA. Ranks meet in collectives only at the
+start; at the end there is no barrier (:func:`finish`): each rank reports through the store and
+leaves, and rank 0 waits for the others only while their shards keep finishing. :func:`run` hands shards to
 this process or to worker processes as they free up, with one progress bar per rank. torch is
 imported only under torchrun or when a device is resolved, so importing this module stays light.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,15 +24,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import devices
-from .errors import ImHardError, InvalidValueError
+from .errors import ImHardError, InvalidValueError, StalledError
 
 if TYPE_CHECKING:
     import torch
 
 T = TypeVar("T")
 
-#: How long a rank may wait at the final barrier for the slowest rank.
-BARRIER_TIMEOUT = timedelta(hours=48)
+#: How long the group's collectives may wait for a rank. They happen only at the start (rank 0's
+#: checks, the list of missing shards), where ranks differ by their start-up alone; the end of a
+#: job is no collective (:func:`finish`).
+GROUP_TIMEOUT = timedelta(minutes=30)
+#: Rank 0 waits for the other ranks' last shards while shards keep finishing: it gives up when
+#: none has finished for STALL_FACTOR times the mean shard time so far, and never sooner than
+#: STALL_FLOOR (a rank's first shard includes its start-up).
+STALL_FLOOR = timedelta(minutes=30)
+STALL_FACTOR = 10
+#: Seconds between rank 0's looks at the store while it waits.
+POLL_S = 2.0
+#: Store counters over the whole group: tasks finished by any rank, and their milliseconds.
+TASKS_DONE, TASK_MS = "imhard/tasks/done", "imhard/tasks/ms"
 
 
 def check_resume(recorded: Mapping, asked: Mapping, pinned: Sequence[str], *, job: str,
@@ -140,7 +154,7 @@ def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> to
 def group_backend(device_type: str, local_world: int, gpus: int) -> str:
     """NCCL when every rank on this machine has a GPU of its own; else gloo, which also carries
     CUDA tensors: NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), and the group
-    only passes counts, errors and barriers."""
+    only passes rank 0's checks and the list of shards to run."""
     return "nccl" if device_type == "cuda" and gpus >= local_world else "gloo"
 
 
@@ -159,7 +173,7 @@ def setup(device, cpu_only: bool = False) -> tuple[Ranks, torch.device | str]:
 
         gpus = torch.cuda.device_count() if dev.type == "cuda" else 0
         backend = group_backend(dev.type, int(os.environ.get("LOCAL_WORLD_SIZE", "1")), gpus)
-        dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT,
+        dist.init_process_group(backend=backend, timeout=GROUP_TIMEOUT,
                                 device_id=dev if backend == "nccl" else None)
         owns = True
     return Ranks(dist.get_rank(), dist.get_world_size(), local, owns), dev
@@ -193,31 +207,59 @@ def check_on_rank_zero(ranks: Ranks, check: Callable[[], Any],
         raise error(message)
 
 
-def sum_counts(ranks: Ranks, values: list[float], device: torch.device) -> list[float]:
-    """Element-wise sum of ``values`` over ranks (for a summary's throughput figures)."""
-    if not ranks.distributed:
-        return values
-    import torch
+def _store():
     import torch.distributed as dist
 
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
+    return dist.distributed_c10d._get_default_store()
 
 
-def barrier(ranks: Ranks) -> None:
-    if ranks.distributed:
-        import torch.distributed as dist
+def stall_limit(tasks: int, task_ms: int) -> float:
+    """Seconds rank 0 waits with no task finishing anywhere before it gives up: STALL_FACTOR
+    times the mean task time of the ``tasks`` finished so far (``task_ms`` in all), at least
+    STALL_FLOOR."""
+    mean = task_ms / 1000 / tasks if tasks else 0.0
+    return max(STALL_FLOOR.total_seconds(), STALL_FACTOR * mean)
 
-        dist.barrier()
+
+_FINISHES = itertools.count()
 
 
-def merge_on_rank_zero(ranks: Ranks, merge: Callable[[], T]) -> T | None:
-    """Wait for every rank's shards, merge on rank 0 (None elsewhere), and wait for the merge."""
-    barrier(ranks)
-    out = merge() if ranks.rank == 0 else None
-    barrier(ranks)
-    return out
+def finish(ranks: Ranks, counts: Sequence[int], merge: Callable[[list[int]], T], *,
+           clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> T | None:
+    """End a job without a barrier: this rank adds its ``counts`` (e.g. images and crops it
+    computed) and itself to counters in the torch.distributed store. A rank other than 0 then
+    returns None at once; rank 0 waits until every rank has reported, then returns
+    ``merge(counts summed over ranks)``. It waits as long as tasks keep finishing somewhere
+    (:func:`run` counts them in the store) and raises :class:`StalledError` when none has for
+    :func:`stall_limit`: a stuck rank costs a rerun of its shards, never hours in a collective.
+    One process: ``merge(counts)``. Every rank must make the same sequence of calls."""
+    if not ranks.distributed:
+        return merge([int(c) for c in counts])
+    store = _store()
+    key = f"imhard/finish/{next(_FINISHES)}"
+    for i, c in enumerate(counts):
+        store.add(f"{key}/count/{i}", int(c))
+    reported = store.add(f"{key}/ranks", 1)
+    if ranks.rank != 0:
+        return None
+    seen, since = -1, clock()
+    while reported < ranks.world:
+        tasks, ms = store.add(TASKS_DONE, 0), store.add(TASK_MS, 0)
+        now = clock()
+        if tasks != seen:
+            seen, since = tasks, now
+        limit = stall_limit(tasks, ms)
+        if now - since > limit:
+            raise StalledError(
+                f"{ranks.world - reported} of {ranks.world} ranks have not finished and no "
+                f"shard has finished for {round(now - since)} s (limit {round(limit)} s: "
+                f"{STALL_FACTOR}x the mean shard time, at least "
+                f"{round(STALL_FLOOR.total_seconds())} s); the finished shards are kept, so "
+                "rerun the same command to run the rest")
+        sleep(POLL_S)
+        reported = store.add(f"{key}/ranks", 0)
+    return merge([store.add(f"{key}/count/{i}", 0) for i in range(len(counts))])
 
 
 def teardown(ranks: Ranks) -> None:
@@ -234,7 +276,8 @@ def run(tasks: Iterable[T], work: Callable[[T], Any], on_done: Callable[[T, Any]
     """Run ``work`` on every task, here (``workers == 0``) or in that many worker processes
     (forkserver, ``preload`` imported once), handing out tasks as workers free up; call
     ``on_done(task, result)`` here as each ends. The progress bar counts ``size(task)`` items
-    per task (one bar per rank; no total when ``tasks`` is an iterator, e.g. :func:`handout`)."""
+    per task (one bar per rank; no total when ``tasks`` is an iterator, e.g. :func:`handout`).
+    Under torchrun each task's end is counted in the store, the progress :func:`finish` watches."""
     from tqdm import tqdm
 
     ranks = ranks or Ranks()
@@ -243,9 +286,17 @@ def run(tasks: Iterable[T], work: Callable[[T], Any], on_done: Callable[[T, Any]
                if ranks.distributed else desc, unit="img", disable=not progress,
                position=ranks.rank)
 
+    store = _store() if ranks.distributed else None
+    last = [time.perf_counter()]
+
     def done(task, result) -> None:
         bar.update(size(task))
         on_done(task, result)
+        if store is not None:  # the progress rank 0 watches at the end (finish)
+            now = time.perf_counter()  # workers in parallel: a task takes that many intervals
+            store.add(TASK_MS, int(1000 * (now - last[0]) * max(workers, 1)))
+            store.add(TASKS_DONE, 1)
+            last[0] = now
 
     try:
         if workers == 0:

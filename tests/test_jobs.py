@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import pytest
 
 from imagenet_hard import jobs
-from imagenet_hard.errors import ImHardError, InvalidValueError
+from imagenet_hard.errors import ImHardError, InvalidValueError, StalledError
 
 
 def test_split_count_and_round_robin_pending(tmp_path):
@@ -27,8 +28,7 @@ def test_a_single_process_needs_no_torch(monkeypatch):
     ranks, device = jobs.setup(None, cpu_only=True)
     assert (ranks, device) == (jobs.Ranks(), "cpu") and jobs.is_rank_zero()
     assert not ranks.distributed and ranks.mine(5)
-    assert jobs.merge_on_rank_zero(ranks, lambda: "merged") == "merged"
-    assert jobs.sum_counts(ranks, [1.0, 2.0], "cpu") == [1.0, 2.0]
+    assert jobs.finish(ranks, [1, 2], lambda total: ("merged", total)) == ("merged", [1, 2])
     jobs.teardown(ranks)
 
 
@@ -87,3 +87,76 @@ def test_shards_are_handed_out_as_ranks_free_up(monkeypatch):
     got["slow"] += list(slow)
     assert got == {"slow": [2], "fast": [3, 5, 8, 9]}
     assert list(jobs.handout(todo, jobs.Ranks())) == todo  # one process: all, in order
+
+
+class Clock:
+    """A fake clock for :func:`jobs.finish`'s wait: each sleep moves it on and may let another
+    rank do something through ``on_sleep(now)``."""
+
+    def __init__(self, on_sleep=lambda now: None):
+        self.now, self.on_sleep = 0.0, on_sleep
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+        self.on_sleep(self.now)
+
+
+def _finish(store, rank, world, counts, clock=None, merge=lambda total: total):
+    clock = clock or Clock(lambda now: pytest.fail("this rank must not wait"))
+    return jobs.finish(jobs.Ranks(rank, world), counts, merge, clock=clock, sleep=clock.sleep)
+
+
+@pytest.fixture
+def store(monkeypatch):
+    store = FakeStore()
+    monkeypatch.setattr(jobs, "_store", lambda: store)
+    monkeypatch.setattr(jobs, "_FINISHES", itertools.repeat(4))  # every rank: one job's keys
+    return store
+
+
+def test_the_end_of_a_job_is_no_barrier(store):
+    """A rank other than 0 reports its counts and leaves without waiting; rank 0 merges the sums
+    once every rank has reported, also when it is the last to finish."""
+    assert _finish(store, 1, 3, [5, 7]) is None
+    assert _finish(store, 2, 3, [1, 0]) is None
+    assert _finish(store, 0, 3, [2, 3], merge=lambda total: ("merged", total)) == \
+        ("merged", [8, 10])
+
+
+def test_rank_zero_waits_while_shards_finish_then_merges(store):
+    """Rank 0 waits past the stall limit in all as long as shards keep finishing elsewhere."""
+    limit = jobs.stall_limit(0, 0)
+
+    def rank_one_working(now):
+        store.add(jobs.TASKS_DONE, 1)  # a shard done every poll
+        store.add(jobs.TASK_MS, 1000)
+        if now > 3 * limit:
+            _finish(store, 1, 2, [4])
+
+    clock = Clock(rank_one_working)
+    assert _finish(store, 0, 2, [1], clock) == [5]
+    assert clock.now > 3 * limit
+
+
+def test_rank_zero_gives_up_when_no_shard_finishes(store):
+    """A stuck rank costs a clear error after the stall limit (a function of the mean shard
+    time), not hours in a collective; the finished shards stay for the rerun."""
+    def three_shards_then_stuck(now):
+        if now <= 3 * jobs.POLL_S:
+            store.add(jobs.TASKS_DONE, 1)
+            store.add(jobs.TASK_MS, 600_000)  # 10-minute shards: a limit of 10 x 10 minutes
+
+    clock = Clock(three_shards_then_stuck)
+    with pytest.raises(StalledError, match="1 of 2 ranks have not finished.*rerun the same"):
+        _finish(store, 0, 2, [1], clock)
+    assert jobs.stall_limit(3, 1_800_000) == 6000
+    assert 6000 < clock.now - 3 * jobs.POLL_S <= 6000 + 2 * jobs.POLL_S
+    assert jobs.stall_limit(0, 0) == jobs.stall_limit(5, 5000) == 1800  # the floor
+
+
+def test_run_counts_each_finished_task_in_the_store(store):
+    jobs.run([[1], [2, 3], [4]], sum, lambda task, result: None, ranks=jobs.Ranks(1, 2))
+    assert store.values[jobs.TASKS_DONE] == 3

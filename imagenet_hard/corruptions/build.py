@@ -473,7 +473,8 @@ def build_imagenet_c(home=None, options: CorruptOptions | None = None, force: bo
                      progress: bool = False) -> list[BuildResult]:
     """Build the imagenet-c tables ``options`` asks for; one :class:`BuildResult` per table
     (``skipped`` when it was already built). Resumes unfinished tables; under torchrun every rank
-    corrupts its shards and rank 0 writes the tables."""
+    corrupts its shards and rank 0 writes the tables and returns them (another rank returns []
+    as soon as its shards are done: :func:`imagenet_hard.jobs.finish`)."""
     opts = options or CorruptOptions()
     if opts.backend == "torch" and opts.workers:
         raise InvalidValueError("the torch backend runs in this process, batched on its device; "
@@ -525,9 +526,11 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
     jobs.run(tasks, run_shard, on_done, size=lambda task: len(task.images), workers=workers,
              desc="imagenet-c", ranks=ranks, progress=progress,
              preload=(__name__, "imagecorruptions"), initializer=_worker_init)
-    if ranks.distributed:
-        built.update(jobs.merge_on_rank_zero(
-            ranks, lambda: {t: merge_table(home, plan, *t) for t in todo}) or {})
+    if ranks.distributed:  # no barrier: another rank leaves with nothing to report
+        merged = jobs.finish(ranks, [], lambda _: {t: merge_table(home, plan, *t) for t in todo})
+        if merged is None:
+            return []
+        built.update(merged)
     return [built.get((n, s)) or _result(home, n, s, skipped=(n, s) not in todo)
             for n, s in wanted]
 

@@ -118,9 +118,11 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
     built judge keeps its own normalisation and precision. ``weights`` is a local checkpoint for
     a judge spec. ``batch_size`` defaults to 256 crops on CUDA and 64 on the CPU. Resumes a run
     of the same name (with the same knobs); under torchrun each rank judges its shards and rank
-    0 merges. Returns the finished run (only rank 0 writes its outputs; every rank returns the
-    handle). ``crop_order`` (a :class:`~imagenet_hard.mining.order.CropOrder`, default the
-    heuristic) is pinned in ``run.json``.
+    0 merges. Returns the finished run; under torchrun only rank 0 waits for the others and
+    writes the outputs, and another rank returns its unfinished handle as soon as no shard is
+    left to take (:func:`~imagenet_hard.jobs.finish`: no barrier). ``crop_order`` (a
+    :class:`~imagenet_hard.mining.order.CropOrder`, default the heuristic) is pinned in
+    ``run.json``.
     """
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
@@ -149,12 +151,11 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         if todo:
             counts = _mine_shards(judge, dev, work, shards, todo, handle, exhaustive,
                                   batch_size, workers, crops, progress, ranks, crop_order)
-        counts = jobs.sum_counts(ranks, counts, dev)
-        jobs.merge_on_rank_zero(ranks, lambda: merge_run(
+        merged = jobs.finish(ranks, [int(c) for c in counts], lambda total: merge_run(
             handle, _flops(judge), seconds=time.perf_counter() - t0,
-            computed_images=int(counts[0]), computed_crops=int(counts[1]), world=ranks.world,
+            computed_images=total[0], computed_crops=total[1], world=ranks.world,
             device=str(dev), crops=crops, batch_size=batch_size, protocol=proto))
-        return open_run(handle.dir)
+        return open_run(handle.dir) if merged is not None else handle
     finally:
         jobs.teardown(ranks)
 
