@@ -153,15 +153,19 @@ def _bench_ensemble(judges, rule, images, source, batch_size, workers, peak_tflo
               help="The reference protocol (default: paper).")
 @click.option("--objectnet-labels", type=click.Choice(["paper", "all-mapped"]), default=None,
               help="Override the reference's ObjectNet rule.")
-@click.option("--vary", type=click.Choice(["normalization", *PRECISIONS]),
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default=None,
+              help="Override the reference's precision (--vary math needs a CLIP judge at fp16).")
+@click.option("--vary", type=click.Choice(["normalization", *PRECISIONS, "math"]),
               multiple=True,
-              help="Only this variant (repeatable; default: all): the other normalisation, or "
-                   "a precision. fp16 autocast on a CPU can be ~20x slower than fp32.")
+              help="Only this variant (repeatable; default: the normalisation and every "
+                   "precision): the other normalisation, a precision, or math: a CLIP judge's "
+                   "other fp16 arithmetic (clip.load's fp16 weights against fp16 autocast over "
+                   "fp32 weights). fp16 on a CPU can be ~20x slower than fp32.")
 @device_option
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
               help="Data home holding --source.")
-def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels, vary, device,
-                   home):
+def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels, precision,
+                   vary, device, home):
     """What each mining-protocol knob changes: the judge under a protocol against every other
     precision and normalisation, on the same crops.
 
@@ -172,12 +176,13 @@ def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels
     Example:
       imhard bench protocol --images 1 --device cpu --vary bf16
       imhard bench protocol --judge open_clip:ViT-B-32/openai --images 32 --device cuda
+      imhard bench protocol --judge open_clip:ViT-B-32/openai --device cuda --precision fp16 --vary math
     """
     from ..bench.protocol import bench_protocol as run
 
     _print(run(judge=judge, images=images, source=source, home=home, device=device,
                batch_size=batch_size, protocol=protocol, objectnet_labels=objectnet_labels,
-               vary=vary or ("normalization", *PRECISIONS),
+               precision=precision, vary=vary or ("normalization", *PRECISIONS),
                echo=lambda m: click.echo(m, err=True)))
 
 

@@ -194,6 +194,8 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench protocol --images 1 --device cpu --vary bf16": Runs("bf16"),
     "imhard bench protocol --judge open_clip:ViT-B-32/openai --images 32 --device cuda":
         Fails(NO_GPU, "cuda"),
+    "imhard bench protocol --judge open_clip:ViT-B-32/openai --device cuda --precision fp16 "
+    "--vary math": Fails(NO_GPU, "cuda"),
     "imhard bench corrupt --corruptions zoom_blur,contrast --repeat 1": Runs("zoom_blur"),
     "imhard bench corrupt --size 1600x1200 --corruptions zoom_blur,glass_blur --repeat 1":
         Runs("glass_blur"),
@@ -222,6 +224,8 @@ FAILS_UNLESS = {
     "imhard bench mine --judge open_clip:ViT-L-14/random --images 32 --batch-size 256 "
     "--device cuda": "gpu",
     "imhard bench protocol --judge open_clip:ViT-B-32/openai --images 32 --device cuda": "gpu",
+    "imhard bench protocol --judge open_clip:ViT-B-32/openai --device cuda --precision fp16 "
+    "--vary math": "gpu",
 }
 
 

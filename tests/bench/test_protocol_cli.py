@@ -1,0 +1,35 @@
+"""`imhard bench protocol --vary math` on the command line: the variant and the precision reach
+the Python API, and a judge that has no second fp16 arithmetic is refused in one line before any
+model is built."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from imagenet_hard.bench import protocol as bench_protocol_module
+from imagenet_hard.cli import main
+
+
+def test_vary_math_and_precision_reach_the_api(monkeypatch):
+    seen = {}
+
+    class Report:
+        pass
+
+    def fake(**kw):
+        seen.update(kw)
+        return Report()
+
+    monkeypatch.setattr(bench_protocol_module, "bench_protocol", fake)
+    monkeypatch.setattr("imagenet_hard.cli.bench._print", lambda report: None)
+    res = CliRunner().invoke(main, ["bench", "protocol", "--judge", "open_clip:ViT-B-32/random",
+                                    "--precision", "fp16", "--vary", "math", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert seen["vary"] == ("math",) and seen["precision"] == "fp16"
+
+
+def test_vary_math_of_a_classifier_is_one_error_line():
+    res = CliRunner().invoke(main, ["bench", "protocol", "--vary", "math", "--device", "cpu"])
+    assert res.exit_code == 1
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "vary math compares two fp16 arithmetics" in errors[0]
