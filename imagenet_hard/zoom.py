@@ -310,6 +310,17 @@ def standard_crop(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
 
+def standard_crop_torch(image: torch.Tensor) -> torch.Tensor:
+    """:func:`standard_crop` of a uint8 (3, H, W) tensor, resized on its device as
+    :func:`zoom_crops_torch` resizes (within its 2 grey levels of PIL): uint8 (3, 224, 224).
+    For images decoded on the device, which have no PIL twin at hand."""
+    h, w = image.shape[-2:]
+    nw, nh = resized_size(w, h, 256)
+    resized = _resize_torch(image[None].float(), 256)[0]
+    top, left = int(round((nh - CROP) / 2.0)), int(round((nw - CROP) / 2.0))
+    return resized[:, top:top + CROP, left:left + CROP].contiguous()
+
+
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
     """A PIL image as the uint8 (3, H, W) RGB tensor :func:`zoom_crops_torch` takes."""
     import torch

@@ -19,6 +19,14 @@ holding ``clip.load``'s fp16 weights (the ``paper`` protocol's CLIP at fp16) is 
 verdicts are meant to be the authors' arithmetic, near-ties and all, and the authors had no fp32
 pass (:data:`imagenet_hard.mining_protocol.FP16_WEIGHTS`).
 
+Each image is decoded once per job (:mod:`imagenet_hard.mining.decode`). A loader worker keeps
+its last decode, and the pil backend's chunks are laid out so that all chunks of an image reach
+the same worker (the DataLoader hands job ``k`` of a round to worker ``k % workers``); the first
+chunk of an image that a later round may need brings its pixels back to the main process, which
+sends them with that image's jobs in the later rounds (within :data:`DECODED_BYTES`). The torch
+backend takes one job per image and round, keeps the decoded image on the device for the later
+rounds, and on CUDA decodes JPEGs there.
+
 Exhaustive runs also judge the standard 1-crop (resize 256, centre crop 224:
 :func:`imagenet_hard.zoom.standard_crop`), which is not one of the 324 transforms for most image
 shapes, so the analyses can compare zoom with the usual view. It travels as the extra crop index
@@ -41,8 +49,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .. import devices, zoom
 from ..errors import InvalidValueError, MissingFileError
 from ..labels import NUM_CLASSES
-from ..pixels import ImageError, open_image, to_rgb
-from . import order
+from ..pixels import ImageError
+from . import decode, order
 from .plan import ImageRow
 
 #: Most crops one loader item carries (9 scales × 9 anchors, ~12 MB of uint8); bigger rounds are
@@ -58,35 +66,80 @@ ONE_CROP = order.N_CROPS
 #: A near-tie: a top-2 margin at most this many epsilons of the precision, relative to the
 #: larger of the two logits (bf16: 2 × 2^-7 × 25 ≈ 0.4 for a CLIP logit of 25; fp16: 0.05).
 NEAR_TIE = 2.0
+#: Decoded images the main process keeps for an image's later rounds (early exit), in bytes:
+#: host shared memory with the pil backend, device memory with torch. Beyond it an image is
+#: decoded again in its next round.
+DECODED_BYTES = 2 << 30
 
 
 class CropJobs(Dataset):
-    """Loader items: ``(pos, path, crop indices)`` → ``(pos, crop indices, uint8 crops, error)``.
+    """Loader items: ``(pos, path, crop indices, pixels, keep)`` →
+    ``(pos, crop indices, x, error, extra)``.
 
-    With the ``pil`` backend a worker makes the crops (pixel-identical to the paper's definition);
-    with ``torch`` it only decodes, and the main process makes the crops on the device.
+    ``pixels`` is the image already decoded (a later round: uint8 (H, W, 3) from the main
+    process), or None: decode it, unless this worker's last job decoded the same path.
+
+    ``pil``: ``x`` is the uint8 crops (pixel-identical to the paper's definition); ``extra`` the
+    pixels when ``keep`` asks for them (the main process keeps them for later rounds).
+    ``torch``: the job holds a whole round of the image; ``x`` is the image, uint8 (3, H, W), or
+    with ``device_decode`` a JPEG's bytes (1-D uint8) for the main process to decode on the
+    device; ``extra`` the standard 1-crop when the round asks for it and the worker decoded.
     """
 
-    def __init__(self, home: Path, backend: str):
+    def __init__(self, home: Path, backend: str, device_decode: bool = False):
         self.home = Path(home)
         self.backend = backend
+        self.device_decode = device_decode
+        self._last: tuple[str, torch.Tensor] | None = None
+
+    def _pixels(self, path: str) -> torch.Tensor:
+        if self._last is None or self._last[0] != path:
+            self._last = None  # the previous image's memory goes before the next one's arrives
+            self._last = (path, decode.pixels(self.home / path))
+        return self._last[1]
 
     def __getitem__(self, job):
-        pos, path, crops = job
+        pos, path, crops, pix, keep = job
+        if self.backend == "torch" and pix is None and self.device_decode:
+            data = decode.read_for_device(self.home / path)
+            if data is not None:
+                return pos, crops, data, None, None
         try:   # the one image rule (stored pixel order), as the source table and review see it
-            rgb = to_rgb(open_image(self.home / path))
+            if pix is None:
+                pix = self._pixels(path)
         except MissingFileError:
-            return pos, crops, None, f"{self.home / path}: the file is missing"
+            return pos, crops, None, f"{self.home / path}: the file is missing", None
         except ImageError as exc:
-            return pos, crops, None, f"{self.home / path}: {exc.reason}"
-        if tuple(crops) == (ONE_CROP,):
-            return pos, crops, zoom.standard_crop(rgb)[None], None
+            return pos, crops, None, f"{self.home / path}: {exc.reason}", None
         if self.backend == "torch":
-            return pos, crops, zoom.image_to_tensor(rgb), None
-        return pos, crops, zoom.zoom_crops(rgb, crops), None
+            std = zoom.standard_crop(_image(pix))[None] if ONE_CROP in crops else None
+            return pos, crops, pix.permute(2, 0, 1), None, std
+        if tuple(crops) == (ONE_CROP,):
+            return pos, crops, zoom.standard_crop(_image(pix))[None], None, pix if keep else None
+        return pos, crops, zoom.zoom_crops(_image(pix), crops), None, pix if keep else None
 
     def __len__(self):  # only the job sampler indexes this dataset
         return 0
+
+
+def _image(pix: torch.Tensor):
+    from PIL import Image
+
+    return Image.fromarray(pix.numpy())
+
+
+def routed(per_image: Sequence[Sequence], workers: int) -> list:
+    """Jobs of several images (each image's in order) in the order that sends all of an image's
+    jobs to one worker: the DataLoader gives job ``k`` of a round to worker ``k % workers``, so
+    each block of ``workers`` images goes job-major. A last, shorter block spreads its images'
+    jobs over workers (each may decode them again); correctness never depends on the layout."""
+    w = max(1, int(workers))
+    out = []
+    for b in range(0, len(per_image), w):
+        block = per_image[b:b + w]
+        for c in range(max(len(jobs) for jobs in block)):
+            out.extend(jobs[c] for jobs in block if c < len(jobs))
+    return out
 
 
 class JobList(Sampler):
@@ -273,7 +326,7 @@ class ShardMiner:
     def __init__(self, judge, spaces: dict[str, tuple[int, ...]], home: Path,
                  device: torch.device, exhaustive: bool = False, batch_size: int = 256,
                  workers: int | None = None, crops: str = "pil",
-                 crop_order: order.CropOrder | None = None):
+                 crop_order: order.CropOrder | None = None, device_decode: bool | None = None):
         if crops not in CROP_BACKENDS:
             raise InvalidValueError(f"crops must be one of {', '.join(CROP_BACKENDS)}, got {crops!r}")
         self.judge, self.device, self.exhaustive = judge, device, exhaustive
@@ -289,8 +342,13 @@ class ShardMiner:
         self.space_masks = masks.to(device)
         workers = default_workers(device) if workers is None else int(workers)
         devices.check_shared_memory(workers, ITEM_BYTES, PREFETCH)
+        self.workers = workers
+        # nvJPEG where the crops are made on a CUDA device (decode module); None: decide here.
+        self.device_decode = (device.type == "cuda" and crops == "torch"
+                              if device_decode is None else bool(device_decode))
         self.jobs = JobList()
-        self.loader = DataLoader(CropJobs(home, crops), sampler=self.jobs, batch_size=None,
+        self.loader = DataLoader(CropJobs(home, crops, self.device_decode), sampler=self.jobs,
+                                 batch_size=None,
                                  num_workers=workers, persistent_workers=workers > 0,
                                  prefetch_factor=PREFETCH if workers > 0 else None)
         # Pinned double buffers for host crops (the one-batch lag makes reuse safe); the torch
@@ -319,29 +377,100 @@ class ShardMiner:
         self._hot = hot.to(self.device, non_blocking=True)
         self._space = torch.from_numpy(space).to(self.device, non_blocking=True)
         active = np.arange(len(images))
-        for chunks in self.rounds:
-            if active.size == 0:
-                break
-            self.jobs.jobs = [(int(p), images[p].path, c) for p in active for c in chunks]
-            self._run_round(state)
-            active = active[~state.settled()[active]]
+        self._decoded, self._decoded_bytes = {}, 0
+        try:
+            for r, chunks in enumerate(self.rounds):
+                if active.size == 0:
+                    break
+                self._run_round(state, images, active, chunks, keep=r + 1 < len(self.rounds))
+                active = active[~state.settled()[active]]
+                self._forget(set(active.tolist()))
+        finally:
+            self._forget(set())
         return state.rows(images)
 
-    def _run_round(self, state: ShardState) -> None:
+    def _keep(self, pos: int, pix: torch.Tensor) -> None:
+        """Keep an image's decoded pixels for its later rounds, within :data:`DECODED_BYTES`."""
+        size = pix.numel() * pix.element_size()
+        if pos not in self._decoded and self._decoded_bytes + size <= DECODED_BYTES:
+            self._decoded[pos] = pix
+            self._decoded_bytes += size
+
+    def _forget(self, active: set[int]) -> None:
+        """Drop the decoded images no later round needs (settled, or the shard is done)."""
+        for pos in [p for p in self._decoded if p not in active]:
+            pix = self._decoded.pop(pos)
+            self._decoded_bytes -= pix.numel() * pix.element_size()
+
+    def _run_round(self, state: ShardState, images, active, chunks, keep: bool) -> None:
         buf = CropBuffer(self.device if self.backend == "torch" else None)
-        pending = None
+        self._pending = None
         with torch.inference_mode():
-            for pos, crops, x, err in self.loader:
-                if err is not None:
-                    raise MissingFileError(f"cannot read image {err}; rebuild its source")
-                if self.backend == "torch" and tuple(crops) != (ONE_CROP,):
-                    x = zoom.zoom_crops_torch([x], device=self.device, indices=crops)[0]
-                buf.add(pos, crops, x)
-                while buf.size >= self.batch_size:
-                    pending = self._launch(buf, self.batch_size, pending, state)
+            if self.backend == "torch":
+                self._torch_round(state, images, active, chunks, keep, buf)
+            else:
+                self._pil_round(state, images, active, chunks, keep, buf)
             if buf.size:
-                pending = self._launch(buf, buf.size, pending, state)
-            self._resolve(pending, state)
+                self._pending = self._launch(buf, buf.size, self._pending, state)
+            self._resolve(self._pending, state)
+            self._pending = None
+
+    def _fill(self, buf: CropBuffer, state: ShardState) -> None:
+        while buf.size >= self.batch_size:
+            self._pending = self._launch(buf, self.batch_size, self._pending, state)
+
+    def _pil_round(self, state, images, active, chunks, keep, buf) -> None:
+        """Workers make the crops, chunk by chunk; an image's pixels travel with its jobs once
+        decoded, and the first chunk of a newly decoded image brings them back (``keep``)."""
+        per_image = []
+        for p in active:
+            p = int(p)
+            pix = self._decoded.get(p)
+            per_image.append([(p, images[p].path, c, pix, keep and pix is None and k == 0)
+                              for k, c in enumerate(chunks)])
+        self.jobs.jobs = routed(per_image, self.workers)
+        for pos, crops, x, err, pix in self.loader:
+            if err is not None:
+                raise MissingFileError(f"cannot read image {err}; rebuild its source")
+            if pix is not None:
+                self._keep(pos, pix)
+            buf.add(pos, crops, x)
+            self._fill(buf, state)
+
+    def _torch_round(self, state, images, active, chunks, keep, buf) -> None:
+        """One job per image: a worker decodes it (or reads a JPEG's bytes for the device); the
+        crops are made here on the device. Images kept from an earlier round skip the loader."""
+        crops = tuple(i for c in chunks for i in c)
+        kept = [int(p) for p in active if int(p) in self._decoded]
+        self.jobs.jobs = [(int(p), images[p].path, crops, None, False) for p in active
+                          if int(p) not in self._decoded]
+        loaded = iter(self.loader) if self.jobs.jobs else iter(())  # workers start meanwhile
+        for pos in kept:
+            self._torch_crops(pos, self._decoded[pos], crops, None, buf, state)
+        for pos, crops_, x, err, std in loaded:
+            if err is not None:
+                raise MissingFileError(f"cannot read image {err}; rebuild its source")
+            if x.dim() == 1:  # a JPEG's bytes: decode on the device
+                try:
+                    img = decode.decode_on_device(x, self.device)
+                except ImageError as exc:
+                    raise MissingFileError(f"cannot read image {images[pos].path}: "
+                                           f"{exc.reason}; rebuild its source") from None
+            else:
+                img = x.to(self.device, non_blocking=True)
+            if keep:
+                self._keep(pos, img)
+            self._torch_crops(pos, img, crops_, std, buf, state)
+
+    def _torch_crops(self, pos: int, img: torch.Tensor, crops, std, buf, state) -> None:
+        zoom_idx = tuple(i for i in crops if i != ONE_CROP)
+        for chunk in _chunks(zoom_idx):
+            buf.add(pos, chunk, zoom.zoom_crops_torch([img], device=self.device, indices=chunk)[0])
+            self._fill(buf, state)
+        if len(zoom_idx) < len(crops):
+            buf.add(pos, (ONE_CROP,), std if std is not None else
+                    zoom.standard_crop_torch(img)[None])
+            self._fill(buf, state)
 
     def _launch(self, buf: CropBuffer, n: int, pending, state: ShardState):
         """Start judging the next ``n`` crops, then resolve the previous batch (one batch lag)."""
