@@ -127,7 +127,7 @@ def test_mine_refuses_a_table_that_leads_out_before_judging(sample_run):
 
 
 def test_a_scoring_folder_from_a_tampered_table_is_refused(sample_run, tmp_path):
-    from imagenet_hard.score.dataset import folder_from_source
+    from imagenet_hard.score.sets import folder_from_source
 
     home = sample_run.home
     outside = _outside(home)
@@ -139,7 +139,7 @@ def test_a_scoring_folder_from_a_tampered_table_is_refused(sample_run, tmp_path)
 
 
 def test_suite_images_refuse_a_table_that_leads_out(sample_run):
-    from imagenet_hard.score.suite.images import table_images
+    from imagenet_hard.score.sets import table_images
 
     home = sample_run.home
     outside = _outside(home)

@@ -218,7 +218,7 @@ def _scoring(dev, size: dict, peaks: dict, echo) -> Figure:
     import math
 
     from ..score import RunOptions, score
-    from ..score.dataset import folder_from_source
+    from ..score.sets import folder_from_source
     from ..sources import build_source
 
     n = size["score_images"]

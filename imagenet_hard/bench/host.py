@@ -112,9 +112,9 @@ def bench_host(images: int = 64, entries: int = 1000, rows: int = RELEASE_ROWS,
     from ..host.worker import BoardScorer, process
     from ..pixels import to_rgb
     from ..score import RunOptions
-    from ..score.dataset import write_folder
     from ..score.examples import write_example_submission
     from ..score.result import load_result
+    from ..score.sets import write_folder
     from .images import sample_images
 
     with tempfile.TemporaryDirectory(prefix="imhard-bench-host-") as tmp:

@@ -49,8 +49,8 @@ def bench_score(images: int = 128, batch_size: int = 32, workers: int | None = N
 
     from ..models import create_model
     from ..score import RunOptions, score
-    from ..score.dataset import folder_from_source
     from ..score.examples import write_example_submission
+    from ..score.sets import folder_from_source
     from ..sources import build_source
 
     with tempfile.TemporaryDirectory(prefix="imhard-bench-") as tmp:

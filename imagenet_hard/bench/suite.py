@@ -70,11 +70,9 @@ def bench_suite(images: int = 128, sets: int = 4, batch_size: int = 32, workers:
                 device: str | None = None, repeat: int = 2,
                 echo: Callable[[str], None] = print) -> BenchReport:
     """Best wall time of each way; the report's ratio is one dataset's time ÷ the suite's."""
-    from ..score.dataset import image_files, open_dataset, write_folder
     from ..score.examples import write_example_submission
-    from ..score.harness import RunOptions, score
-    from ..score.suite.run import score_suite
-    from ..score.suite.sets import resolve_sets
+    from ..score.harness import RunOptions, score, score_suite
+    from ..score.sets import published_set, resolve_sets, write_folder
 
     with tempfile.TemporaryDirectory(prefix="imhard-bench-suite-") as tmp:
         home = Path(tmp) / "home"
@@ -84,7 +82,7 @@ def bench_suite(images: int = 128, sets: int = 4, batch_size: int = 32, workers:
         names = _tables(data, sets, home)
         sub = write_example_submission(Path(tmp) / "efficientnet_lite0.py")
         opts = RunOptions(device=device, batch_size=batch_size, workers=workers)
-        image_files(open_dataset(folder, home=home), home)        # images-only files, made once
+        published_set(folder, home=home).images()            # images-only files, made once
         for s in resolve_sets(names, home=home):
             s.images()
         best = {"one": float("inf"), "suite": float("inf")}

@@ -59,7 +59,7 @@ def host_run(board: str, dataset=None, home=None, options=None, once: bool = Fal
              log=print) -> HostRun:
     """Run the worker on ``board``: score pending requests on ``dataset`` (default the published
     folder of ``home``) until none is left (``once``) or forever."""
-    from ..score.dataset import open_dataset
+    from ..score.sets import published_set
     from .worker import BoardScorer, default_board_dir, default_work, rebuild, run_worker
 
     queue = open_queue(board, token=token)
@@ -70,7 +70,7 @@ def host_run(board: str, dataset=None, home=None, options=None, once: bool = Fal
         board_dir = Path(board_dir) if board_dir else default_board_dir(board, home)
         queue.fetch_results(board_dir / "results")
     settings = queue.settings()
-    fp = open_dataset(dataset, "validation", home).fingerprint
+    fp = published_set(dataset, "validation", home).fingerprint
     if settings.fingerprint != fp:
         from dataclasses import replace
 

@@ -75,9 +75,8 @@ def check_contract(submission: str | Path, options=None, tta=None) -> None:
     :class:`~imagenet_hard.errors.SubmissionError` says what failed."""
     import datasets
 
-    from ..score.dataset import write_folder
     from ..score.harness import Ask, RunOptions, predict
-    from ..score.suite.sets import published_set
+    from ..score.sets import published_set, write_folder
 
     sub = submission_file(submission)
     opts = options or RunOptions()

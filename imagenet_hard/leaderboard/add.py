@@ -17,8 +17,8 @@ from .. import catalog
 from ..errors import InvalidValueError, MissingFileError
 from ..files import is_sha256
 from ..score.check import consistency_problems
-from ..score.dataset import default_dataset, open_dataset
 from ..score.result import load_result, predictions_path, read_predictions
+from ..score.sets import default_dataset, published_set
 
 
 @dataclass
@@ -42,7 +42,7 @@ def _expected(result, fingerprint: str | None, dataset, home):
             raise InvalidValueError("--fingerprint must be 64 lowercase hex digits")
         return fingerprint, None
     try:
-        sds = open_dataset(dataset, result.dataset["split"], home)
+        sds = published_set(dataset, result.dataset["split"], home)
     except MissingFileError as exc:
         raise MissingFileError(f"{exc}. To accept results without the dataset here, pass "
                                "--fingerprint with the published dataset's fingerprint") from exc
@@ -64,7 +64,7 @@ def add_result(result_path: str | Path, board_dir: str | Path = "leaderboard",
     if not result.complete:
         raise InvalidValueError(f"{result_path} scored {result.dataset['scored']} of "
                                 f"{result.dataset['rows']} rows (--limit); the board takes full runs")
-    problems = consistency_problems(result, table, sds)
+    problems = consistency_problems(result, table, sds.rows() if sds else None)
     if problems:
         raise InvalidValueError(f"{result_path} does not match its predictions: "
                                 + "; ".join(problems))
@@ -97,8 +97,8 @@ def _suite_set_problems(result, k: int, table, here: dict) -> tuple[list[str], b
 def add_suite(result_path: str | Path, board_dir: str | Path = "leaderboard", home=None,
               dataset=None, replace: bool = False) -> Added:
     """Check a suite result (+ one predictions parquet per set) and copy it into the board."""
+    from ..score.sets import IMAGENET_HARD_SET, built_tables
     from ..score.suite import load_suite, resolve_sets
-    from ..score.suite.sets import IMAGENET_HARD_SET, built_tables
 
     result_path = Path(result_path)
     result = load_suite(result_path)

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..catalog import parse as parse_table
 from ..files import sha256_file
 from ..score.protocols import corruption_of, imagenet_c_summary
-from ..score.suite.result import load_suite
+from ..score.result import load_suite
 from .checked import CheckCache, Checked
 from .entries import (
     Entry,

@@ -24,7 +24,8 @@ def recompute(table: pa.Table) -> tuple[dict, list[dict]]:
     c5 = np.asarray(table.column("correct_top5").to_numpy(zero_copy_only=False), dtype=bool)
     conf = pc.list_element(table.column("top5_prob"), 0).to_numpy(
         zero_copy_only=False).astype(np.float64)
-    origins = table.column("origin").to_pylist()
+    enc = table.column("origin").combine_chunks().dictionary_encode()
+    origins = np.asarray(enc.dictionary.to_pylist(), dtype=object)[enc.indices.to_numpy()]
     return summarize(c1, c5, conf), per_origin(origins, c1, c5, conf)
 
 
@@ -32,10 +33,16 @@ def recompute(table: pa.Table) -> tuple[dict, list[dict]]:
 CLAIMS = ("n", "correct", "accuracy", "accuracy_ci95", "top5_accuracy", "ece")
 
 
-def _agrees(claimed, actual) -> bool:
+def agrees(claimed, actual) -> bool:
+    """A claimed number (or list or object of them) is the recomputed one within TOLERANCE."""
+    if isinstance(actual, dict):
+        return (isinstance(claimed, dict) and claimed.keys() == actual.keys()
+                and all(agrees(claimed[k], actual[k]) for k in actual))
     if isinstance(actual, list):
         return (isinstance(claimed, list) and len(claimed) == len(actual)
-                and all(_agrees(c, a) for c, a in zip(claimed, actual, strict=True)))
+                and all(agrees(c, a) for c, a in zip(claimed, actual, strict=True)))
+    if claimed is None or actual is None:
+        return claimed is actual
     return (isinstance(claimed, (int, float)) and not isinstance(claimed, bool)
             and abs(float(claimed) - float(actual)) <= TOLERANCE)
 
@@ -43,13 +50,13 @@ def _agrees(claimed, actual) -> bool:
 def _compare(prefix: str, claimed: dict, actual: dict, problems: list[str]) -> None:
     for key in CLAIMS:
         a, b = claimed.get(key), actual[key]
-        if not _agrees(a, b):
+        if not agrees(a, b):
             problems.append(f"{prefix}{key}: claimed {a}, the predictions give {b}")
 
 
 def consistency_problems(result, table: pa.Table, sds=None, recomputed=None) -> list[str]:
     """Every way the result's numbers disagree with its predictions (and with the dataset's labels
-    when ``sds``, an opened :class:`~imagenet_hard.score.dataset.ScoreDataset`, is given).
+    when ``sds``, a set's :class:`~imagenet_hard.score.sets.Rows`, is given).
     ``recomputed``: :func:`recompute` of ``table`` when the caller has it already."""
     metrics, origins = recomputed if recomputed is not None else recompute(table)
     problems = claim_problems(result, metrics, origins, table.num_rows)
@@ -80,22 +87,21 @@ def claim_problems(result, metrics: dict, origins: list[dict], rows: int) -> lis
 
 
 def _label_problems(table: pa.Table, sds) -> list[str]:
-    row_of = {rid: i for i, rid in enumerate(sds.ids)}
-    ids = table.column("id").to_pylist()
-    unknown = [i for i in ids if i not in row_of]
-    if unknown:
-        return [f"{len(unknown)} prediction ids are not in the dataset (first: {unknown[0]!r})"]
-    labels = [sds.labels[row_of[i]] for i in ids]
-    top5 = np.asarray(table.column("top5").to_pylist(), dtype=np.int64).reshape(len(ids), 5)
-    c1, c5 = correctness(top5, labels)
-    bad1 = int(np.sum(c1 != np.asarray(table.column("correct").to_pylist(), dtype=bool)))
-    bad5 = int(np.sum(c5 != np.asarray(table.column("correct_top5").to_pylist(), dtype=bool)))
+    ids = table.column("id")
+    pos = pc.index_in(ids, value_set=sds.ids)
+    unknown = pc.filter(ids, pc.is_null(pos))
+    if len(unknown):
+        return [f"{len(unknown)} prediction ids are not in the dataset (first: "
+                f"{unknown[0].as_py()!r})"]
+    top5 = pc.list_flatten(table.column("top5")).to_numpy().reshape(len(ids), 5)
+    c1, c5 = correctness(top5, sds.labels.take(pos))
+    bad1 = int(np.sum(c1 != table.column("correct").to_numpy(zero_copy_only=False)))
+    bad5 = int(np.sum(c5 != table.column("correct_top5").to_numpy(zero_copy_only=False)))
     out = []
     if bad1 or bad5:
         out.append(f"the dataset's labels disagree with the predictions' correct flags on "
                    f"{bad1} rows (top-1) and {bad5} rows (top-5)")
-    origins = table.column("origin").to_pylist()
-    bad_origin = sum(o != sds.origins[row_of[i]] for i, o in zip(ids, origins, strict=True))
+    bad_origin = pc.sum(pc.not_equal(table.column("origin"), sds.origins.take(pos))).as_py() or 0
     if bad_origin:
         out.append(f"{bad_origin} rows name another origin than the dataset does")
     return out

@@ -1,13 +1,14 @@
-"""``score`` and ``verify``: run a submission over a dataset in a child process and record the result.
+"""``score`` and ``verify``, of one dataset or a suite of sets: the one scoring driver. A plain
+run is a suite of one set (:mod:`.sets`), so :func:`predict` runs every child, :func:`write_set`
+turns every set's cache into its predictions parquet and :func:`recheck` re-predicts every
+verified sample. One child scores every set, the model loaded once (a CLIP ViT-L/14 takes tens of
+seconds to load; a full suite with ImageNet-C has over a hundred sets).
 
-The one scoring driver: a plain run is a suite of one set (:mod:`.suite.sets`, no set name), so
-:func:`predict` runs every child, :func:`write_set` turns every set's cache into its predictions
-parquet and :func:`rerun` re-predicts every verified sample, for ``score`` and ``score --suite``
-alike.
-
-Partial predictions live in ``<home>/scores/cache/<submission sha>-<fingerprint>-<split>-<limit>/``
-(``…-tta-<mode>-<hash>`` under test-time augmentation) as one file per finished batch, so a rerun
-after a crash, a timeout or Ctrl-C predicts only the rows still missing.
+Partial predictions live in ``<home>/scores/cache/<submission sha>-<set's cache key>/`` (the key
+names the set's images and what its protocol asks of the child; ``…-tta-<mode key>`` under
+test-time augmentation) as one file per finished batch, so a rerun after a crash, a timeout or
+Ctrl-C predicts only the rows still missing, and sets with the same images and ask (ImageNet val
+and ReaL) share predictions. Under TTA each set's protocol applies to the aggregated output.
 
 The child may write only the cache's ``parts/`` folder; the parent's own ``metadata.json`` sits
 beside it, where the child never could. Everything in ``parts/`` is hostile: a part is read only
@@ -30,9 +31,10 @@ import sys
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import __version__, devices
 from .. import home as homes
@@ -40,14 +42,23 @@ from ..errors import InvalidValueError, MissingFileError, SubmissionError
 from ..files import sha256_file, write_json_atomic
 from . import check
 from .metrics import correctness
-from .result import ScoreResult, load_result, predictions_path, read_predictions, write_predictions
+from .protocols import imagenet_c_summary
+from .result import (
+    ScoreResult,
+    SuiteResult,
+    load_result,
+    load_suite,
+    predictions_path,
+    predictions_table,
+    read_predictions,
+    suite_predictions_path,
+    write_predictions,
+)
 from .runner import ChildJob, ChildReport, Segment, new_scratch_dir, run_child
 from .sandbox import choose, default_memory_limit
+from .sets import IMAGENET_HARD_SET, ScoreSet, published_set, resolve_sets
 from .tta import TtaMode, child_batch
 from .worker import PART_HEADER, PART_K, PART_MAGIC, PART_SUFFIX, PART_VERSION, part_size
-
-if TYPE_CHECKING:
-    from .suite.sets import SuiteSet
 
 #: Rows in one part: far beyond any batch, and it keeps one part under 70 MiB.
 MAX_PART_ROWS = 1 << 20
@@ -74,8 +85,7 @@ class RunOptions:
     on_output: Callable[[str], None] | None = None
 
     def check_sandbox(self) -> str:
-        """Which sandbox will run the submission; fails early (before loading any data) with
-        what to install when none works here."""
+        """Which sandbox will run the submission; fails before any data is opened."""
         return choose(self.sandbox, self.no_network)
 
     def resolved_device(self) -> str:
@@ -104,8 +114,8 @@ def parts_dir(cache: Path) -> Path:
 
 
 def prepare_cache(cache: Path) -> Path:
-    """Make ``cache`` and its parts folder; refuse either when it is not a real folder (a link
-    there would be mounted writable into the sandbox, handing the child its target)."""
+    """Make ``cache`` and its parts folder; refuse a link there (it would be mounted writable
+    into the sandbox, handing the child its target)."""
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
     parts = parts_dir(cache)
@@ -206,8 +216,8 @@ def _read_part(cache: Path, dfd: int, name: str, allowed, seen: set) -> tuple:
 
 
 class PartRows(Mapping):
-    """The finished rows of a cache, row index → (top5, top5_prob), held in three arrays sorted
-    by row rather than a Python object per row, so the parent's memory stays flat in the rows."""
+    """The finished rows of a cache, row → (top5, top5_prob), in three arrays sorted by row, not
+    a Python object per row."""
 
     def __init__(self, idx: list, top5: list, prob: list):
         idx = np.concatenate(idx) if idx else np.zeros(0, np.int64)
@@ -216,18 +226,11 @@ class PartRows(Mapping):
         self._top5 = (np.concatenate(top5) if top5 else np.zeros((0, PART_K), np.int64))[order]
         self._prob = (np.concatenate(prob) if prob else np.zeros((0, PART_K), np.float32))[order]
 
-    def _pos(self, i) -> int | None:
-        p = int(np.searchsorted(self._idx, i))
-        return p if p < len(self._idx) and self._idx[p] == i else None
-
     def __getitem__(self, i):
-        p = self._pos(i)
-        if p is None:
+        p = int(np.searchsorted(self._idx, i))
+        if p == len(self._idx) or self._idx[p] != i:
             raise KeyError(i)
         return self._top5[p], self._prob[p]
-
-    def __contains__(self, i) -> bool:
-        return self._pos(i) is not None
 
     def __iter__(self):
         return iter(self._idx.tolist())
@@ -235,17 +238,20 @@ class PartRows(Mapping):
     def __len__(self) -> int:
         return len(self._idx)
 
+    def missing(self, indices) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        return indices[~np.isin(indices, self._idx)]
+
     def take(self, indices) -> tuple[np.ndarray, np.ndarray]:
-        """(top5, top5_prob) of ``indices``, every one of them finished."""
         pos = np.searchsorted(self._idx, np.asarray(indices, dtype=np.int64))
         return self._top5[pos], self._prob[pos]
 
 
 def read_parts(cache: Path, allowed=None) -> tuple[PartRows, float]:
-    """Finished rows in a cache (row index → (top5, top5_prob)) and their images/s. ``allowed``:
-    the rows a part may hold (anything supporting ``in`` and ``len``); None accepts any row. A
-    part that is not exactly what the worker writes fails in one sentence; other names (``.npz``
-    parts of an older harness, a killed batch's temporary file) are not parts and are skipped."""
+    """Finished rows in a cache and their images/s. ``allowed``: the rows a part may hold
+    (``in`` and ``len``; None: any). A part that is not exactly what the worker writes fails in
+    one sentence; other names (an older harness's ``.npz``, a killed batch's temporary file) are
+    skipped."""
     cache = Path(cache)
     try:
         dfd = os.open(parts_dir(cache), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -279,9 +285,9 @@ def read_parts(cache: Path, allowed=None) -> tuple[PartRows, float]:
     return PartRows(idxs, top5s, probs), (n / seconds if seconds > 0 else 0.0)
 
 
-def missing_rows(rows: dict, indices, name: str, cache: Path) -> None:
+def missing_rows(rows: PartRows, indices, name: str, cache: Path) -> None:
     """Fail when a row of ``indices`` has no prediction once the child reported finishing."""
-    missing = [i for i in indices if i not in rows]
+    missing = rows.missing(indices).tolist()
     if missing:
         raise SubmissionError(
             f"{name} reported finishing, but {_rows_text(missing)} have no predictions in "
@@ -297,8 +303,8 @@ def _rows_text(rows: list[int]) -> str:
 
 
 def write_metadata(cache: Path, report: ChildReport) -> None:
-    """Keep the submission's METADATA beside the parts. The atomic write replaces a link or FIFO
-    an older harness's child may have left at that name, never writing through it."""
+    """Keep the submission's METADATA beside the parts (the atomic write replaces, never writes
+    through, a link or FIFO an older harness's child left at that name)."""
     path = Path(cache) / "metadata.json"
     try:
         is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
@@ -311,8 +317,7 @@ def write_metadata(cache: Path, report: ChildReport) -> None:
 
 
 def read_metadata(cache: Path) -> dict | None:
-    """The METADATA :func:`write_metadata` kept, or None (absent, or not a small regular file
-    holding a JSON object)."""
+    """The METADATA :func:`write_metadata` kept, or None."""
     data = read_regular(Path(cache) / "metadata.json", MAX_METADATA_BYTES)
     try:
         saved = json.loads(data) if data is not None else None
@@ -327,17 +332,17 @@ class Ask:
     """One set of a run: its rows ``indices`` to predict into ``cache``, whose parts may hold the
     rows ``allowed`` (None: any row of the set's images, which other runs may have scored)."""
 
-    set: SuiteSet
-    indices: list[int]
+    set: ScoreSet
+    indices: np.ndarray
     cache: Path
     allowed: Container[int] | None = None
 
     @property
     def may_hold(self) -> Container[int]:
-        return range(len(self.set.ids)) if self.allowed is None else self.allowed
+        return range(len(self.set)) if self.allowed is None else self.allowed
 
 
-def cache_dir(home, sha: str, s: SuiteSet, tta: TtaMode | None = None) -> Path:
+def cache_dir(home, sha: str, s: ScoreSet, tta: TtaMode | None = None) -> Path:
     """``<home>/scores/cache/<submission sha>-<set's cache key>[-tta-<mode key>]``."""
     tail = f"-tta-{tta.key()}" if tta is not None else ""
     return homes.scores_dir(home) / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
@@ -351,25 +356,24 @@ SHM_PER_LOADER_IMAGE = 3 * 224 * 224 * 4
 
 def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = None,
             named: bool = True) -> ChildReport | None:
-    """Predict, in one child, every asked row missing from its cache; asks sharing a cache (same
-    images, same ask: ImageNet val and ReaL) run once. Under ``tta`` the batch size counts crops
-    per forward pass; a batch holds as many images as fit. Every asked row has a valid part in
-    its cache when this returns. ``named``: segments carry their sets' names (a plain run's one
-    set has none, so no message names a set)."""
+    """Predict, in one child, every asked row missing from its cache; asks sharing a cache run
+    once. Under ``tta`` the batch size counts crops per forward pass. Every asked row has a
+    valid part in its cache when this returns. ``named``: segments carry their sets' names (a
+    plain run's one set has none, so no message names a set)."""
     shared: dict[Path, list[Ask]] = {}
     for ask in asks:
         shared.setdefault(ask.cache, []).append(ask)
-    wanted = {cache: sorted(set().union(*(a.indices for a in group)))
+    wanted = {cache: np.unique(np.concatenate([np.asarray(a.indices, np.int64) for a in group]))
               for cache, group in shared.items()}
     segments = []
     for cache, group in shared.items():
         prepare_cache(cache)
-        done, _ = read_parts(cache, group[0].may_hold)
-        todo = [i for i in wanted[cache] if i not in done]
-        if todo:
+        todo = read_parts(cache, group[0].may_hold)[0].missing(wanted[cache])
+        if len(todo):
             s = group[0].set
             arrow, read_only = s.images()
-            segments.append(Segment(arrow, todo, str(parts_dir(cache)), read_only=read_only,
+            segments.append(Segment(arrow, todo.tolist(), str(parts_dir(cache)),
+                                    read_only=read_only,
                                     name="+".join(a.set.name for a in group) if named else None,
                                     border=s.protocol.border,
                                     classes=None if s.classes is None else list(s.classes)))
@@ -403,21 +407,8 @@ def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = 
         if bar:
             bar.close()
     for cache, group in shared.items():   # the child's events are claims; the parts are proof
-        rows, _ = read_parts(cache, group[0].may_hold)
-        missing_rows(rows, wanted[cache], sub.name, cache)
+        missing_rows(read_parts(cache, group[0].may_hold)[0], wanted[cache], sub.name, cache)
     return report
-
-
-def run(sub: Path, sha: str, asks: list[Ask], opts: RunOptions, tta: TtaMode | None,
-        sandbox_used: str, named: bool = True) -> tuple[ChildReport | None, dict]:
-    """:func:`predict`, then the fields every result records (submission, metadata, environment,
-    date, test-time augmentation)."""
-    report = predict(sub, asks, opts, tta, named)
-    return report, {"submission": {"name": sub.stem, "file": str(sub), "sha256": sha},
-                    "metadata": run_metadata(report, [a.cache for a in asks]),
-                    "environment": environment(opts.resolved_device(), sandbox_used),
-                    "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    "tta": None if tta is None else tta.describe()}
 
 
 def run_metadata(report: ChildReport | None, caches: list[Path]) -> dict:
@@ -437,32 +428,25 @@ def run_metadata(report: ChildReport | None, caches: list[Path]) -> dict:
 def write_set(ask: Ask, path: Path, name: str) -> tuple[dict, list, dict, float]:
     """Write the predictions parquet ``path`` of ``ask``'s rows from its cache: (metrics,
     per-origin table, the result's ``predictions`` record, images/s)."""
-    import pyarrow.parquet as pq
-
     rows, images_per_s = read_parts(ask.cache, ask.may_hold)
     missing_rows(rows, ask.indices, name, ask.cache)
     top5, prob = rows.take(ask.indices)
-    top5, prob = top5.astype(np.int64), prob.astype(np.float32)
     scored = ask.set.rows(ask.indices)
     c1, c5 = correctness(top5, scored.labels)
-    sha = write_predictions(path, {
-        "id": scored.ids, "origin": scored.origins, "top5": _lists(top5),
-        "top5_prob": _lists(prob), "correct": c1, "correct_top5": c5})
-    metrics, origins = check.recompute(pq.read_table(path))
+    table = predictions_table({"id": scored.ids, "origin": scored.origins,
+                               "top5": _lists(top5.astype(np.int64)),
+                               "top5_prob": _lists(prob.astype(np.float32)),
+                               "correct": c1, "correct_top5": c5})
+    sha = write_predictions(path, table)
+    metrics, origins = check.recompute(table)
     return metrics, origins, {"file": path.name, "sha256": sha}, images_per_s
 
 
 def _lists(a: np.ndarray):
     """An (n, k) array as an Arrow list column, without a Python object per value."""
-    import pyarrow as pa
-
     n, k = a.shape
     return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)),
                                     pa.array(a.reshape(-1)))
-
-
-def result_stem(sub: Path, tta: TtaMode | None) -> str:
-    return sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
 
 
 def package_version(name: str) -> str:
@@ -500,33 +484,61 @@ def environment(device: str, sandbox_used: str) -> dict:
 
 @dataclass
 class ScoreRun:
-    result: ScoreResult
+    result: ScoreResult | SuiteResult
     path: Path
-    predictions: Path
-    resumed_rows: int = 0
-    notes: list[str] = field(default_factory=list)
+    predictions: Path | None = None    # a plain run's predictions (a suite's sit beside it)
+    predicted: int = 0                 # rows this run predicted
+    scored: int = 0                    # rows in the result (the rest came from earlier runs)
+
+    @property
+    def resumed_rows(self) -> int:
+        return self.scored - self.predicted
+
+
+SuiteRun = ScoreRun
+
+
+def _scored(s: ScoreSet, limit: int | None) -> np.ndarray:
+    return s.scored[:limit] if limit else s.scored
+
+
+def _run(submission, sets, limit, out, home, opts, tta, named, suffix):
+    """Score ``sets`` (a callable: they open only once the arguments are checked): the asks, the
+    child's report, the fields every result records and where the result goes."""
+    opts = opts or RunOptions()
+    if limit is not None and limit <= 0:
+        raise InvalidValueError(f"--limit must be positive, got {limit}")
+    sub = submission_file(submission)
+    sandbox_used = opts.check_sandbox()
+    sha = sha256_file(sub)
+    asks = [Ask(s, idx, cache_dir(home, sha, s, tta), allowed)
+            for s, idx, allowed in sets()]
+    report = predict(sub, asks, opts, tta, named)
+    common = {"submission": {"name": sub.stem, "file": str(sub), "sha256": sha},
+              "metadata": run_metadata(report, [a.cache for a in asks]),
+              "environment": environment(opts.resolved_device(), sandbox_used),
+              "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "tta": None if tta is None else tta.describe()}
+    stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"
+    out = Path(out) if out else homes.scores_dir(home) / f"{stem}{suffix}"
+    return sub, asks, report, common, out
 
 
 def score(submission: str | Path, dataset: str | Path | None = None, split: str = "validation",
           limit: int | None = None, out: str | Path | None = None, home=None,
           options: RunOptions | None = None, tta: TtaMode | None = None) -> ScoreRun:
-    """Score ``submission`` (a .py file following the contract) and write the result JSON and
-    its predictions parquet. Resumes from finished batches of an earlier, interrupted run.
-    ``tta`` (:mod:`imagenet_hard.score.tta`) scores crops of each image and aggregates them."""
-    from .suite.sets import published_set
+    """Score ``submission`` (a .py file following the contract) on the published dataset and
+    write the result JSON and its predictions parquet; a suite of that one set. Resumes from
+    finished batches of an earlier, interrupted run. ``tta``
+    (:mod:`imagenet_hard.score.tta`) scores crops of each image and aggregates them."""
+    def sets():
+        s = published_set(dataset, split, home, limit)
+        idx = _scored(s, limit)
+        return [(s, idx, range(len(idx)))]
 
-    opts = options or RunOptions()
-    sub = submission_file(submission)
-    sandbox_used = opts.check_sandbox()
-    sha = sha256_file(sub)
-    s = published_set(dataset, split, home, limit)
-    if limit is not None and limit <= 0:
-        raise InvalidValueError(f"--limit must be positive, got {limit}")
-    indices = s.scored[:limit] if limit else s.scored
-    ask = Ask(s, indices, cache_dir(home, sha, s, tta), allowed=range(len(indices)))
-    report, common = run(sub, sha, [ask], opts, tta, sandbox_used, named=False)
-    out = Path(out) if out else homes.scores_dir(home) / f"{result_stem(sub, tta)}.json"
-    pred_path = predictions_path(out)
+    sub, (ask,), report, common, out = _run(submission, sets, limit, out, home, options, tta,
+                                            False, ".json")
+    s, pred_path = ask.set, predictions_path(out)
     metrics, origins, predictions, speed = write_set(ask, pred_path, sub.name)
     metrics["images_per_s"] = speed
     from ..publish.releases import version_of
@@ -534,22 +546,124 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
     version = version_of(s.source, s.fingerprint)    # a result names the version it was scored on
     result = ScoreResult(**common, metrics=metrics, per_origin=origins, predictions=predictions,
                          dataset={"id": s.source, "split": split, "fingerprint": s.fingerprint,
-                                  "rows": len(s.ids), "scored": len(indices), "limit": limit,
+                                  "rows": len(s), "scored": len(ask.indices), "limit": limit,
                                   **({"version": version} if version else {})})
     result.write(out)
-    resumed = len(indices) - (report.done if report else 0)
-    return ScoreRun(result, out, pred_path, resumed_rows=resumed)
+    return ScoreRun(result, out, pred_path, predicted=report.predicted if report else 0,
+                    scored=len(ask.indices))
 
+
+def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=None,
+                split: str = "validation", limit: int | None = None, out: str | Path | None = None,
+                home=None, options: RunOptions | None = None,
+                baseline: str | Path | None = None, tta: TtaMode | None = None) -> ScoreRun:
+    """Score ``submission`` on every set of the suite (``sets``: names, default every built set),
+    each under its own protocol, and write one suite result JSON with a predictions parquet per
+    set. ``baseline``: a suite result of AlexNet on the same ImageNet-C tables, for mCE."""
+    base = load_baseline(baseline) if baseline else None
+    chosen = []
+
+    def asked():
+        chosen.extend(resolve_sets(sets, dataset, split, home))
+        return [(s, _scored(s, limit), None) for s in chosen]
+
+    sub, asks, report, common, out = _run(submission, asked, limit, out, home, options, tta,
+                                          True, ".suite.json")
+    entries = []
+    for ask in asks:
+        s = ask.set
+        metrics, origins, predictions, _ = write_set(ask, suite_predictions_path(out, s.name),
+                                                     sub.name)
+        entries.append({"name": s.name, "protocol": s.protocol.name,
+                        "dataset": {"id": s.name, "source": s.source, "split": s.split,
+                                    "fingerprint": s.fingerprint, "rows": len(s.scored),
+                                    "scored": len(ask.indices), "limit": limit},
+                        "metrics": metrics, "per_origin": origins, "predictions": predictions})
+    result = SuiteResult(**common, sets=entries, imagenet_c=imagenet_c(entries, chosen, base))
+    result.write(out)
+    return ScoreRun(result, out, predicted=report.predicted if report else 0,
+                    scored=sum(len(a.indices) for a in asks))
+
+
+# -- ImageNet-C aggregates ---------------------------------------------------------------------
+
+def imagenet_c(entries: list[dict], sets: list[ScoreSet], baseline) -> dict | None:
+    """ImageNet-C aggregates of the run, mCE when ``baseline`` (a suite result of AlexNet)
+    scored every one of these tables (same fingerprints) completely."""
+    errors, fps = {}, {}
+    for e, s in zip(entries, sets, strict=True):
+        if s.corruption is not None:
+            errors[s.corruption] = 1.0 - e["metrics"]["accuracy"]
+            fps[s.corruption] = s.fingerprint
+    if not errors:
+        return None
+    summary = imagenet_c_summary(errors, baseline_errors(baseline, fps))
+    summary["errors"] = {f"{c}/{s}": e for (c, s), e in sorted(errors.items())}
+    summary["baseline"] = (None if summary["mce"] is None
+                           else {"name": baseline.name, "sha256": baseline.submission["sha256"]})
+    return summary
+
+
+def baseline_errors(baseline: SuiteResult | None, fingerprints: dict) -> dict | None:
+    """AlexNet's top-1 errors on the ImageNet-C tables it scored completely whose fingerprints
+    are ``fingerprints[(corruption, severity)]``."""
+    if baseline is None:
+        return None
+    out = {}
+    for e in baseline.sets:
+        parts = e["name"].split("/")
+        if e["protocol"] != "imagenet-c" or len(parts) != 3 or not parts[2].isdigit():
+            continue
+        key = (parts[1], int(parts[2]))
+        if (fingerprints.get(key) == e["dataset"]["fingerprint"]
+                and e["dataset"]["scored"] == e["dataset"]["rows"]):
+            out[key] = 1.0 - e["metrics"]["accuracy"]
+    return out
+
+
+def load_baseline(path: str | Path) -> SuiteResult:
+    """The ``--baseline`` suite result; mCE normalises by AlexNet's plain errors, so a baseline
+    scored with test-time augmentation is refused."""
+    base = load_suite(path)
+    if base.tta:
+        raise InvalidValueError(f"--baseline {path} was scored with TTA {base.tta['mode']}; mCE "
+                                "is relative to AlexNet's plain (one-crop) suite result, so pass "
+                                "one scored without --tta")
+    return base
+
+
+#: Aggregates compared between a suite result and its recomputation.
+_IMAGENET_C_CLAIMS = ("mean_error_benchmark", "mean_error_held_out", "per_corruption", "errors")
+
+
+def imagenet_c_problems(result: SuiteResult, sets: list[ScoreSet],
+                        baseline: SuiteResult | None) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the result's ImageNet-C aggregates against a recomputation."""
+    again = imagenet_c(result.sets, sets, baseline)
+    claimed = result.imagenet_c
+    if (again is None) != (claimed is None):
+        return ["imagenet_c: the aggregates do not match the sets listed"], []
+    if again is None:
+        return [], []
+    problems = [f"imagenet_c.{k}: claimed {claimed.get(k)!r:.80}, the sets give {again[k]!r:.80}"
+                for k in _IMAGENET_C_CLAIMS if not check.agrees(claimed.get(k), again[k])]
+    notes = []
+    if baseline is None:
+        if claimed.get("mce") is not None:
+            notes.append("mCE not re-checked: pass --baseline with the AlexNet suite result")
+    elif not check.agrees(claimed.get("mce"), again["mce"]):
+        problems.append(f"imagenet_c.mce: claimed {claimed.get('mce')}, the baseline gives "
+                        f"{again['mce']}")
+    return problems, notes
+
+
+# -- verify ------------------------------------------------------------------------------------
 
 @dataclass
 class VerifyReport:
-    """What ``verify`` found. Passes when top-1 agrees on ≥ 99% of the sampled rows, the top-5
-    *sets* agree on ≥ 95%, the top-1 probability is within ``PROB_TOL`` on ≥ 95%, and the
-    result's numbers match its predictions and the labels. The probability check is what tells
-    a TTA result from a plain one (or one TTA mode from another) when their rankings agree: the
-    claimed mode must reproduce the recorded probabilities, not only the classes. ``PROB_TOL``
-    leaves room for another device or precision (fp16 against fp32 moves a probability by
-    about 1e-3)."""
+    """What ``verify`` found for one set (thresholds below). The probability check tells a TTA
+    result from a plain one when their rankings agree; ``PROB_TOL`` leaves room for another
+    device or precision (fp16 against fp32 moves a probability by about 1e-3)."""
 
     n: int
     top1_agreement: float
@@ -580,29 +694,66 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def check_scored_file(sub: Path, sha256: str) -> None:
-    """Refuse to verify with a file other than the one the result says was scored."""
-    if sha256_file(sub) != sha256:
+@dataclass
+class SuiteVerifyReport:
+    sets: dict[str, VerifyReport]
+    problems: list[str]           # suite-wide (ImageNet-C aggregates)
+    notes: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(r.passed for r in self.sets.values())
+
+    def summary(self) -> str:
+        lines = [f"{'PASS' if self.passed else 'FAIL'}: {len(self.sets)} sets re-checked"]
+        for name, rep in self.sets.items():
+            lines.append(f"  {name}: " + rep.summary().replace("\n", "\n  "))
+        lines += [f"  problem: {p}" for p in self.problems] + [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _submission_of(result, submission, opts: RunOptions) -> Path:
+    """The file to re-run: refused unless it is the one the result says was scored."""
+    sub = submission_file(submission or result.submission["file"])
+    opts.check_sandbox()
+    if sha256_file(sub) != result.submission["sha256"]:
         raise InvalidValueError(f"{sub} is not the file that was scored (SHA-256 differs from "
-                                f"{sha256[:12]}…); pass --submission with the original file")
+                                f"{result.submission['sha256'][:12]}…); pass --submission with "
+                                "the original file")
+    return sub
 
 
 def verify(result_path: str | Path, sample: int = 200, seed: int = 0,
            submission: str | Path | None = None, dataset: str | Path | None = None,
            home=None, options: RunOptions | None = None) -> VerifyReport:
     """Re-run the submission of a result on a seeded random subset of its rows and compare."""
-    from .suite.sets import published_set
-
     opts = options or RunOptions()
     result = load_result(result_path)
-    sub = submission_file(submission or result.submission["file"])
-    opts.check_sandbox()
-    check_scored_file(sub, result.submission["sha256"])
+    sub = _submission_of(result, submission, opts)
     s = published_set(dataset or result.dataset["id"], result.dataset["split"], home)
     return recheck(result_path, [(s, result)], sub, opts, sample, seed, named=False)[s.name]
 
 
-def recheck(result_path: str | Path, pairs: list[tuple[SuiteSet, ScoreResult]], sub: Path,
+def verify_suite(result_path: str | Path, sample: int = 200, seed: int = 0,
+                 submission: str | Path | None = None, dataset=None, home=None,
+                 options: RunOptions | None = None,
+                 baseline: str | Path | None = None) -> SuiteVerifyReport:
+    """Re-check every set of a suite result (numbers, labels, ImageNet-C aggregates) and re-run
+    ``sample`` random rows of each, all sets in one child, as scoring did."""
+    opts = options or RunOptions()
+    result = load_suite(result_path)
+    base = load_baseline(baseline) if baseline else None
+    sub = _submission_of(result, submission, opts)
+    names = [e["name"] for e in result.sets]
+    if dataset is None and IMAGENET_HARD_SET in names:  # where it was scored, as `verify` does
+        dataset = result.entry(IMAGENET_HARD_SET)["dataset"].get("source")
+    sets = resolve_sets(names, dataset, home=home)
+    reports = recheck(result_path, [(s, result.set_result(k)) for k, s in enumerate(sets)], sub,
+                      opts, sample, seed)
+    return SuiteVerifyReport(reports, *imagenet_c_problems(result, sets, base))
+
+
+def recheck(result_path: str | Path, pairs: list[tuple[ScoreSet, ScoreResult]], sub: Path,
             opts: RunOptions, sample: int, seed: int, named: bool = True) -> dict[str, VerifyReport]:
     """Each ``(set, its result)`` re-checked: the numbers against the predictions and the set's
     labels, and ``sample`` seeded random rows re-run afresh (every set in one child, under the
@@ -616,10 +767,14 @@ def recheck(result_path: str | Path, pairs: list[tuple[SuiteSet, ScoreResult]], 
                                     f"was scored on {one.dataset['fingerprint'][:12]}…")
         table = read_predictions(result_path, one)
         problems = check.consistency_problems(one, table, s.rows())
-        row_of = {rid: i for i, rid in enumerate(s.ids)}
-        ids = table.column("id").to_pylist()
-        picked = sorted(rng.choice(len(ids), size=min(sample, len(ids)), replace=False).tolist())
-        checks.append((s, table, picked, [row_of[ids[k]] for k in picked], problems))
+        picked = sorted(rng.choice(table.num_rows, size=min(sample, table.num_rows),
+                                   replace=False).tolist())
+        pos = pc.index_in(table.column("id").take(pa.array(picked, pa.int64())),
+                          value_set=s.all.ids)
+        if pos.null_count:
+            raise InvalidValueError(f"{result_path}: prediction ids that are not in "
+                                    f"{'set ' + s.name if named else s.source}")
+        checks.append((s, table, picked, pos.to_pylist(), problems))
     claimed = pairs[0][1].tta
     scratch = new_scratch_dir("imhard-verify-")
     try:
@@ -639,15 +794,16 @@ def recheck(result_path: str | Path, pairs: list[tuple[SuiteSet, ScoreResult]], 
 
 def compare(table, picked, indices, rows, problems) -> VerifyReport:
     """Re-run answers ``rows`` (by row index) against the predictions table's rows ``picked``."""
-    old5 = table.column("top5").to_pylist()
-    oldp = table.column("top5_prob").to_pylist()
-    top1 = [old5[k][0] == int(rows[i][0][0]) for k, i in zip(picked, indices, strict=True)]
-    sets = [set(old5[k]) == set(rows[i][0].tolist()) for k, i in zip(picked, indices, strict=True)]
-    diffs = [abs(oldp[k][0] - float(rows[i][1][0])) for k, i in zip(picked, indices, strict=True)]
     n = len(indices)
     if n == 0:
         raise SubmissionError("nothing to verify: the result has no prediction rows")
+    sub = table.take(pa.array(picked, pa.int64()))
+    old5, oldp = sub.column("top5").to_pylist(), sub.column("top5_prob").to_pylist()
+    new5, newp = rows.take(indices)
+    top1 = sum(o[0] == int(t[0]) for o, t in zip(old5, new5, strict=True))
+    sets = sum(set(o) == set(t.tolist()) for o, t in zip(old5, new5, strict=True))
+    diffs = [abs(o[0] - float(p[0])) for o, p in zip(oldp, newp, strict=True)]
     close = sum(d <= VerifyReport.PROB_TOL for d in diffs)
-    return VerifyReport(n=n, top1_agreement=sum(top1) / n, top5_set_agreement=sum(sets) / n,
+    return VerifyReport(n=n, top1_agreement=top1 / n, top5_set_agreement=sets / n,
                         max_top1_prob_diff=max(diffs), problems=problems,
                         top1_prob_agreement=close / n)

@@ -20,18 +20,25 @@ Z95 = 1.959963984540054
 ECE_BINS = 15
 
 
-def correctness(top5: np.ndarray, labels: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """``(correct, correct_top5)`` boolean arrays: top-1 / any of top-5 in each label set."""
-    top5 = np.asarray(top5)
+def correctness(top5: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """``(correct, correct_top5)`` boolean arrays: top-1 / any of top-5 in each label set
+    (``labels``: a sequence of label lists, or an Arrow list array, vectorised without a Python
+    object per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    top5 = np.asarray(top5, dtype=np.int64).reshape(-1, 5)
+    if isinstance(labels, pa.ChunkedArray):
+        labels = labels.combine_chunks()
+    if not isinstance(labels, pa.Array):
+        labels = pa.array([[int(x) for x in lab] for lab in labels], pa.list_(pa.int64()))
     n = len(labels)
     if top5.shape[0] != n:
         raise ValueError(f"{top5.shape[0]} predictions for {n} label sets")
-    c1 = np.zeros(n, dtype=bool)
-    c5 = np.zeros(n, dtype=bool)
-    for i, (row, lab) in enumerate(zip(top5.tolist(), labels, strict=True)):
-        s = set(int(x) for x in lab)
-        c1[i] = row[0] in s
-        c5[i] = not s.isdisjoint(row)
+    flat = pc.list_flatten(labels).to_numpy(zero_copy_only=False).astype(np.int64)
+    parent = pc.list_parent_indices(labels).to_numpy(zero_copy_only=False)
+    c1 = np.bincount(parent[flat == top5[parent, 0]], minlength=n) > 0
+    c5 = np.bincount(parent[(flat[:, None] == top5[parent]).any(axis=1)], minlength=n) > 0
     return c1, c5
 
 

@@ -1,13 +1,10 @@
 """The child process that runs one submission: ``python -m imagenet_hard.score.worker JOB FD``.
 
-It imports the submission, loads it, predicts the rows listed in the job file (a
-:class:`ChildJob`) batch by batch and writes each batch's top-5 as ``part-<first row>-<rows>.top5``
-(atomically; format at :data:`PART_HEADER`) the moment it is done, so a killed run loses at most
-one batch. A job lists one :class:`Segment` per scored set (a plain run's one dataset is one
-segment), all predicted by the one loaded model. It talks to the parent through JSON lines on file descriptor ``FD`` (the
-submission's own prints go to stdout/stderr, which the parent forwards). It never sees labels.
-Before it imports the submission it caps its data memory (``RLIMIT_DATA``, inherited by everything it starts) at
-the job's ``memory_limit``; running out of it is reported as the ``memory`` stage.
+It caps its data memory (``RLIMIT_DATA``) at the job's ``memory_limit``, imports and loads the
+submission, then predicts each :class:`Segment` of the :class:`ChildJob` (one per scored set)
+batch by batch, writing each batch's top-5 as a part (:data:`PART_HEADER`) the moment it is done,
+so a killed run loses at most one batch. Events go to the parent as JSON lines on ``FD``; the
+submission's own prints go to stdout/stderr. It never sees labels.
 """
 
 from __future__ import annotations
@@ -31,10 +28,9 @@ from .rgb_point import rgb_after_resize_crop
 HARNESS_DIR = str(Path(__file__).resolve().parent)
 
 #: A prediction part, little-endian: this header (magic, format version, k = 5, row count n),
-#: then idx int64[n], top5 int64[n, k], top5_prob float32[n, k] and seconds float64. Raw
-#: fixed-width arrays, not ``.npz``: the parent reads parts from a folder the submission can
-#: write, so a part's size must follow from its name (a compressed array can inflate without
-#: bound) and its header must say what the parent expects before it reads a byte more.
+#: then idx int64[n], top5 int64[n, k], top5_prob float32[n, k] and seconds float64. Raw, not
+#: ``.npz``: the submission can write the parts folder, so a part's size must follow from its
+#: name (a compressed array can inflate without bound).
 PART_HEADER = struct.Struct("<8sIIQ")
 PART_MAGIC, PART_VERSION, PART_K, PART_SUFFIX = b"IMHTOP5\0", 1, 5, ".top5"
 #: Longest text of an error event the worker sends: the parent refuses event lines over 1 MiB.
@@ -72,8 +68,7 @@ class ChildJob:
         return cls(**{**data, "segments": [Segment(**s) for s in data["segments"]]})
 
     def mounts(self, job_file: str | None = None) -> tuple[list[str], list[str]]:
-        """(read-only, writable) paths the sandbox must show the child: ``job_file`` read-only,
-        and writable only the folders the worker writes parts into."""
+        """(read-only, writable) paths the sandbox shows the child; writable: the parts folders."""
         read_only = [self.submission, *([job_file] if job_file else [])]
         for seg in self.segments:
             read_only += [*seg.arrow_files, *seg.read_only]
@@ -85,16 +80,15 @@ def part_name(first: int, n: int) -> str:
 
 
 def part_size(n: int) -> int:
-    """Bytes of a part of ``n`` rows."""
     return PART_HEADER.size + n * 8 * (1 + PART_K) + n * 4 * PART_K + 8
 
 
 class Status:
-    """JSON-line events to the parent, and which stage / rows the child is in (for errors)."""
+    """JSON-line events to the parent, and which stage / rows / set the child is in."""
 
     stage = "import"
     rows: list[int] | None = None
-    segment: str | None = None       # the set being predicted (None: a plain run's)
+    segment: str | None = None
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -118,16 +112,13 @@ def submission_traceback(exc: BaseException) -> str:
     return "".join(te.format())
 
 
-#: The seed of ``random``, ``numpy`` and ``torch`` while the submission file is imported (random
-#: weights made at import are then the same in every run); its ``METADATA``, and so its own
-#: ``seed``, exist only afterwards. ``load(device)`` runs under ``seed``, each batch under
-#: ``seed + first row index``.
+#: The seed of ``random``, ``numpy`` and ``torch`` while the submission file is imported; its
+#: ``METADATA`` (and own ``seed``) exist only afterwards (see :mod:`.contract`).
 IMPORT_SEED = 0
 
 
 class _SeedTorchOnImport:
-    """Seeds torch the moment something imports it: a submission that never imports torch need
-    not pay for it, and one that does gets it seeded before its first random draw."""
+    """Seeds torch the moment something imports it (a submission without torch does not pay)."""
 
     seed = IMPORT_SEED
 
@@ -165,38 +156,21 @@ def _seed(seed: int) -> None:
             sys.meta_path.insert(0, _TORCH_HOOK)
 
 
-def _decode_images(batch: dict) -> dict:
-    return {"image": [open_record(v) for v in batch["image"]]}
-
-
 def _open_images(arrow_files: list[str], border: int = 0):
     """The image column, decoded by the toolkit's image rule (:mod:`imagenet_hard.pixels`), not
-    by ``datasets``, which applies EXIF orientation from 2.19 on and the 2023 pipeline did not."""
+    by ``datasets``, which applies EXIF orientation from 2.19 on and the 2023 pipeline did not;
+    ``border`` pixels cropped off every side first (ObjectNet's protocol)."""
     import datasets
+
+    def crop(im):
+        b = border
+        return im.crop((b, b, im.width - b, im.height - b)) if b and min(im.size) > 2 * b else im
 
     parts = [datasets.Dataset.from_file(f) for f in arrow_files]
     ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     ds = ds.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
-    ds = ds.with_transform(_decode_images)
-    return _Bordered(ds, border) if border else ds
-
-
-class _Bordered:
-    """Rows whose images lose ``border`` pixels on every side before the submission sees them
-    (ObjectNet's official evaluation crops 2 px; see ``imagenet_hard.score.protocols``)."""
-
-    def __init__(self, ds, border: int):
-        self.ds, self.border = ds, border
-
-    def _crop(self, im):
-        b = self.border
-        return im.crop((b, b, im.width - b, im.height - b)) if min(im.size) > 2 * b else im
-
-    def __getitem__(self, key):
-        images = self.ds[key]["image"]
-        if isinstance(images, list):
-            return {"image": [self._crop(im) for im in images]}
-        return {"image": self._crop(images)}
+    return ds.with_transform(lambda batch: {"image": [crop(open_record(v))
+                                                      for v in batch["image"]]})
 
 
 def _write_part(out_dir: Path, idx, top5, top5_prob, seconds: float) -> None:

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from imagenet_hard.score import RunOptions, score
-from imagenet_hard.score.dataset import folder_from_source
 from imagenet_hard.score.examples import write_example_submission
+from imagenet_hard.score.sets import folder_from_source
 from imagenet_hard.sources import build_source
 
 

@@ -17,7 +17,7 @@ from imagenet_hard.errors import ImHardError, InvalidValueError, MissingFileErro
 from imagenet_hard.files import sha256_file
 from imagenet_hard.leaderboard import add_result, build_board, push_board
 from imagenet_hard.score import RunOptions, score
-from imagenet_hard.score.dataset import default_dataset
+from imagenet_hard.score.sets import default_dataset
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -22,7 +22,7 @@ from imagenet_hard.leaderboard.entries import Entry, tta_mode
 from imagenet_hard.leaderboard.render import markdown
 from imagenet_hard.leaderboard.reported import read_table, reported_data, reported_rows
 from imagenet_hard.score import RunOptions, score
-from imagenet_hard.score.dataset import default_dataset
+from imagenet_hard.score.sets import default_dataset
 from imagenet_hard.score.suite import score_suite
 
 OPTS = RunOptions(batch_size=4, workers=0)

@@ -72,7 +72,7 @@ def test_names_are_escaped(tmp_path):
 
 def test_build_shows_the_watch_and_saves_the_threshold(tmp_path, isolated_home):
     from imagenet_hard.score import RunOptions, score
-    from imagenet_hard.score.dataset import default_dataset
+    from imagenet_hard.score.sets import default_dataset
 
     make_dataset(default_dataset())
     sub = write_submission(tmp_path, PREDICT_FORM, "oracle.py")

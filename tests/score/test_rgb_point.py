@@ -19,8 +19,8 @@ from torchvision.transforms import v2
 
 from imagenet_hard.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from imagenet_hard.score import worker
-from imagenet_hard.score.dataset import open_dataset, write_folder
 from imagenet_hard.score.rgb_point import RGBAfterResizeCrop, rgb_after_resize_crop
+from imagenet_hard.score.sets import published_set, write_folder
 
 
 def _photo(seed: int, size=(331, 257)) -> np.ndarray:
@@ -72,8 +72,8 @@ def decoded(tmp_path_factory):
     folder = write_folder(tmp_path_factory.mktemp("rgb") / "ds",
                           [palette_png(), rgba_png(), rgb_jpeg()], [[1], [2], [3]],
                           ["test"] * 3, ["palette", "rgba", "rgb"])
-    sd = open_dataset(folder, home=tmp_path_factory.mktemp("home"))
-    ds = worker._open_images(sd.arrow_files)
+    sd = published_set(folder, home=tmp_path_factory.mktemp("home"))
+    ds = worker._open_images(sd.images()[0])
     assert [ds[i]["image"].mode for i in range(3)] == ["P", "RGBA", "RGB"]
     return ds
 

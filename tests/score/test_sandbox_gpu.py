@@ -76,7 +76,7 @@ def test_unconfined_scoring_checks_the_hosts_dev_shm_before_the_child(tmp_path, 
     monkeypatch.setattr(os, "statvfs", lambda p: Small() if p == devices.SHM else real(p))
     monkeypatch.setattr(harness, "ChildJob", lambda **kw: pytest.fail("the child was started"))
     monkeypatch.setattr(harness, "prepare_cache", lambda cache: None)
-    monkeypatch.setattr(harness, "read_parts", lambda cache, may: ({}, 0.0))
+    monkeypatch.setattr(harness, "read_parts", lambda cache, may: (harness.PartRows([], [], []), 0.0))
     opts = RunOptions(device="cpu", batch_size=64, workers=4, sandbox="none")
     with pytest.raises(InvalidValueError, match="--workers 0"):
         harness.predict(tmp_path / "sub.py", [_ask(harness, tmp_path)], opts)
@@ -87,6 +87,9 @@ def _ask(harness, tmp_path):
         name = "set"
         classes = None
         ids = ["a", "b"]
+
+        def __len__(self):
+            return 2
 
         class protocol:
             border = 0

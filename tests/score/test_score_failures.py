@@ -183,9 +183,9 @@ print("NET", outcome)
 def test_an_unreachable_hub_fails_at_once_naming_the_host(tmp_path, monkeypatch):
     # `.invalid` never resolves (RFC 6761); without this check `datasets` retries five times.
     from imagenet_hard.errors import MissingFileError
-    from imagenet_hard.score.dataset import open_dataset
+    from imagenet_hard.score.sets import published_set
 
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(MissingFileError, match="hub.invalid cannot be reached.*--dataset FOLDER"):
-        open_dataset("someone/imagenet-hard")
+        published_set("someone/imagenet-hard")

@@ -18,7 +18,7 @@ from scoring_data import sandbox_tools, write_submission
 from imagenet_hard.errors import SandboxError
 from imagenet_hard.score import RunOptions, score
 from imagenet_hard.score import sandbox as sb
-from imagenet_hard.score.dataset import folder_from_source
+from imagenet_hard.score.sets import folder_from_source
 
 #: Answers class 0 (in no sample label) unless it finds labels; says which route worked.
 CHEAT = '''

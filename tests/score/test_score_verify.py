@@ -15,7 +15,7 @@ from imagenet_hard.catalog import parse as parse_table
 from imagenet_hard.cli import main
 from imagenet_hard.errors import InvalidValueError
 from imagenet_hard.score import RunOptions, score, verify
-from imagenet_hard.score.dataset import folder_from_source
+from imagenet_hard.score.sets import folder_from_source
 
 SUBMISSIONS = Path(__file__).resolve().parents[2] / "leaderboard" / "submissions"
 

@@ -19,7 +19,7 @@ from imagenet_hard.errors import (
     UnknownNameError,
 )
 from imagenet_hard.score import RunOptions, score
-from imagenet_hard.score.dataset import write_folder
+from imagenet_hard.score.sets import write_folder
 from imagenet_hard.score.suite import load_suite, resolve_sets, score_suite, verify_suite
 
 OPTS = RunOptions(batch_size=1, workers=0)
