@@ -272,16 +272,17 @@ def teardown(ranks: Ranks) -> None:
 def run(tasks: Iterable[T], work: Callable[[T], Any], on_done: Callable[[T, Any], None], *,
         size: Callable[[T], int] = len, workers: int = 0, desc: str = "job",
         ranks: Ranks | None = None, progress: bool = False, preload: Sequence[str] = (),
-        initializer: Callable[[], None] | None = None) -> None:
+        initializer: Callable[[], None] | None = None, total: int | None = None) -> None:
     """Run ``work`` on every task, here (``workers == 0``) or in that many worker processes
     (forkserver, ``preload`` imported once), handing out tasks as workers free up; call
     ``on_done(task, result)`` here as each ends. The progress bar counts ``size(task)`` items
-    per task (one bar per rank; no total when ``tasks`` is an iterator, e.g. :func:`handout`).
+    per task (one bar per rank; of ``total`` items, or of all when ``tasks`` is a sequence).
     Under torchrun each task's end is counted in the store, the progress :func:`finish` watches."""
     from tqdm import tqdm
 
     ranks = ranks or Ranks()
-    total = sum(size(t) for t in tasks) if isinstance(tasks, Sequence) else None
+    if total is None and isinstance(tasks, Sequence):
+        total = sum(size(t) for t in tasks)
     bar = tqdm(total=total, desc=f"{desc} (rank {ranks.rank})"
                if ranks.distributed else desc, unit="img", disable=not progress,
                position=ranks.rank)

@@ -37,8 +37,8 @@ DERIVED_OPTIONS = {"--from": "base", "--corruptions": "corruptions", "--severiti
               help="imagenet-c: reference (imagecorruptions-imaug, default) or torch.")
 @device_opt("imagenet-c, torch backend: the device")
 @click.option("--workers", default=None, type=click.IntRange(min=0),
-              help="imagenet-c, reference backend: worker processes [default: one per CPU; "
-                   "0 runs in this process].")
+              help="imagenet-c: worker processes that corrupt (reference backend) or decode "
+                   "for the device (torch) [default: one per CPU; 0 runs in this process].")
 @click.option("--format", "image_format", default=None, type=click.Choice(["jpeg", "png"]),
               help="imagenet-c: output files, JPEG quality 85 as ImageNet-C (default) or PNG.")
 @click.option("--shard-size", default=None, type=click.IntRange(min=1),

@@ -118,7 +118,7 @@ class CorruptOptions:
     backend: str = "reference"
     device: str | None = None  # torch backend: None is CUDA when present (devices.resolve_device)
     image_format: str = "jpeg"
-    workers: int | None = None  # processes for the reference backend (None: one per CPU)
+    workers: int | None = None  # processes (None: one per CPU): reference: corrupt; torch: decode
     shard_size: int = DEFAULT_SHARD_SIZE
     limit: int | None = None  # only the base's first LIMIT images by id (a quick look)
 
@@ -333,25 +333,45 @@ def _corrupt_all(task: ShardTask, arrays: list, seeds: list[int]) -> list:
     return out
 
 
-def run_shard(task: ShardTask) -> None:
-    """Corrupt, encode and write one shard's images, then the shard file."""
-    import hashlib
+@dataclass
+class LoadedShard:
+    """A shard's decoded images (``todo``: image, uint8 array) and the rejects found decoding."""
 
+    task: ShardTask
+    todo: list
+    rejects: list[Reject]
+
+
+def load_shard(task: ShardTask) -> LoadedShard:
+    """Decode a shard's base images (the CPU part of a torch-backend shard, run in its loader
+    workers)."""
     home = Path(task.home)
-    folder = table_folder(home, task.name, task.severity)
     rejects: list[Reject] = []
     todo: list[tuple[BaseImage, object]] = []
     for img in task.images:
         arr = _decode(home, img) if img.out else img.reason
         (rejects.append(Reject(img.path, arr)) if isinstance(arr, str) else todo.append((img, arr)))
+    return LoadedShard(task, todo, rejects)
+
+
+def corrupt_shard(shard: LoadedShard, encode_many=None) -> None:
+    """Corrupt a decoded shard, encode and write its images (``encode_many(arrays, format)``:
+    a pool's; in order, here, by default), then the shard file."""
+    import hashlib
+
+    task, todo, rejects = shard.task, shard.todo, list(shard.rejects)
+    home = Path(task.home)
+    folder = table_folder(home, task.name, task.severity)
     results = _corrupt_all(task, [a for _, a in todo],
                            [image_seed(img.id, task.name, task.severity) for img, _ in todo])
+    made = [out for out in results if not isinstance(out, str)]
+    encoded = iter((encode_many or _encode_here)(made, task.image_format))
     rows = []
     for (img, arr), out in zip(todo, results, strict=True):
         if isinstance(out, str):
             rejects.append(Reject(img.path, out))
             continue
-        data = encode(out, task.image_format)
+        data = next(encoded)
         dest = folder / img.out
         write_bytes_atomic(dest, data)
         rows.append(SourceRow(
@@ -363,6 +383,44 @@ def run_shard(task: ShardTask) -> None:
             sha256=hashlib.sha256(data).hexdigest()))
     meta = {b"imagenet_hard.rejects": json.dumps([asdict(r) for r in rejects]).encode()}
     write_table(rows, SOURCE_SCHEMA, shard_file(home, task.table, task.index), meta)
+
+
+def _encode_here(arrays: list, image_format: str) -> list[bytes]:
+    return [encode(a, image_format) for a in arrays]
+
+
+def run_shard(task: ShardTask) -> None:
+    """Corrupt, encode and write one shard's images, then the shard file."""
+    corrupt_shard(load_shard(task))
+
+
+def _loaded(tasks: list[ShardTask], workers: int):
+    """The torch backend's shards, decoded ahead by ``workers`` DataLoader workers while the
+    device corrupts (numpy arrays come back pickled through pipes, not /dev/shm). Each image's
+    draws come from its own seeded generator in :func:`corrupt_shard`, here, so the bytes do not
+    depend on ``workers``."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(_ShardList(tasks), batch_size=None, num_workers=workers,
+                        collate_fn=_as_is, prefetch_factor=2 if workers else None)
+    yield from loader
+
+
+class _ShardList:
+    """A map-style dataset of shards (DataLoader needs only ``__len__`` and ``__getitem__``)."""
+
+    def __init__(self, tasks: list[ShardTask]):
+        self.tasks = tasks
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, i: int) -> LoadedShard:
+        return load_shard(self.tasks[i])
+
+
+def _as_is(item):
+    return item
 
 
 def read_shard(path: Path) -> tuple[list[SourceRow], list[Reject]]:
@@ -476,9 +534,6 @@ def build_imagenet_c(home=None, options: CorruptOptions | None = None, force: bo
     corrupts its shards and rank 0 writes the tables and returns them (another rank returns []
     as soon as its shards are done: :func:`imagenet_hard.jobs.finish`)."""
     opts = options or CorruptOptions()
-    if opts.backend == "torch" and opts.workers:
-        raise InvalidValueError("the torch backend runs in this process, batched on its device; "
-                                "--workers applies to the reference backend")
     home_dir = homes.data_home(home)
     plan = read_base(opts.base, home_dir, opts.image_format, opts.limit)  # before torch starts
     if opts.backend == "torch":
@@ -513,7 +568,7 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
     if not ranks.distributed:  # shards finished by an earlier, killed run
         built.update({t: merge_table(home, plan, *t) for t in todo if not left[t]})
     workers = opts.workers if opts.workers is not None else (os.cpu_count() or 1)
-    workers = 0 if opts.backend == "torch" else min(workers, len(mine))
+    workers = min(workers, len(mine))
 
     def on_done(task: ShardTask, _result) -> None:
         t = (task.name, task.severity)
@@ -523,9 +578,21 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
 
     tasks = [ShardTask(str(home), imagenet_c(n, s).stem, n, s, k, tuple(parts[k]), opts.backend,
                        device, opts.image_format) for n, s, k in mine]
-    jobs.run(tasks, run_shard, on_done, size=lambda task: len(task.images), workers=workers,
-             desc="imagenet-c", ranks=ranks, progress=progress,
-             preload=(__name__, "imagecorruptions"), initializer=_worker_init)
+    if opts.backend == "torch":  # the device corrupts here; loader workers decode, threads encode
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            def encode_many(arrays, image_format):
+                return pool.map(encode, arrays, [image_format] * len(arrays))
+
+            jobs.run(_loaded(tasks, workers), lambda shard: corrupt_shard(shard, encode_many),
+                     lambda shard, r: on_done(shard.task, r), size=lambda s: len(s.task.images),
+                     total=sum(len(t.images) for t in tasks), desc="imagenet-c", ranks=ranks,
+                     progress=progress)
+    else:
+        jobs.run(tasks, run_shard, on_done, size=lambda task: len(task.images), workers=workers,
+                 desc="imagenet-c", ranks=ranks, progress=progress,
+                 preload=(__name__, "imagecorruptions"), initializer=_worker_init)
     if ranks.distributed:  # no barrier: another rank leaves with nothing to report
         merged = jobs.finish(ranks, [], lambda _: {t: merge_table(home, plan, *t) for t in todo})
         if merged is None:
