@@ -96,29 +96,122 @@ def math_mode(device: str | torch.device, amp_dtype: torch.dtype | None) -> str:
     return "fp32"
 
 
-#: Where torch's DataLoader workers put the batches they hand over (shared memory).
+#: Scoring loaders where the user gave no --workers / --batch-size, by device type: (most
+#: workers, batch). A GPU outruns one decoding process many times over (ResNet-50 at ~3,000
+#: images/s against ~300 per CPU core), so CUDA takes every CPU but one; elsewhere the workers
+#: share the CPU with the model.
+SCORING_LOADER = {"cuda": (16, 256), "cpu": (4, 32)}
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def scoring_loader(device: str | torch.device, workers: int | None = None,
+                   batch_size: int | None = None) -> tuple[int, int]:
+    """(DataLoader workers, batch size) for scoring on ``device``: each as given, else chosen
+    from the device by :data:`SCORING_LOADER`: CPUs-1 workers up to the cap, and its batch.
+    The one place these defaults are set (``imhard score``, ``verify``, the host)."""
+    cap, batch = SCORING_LOADER.get(str(device).split(":")[0], SCORING_LOADER["cpu"])
+    return (min(cap, max(0, cpu_count() - 1)) if workers is None else workers,
+            batch if batch_size is None else batch_size)
+
+
+#: Where torch's DataLoader workers put the batches they hand over (shared memory). torch's
+#: "file_system" sharing strategy names its segments instead of passing descriptors, but they
+#: are files in this same folder (shm_open), so it needs the same room: no remedy for a small one.
 SHM = "/dev/shm"
+#: How loader workers hand tensors over: shared memory (torch's way), or by value through their
+#: pipes once :func:`fit_shared_memory` found /dev/shm too small (for this whole process).
+_TRANSPORT = {"tensors": "shared memory"}
+
+
+def tensor_transport() -> str:
+    """How this process's loader workers hand tensors over (recorded with a run's shards)."""
+    return _TRANSPORT["tensors"]
+
+
+def shared_memory_free() -> int | None:
+    """Bytes free in :data:`SHM`; None where there is none (not Linux: torch's default)."""
+    try:
+        st = os.statvfs(SHM)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _by_value(obj):
+    return obj.__reduce_ex__(4)  # torch's own pickling: the bytes, not a shared segment's name
+
+
+def send_tensors_through_pipes() -> None:
+    """Make this process, and the workers it forks from now on, pickle tensors by value into
+    their pipes instead of moving them to shared memory (torch registers the latter with
+    multiprocessing's ForkingPickler; a later registration wins). Slower for big batches, but
+    it needs no /dev/shm at all."""
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch
+
+    for cls in (torch.Tensor, torch.nn.Parameter, torch.UntypedStorage, torch.TypedStorage):
+        ForkingPickler.register(cls, _by_value)
+
+
+def fit_shared_memory(workers: int, item_bytes: int, prefetch: int, *, batched: bool = False,
+                      option: str = "--workers", echo=None, refuse: bool = False) -> int:
+    """The loader workers to start where ``workers`` workers keeping ``prefetch`` items of
+    ``item_bytes`` each in flight would not fit in :data:`SHM` (containers often give it 64 MB;
+    the workers then die mid-run with a bus error). Checked before any worker starts:
+
+    - a loader handing items over one at a time (``batched=False``) with forked workers keeps
+      ``workers``, and tensors travel through the workers' pipes instead
+      (:func:`send_tensors_through_pipes`);
+    - a batching loader (torch's collate builds each batch in shared memory inside the worker)
+      gets as many workers as fit, 0 at worst (loading in the process itself);
+    - otherwise (workers not forked, or ``refuse``) the run is refused in one sentence.
+
+    Either remedy says so in one line on stderr (``echo``) and is recorded
+    (:func:`tensor_transport`, or the worker count the caller passes on)."""
+    import multiprocessing
+    import sys
+
+    from .sizes import format_size
+
+    free = shared_memory_free()
+    per_worker = prefetch * item_bytes
+    if workers <= 0 or free is None or workers * per_worker <= free:
+        return workers
+    echo = echo or (lambda line: print(line, file=sys.stderr))
+    fix = "give the container more shared memory (docker run --shm-size=8g)"
+    if not refuse and not batched and multiprocessing.get_start_method() == "fork":
+        send_tensors_through_pipes()
+        _TRANSPORT["tensors"] = f"pipes ({SHM}: {format_size(free)} free)"
+        echo(f"{SHM} has {format_size(free)} free, less than {workers} loader workers keep in "
+             f"it (about {format_size(workers * per_worker)}): their tensors go through pipes "
+             f"instead, slower; {fix} to use it")
+        return workers
+    if not refuse and batched:
+        fits = free // per_worker
+        echo(f"{SHM} has {format_size(free)} free, less than {workers} loader workers keep in "
+             f"it (about {format_size(workers * per_worker)}): using {fits}; {fix} or pass "
+             f"{option} to choose")
+        return int(fits)
+    raise InvalidValueError(
+        f"{SHM} has {format_size(free)} free but {workers} loader workers keep about "
+        f"{format_size(workers * per_worker)} of data in it; {fix} or pass {option} "
+        f"{free // per_worker}")
 
 
 def check_shared_memory(workers: int, item_bytes: int, prefetch: int,
                         option: str = "--workers") -> None:
-    """Refuse, before any loader worker starts, ``workers`` whose items in flight (``prefetch``
-    each, ``item_bytes`` apiece) would not fit in :data:`SHM`: containers often give it 64 MB,
-    and the workers then die mid-run with a bus error. One sentence: what is free, what is
-    needed, the container flag and the ``option`` value that fits."""
-    from .sizes import format_size
-
-    if workers <= 0:
-        return
-    try:
-        st = os.statvfs(SHM)
-    except OSError:  # no /dev/shm (not Linux): torch's own default applies
-        return
-    free = st.f_bavail * st.f_frsize
-    per_worker = prefetch * item_bytes
-    if workers * per_worker <= free:
-        return
-    raise InvalidValueError(
-        f"{SHM} has {format_size(free)} free but {workers} loader workers keep about "
-        f"{format_size(workers * per_worker)} of data in it; give the container more shared "
-        f"memory (docker run --shm-size=8g) or pass {option} {free // per_worker}")
+    """Refuse, before any loader worker starts, ``workers`` whose items in flight would not fit
+    in :data:`SHM`, in one sentence: what is free, what is needed, the container flag and the
+    ``option`` value that fits. Passes once this process sends tensors through pipes (mining
+    switches before its engine checks: :func:`fit_shared_memory`)."""
+    if not tensor_transport().startswith("pipes"):
+        fit_shared_memory(workers, item_bytes, prefetch, batched=True, option=option,
+                          refuse=True)

@@ -125,3 +125,67 @@ def test_device_name_needs_torch_only_where_a_gpu_driver_is(monkeypatch, tmp_pat
     (tmp_path / "nvidiactl").touch()  # a driver: torch decides, as resolve_device does
     assert devices.device_name("auto") == "cuda:0"
     assert devices.device_name("cuda:1") == "cuda:1"
+
+
+def test_scoring_loader_defaults_come_from_the_device(monkeypatch):
+    """One resolver: CUDA takes CPUs-1 workers up to 16 and batches of 256; the CPU keeps
+    min(4, CPUs-1) and 32; what the user gave wins."""
+    from imagenet_hard import devices
+
+    monkeypatch.setattr(devices, "cpu_count", lambda: 32)
+    assert devices.scoring_loader("cuda:0") == (16, 256)
+    assert devices.scoring_loader("cpu") == (4, 32)
+    assert devices.scoring_loader("cuda", 2, 8) == (2, 8)
+    monkeypatch.setattr(devices, "cpu_count", lambda: 8)
+    assert devices.scoring_loader("cuda:1") == (7, 256)
+    monkeypatch.setattr(devices, "cpu_count", lambda: 1)
+    assert devices.scoring_loader("cpu") == (0, 32)
+
+
+class SmallShm:
+    f_bavail, f_frsize = 16, 4 * 1024 * 1024  # 64 MiB free
+
+
+@pytest.fixture
+def small_shm(monkeypatch):
+    """A 64 MiB /dev/shm; the pickling registrations and the record put back afterwards."""
+    import os
+    from multiprocessing.reduction import ForkingPickler
+
+    from imagenet_hard import devices
+
+    real = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda p: SmallShm() if p == devices.SHM else real(p))
+    monkeypatch.setattr(ForkingPickler, "_extra_reducers", dict(ForkingPickler._extra_reducers))
+    monkeypatch.setitem(devices._TRANSPORT, "tensors", "shared memory")
+    return devices
+
+
+def test_small_dev_shm_sends_tensors_through_pipes(small_shm, monkeypatch):
+    """One-at-a-time loaders (mining's) keep their workers: tensors are pickled by value into
+    the workers' pipes, using no /dev/shm (torch's file_system strategy would still use it)."""
+    import multiprocessing
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    devices, lines = small_shm, []
+    t = torch.arange(4096, dtype=torch.float32)
+    assert len(ForkingPickler.dumps(t)) < t.nbytes  # a shared segment's name
+    assert devices.fit_shared_memory(4, 32 << 20, 4, echo=lines.append) == 4
+    sent = ForkingPickler.dumps(t)
+    assert len(sent) > t.nbytes and torch.equal(pickle.loads(sent), t)
+    assert len(lines) == 1 and "64 MiB free" in lines[0] and "pipes" in lines[0]
+    assert devices.tensor_transport().startswith("pipes")
+    devices.check_shared_memory(4, 32 << 20, 4)  # the engine's own check passes from now on
+    monkeypatch.setitem(devices._TRANSPORT, "tensors", "shared memory")
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda *a: "spawn")
+    with pytest.raises(InvalidValueError, match="--shm-size.*--workers 0$"):
+        devices.fit_shared_memory(4, 32 << 20, 4)  # spawned workers import torch's own way
+
+
+def test_small_dev_shm_gives_a_batching_loader_the_workers_that_fit(small_shm):
+    lines = []
+    assert small_shm.fit_shared_memory(8, 16 << 20, 1, batched=True, echo=lines.append) == 4
+    assert len(lines) == 1 and "using 4" in lines[0]
+    assert small_shm.fit_shared_memory(8, 1 << 20, 2, batched=True) == 8  # fits: unchanged
+    assert small_shm.tensor_transport() == "shared memory"

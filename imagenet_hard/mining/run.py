@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
+from .. import devices, jobs
 from .. import home as homes
-from .. import jobs
 from ..errors import InvalidValueError, MissingFileError
 from ..files import sha256_file
 from ..judges import DEFAULT_JUDGE, judge_kind
@@ -179,10 +179,15 @@ def build_judge(spec: str, dev, proto: MiningProtocol, weights: Path | None = No
 def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, batch_size,
                  workers, crops, progress, ranks, crop_order) -> list[float]:
     """Judge this rank's unfinished shards, writing each once; (images, crops) judged."""
-    from .engine import ShardMiner
+    from . import engine
 
-    miner = ShardMiner(judge, work.spaces, work.home, dev, exhaustive=exhaustive,
-                       batch_size=batch_size, workers=workers, crops=crops, crop_order=crop_order)
+    # Before the engine's own check: its one-crop-chunk-at-a-time loader can hand tensors over
+    # through pipes where /dev/shm is too small (one line on stderr; in each shard's meta).
+    devices.fit_shared_memory(engine.default_workers(dev) if workers is None else int(workers),
+                              engine.ITEM_BYTES, engine.PREFETCH)
+    miner = engine.ShardMiner(judge, work.spaces, work.home, dev, exhaustive=exhaustive,
+                              batch_size=batch_size, workers=workers, crops=crops,
+                              crop_order=crop_order)
 
     def one(k: int) -> int:
         t = time.perf_counter()
@@ -190,7 +195,8 @@ def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, 
         rows = miner.mine_shard(shards[k])
         meta = {"shard": k, "rank": ranks.rank, "seconds": round(time.perf_counter() - t, 3),
                 "forward_passes": miner.forward_passes - before,
-                "near_ties_rejudged_fp32": miner.rejudged - rejudged, "math": miner.math}
+                "near_ties_rejudged_fp32": miner.rejudged - rejudged, "math": miner.math,
+                "loader_tensors": devices.tensor_transport()}
         handle.write_shard(k, rows, meta)
         return len(rows)
 

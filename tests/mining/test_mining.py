@@ -368,6 +368,31 @@ class NearestCropJudge(ControlledJudge):
         return torch.stack(rows)
 
 
+def test_small_dev_shm_mines_through_pipes_and_records_it(synth, monkeypatch, capsys):
+    """A container's 64 MiB /dev/shm: the loader workers hand their crops over through pipes
+    (one line on stderr, each shard's meta says so) instead of dying mid-run or refusing."""
+    from multiprocessing.reduction import ForkingPickler
+
+    from imagenet_hard import devices
+    from imagenet_hard.judges import ScriptedJudge
+
+    class Small:
+        f_bavail, f_frsize = 16, 4 * 1024 * 1024
+
+    real = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda p: Small() if p == devices.SHM else real(p))
+    monkeypatch.setattr(ForkingPickler, "_extra_reducers", dict(ForkingPickler._extra_reducers))
+    monkeypatch.setitem(devices._TRANSPORT, "tensors", "shared memory")
+    right = ScriptedJudge(lambda crops: torch.full((crops.shape[0],), IN_A[0]), name="right-c")
+    res = mine(["synth_a"], right, home=synth["home"], run="small-shm", device="cpu",
+               workers=2, batch_size=100)
+    assert res.summary.images == 2 and res.summary.candidates == 1  # d.png is never right
+    meta = json.loads(pq.read_schema(res.shard_path(0)).metadata[META_SHARD])
+    assert meta["loader_tensors"].startswith("pipes")
+    err = [line for line in capsys.readouterr().err.splitlines() if "/dev/shm" in line]
+    assert len(err) == 1 and "64 MiB free" in err[0]
+
+
 @pytest.mark.slow
 def test_torch_crop_backend_runs_the_same_loop(synth):
     from imagenet_hard.judges import ScriptedJudge
