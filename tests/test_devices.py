@@ -140,6 +140,12 @@ def test_scoring_loader_defaults_come_from_the_device(monkeypatch):
     assert devices.scoring_loader("cuda:1") == (7, 256)
     monkeypatch.setattr(devices, "cpu_count", lambda: 1)
     assert devices.scoring_loader("cpu") == (0, 32)
+    from imagenet_hard.score import RunOptions  # where scoring asks it
+
+    monkeypatch.setattr(RunOptions, "resolved_device", lambda self: "cuda:0")
+    assert (RunOptions().resolved_workers(), RunOptions().resolved_batch_size()) == (0, 256)
+    assert (RunOptions(workers=3, batch_size=5).resolved_workers(),
+            RunOptions(workers=3, batch_size=5).resolved_batch_size()) == (3, 5)
 
 
 class SmallShm:

@@ -39,7 +39,7 @@ TARGETS = {"mine": 2500.0, "early-exit": 100.0, "score": 3000.0, "corrupt": 20.0
 SIZES = {
     "cuda": {"judge": "open_clip:ViT-L-14/random", "images": 8, "early_images": 16,
              "photo": (500, 375), "batch": 256, "score_images": 2048, "score_model": "resnet50",
-             "score_batch": 256, "score_workers": 15, "corrupt_size": (2000, 1500)},
+             "score_batch": 256, "score_workers": None, "corrupt_size": (2000, 1500)},
     "cpu": {"judge": "efficientnet-lite0", "images": 1, "early_images": 1, "photo": (160, 120),
             "batch": 128, "score_images": 8, "score_model": "resnet50", "score_batch": 8,
             "score_workers": None, "corrupt_size": (200, 150)},
@@ -229,7 +229,7 @@ def _scoring(dev, size: dict, peaks: dict, echo) -> Figure:
         sub = Path(tmp) / "resnet50_random.py"
         sub.write_text(SUBMISSION.replace("{arch}", size["score_model"]))
         echo(f"scoring {n} images with a ResNet-50 model+transform submission …")
-        # --workers 15 on a GPU machine: the harness's default (4) leaves the GPU waiting.
+        # workers: the device's own default (devices.scoring_loader: CPUs-1, at most 16)
         opts = RunOptions(device=str(dev), batch_size=size["score_batch"],
                           workers=size["score_workers"])
         run = score(sub, dataset=data, limit=n, home=home, out=Path(tmp) / "r.json",

@@ -29,7 +29,8 @@ def _sandbox_options(f):
     """How the worker runs strangers' files: always in a sandbox, never with the network."""
     opts = [
         device_option,
-        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1)),
+        click.option("--batch-size", default=None, type=click.IntRange(1),
+                     help="Images per batch (default: 256 on CUDA, 32 on the CPU)."),
         click.option("--timeout", default=600.0, show_default=True,
                      type=click.FloatRange(min=0.1),
                      help="Seconds one batch may take before the submission is killed."),

@@ -50,10 +50,12 @@ def _run_options(f):
     """Options shared by score and verify: how the child process runs."""
     opts = [
         device_option,
-        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1),
-                     help="Images per predict call / DataLoader batch."),
+        click.option("--batch-size", default=None, type=click.IntRange(1),
+                     help="Images per predict call / DataLoader batch (default: 256 on CUDA, 32 "
+                          "on the CPU)."),
         click.option("--workers", default=None, type=click.IntRange(0),
-                     help="DataLoader workers for the model/transform form (default min(4, CPUs-1))."),
+                     help="DataLoader workers for the model/transform form (default: CPUs-1, at "
+                          "most 16 on CUDA and 4 on the CPU)."),
         click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=0.1),
                      help="Seconds one batch may take before the submission is killed."),
         click.option("--load-timeout", default=1800.0, show_default=True,

@@ -74,7 +74,7 @@ class RunOptions:
     """How to run a submission (everything except what and on which data)."""
 
     device: str | None = None
-    batch_size: int = 32
+    batch_size: int | None = None   # None: from the device (devices.scoring_loader)
     workers: int | None = None
     timeout: float = 600.0
     load_timeout: float = 1800.0
@@ -94,9 +94,10 @@ class RunOptions:
         return device_name(self.device)
 
     def resolved_workers(self) -> int:
-        import os
+        return devices.scoring_loader(self.resolved_device(), self.workers)[0]
 
-        return self.workers if self.workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
+    def resolved_batch_size(self) -> int:
+        return devices.scoring_loader(self.resolved_device(), batch_size=self.batch_size)[1]
 
 
 def submission_file(path: str | Path) -> Path:
@@ -379,13 +380,15 @@ def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = 
                                     classes=None if s.classes is None else list(s.classes)))
     if not segments:
         return None
-    batch, spec = child_batch(tta, opts.batch_size)
+    batch, spec = child_batch(tta, opts.resolved_batch_size())
+    workers = opts.resolved_workers()
     if opts.sandbox == "none":
         # The sandbox gives the child a /dev/shm of the memory limit's size; unconfined, it is
         # the host's, often 64 MB in a container: the model form's loader workers would die.
-        devices.check_shared_memory(opts.resolved_workers(), batch * SHM_PER_LOADER_IMAGE, 2)
+        workers = devices.fit_shared_memory(workers, batch * SHM_PER_LOADER_IMAGE, 2,
+                                            batched=True)
     job = ChildJob(submission=str(sub), device=opts.resolved_device(), batch_size=batch,
-                   workers=opts.resolved_workers(), segments=segments,
+                   workers=workers, segments=segments,
                    memory_limit=opts.memory_limit, tta=spec)
     bar, on_output = None, opts.on_output
     if opts.progress:

@@ -63,23 +63,35 @@ def _jail_spec(plan) -> str:
     return Path(path).read_text()
 
 
-def test_unconfined_scoring_checks_the_hosts_dev_shm_before_the_child(tmp_path, monkeypatch):
-    """--sandbox none: the child's loader workers use the host's /dev/shm (a container's 64 MB)."""
+def test_unconfined_scoring_checks_the_hosts_dev_shm_before_the_child(tmp_path, monkeypatch,
+                                                                      capsys):
+    """--sandbox none: the child's loader workers use the host's /dev/shm (a container's 64 MB),
+    and its collate builds each batch there: the child gets the workers whose batches fit, said
+    in one line on stderr."""
     from imagenet_hard import devices
-    from imagenet_hard.errors import InvalidValueError
     from imagenet_hard.score import RunOptions, harness
 
     class Small:
         f_bavail, f_frsize = 16, 4 * 1024 * 1024  # 64 MiB free
 
+    class Started(Exception):
+        pass
+
+    def child(**kw):
+        raise Started(kw["workers"])
+
     real = os.statvfs
     monkeypatch.setattr(os, "statvfs", lambda p: Small() if p == devices.SHM else real(p))
-    monkeypatch.setattr(harness, "ChildJob", lambda **kw: pytest.fail("the child was started"))
+    monkeypatch.setattr(harness, "ChildJob", child)
     monkeypatch.setattr(harness, "prepare_cache", lambda cache: None)
     monkeypatch.setattr(harness, "read_parts", lambda cache, may: (harness.PartRows([], [], []), 0.0))
-    opts = RunOptions(device="cpu", batch_size=64, workers=4, sandbox="none")
-    with pytest.raises(InvalidValueError, match="--workers 0"):
+    per_worker = 2 * 8 * harness.SHM_PER_LOADER_IMAGE  # two batches of 8 images in flight
+    opts = RunOptions(device="cpu", batch_size=8, workers=8, sandbox="none")
+    with pytest.raises(Started) as started:
         harness.predict(tmp_path / "sub.py", [_ask(harness, tmp_path)], opts)
+    assert started.value.args == ((64 << 20) // per_worker,) == (6,)
+    err = capsys.readouterr().err
+    assert "/dev/shm has 64 MiB free" in err and "using 6" in err and err.count("\n") == 1
 
 
 def _ask(harness, tmp_path):
