@@ -44,6 +44,8 @@ class Judge:
     #: The dtype of the judge's own low-precision weights (clip.load's fp16), None for fp32
     #: weights (under :attr:`amp_dtype`'s autocast, if any).
     weights_dtype: torch.dtype | None = None
+    #: Whether :meth:`forward` runs the model through ``torch.compile`` (:meth:`compile`).
+    compiled: bool = False
 
     def __init__(self, name: str, device=None, mean: Sequence[float] = (0.0, 0.0, 0.0),
                  std: Sequence[float] = (1.0, 1.0, 1.0), precision: str = "auto"):
@@ -60,6 +62,27 @@ class Judge:
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """Normalised float (N, 3, 224, 224) on :attr:`device` → logits (N, 1000)."""
         raise NotImplementedError
+
+    def compile_target(self) -> torch.nn.Module | None:
+        """The module :meth:`compile` compiles (None: this judge has no model to compile)."""
+        return None
+
+    def compile(self, **options) -> Judge:
+        """Run the model behind :meth:`forward` through ``torch.compile(model, **options)`` from
+        now on (``imhard mine --compile``). Compiling happens at the first call of each input
+        shape and autocast state (a run's last, shorter batch and the fp32 re-judging of
+        near-ties compile once more each); the FLOP count stays eager."""
+        target = self.compile_target()
+        if target is None:
+            raise InvalidValueError(f"judge {self.name} has no torch model to compile; mine it "
+                                    "without --compile")
+        self._compiled = torch.compile(target, **options)
+        self.compiled = True
+        return self
+
+    def _model(self, eager: torch.nn.Module):
+        """The module to call: the compiled one when :attr:`compiled`, else ``eager``."""
+        return self._compiled if self.compiled else eager
 
     def normalize(self, crops: torch.Tensor) -> torch.Tensor:
         """``(x / 255 - mean) / std`` in torchvision's order of operations (``ToTensor``, then
@@ -92,8 +115,12 @@ class Judge:
 
         dummy = torch.zeros((1, 3, self.input_size, self.input_size), device=self.device)
         counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
-            self.forward(dummy)
+        compiled, self.compiled = self.compiled, False  # the counter sees eager operators only
+        try:
+            with torch.inference_mode(), counter:
+                self.forward(dummy)
+        finally:
+            self.compiled = compiled
         return int(counter.get_total_flops())
 
     def __repr__(self) -> str:
@@ -110,6 +137,9 @@ class ModuleJudge(Judge):
         # (EfficientNet-Lite0, 32 crops, one thread: 1.67 -> 1.01 CPU-s), same top-1.
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
 
+    def compile_target(self) -> torch.nn.Module:
+        return self.model
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.contiguous(memory_format=torch.channels_last))
+        return self._model(self.model)(x.contiguous(memory_format=torch.channels_last))
 

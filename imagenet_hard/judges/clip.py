@@ -49,6 +49,14 @@ class ClipJudge(Judge):
             model = ZeroShotClassifier(model, text_weights)
         self.classifier = model.eval().to(self.device)
         self.model_size = self.classifier.image_size
+        # channels_last where the image tower convolves (ViT's patch stem, a ResNet tower
+        # throughout), as classifier judges run: cuDNN's bf16/fp16 kernels and oneDNN's want
+        # NHWC. Only 4-D weights change layout; their dtype (clip.load's fp16 too) stays.
+        visual = getattr(self.classifier.clip, "visual", None)
+        self.channels_last = visual is not None and any(
+            isinstance(m, torch.nn.Conv2d) for m in visual.modules())
+        if self.channels_last:
+            visual.to(memory_format=torch.channels_last)
         if self.classifier.input_dtype != torch.float32:
             # Low-precision weights (clip.load's fp16) compute in their own dtype: autocast
             # would only re-cast what the model's code already casts.
@@ -60,8 +68,13 @@ class ClipJudge(Judge):
         """The class head (1000, D), unit rows: float32, or float16 with clip.load's logits."""
         return self.classifier.text_weights
 
+    def compile_target(self) -> torch.nn.Module:
+        return self.classifier
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-2:]) != self.model_size:
             x = torch.nn.functional.interpolate(x, size=self.model_size, mode="bicubic",
                                                 antialias=True, align_corners=False)
-        return self.classifier(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._model(self.classifier)(x)

@@ -140,12 +140,12 @@ def default_run_name(judge_name: str, sources: list[str], exhaustive: bool) -> s
 def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: int,
                crop_order: order.CropOrder | None = None, protocol: MiningProtocol | None = None,
                weights: str | None = None, weights_sha256: str | None = None,
-               math: str | None = None) -> RunRecord:
+               math: str | None = None, compile: bool = False) -> RunRecord:
     """The ``run.json`` of a run of ``work`` under ``protocol`` (default: ``paper`` as it
     applies to a classifier on the CPU): what a resume must match. ``crop_order`` defaults to
     the heuristic; a learned one is recorded in full with its origin. ``math`` is how the judge
     computes (:func:`~imagenet_hard.mining_protocol.math_mode`; default: autocast at the
-    protocol's precision)."""
+    protocol's precision); ``compile`` whether the judge runs through ``torch.compile``."""
     if protocol is None:
         protocol = resolve("classifier", "cpu", objectnet_labels=work.objectnet_labels)
     if protocol.objectnet_labels != work.objectnet_labels:
@@ -170,4 +170,5 @@ def run_record(judge_name: str, work: Workload, exhaustive: bool, shard_size: in
         weights=weights,
         weights_sha256=weights_sha256,
         math=recorded_math(protocol.precision, math),
+        compile=bool(compile),
     )

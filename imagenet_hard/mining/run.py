@@ -90,7 +90,8 @@ def resolve_protocol(judge, device_type: str, protocol=None, normalization=None,
 
 
 def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_order,
-             proto: MiningProtocol, weights: Path | None) -> tuple[MiningRun, Workload]:
+             proto: MiningProtocol, weights: Path | None,
+             compile: bool = False) -> tuple[MiningRun, Workload]:
     """Read the sources and check the run's settings (rank 0 checks, every rank hears)."""
     home_dir = homes.data_home(home)
     work = load_workload(sources, home_dir, proto.objectnet_labels)
@@ -99,7 +100,8 @@ def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_orde
     math = math_mode(judge_kind(judge), proto) if isinstance(judge, str) else judge_math(judge)
     record = run_record(judge_name, work, exhaustive, shard_size, crop_order, proto, math=math,
                         weights=str(weights) if weights else None,
-                        weights_sha256=sha256_file(weights) if weights else None)
+                        weights_sha256=sha256_file(weights) if weights else None,
+                        compile=compile)
     handle = MiningRun(run_folder(name, home_dir), record)
     jobs.check_on_rank_zero(ranks, handle.check_resumable, InvalidValueError)
     return handle, work
@@ -110,7 +112,7 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
          shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, crops: str = "pil",
          progress: bool = False, crop_order=None, protocol: str | None = None,
          normalization: str | None = None, precision: str | None = None,
-         objectnet_labels: str | None = None, weights=None) -> MiningRun:
+         objectnet_labels: str | None = None, weights=None, compile: bool = False) -> MiningRun:
     """Mine ``sources`` with ``judge`` (a spec string or a built judge) into ``<home>/mining/<run>``.
 
     ``protocol`` (default ``paper``) sets the knobs that change verdicts; ``normalization``,
@@ -122,7 +124,8 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
     writes the outputs, and another rank returns its unfinished handle as soon as no shard is
     left to take (:func:`~imagenet_hard.jobs.finish`: no barrier). ``crop_order`` (a
     :class:`~imagenet_hard.mining.order.CropOrder`, default the heuristic) is pinned in
-    ``run.json``.
+    ``run.json``. ``compile`` runs the judge's model through ``torch.compile`` (recorded in
+    ``run.json`` and pinned); a built judge is compiled in place.
     """
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
@@ -139,12 +142,14 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         proto = resolve_protocol(judge, dev.type, protocol, normalization, precision,
                                  objectnet_labels)
         handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
-                                crop_order, proto, weights)
+                                crop_order, proto, weights, compile)
         shards = jobs.split(work.images, shard_size)
         # Every rank sees the same list and takes shards from it as it frees up (jobs.handout).
         todo = jobs.shared_missing(map(handle.shard_path, range(len(shards))), ranks)
         if todo and isinstance(judge, str):
             judge = build_judge(judge, dev, proto, weights)  # a bad spec leaves no run behind
+        if todo and compile:
+            compile_judge(judge)
         if ranks.rank == 0:
             handle.start()
         counts = [0.0, 0.0]
@@ -158,6 +163,17 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         return open_run(handle.dir) if merged is not None else handle
     finally:
         jobs.teardown(ranks)
+
+
+def compile_judge(judge) -> None:
+    """``--compile``: the judge's model through ``torch.compile`` (once; a judge that is not a
+    :class:`~imagenet_hard.judges.Judge` cannot be)."""
+    if getattr(judge, "compiled", False):
+        return
+    if not callable(getattr(judge, "compile", None)):
+        raise InvalidValueError(f"judge {getattr(judge, 'name', judge)!r} cannot be compiled "
+                                "(it is not an imagenet_hard Judge); mine it without --compile")
+    judge.compile()
 
 
 def build_judge(spec: str, dev, proto: MiningProtocol, weights: Path | None = None):

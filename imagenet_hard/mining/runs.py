@@ -49,7 +49,7 @@ MODES = ("early-exit", "exhaustive")
 #: that changes a verdict (the protocol's, and the weights file's hash).
 PINNED = ("judge", "sources", "exhaustive", "shard_size", "crop_order", "images", "ids_sha256",
           "protocol", "normalization", "precision", "objectnet_labels", "weights_sha256",
-          "judges", "precisions", "rule", "math")
+          "judges", "precisions", "rule", "math", "compile")
 
 #: One row per judged image. ``label``/``label_space`` are the source table's;
 #: ``judged_label``/``judged_label_space`` what each crop's top-1 was checked against (they
@@ -167,6 +167,9 @@ class RunRecord:
     # (clip.load)" ...; null in runs made before it was recorded, which ran autocast at their
     # precision (math_mode() says so, and a resume compares that).
     math: str | None = None
+    # Whether the judge ran through torch.compile (imhard mine --compile): its fused kernels
+    # round otherwise than eager ones, so a resume keeps it. Runs made before it: false.
+    compile: bool = False
 
     def __post_init__(self):
         _need(self.format == RUN_FORMAT, f"run format must be {RUN_FORMAT!r} (rerun the mining "
@@ -175,6 +178,7 @@ class RunRecord:
         _names("sources", self.sources)
         _need(isinstance(self.exhaustive, bool), "exhaustive must be true or false",
               self.exhaustive)
+        _need(isinstance(self.compile, bool), "compile must be true or false", self.compile)
         _count("images", self.images)
         _count("shard_size", self.shard_size)
         _need(self.shard_size >= 1, "shard_size must be at least 1", self.shard_size)

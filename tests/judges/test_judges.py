@@ -14,6 +14,7 @@ from imagenet_hard.judges import Judge, ScriptedJudge, create_judge, list_judges
 from imagenet_hard.judges.clip import CLIP_MEAN, ClipJudge
 from imagenet_hard.labels import clip_names, clip_templates
 from imagenet_hard.models.preprocess import IMAGENET_MEAN
+from imagenet_hard.models.zero_shot import ZeroShotClassifier, random_head
 from imagenet_hard.models.zero_shot import zero_shot_head as zero_shot_weights
 from imagenet_hard.zoom import standard_crop
 
@@ -240,3 +241,31 @@ def test_a_registered_factory_is_created_by_name():
         assert judge(torch.zeros((2, 3, 224, 224), dtype=torch.uint8)).argmax(1).tolist() == [0, 0]
     finally:
         JUDGES._items.pop("test-always-tench")
+
+
+def test_clip_judge_runs_its_image_tower_channels_last_with_the_same_logits(monkeypatch):
+    """As classifier judges do; and compile() wraps the classifier (torch.compile faked: a real
+    compile costs minutes on a CPU, tests/gpu compiles)."""
+    head = random_head(16)
+    plain_model, _ = tiny_clip_model()
+    plain = ZeroShotClassifier(plain_model, head)
+    model, tokenizer = tiny_clip_model()
+    judge = ClipJudge("tiny", model, tokenizer, device="cpu", precision="fp32", text_weights=head)
+    conv = judge.classifier.clip.visual.conv1.weight
+    assert judge.channels_last and conv.is_contiguous(memory_format=torch.channels_last)
+    crops = torch.randint(0, 256, (3, 3, 224, 224), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    seen = []
+    real = judge.classifier.forward
+    monkeypatch.setattr(judge.classifier, "forward",
+                        lambda x: seen.append(x.is_contiguous(memory_format=torch.channels_last))
+                        or real(x))
+    with torch.inference_mode():
+        ref = plain(judge.normalize(crops))
+    assert torch.allclose(judge(crops), ref, atol=1e-4, rtol=0) and seen == [True]
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: compiled.append(m) or m)
+    judge.compile()
+    assert judge.compiled and compiled == [judge.classifier]
+    assert torch.allclose(judge(crops), ref, atol=1e-4, rtol=0)
