@@ -225,13 +225,15 @@ _FINISHES = itertools.count()
 
 
 def finish(ranks: Ranks, counts: Sequence[int], merge: Callable[[list[int]], T], *,
+           progress: Callable[[], tuple[int, int]] | None = None,
            clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep) -> T | None:
     """End a job without a barrier: this rank adds its ``counts`` (e.g. images and crops it
     computed) and itself to counters in the torch.distributed store. A rank other than 0 then
     returns None at once; rank 0 waits until every rank has reported, then returns
     ``merge(counts summed over ranks)``. It waits as long as tasks keep finishing somewhere
-    (:func:`run` counts them in the store) and raises :class:`StalledError` when none has for
+    (:func:`run` counts them in the store; ``progress``, when given, says instead: tasks finished
+    and their milliseconds) and raises :class:`StalledError` when none has for
     :func:`stall_limit`: a stuck rank costs a rerun of its shards, never hours in a collective.
     One process: ``merge(counts)``. Every rank must make the same sequence of calls."""
     if not ranks.distributed:
@@ -245,7 +247,7 @@ def finish(ranks: Ranks, counts: Sequence[int], merge: Callable[[list[int]], T],
         return None
     seen, since = -1, clock()
     while reported < ranks.world:
-        tasks, ms = store.add(TASKS_DONE, 0), store.add(TASK_MS, 0)
+        tasks, ms = progress() if progress else (store.add(TASKS_DONE, 0), store.add(TASK_MS, 0))
         now = clock()
         if tasks != seen:
             seen, since = tasks, now

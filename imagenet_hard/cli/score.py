@@ -164,11 +164,13 @@ def score(submission, dataset, split, suite, baseline, limit, out, tta, tta_from
 
 
 def _score_suite(submission, names, dataset, split, limit, out, home, baseline, tta, run) -> None:
-    from ..score.suite import score_suite
+    from ..score.ranks import score_suite
 
     done = score_suite(submission, sets=names, dataset=dataset, split=split, limit=limit, out=out,
                        home=home, options=_options(progress=True, **run), baseline=baseline,
                        tta=tta)
+    if done is None:  # a torchrun rank other than 0: rank 0 writes and prints the result
+        return
     if done.predicted < done.scored:
         click.echo(f"resumed: {done.scored - done.predicted} of {done.scored} rows came from "
                    "earlier runs")

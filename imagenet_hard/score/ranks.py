@@ -1,0 +1,98 @@
+"""``imhard score --suite`` under ``torchrun``: the sets spread over ranks, rank 0 writes the result.
+
+Each rank takes a share of the suite's sets, balanced by rows (largest first, to the rank with
+the fewest rows so far: the same split on every rank, since every rank resolves the same sets),
+and predicts them in one child of its own, on its own GPU (``cuda`` is the rank's,
+``LOCAL_RANK``), the model loaded once per rank. Sets that share a cache go to one rank. Every
+prediction lands in its set's cache, as in a one-process run; when every rank has reported
+(:func:`imagenet_hard.jobs.finish`, no barrier: rank 0 waits while parts keep arriving in the
+caches), rank 0 runs the ordinary :func:`~imagenet_hard.score.harness.score_suite`, which finds
+every row cached and writes the result. Other ranks return None. The data home must be shared.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .. import jobs
+
+
+def split_by_rows(sizes: list[int], world: int) -> list[list[int]]:
+    """Indices of ``sizes`` per rank: largest first, each to the rank with the fewest rows so far
+    (ties: the lower rank), each rank's share in the original order."""
+    load, shares = [0] * world, [[] for _ in range(world)]
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        r = min(range(world), key=lambda r: (load[r], r))
+        load[r] += sizes[i]
+        shares[r].append(i)
+    return [sorted(s) for s in shares]
+
+
+def _parts(asks) -> int:
+    """Parts written so far in the asks' caches (the progress rank 0 watches)."""
+    from .harness import parts_dir
+
+    n = 0
+    for cache in {a.cache for a in asks}:
+        try:
+            n += sum(1 for _ in os.scandir(parts_dir(cache)))
+        except OSError:
+            pass
+    return n
+
+
+def score_suite(submission, sets=None, dataset=None, split: str = "validation",
+                limit: int | None = None, out=None, home=None, options=None, baseline=None,
+                tta=None):
+    """:func:`~imagenet_hard.score.harness.score_suite`, its sets spread over the ranks under
+    torchrun (this module's docstring); the ScoreRun on rank 0, None on the others. Outside
+    torchrun: the one-process run."""
+    from . import harness
+
+    def whole():
+        return harness.score_suite(submission, sets=sets, dataset=dataset, split=split,
+                                   limit=limit, out=out, home=home, options=options,
+                                   baseline=baseline, tta=tta)
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return whole()
+    from ..files import sha256_file
+
+    opts = options or harness.RunOptions()
+    if limit is not None and limit <= 0:
+        from ..errors import InvalidValueError
+
+        raise InvalidValueError(f"--limit must be positive, got {limit}")
+    sub = harness.submission_file(submission)
+    opts.check_sandbox()
+    # A CPU group: it carries only the store; each rank's child takes the rank's GPU itself.
+    ranks, _ = jobs.setup("cpu")
+    try:
+        sha = sha256_file(sub)
+        chosen = harness.resolve_sets(sets, dataset, split, home)
+        asks = [harness.Ask(s, s.scored[:limit] if limit else s.scored,
+                            harness.cache_dir(home, sha, s, tta)) for s in chosen]
+        groups: dict[Path, list] = {}
+        for ask in asks:
+            groups.setdefault(ask.cache, []).append(ask)
+        keys = list(groups)
+        share = split_by_rows([sum(len(a.indices) for a in groups[k]) for k in keys],
+                              ranks.world)[ranks.rank]
+        mine = [a for g in share for a in groups[keys[g]]]
+        report = harness.predict(sub, mine, opts, tta) if mine else None
+        if report is not None:  # rank 0's result reads the submission's METADATA from a cache
+            harness.run_metadata(report, [a.cache for a in mine])
+
+        def merge(total: list[int]):
+            run = whole()
+            run.predicted = total[0]  # rank 0's own pass found every row cached
+            return run
+
+        return jobs.finish(ranks, [report.predicted if report else 0], merge,
+                           progress=lambda: (_parts(asks), 0))
+    finally:
+        jobs.teardown(ranks)
+
+
+__all__ = ["score_suite", "split_by_rows"]
