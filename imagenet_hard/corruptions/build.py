@@ -14,9 +14,9 @@ Rows: id ``imagenet_c/<corruption>/<severity>/<base id>``, origin ``imagenet_c/<
 :func:`imagenet_hard.corruptions.image_seed` of (base id, corruption, severity), so its bytes
 depend on nothing else. The base's images, sorted by id, are cut in shards; each shard is written
 once, atomically, after its images, and a rerun skips finished shards, so a killed build resumes to
-the same bytes. Shards are spread over worker processes, and over ``torchrun`` ranks (shard ``g``
-of the build → rank ``g % world``, rank 0 writes the tables) by the sharded-job engine
-:mod:`imagenet_hard.jobs`; this module supplies the per-shard work and the merge.
+the same bytes. Shards are spread over worker processes, and over ``torchrun`` ranks (each rank
+takes the next unwritten shard when it is free; rank 0 writes the tables) by the sharded-job
+engine :mod:`imagenet_hard.jobs`; this module supplies the per-shard work and the merge.
 """
 
 from __future__ import annotations
@@ -394,14 +394,15 @@ def run_shard(task: ShardTask) -> None:
     corrupt_shard(load_shard(task))
 
 
-def _loaded(tasks: list[ShardTask], workers: int):
-    """The torch backend's shards, decoded ahead by ``workers`` DataLoader workers while the
-    device corrupts (numpy arrays come back pickled through pipes, not /dev/shm). Each image's
-    draws come from its own seeded generator in :func:`corrupt_shard`, here, so the bytes do not
-    depend on ``workers``."""
+def _loaded(tasks: list[ShardTask], order, workers: int):
+    """The torch backend's shards ``tasks[g]`` for each ``g`` of ``order`` (taken as the loader
+    asks: :func:`imagenet_hard.jobs.handout`), decoded ahead by ``workers`` DataLoader workers
+    while the device corrupts (numpy arrays come back pickled through pipes, not /dev/shm). Each
+    image's draws come from its own seeded generator in :func:`corrupt_shard`, here, so the bytes
+    do not depend on ``workers``."""
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(_ShardList(tasks), batch_size=None, num_workers=workers,
+    loader = DataLoader(_ShardList(tasks), sampler=order, batch_size=None, num_workers=workers,
                         collate_fn=_as_is, prefetch_factor=2 if workers else None)
     yield from loader
 
@@ -561,14 +562,15 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
             check_plan(home, table_record(opts, plan, n, s, device.split(":")[0]))
     parts = jobs.split(plan.images, opts.shard_size)
     every = [(n, s, k) for n, s in todo for k in range(len(parts))]
-    mine = [every[g] for g in jobs.pending(
-        (shard_file(home, imagenet_c(n, s).stem, k) for n, s, k in every), ranks)]
-    left = {t: sum(1 for n, s, _ in mine if (n, s) == t) for t in todo}
+    # One list on every rank; each rank takes the next shard when it is free (jobs.handout).
+    missing = jobs.shared_missing(
+        (shard_file(home, imagenet_c(n, s).stem, k) for n, s, k in every), ranks)
+    left = {t: sum(1 for g in missing if every[g][:2] == t) for t in todo}
     built: dict[tuple[str, int], BuildResult] = {}
     if not ranks.distributed:  # shards finished by an earlier, killed run
         built.update({t: merge_table(home, plan, *t) for t in todo if not left[t]})
     workers = opts.workers if opts.workers is not None else (os.cpu_count() or 1)
-    workers = min(workers, len(mine))
+    workers = min(workers, len(missing))
 
     def on_done(task: ShardTask, _result) -> None:
         t = (task.name, task.severity)
@@ -577,7 +579,9 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
             built[t] = merge_table(home, plan, *t)
 
     tasks = [ShardTask(str(home), imagenet_c(n, s).stem, n, s, k, tuple(parts[k]), opts.backend,
-                       device, opts.image_format) for n, s, k in mine]
+                       device, opts.image_format) for n, s, k in every]
+    order = jobs.handout(missing, ranks)
+    total = None if ranks.distributed else sum(len(tasks[g].images) for g in missing)
     if opts.backend == "torch":  # the device corrupts here; loader workers decode, threads encode
         from concurrent.futures import ThreadPoolExecutor
 
@@ -585,12 +589,13 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
             def encode_many(arrays, image_format):
                 return pool.map(encode, arrays, [image_format] * len(arrays))
 
-            jobs.run(_loaded(tasks, workers), lambda shard: corrupt_shard(shard, encode_many),
+            jobs.run(_loaded(tasks, order, workers),
+                     lambda shard: corrupt_shard(shard, encode_many),
                      lambda shard, r: on_done(shard.task, r), size=lambda s: len(s.task.images),
-                     total=sum(len(t.images) for t in tasks), desc="imagenet-c", ranks=ranks,
-                     progress=progress)
+                     total=total, desc="imagenet-c", ranks=ranks, progress=progress)
     else:
-        jobs.run(tasks, run_shard, on_done, size=lambda task: len(task.images), workers=workers,
+        jobs.run((tasks[g] for g in order), run_shard, on_done,
+                 size=lambda task: len(task.images), workers=workers, total=total,
                  desc="imagenet-c", ranks=ranks, progress=progress,
                  preload=(__name__, "imagecorruptions"), initializer=_worker_init)
     if ranks.distributed:  # no barrier: another rank leaves with nothing to report
