@@ -3,12 +3,12 @@
 Mining (``mining.run``) and the ImageNet-C build (``corruptions.build``) supply their per-shard
 work and their merge; this module does the rest. Items in a fixed order are cut in shards
 (:func:`split`); each shard's file is written once, atomically, so a rerun runs only the missing
-ones (:func:`pending`). Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) shard ``g``
-goes to rank ``g % world`` (or to whichever rank frees up first: :func:`handout`) and rank 0
-merges; the group uses gloo on the CPU and NCCL on CUDA. Ranks meet in collectives only at the
-start; at the end there is no barrier (:func:`finish`): each rank reports through the store and
-leaves, and rank 0 waits for the others only while their shards keep finishing. :func:`run` hands shards to
-this process or to worker processes as they free up, with one progress bar per rank. torch is
+ones (:func:`missing`). Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) each rank
+takes the next missing shard when it is free (:func:`handout`) and rank 0 merges; the group uses
+gloo on the CPU and NCCL on CUDA. Ranks meet in collectives only at the start; at the end there
+is no barrier (:func:`finish`): each rank reports through the store and leaves, and rank 0 waits
+for the others only while their shards keep finishing. :func:`run` hands shards to this process
+or to worker processes as they free up, with one progress bar per rank. torch is
 imported only under torchrun or when a device is resolved, so importing this module stays light.
 """
 
@@ -82,11 +82,6 @@ def missing(paths: Iterable[Path]) -> list[int]:
     return [g for g, path in enumerate(paths) if not path.exists()]
 
 
-def pending(paths: Iterable[Path], ranks: Ranks) -> list[int]:
-    """The shards of :func:`missing` that fall to this rank."""
-    return [g for g in missing(paths) if ranks.mine(g)]
-
-
 def shared_missing(paths: Iterable[Path], ranks: Ranks) -> list[int]:
     """:func:`missing` as rank 0 sees it, on every rank (one list to hand out from: a rank that
     looked later could see a shard another rank has just written)."""
@@ -130,10 +125,6 @@ class Ranks:
     @property
     def distributed(self) -> bool:
         return self.world > 1
-
-    def mine(self, shard: int) -> bool:
-        """Whether this rank runs ``shard`` (round-robin by shard number)."""
-        return shard % self.world == self.rank
 
 
 def is_rank_zero() -> bool:

@@ -11,15 +11,13 @@ from imagenet_hard import jobs
 from imagenet_hard.errors import ImHardError, InvalidValueError, StalledError
 
 
-def test_split_count_and_round_robin_pending(tmp_path):
+def test_split_count_and_missing(tmp_path):
     items = tuple(range(7))
     assert jobs.split(items, 3) == [(0, 1, 2), (3, 4, 5), (6,)]
     assert [jobs.count(n, 3) for n in (0, 1, 3, 7)] == [0, 1, 1, 3]
     paths = [tmp_path / f"shard-{g}" for g in range(5)]
     paths[2].touch()
-    assert jobs.missing(paths) == jobs.pending(paths, jobs.Ranks()) == [0, 1, 3, 4]
-    assert jobs.pending(paths, jobs.Ranks(rank=0, world=2)) == [0, 4]
-    assert jobs.pending(paths, jobs.Ranks(rank=1, world=2)) == [1, 3]
+    assert jobs.missing(paths) == jobs.shared_missing(paths, jobs.Ranks()) == [0, 1, 3, 4]
 
 
 def test_a_single_process_needs_no_torch(monkeypatch):
@@ -27,7 +25,7 @@ def test_a_single_process_needs_no_torch(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     ranks, device = jobs.setup(None, cpu_only=True)
     assert (ranks, device) == (jobs.Ranks(), "cpu") and jobs.is_rank_zero()
-    assert not ranks.distributed and ranks.mine(5)
+    assert not ranks.distributed
     assert jobs.finish(ranks, [1, 2], lambda total: ("merged", total)) == ("merged", [1, 2])
     jobs.teardown(ranks)
 
