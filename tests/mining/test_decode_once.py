@@ -113,6 +113,35 @@ def test_over_the_budget_an_image_is_decoded_again_in_its_next_round(tmp_path, m
     assert sorted(opened.values()) == [1, len(order.ROUND_SIZES), len(order.ROUND_SIZES)]
 
 
+def test_two_worker_processes_decode_each_image_once(tmp_path, monkeypatch, cheap_crops):
+    """Real (forked) workers, early exit to the last round: the pixels go to the main process
+    and back through shared memory between rounds, and an image's chunks meet its worker's last
+    decode. Decodes are counted in a file, which every process appends to."""
+    import os
+
+    rows = _rows(tmp_path, make_source(tmp_path, "synth", [
+        SynthImage(f"{k}.png", (40 + k, 30), (LABEL,), k) for k in range(2)]))
+    log = tmp_path / "opens.log"
+    log.write_text("")
+    real = Image.open
+
+    def counting(fp, *a, **kw):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(fp, *a, **kw)
+
+    monkeypatch.setattr(Image, "open", counting)
+    miner = ShardMiner(NeverJudge(), SPACES, tmp_path, torch.device("cpu"), batch_size=700,
+                       workers=2)
+    try:
+        out = miner.mine_shard(rows)
+    finally:
+        miner.close()
+    assert [r["n_forward"] for r in out] == [order.N_CROPS] * 2
+    pids = log.read_text().split()
+    assert len(pids) == len(rows) and str(os.getpid()) not in pids
+
+
 def test_routed_sends_all_of_an_images_jobs_to_one_worker():
     per_image = [[(p, c) for c in range(3)] for p in range(5)]
     for workers in (0, 1, 2, 3):
