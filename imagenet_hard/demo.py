@@ -2,13 +2,14 @@
 ImageNet-C corruptions of it.
 
 It is what ``make demo`` runs: build → mine → review → publish → score → leaderboard → the zoom
-analyses of an exhaustive run → a hosted board fed through its queue, each step through the same library functions the CLI uses,
-printing what a user would see, then one line per stage with its time and what to open next.
+analyses of an exhaustive run → a hosted board fed through its queue, each step through the
+same library functions the CLI uses, printing what a user would see, then one line per stage with its time and what to open next.
 
 It runs in a home of its own (default ``<cache>/imagenet-hard-demo``, marked as the demo's and
 emptied at each start), so a second run gives the same result as the first and nothing lands in
 the user's real data home. The short tour (default) corrupts two photos with three of the paper's
-six corruptions; ``full`` does all six.
+six corruptions and judges every crop of three photos for the analyses; ``full`` does all six
+corruptions and all nine photos.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class Tour:
         from .corruptions import PAPER_SIX
 
         return tuple(PAPER_SIX) if self.full else tuple(PAPER_SIX)[:3]
+
+    @property
+    def exhaustive_photos(self) -> int | None:
+        """Photos the analysis step judges on all 324 crops: the first three by id (the horse,
+        the sample's candidate, among them) on the short tour, every one on the full tour."""
+        return None if self.full else 3
 
 
 def step_build(home, echo, tour: Tour) -> None:
@@ -189,7 +196,7 @@ def step_analyze(home, echo, tour: Tour) -> None:
 
     echo("== 7. analyze: every zoom crop judged (exhaustive), the paper's zoom analyses ==")
     run = mine(["sample"], "efficientnet-lite0", home=home, run=DEMO_EXHAUSTIVE_RUN,
-               exhaustive=True, device="cpu")
+               exhaustive=True, device="cpu", limit=tour.exhaustive_photos)
     s = run.summary
     echo(f"judged all 324 crops and the standard 1-crop of {s.images} images "
          f"({s.forward_passes} forward passes): {s.candidates} candidates")

@@ -54,7 +54,7 @@ def zoom(run, out, home):
 
     \b
     Example:
-      imhard mine --source sample --judge efficientnet-lite0 --exhaustive --run sample-full
+      imhard mine --source sample --judge efficientnet-lite0 --exhaustive --limit 3 --run sample-full
       imhard analyze sample-full --out sample-analysis
     """
     from ..analysis.report import analyze_run

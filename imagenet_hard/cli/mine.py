@@ -94,14 +94,17 @@ def _run_name(ctx, param, value: str | None) -> str | None:
               help="A local checkpoint of the judge's weights (for clip-vit-l-14: the "
                    "open_clip_pytorch_model.bin of OpenAI's ViT-L/14); its SHA-256 is recorded "
                    "in run.json and pinned.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), metavar="N",
+              help="Mine only the first N images (by id) of the sources: a quick try before "
+                   "the whole run. A resume must give the same N.")
 @click.option("--compile", "compile_", is_flag=True,
               help="Run the judge's model through torch.compile (minutes of compiling first; "
                    "pays on long GPU runs). Recorded in run.json; a resume must match.")
 @device_option
 @home_option
 def mine(sources, judge, rule, exhaustive, batch_size, shard_size, run, workers, crops,
-         order_from, protocol, normalization, precision, objectnet_labels, weights, compile_,
-         device, home):
+         order_from, protocol, normalization, precision, objectnet_labels, weights, limit,
+         compile_, device, home):
     """Find ImageNet-Hard candidates: images none of whose 324 zoom crops the judge gets right.
 
     A crop is right when the judge's top-1 within the image's label space is one of its labels.
@@ -122,7 +125,7 @@ def mine(sources, judge, rule, exhaustive, batch_size, shard_size, run, workers,
     if isinstance(judge, list):
         _mine_ensemble(sources, judge, rule or "all", exhaustive, batch_size, shard_size, run,
                        workers, crops, order_from, protocol, normalization, precision,
-                       objectnet_labels, weights, compile_, device, home)
+                       objectnet_labels, weights, compile_, device, home, limit)
         return
     if rule is not None:
         raise click.UsageError("--rule combines several judges: pass --judge a,b[,c]")
@@ -145,14 +148,15 @@ def mine(sources, judge, rule, exhaustive, batch_size, shard_size, run, workers,
                      batch_size=batch_size, shard_size=shard_size, workers=workers, crops=crops,
                      progress=True, crop_order=crop_order, protocol=protocol,
                      normalization=normalization, precision=precision,
-                     objectnet_labels=objectnet_labels, weights=weights, compile=compile_)
+                     objectnet_labels=objectnet_labels, weights=weights, compile=compile_,
+                     limit=limit)
     if is_rank_zero():
         click.echo("\n".join(_summary_lines(res)))
 
 
 def _mine_ensemble(sources, judges, rule, exhaustive, batch_size, shard_size, run, workers, crops,
                    order_from, protocol, normalization, precision, objectnet_labels, weights,
-                   compile_, device, home):
+                   compile_, device, home, limit=None):
     given = [name for name, v in (("--order-from", order_from), ("--protocol", protocol),
                                   ("--normalization", normalization), ("--precision", precision),
                                   ("--weights", weights), ("--compile", compile_)) if v]
@@ -164,7 +168,7 @@ def _mine_ensemble(sources, judges, rule, exhaustive, batch_size, shard_size, ru
     res = mine_ensemble(sources, judges, rule, home=home, run=run, exhaustive=exhaustive,
                         device=device, batch_size=batch_size, shard_size=shard_size,
                         workers=workers, crops=crops, objectnet_labels=objectnet_labels,
-                        progress=lambda line: click.echo(line, err=True))
+                        progress=lambda line: click.echo(line, err=True), limit=limit)
     click.echo("\n".join(_summary_lines(res.run)))
     click.echo(f"rule {rule}; judges, cheapest first:")
     for name in res.order:

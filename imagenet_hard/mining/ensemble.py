@@ -33,7 +33,7 @@ from ..errors import InvalidValueError
 from ..judges import check_judge, judge_kind
 from ..mining_protocol import judge_math, resolve
 from ..models.preprocess import PRECISIONS
-from .plan import check_built, default_run_name, load_workload, run_record
+from .plan import check_built, check_limit, default_run_name, load_workload, run_record
 from .runs import RULES, MiningRun, check_run_name, open_run, run_folder
 
 #: Crops of the dummy batch each judge is timed on (after one warm-up pass).
@@ -121,9 +121,10 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
                   exhaustive: bool = False, device=None, batch_size: int | None = None,
                   shard_size: int = 1000, workers: int | None = None, crops: str = "pil",
                   objectnet_labels: str | None = None, order: str = "measured",
-                  progress=None) -> EnsembleRun:
+                  progress=None, limit: int | None = None) -> EnsembleRun:
     """Mine ``sources`` with several ``judges`` combined by ``rule`` (see the module docstring).
-    ``order``: ``measured`` (cheapest first) or ``given`` (as listed)."""
+    ``order``: ``measured`` (cheapest first) or ``given`` (as listed); ``limit``: the first N
+    images by id, as :func:`~imagenet_hard.mining.run.mine` takes it."""
     from .engine import ShardMiner
     from .run import CPU_BATCH_SIZE, DEFAULT_BATCH_SIZE, build_judge, merge_run
 
@@ -134,6 +135,8 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
         raise InvalidValueError(f"order must be measured or given, got {order!r}")
     if run is not None:
         check_run_name(run)
+    if limit is not None:
+        check_limit(limit)
     check_built(sources, home)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise InvalidValueError("ensemble mining runs in one process; start it without torchrun")
@@ -148,7 +151,7 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
                                 f"{', '.join(names)}")
     cost = {n: seconds_per_crop(b, dev) for n, b in zip(names, built, strict=True)}
     home_dir = homes.data_home(home)
-    work = load_workload(sources, home_dir, protos[0].objectnet_labels)
+    work = load_workload(sources, home_dir, protos[0].objectnet_labels, limit)
     name = run or default_run_name(f"ensemble-{rule}", list(work.sources), exhaustive)
     ranks = _order(names, cost, order, run_folder(name, home_dir))
     joined = ",".join(names[k] for k in ranks)

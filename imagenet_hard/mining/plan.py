@@ -66,6 +66,13 @@ class Workload:
         return h.hexdigest()
 
 
+def check_limit(limit) -> int:
+    """``--limit``: a positive number of images."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidValueError(f"limit must be a positive number of images, got {limit!r}")
+    return limit
+
+
 def check_built(sources: list[str], home=None) -> list[str]:
     """The table file names ``sources`` select (:func:`imagenet_hard.catalog.select`), each one
     built; else one sentence on the first that is not (no table is read)."""
@@ -94,10 +101,12 @@ def _read_source(name: str, home, objectnet_labels: str
     return rows, table_label_spaces(table)
 
 
-def load_workload(sources: list[str], home=None, objectnet_labels: str = "paper") -> Workload:
+def load_workload(sources: list[str], home=None, objectnet_labels: str = "paper",
+                  limit: int | None = None) -> Workload:
     """Read the source tables, check ids are unique across them, give each image its judged
     labels under ``objectnet_labels`` (see :mod:`imagenet_hard.label_rules`), resolve every
-    label space they are judged in."""
+    label space they are judged in. ``limit`` keeps the first N images by id (a quick try; the
+    run's ``images`` and ``ids_sha256`` pin the choice)."""
     objectnet_labels = check_objectnet_rule(objectnet_labels)
     names = check_built(sources, home)
     if not names:
@@ -119,6 +128,8 @@ def load_workload(sources: list[str], home=None, objectnet_labels: str = "paper"
     dupes = [a.id for a, b in zip(images, images[1:], strict=False) if a.id == b.id]
     if dupes:
         raise InvalidValueError(f"{len(dupes)} ids occur in more than one source, e.g. {dupes[0]!r}")
+    if limit is not None:
+        images = images[:check_limit(limit)]
     used = sorted({r.judged_space for r in images})
     spaces = {s: label_space_indices(s, extra) for s in used}
     for s, idx in spaces.items():

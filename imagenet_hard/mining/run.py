@@ -31,7 +31,7 @@ from ..mining_protocol import (
 )
 from ..records import CANDIDATE_SCHEMA
 from ..registry import normalize_name
-from .plan import Workload, check_built, default_run_name, load_workload, run_record
+from .plan import Workload, check_built, check_limit, default_run_name, load_workload, run_record
 from .runs import MiningRun, OriginCounts, RunSummary, check_run_name, open_run, run_folder
 
 DEFAULT_BATCH_SIZE = 256
@@ -91,10 +91,10 @@ def resolve_protocol(judge, device_type: str, protocol=None, normalization=None,
 
 def _prepare(sources, judge, home, run, exhaustive, shard_size, ranks, crop_order,
              proto: MiningProtocol, weights: Path | None,
-             compile: bool = False) -> tuple[MiningRun, Workload]:
+             compile: bool = False, limit: int | None = None) -> tuple[MiningRun, Workload]:
     """Read the sources and check the run's settings (rank 0 checks, every rank hears)."""
     home_dir = homes.data_home(home)
-    work = load_workload(sources, home_dir, proto.objectnet_labels)
+    work = load_workload(sources, home_dir, proto.objectnet_labels, limit)
     judge_name = judge_spec_name(judge)
     name = run or default_run_name(judge_name, list(work.sources), exhaustive)
     math = math_mode(judge_kind(judge), proto) if isinstance(judge, str) else judge_math(judge)
@@ -112,7 +112,8 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
          shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, crops: str = "pil",
          progress: bool = False, crop_order=None, protocol: str | None = None,
          normalization: str | None = None, precision: str | None = None,
-         objectnet_labels: str | None = None, weights=None, compile: bool = False) -> MiningRun:
+         objectnet_labels: str | None = None, weights=None, compile: bool = False,
+         limit: int | None = None) -> MiningRun:
     """Mine ``sources`` with ``judge`` (a spec string or a built judge) into ``<home>/mining/<run>``.
 
     ``protocol`` (default ``paper``) sets the knobs that change verdicts; ``normalization``,
@@ -125,11 +126,14 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
     left to take (:func:`~imagenet_hard.jobs.finish`: no barrier). ``crop_order`` (a
     :class:`~imagenet_hard.mining.order.CropOrder`, default the heuristic) is pinned in
     ``run.json``. ``compile`` runs the judge's model through ``torch.compile`` (recorded in
-    ``run.json`` and pinned); a built judge is compiled in place.
+    ``run.json`` and pinned); a built judge is compiled in place. ``limit`` mines only the
+    first N images by id (pinned through the run's image count and ids).
     """
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
     _check_sizes(1 if batch_size is None else batch_size, shard_size)
+    if limit is not None:
+        check_limit(limit)
     check_protocol(judge, protocol, normalization, precision, objectnet_labels)
     weights = check_weights(weights, judge)
     if run is not None:
@@ -142,7 +146,7 @@ def mine(sources: list[str] | str, judge=DEFAULT_JUDGE, home=None, run: str | No
         proto = resolve_protocol(judge, dev.type, protocol, normalization, precision,
                                  objectnet_labels)
         handle, work = _prepare(sources, judge, home, run, exhaustive, shard_size, ranks,
-                                crop_order, proto, weights, compile)
+                                crop_order, proto, weights, compile, limit)
         shards = jobs.split(work.images, shard_size)
         # Every rank sees the same list and takes shards from it as it frees up (jobs.handout).
         todo = jobs.shared_missing(map(handle.shard_path, range(len(shards))), ranks)

@@ -114,7 +114,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard mine --source imagenet --run-name in-clip":
         Fails("torchrun over 8 GPUs, on ImageNet (not here)", "'imagenet' is not built"),
     # the zoom analyses of an exhaustive run
-    "imhard mine --source sample --judge efficientnet-lite0 --exhaustive --run sample-full":
+    "imhard mine --source sample --judge efficientnet-lite0 --exhaustive --limit 3 --run sample-full":
         Runs("(exhaustive)"),
     "imhard analyze sample-full --out sample-analysis": Runs("report:"),
     "imhard analyze heldout --run sample-full --models efficientnet-lite0 --precision bf16":

@@ -447,3 +447,21 @@ def test_bench_mine_reference_and_engine_agree(synth):
     assert report.ratio == report.ours.rate / report.reference.rate > 0
     text = format_report(report)
     assert "x the reference" in text and "images/s" in text
+
+
+def test_limit_mines_the_first_images_by_id_and_a_resume_must_match(synth, mined):
+    """`--limit N`: the first N ids of the sources, the same rows the whole run gives them; a
+    rerun with another N is refused (the run pins its ids), a bad N before anything is read."""
+    kw = dict(home=synth["home"], device="cpu", batch_size=16, workers=0, run="limited")
+    judge = ControlledJudge(synth["index"], synth["plans"])
+    res = mine(synth["sources"], judge, limit=3, **kw)
+    ids = sorted(synth["plans"])[:3]
+    assert {i for i, _ in judge.seen} == set(ids) and res.summary.images == 3
+    whole = {r["id"]: r for r in mined[False][1]}
+    assert res.results().to_pylist() == [whole[i] for i in ids]
+    with pytest.raises(InvalidValueError, match="images: .* 3, asked 2"):
+        mine(synth["sources"], judge, limit=2, **kw)
+    for bad in (0, -1, True):
+        with pytest.raises(InvalidValueError, match="limit must be a positive"):
+            mine(synth["sources"], judge, limit=bad, **{**kw, "run": "bad"})
+    assert not (synth["home"] / "mining" / "bad").exists()
