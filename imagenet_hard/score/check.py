@@ -1,7 +1,5 @@
-"""Recomputing a result's numbers from its predictions table, and listing what disagrees.
-
-``score`` computes its metrics through :func:`recompute`, and ``verify`` / ``leaderboard add`` use
-:func:`consistency_problems`, so a claimed number that its own predictions do not support is caught.
+"""Recomputing a result's numbers from its predictions table (``score`` computes them this way)
+and listing every claim its predictions or the set's labels do not support.
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
-"""The submission contract: what one ``.py`` file must define to be scored.
-
-A submission defines either
-
-- ``load(device: str)`` returning an object with ``predict(images: list[PIL.Image.Image])`` that
-  returns an array or tensor of shape ``(len(images), 1000)`` (logits or probabilities over
-  ImageNet-1k) — for methods that need raw images (multi-crop, zoom, test-time augmentation); or
-- module-level ``model`` (a ``torch.nn.Module`` returning ``(N, 1000)``) and ``transform``
-  (PIL image → tensor); the harness batches with a ``DataLoader``, calls ``model.eval()``, moves it
-  to the device and runs it under ``torch.inference_mode()``.
-
-Images are RGB ``PIL.Image`` at their stored resolution. In the model form the harness converts
-to RGB where the authors' scoring did (``imagenet_hard.score.rgb_point``): when ``transform`` is a
-torchvision ``Compose``, its leading ``Resize``/``CenterCrop`` steps receive the image in its
-stored mode (palette, alpha, greyscale, CMYK …) and the harness converts right after them; every
-other step, and any other kind of transform, receives RGB. Optional ``METADATA`` (a JSON-able dict):
-``name``, ``url``, ``paper``, ``params``, ``resolution``, ``uses_tta``, ``extra_training_data``,
-``seed``, each checked by type and plausible range (:func:`metadata_problems`). The harness seeds ``random``,
-``numpy`` and ``torch`` with 0 before it imports the file (``METADATA``, and so ``seed``, exist
-only afterwards: ``worker.IMPORT_SEED``), with ``seed`` before ``load(device)`` and with
-``seed + first row index`` before each batch, so random weights made at import and a random
-method give the same answers when resumed or re-run. This module runs inside the child process.
+"""The submission contract (stated in full in docs/scoring.md): one ``.py`` file defining either
+``load(device)`` returning an object whose ``predict(images)`` gives ``(len(images), 1000)``
+logits or probabilities, or module-level ``model`` and ``transform`` (the harness batches, runs
+``model.eval()`` under ``torch.inference_mode()``), plus an optional ``METADATA`` dict checked by
+:func:`metadata_problems`. Runs inside the child.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The offline example submission, found from a checkout or an installed wheel.
-
-``leaderboard/submissions/`` is installed as ``imagenet_hard.submissions``, so the demo and the
-harness benchmark read the one reference file rather than a copy of it.
+"""The offline example submission (``leaderboard/submissions/``, installed as
+``imagenet_hard.submissions``), the one file the demo and the benchmarks score.
 """
 
 from __future__ import annotations

@@ -1,22 +1,14 @@
-"""``imhard fetch-weights FILE``: fill the weight caches the scoring sandbox reads, by importing
-and loading a submission *unconfined*, with the network and the user's environment (tokens
-included). Only for files the user trusts.
-
-``imhard score`` never downloads: the sandbox mounts ``$TORCH_HOME/hub/checkpoints`` and the
-Hugging Face hub cache's ``models--*`` read-only (:func:`sandbox.weight_caches`), so a file that
-fetches its weights on first load (torchvision, timm, open_clip, the Hub) fails there until they
-are cached. This runs the file once in a child process (``python -m imagenet_hard.score.fetch``):
-import, and for the predict form ``load("cpu")``; then it reports what the caches gained.
+"""``imhard fetch-weights FILE``: fill the weight caches the scoring sandbox reads
+(:func:`sandbox.weight_caches`; ``imhard score`` never downloads) by importing and loading a
+trusted submission *unconfined*, with network and the user's environment, in a child process
+(``python -m imagenet_hard.score.fetch``), then report what the caches gained.
 """
 
 from __future__ import annotations
 
-import collections
+import math
 import os
 import shlex
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,56 +87,24 @@ def _cache_names() -> list[str]:
 
 def fetch_weights(submission: str | Path, device: str = "cpu",
                   on_output: Callable[[str], None] | None = None) -> FetchReport:
-    """Import ``submission`` and, in the predict form, call ``load(device)``, unconfined and
-    with network in a child process, so that the weights it downloads land in the caches the
-    sandbox reads; ``on_output`` gets each line it prints. A :class:`SubmissionError` with its
-    traceback when it fails."""
+    """Import and load ``submission`` (the scoring child, with no rows to predict) unconfined,
+    with network and the whole environment, so that the weights it downloads land in the caches
+    the sandbox reads; ``on_output`` gets each line it prints. A :class:`SubmissionError` with
+    its traceback when it fails."""
+    from .runner import ChildJob, run_child
+
     path = Path(submission).expanduser()
     if not path.is_file():
         raise SubmissionError(f"{submission}: no such file; give the submission's path")
     before = cache_entries()
-    with tempfile.TemporaryDirectory(prefix="imhard-fetch-") as tmp:
-        err_file = os.path.join(tmp, "error.txt")
-        cmd = [sys.executable, "-m", "imagenet_hard.score.fetch", str(path.resolve()), device,
-               err_file]
-        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True, errors="replace",
-                              env=env) as proc:
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                tail.append(line)
-                if on_output:
-                    on_output(line)
-        error = Path(err_file).read_text() if os.path.exists(err_file) else ""
-    if proc.returncode:
-        body = error.rstrip() or "\n".join(t for t in tail if t.strip()) or \
-            f"exit status {proc.returncode}"
+    job = ChildJob(submission=str(path.resolve()), device=device, batch_size=1, workers=0,
+                   segments=[])
+    try:
+        run_child(job, path.name, load_timeout=math.inf, on_output=on_output, sandbox_tool="none",
+                  environ=dict(os.environ))
+    except SubmissionError as exc:
         raise SubmissionError(f"{path.name}: fetching its weights failed, so fix what the "
-                              f"submission raised and run again:\n{body}")
+                              f"submission raised and run again:\n{exc}") from None
     after = cache_entries()
     added = [(p, n - before.get(p, 0)) for p, n in after.items() if n > before.get(p, 0)]
     return FetchReport(path, added, _cache_names())
-
-
-def _child(path: str, device: str, err_file: str) -> int:
-    """In the child: import the file and load it; any failure goes to ``err_file``."""
-    from . import contract
-    from .worker import submission_traceback
-
-    try:
-        sub = contract.inspect(contract.import_file(path))
-        if sub.form == "predict":
-            contract.build_predictor(sub, device)
-    except contract.ContractError as exc:
-        Path(err_file).write_text(str(exc))
-        return 2
-    except BaseException as exc:   # the submission's own failure, with its traceback
-        Path(err_file).write_text(submission_traceback(exc))
-        return 3
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child(*sys.argv[1:4]))

@@ -1,21 +1,14 @@
-"""``score`` and ``verify``, of one dataset or a suite of sets: the one scoring driver. A plain
-run is a suite of one set (:mod:`.sets`), so :func:`predict` runs every child, :func:`write_set`
-turns every set's cache into its predictions parquet and :func:`recheck` re-predicts every
-verified sample. One child scores every set, the model loaded once (a CLIP ViT-L/14 takes tens of
-seconds to load; a full suite with ImageNet-C has over a hundred sets).
+"""``score`` and ``verify`` of one dataset or a suite of sets: the one scoring driver. A plain run
+is a suite of one set (:mod:`.sets`): :func:`predict` runs one child for every set (the model
+loaded once), :func:`write_set` turns each set's cache into its predictions parquet and
+:func:`recheck` re-predicts every verified sample.
 
-Partial predictions live in ``<home>/scores/cache/<submission sha>-<set's cache key>/`` (the key
-names the set's images and what its protocol asks of the child; ``…-tta-<mode key>`` under
-test-time augmentation) as one file per finished batch, so a rerun after a crash, a timeout or
-Ctrl-C predicts only the rows still missing, and sets with the same images and ask (ImageNet val
-and ReaL) share predictions. Under TTA each set's protocol applies to the aggregated output.
-
-The child may write only the cache's ``parts/`` folder; the parent's own ``metadata.json`` sits
-beside it, where the child never could. Everything in ``parts/`` is hostile: a part is read only
-as a regular file (opened without following links, without blocking on a FIFO) of exactly the
-size its name implies, in a raw format that cannot inflate (:data:`.worker.PART_HEADER`), and its
-rows must be rows the run asked for. A cache an older harness made let the child write the whole
-folder: its ``part-*.npz`` files are ignored (re-predicted), and its links are never followed.
+Predictions live in ``<home>/scores/cache/<submission sha>-<set's cache key>[-tta-<mode>]/``,
+one part per finished batch, so a rerun predicts only the missing rows and sets with the same
+images and ask (ImageNet val and ReaL) share them. The child may write only the cache's
+``parts/`` folder, so everything there is hostile: a part is read only as a regular file (no
+links followed, no blocking on a FIFO) of exactly the size its name implies, in a raw format
+that cannot inflate (:data:`.worker.PART_HEADER`), holding only rows the run asked for.
 """
 
 from __future__ import annotations
@@ -497,8 +490,6 @@ class ScoreRun:
     def resumed_rows(self) -> int:
         return self.scored - self.predicted
 
-
-SuiteRun = ScoreRun
 
 
 def _scored(s: ScoreSet, limit: int | None) -> np.ndarray:

@@ -1,12 +1,7 @@
-"""The root of the ``unshare`` sandbox, for machines without bubblewrap.
-
-Run by :func:`imagenet_hard.score.sandbox.unshare_argv` as ``python -I -S jail.py PLAN -- CMD…``
-inside fresh PID and mount namespaces (``unshare --pid --fork --mount-proc``, plus a user
-namespace when possible). It builds the same root bubblewrap would from the plan — a tmpfs with
-read-only binds, a writable scratch and output folder, a new ``/proc``, a minimal ``/dev`` — pivots
-into it, detaches the old root, and runs CMD with every capability dropped (util-linux
-``setpriv``) in a new session, staying PID 1 so that the namespace, and every process the command
-left behind, ends when CMD does. Standard library only: it runs before anything is importable.
+"""The root of the ``unshare`` sandbox: ``python -I -S jail.py PLAN -- CMD…`` inside fresh PID and
+mount namespaces builds the root bubblewrap would from the plan, pivots into it, and runs CMD with
+every capability dropped in a new session, staying PID 1 so that everything CMD left behind ends
+with it. Standard library only: it runs before anything is importable.
 """
 
 from __future__ import annotations

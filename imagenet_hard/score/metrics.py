@@ -1,12 +1,5 @@
-"""The benchmark's numbers from per-image predictions: accuracy, its 95% interval, top-5, ECE.
-
-Pure numpy, no torch. Conventions (stated in every result's ``protocol``):
-
-- an image is *correct* when the top-1 class over all 1000 is in its label set; *top-5 correct*
-  when any of the top-5 is;
-- the 95% interval is Wilson's score interval for a binomial proportion (z = 1.959964);
-- calibration error (ECE) uses 15 equal-width bins over the top-1 probability, bin b holding
-  confidences in (b/15, (b+1)/15]; ECE = Σ_b (n_b / n) · |accuracy_b − mean confidence_b|.
+"""Accuracy, its 95% Wilson interval, top-5 and ECE (15 equal-width bins over the top-1
+probability, bin b holding (b/15, (b+1)/15]) from per-image predictions. Pure numpy.
 """
 
 from __future__ import annotations

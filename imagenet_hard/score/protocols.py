@@ -1,23 +1,7 @@
-"""Each scored set's published protocol, and ImageNet-C's aggregate numbers.
-
-A :class:`Protocol` says which rows of a source table count, which labels make a prediction
-correct, which classes a prediction is ranked among (the harness takes the top-5 *within* them)
-and what is done to an image before the submission sees it. Torch-free: the suite resolves a
-protocol per set, the worker only receives the class indices and the border.
-
-- ``in1k`` (ImageNet val, ImageNet-Sketch, ImageNetV2, the sample): top-1 / top-5 over all 1000
-  classes (Russakovsky et al. 2015; Wang et al. 2019; Recht et al. 2019).
-- ``real`` (Beyer et al. 2020, as timm's ``RealLabelsImagenet``): images whose ReaL list is empty
-  are left out; correct when the prediction is in the ReaL set alone (not the IN ∪ ReaL union the
-  ``imagenet-real`` table holds for mining).
-- ``in-a-200`` / ``in-r-200`` (Hendrycks et al. 2021): arg-max within the 200 classes.
-- ``objectnet`` (Barbu et al. 2019): the 113 overlapping classes; predictions ranked within the
-  union of the ImageNet classes ObjectNet's mapping names, correct when the prediction is any
-  class mapped to the image's ObjectNet class (rule ``all-mapped``); 2 px cropped off every border
-  first, as the official loader does.
-- ``imagenet-c`` (Hendrycks & Dietterich 2019): 1000 classes, labels inherited from the base
-  source; reported as top-1 error per (corruption, severity), see :func:`imagenet_c_summary`.
-- ``imagenet-hard``: the published benchmark's own protocol (``score.result.PROTOCOL``).
+"""Each scored set's published protocol (:data:`PROTOCOLS`, each stating its rule and reference),
+and ImageNet-C's aggregate numbers. A :class:`Protocol` says which rows of a source table count,
+which labels make a prediction correct, which classes a prediction is ranked among (the top-5 is
+taken within them) and what is cropped off an image first. Torch-free.
 """
 
 from __future__ import annotations
@@ -207,7 +191,3 @@ def imagenet_c_summary(errors: Mapping[tuple[str, int], float],
         out["ce"], out["mce"] = ce, _mean(ce.values())
     return out
 
-
-__all__ = ["IMAGENET_C", "IMAGENET_C_BENCHMARK", "IMAGENET_C_HELD_OUT", "IMAGENET_C_NAMES",
-           "IMAGENET_HARD", "IN1K", "IN_A", "IN_R", "OBJECTNET", "PROTOCOLS", "Protocol", "REAL",
-           "corruption_of", "imagenet_c_summary", "protocol_for"]

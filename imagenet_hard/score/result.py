@@ -111,11 +111,10 @@ class ScoreResult(Record):
             missing = [k for k in part if k not in getattr(self, key)]
             if missing:
                 raise InvalidValueError(f"result field {key!r} lacks {', '.join(missing)}")
-        for key in ("sha256",):
-            if not is_sha256(self.submission[key]):
-                raise InvalidValueError("submission.sha256 must be 64 lowercase hex digits")
-        if not is_sha256(self.dataset["fingerprint"]):
-            raise InvalidValueError("dataset.fingerprint must be 64 lowercase hex digits")
+        for key, value in (("submission.sha256", self.submission["sha256"]),
+                           ("dataset.fingerprint", self.dataset["fingerprint"])):
+            if not is_sha256(value):
+                raise InvalidValueError(f"{key} must be 64 lowercase hex digits")
         m = self.metrics
         for k in ("accuracy", "top5_accuracy", "ece"):
             if not isinstance(m[k], (int, float)) or not 0 <= m[k] <= 1:
@@ -147,11 +146,14 @@ class ScoreResult(Record):
             f"{m.get('images_per_s', 0):.1f} images/s on {self.environment.get('device', '?')}",
             f"  {'origin':<24} {'n':>6} {'top-1 %':>8} {'95% CI':>15} {'top-5 %':>8}",
         ]
-        for row in self.per_origin:
-            lo, hi = row["accuracy_ci95"]
-            lines.append(f"  {row['origin']:<24} {row['n']:>6} {100 * row['accuracy']:>8.2f} "
-                         f"{100 * lo:>7.2f}–{100 * hi:<6.2f} {100 * row['top5_accuracy']:>8.2f}")
+        lines += [_row(f"{row['origin']:<24} {row['n']:>6}", row) for row in self.per_origin]
         return "\n".join(lines)
+
+
+def _row(head: str, m: dict) -> str:
+    lo, hi = m["accuracy_ci95"]
+    return (f"  {head} {100 * m['accuracy']:>8.2f} {100 * lo:>7.2f}–{100 * hi:<6.2f} "
+            f"{100 * m['top5_accuracy']:>8.2f}")
 
 
 def checked_fields(cls, data: dict, what: str) -> dict:
@@ -323,14 +325,8 @@ class SuiteResult(Record):
         lines = [f"{self.name}: {len(self.sets)} sets{how}",
                  f"  {'set':<26} {'protocol':<13} {'n':>7} {'top-1 %':>8} {'95% CI':>15} "
                  f"{'top-5 %':>8}"]
-        for e in self.sets:
-            if e["name"].startswith("imagenet-c/"):
-                continue
-            m = e["metrics"]
-            lo, hi = m["accuracy_ci95"]
-            lines.append(f"  {e['name']:<26} {e['protocol']:<13} {m['n']:>7} "
-                         f"{100 * m['accuracy']:>8.2f} {100 * lo:>7.2f}–{100 * hi:<6.2f} "
-                         f"{100 * m['top5_accuracy']:>8.2f}")
+        lines += [_row(f"{e['name']:<26} {e['protocol']:<13} {e['metrics']['n']:>7}", e["metrics"])
+                  for e in self.sets if not e["name"].startswith("imagenet-c/")]
         lines += imagenet_c_lines(self.imagenet_c)
         return "\n".join(lines)
 

@@ -1,21 +1,11 @@
 """Where scoring converts a decoded image to RGB: where the authors did, after resize and crop.
 
-The authors scored ImageNet-Hard on images decoded by ``datasets`` in their stored mode, through
-``Resize(256) → CenterCrop(224) → convert("RGB") → ToTensor → Normalize``
-(taesiri/ZoomIsAllYouNeed ``src/ImageNet_Hard/Benchmark_ImageNet_Hard.ipynb``: the "Transforms"
-cell ``sz7Dgb6YeMm7``, applied by ``set_transform`` in cell ``t1bYMHICeMm8``); OpenAI CLIP's and
-open_clip's own preprocessing convert at the same point. The order matters for palette and alpha
-images: PIL resizes a palette image with nearest neighbour whatever filter is asked for, and an
-RGBA image with premultiplied alpha, so converting first yields other pixels.
-
-:func:`rgb_after_resize_crop` wraps a model-form submission's ``transform``. When it is a
-torchvision ``Compose`` (``transforms`` or ``transforms.v2``), its leading ``Resize`` and
-``CenterCrop`` steps receive the image in its stored mode and every later step an RGB image; any
-other transform receives an RGB image, as before. So the submission's own code only ever sees RGB.
-The predict form gets RGB images too, except a predictor with ``accepts_stored_mode = True`` (the
-model layer's ``Model``, which converts after its centre crop as ``clip.load`` does).
-(Mining is different: the authors' ``eval-CLIP.py`` read images through ``ImageFolder``, whose
-loader converts to RGB on load, before the zoom; ``imagenet_hard.zoom`` does the same.)
+The authors' notebook (taesiri/ZoomIsAllYouNeed ``Benchmark_ImageNet_Hard.ipynb``, cell
+``sz7Dgb6YeMm7``) ran ``Resize(256) → CenterCrop(224) → convert("RGB") → ToTensor → Normalize``
+on images in their stored mode, as CLIP's preprocessing does; for palette and alpha images the
+order changes the pixels. So a model-form ``transform`` that is a torchvision ``Compose`` gets its
+leading Resize/CenterCrop steps on the stored-mode image and every later step on RGB; any other
+transform, and the predict form (unless it says ``accepts_stored_mode``), gets RGB.
 """
 
 from __future__ import annotations

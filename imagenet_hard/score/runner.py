@@ -1,13 +1,8 @@
-"""The parent side of a scoring run: start the child with a clean environment inside the sandbox
-(:mod:`imagenet_hard.score.sandbox`), watch it batch by batch, and turn every way it can fail into
-one :class:`~imagenet_hard.errors.SubmissionError` whose message shows what the submission did.
-
-The parent trusts nothing the child sends: its job file sits in a private folder of the parent,
-mounted read-only; stdout/stderr are read in fixed-size chunks with every line cut at
-:data:`LINE_BYTES`, a tail of :data:`TAIL_LINES` lines and at most :data:`FORWARD_BYTES` passed
-on; the event pipe's lines are cut off at :data:`EVENT_LINE_BYTES` and each event is checked
-against :data:`EVENTS` before it is used; ``finished`` counts only when ``part`` events covered
-every row (the caller then checks the parts themselves, see ``harness.read_parts``).
+"""The parent side of a scoring run: start the child in the sandbox with a clean environment, watch
+it batch by batch, and turn every way it can fail into one :class:`SubmissionError` saying what the
+submission did. Nothing the child sends is trusted: output is read in fixed-size chunks, lines cut
+at :data:`LINE_BYTES`; events are checked against :data:`EVENTS`; ``finished`` counts only when
+``part`` events covered every row (the parts themselves are checked by ``harness.read_parts``).
 """
 
 from __future__ import annotations
@@ -226,6 +221,8 @@ class _Watch:
     def rows(self) -> str:
         """The rows after the last finished batch: of its set, or of the next when it is done."""
         segs, done, seg = self.job.segments, self.report.done, self.report.segment
+        if not segs:
+            return "loading the submission"
         names = [s.name for s in segs]
         k = names.index(seg) if seg in names else 0
         if seg not in names or (done >= len(segs[k].indices) and k + 1 < len(names)):
@@ -285,11 +282,14 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _spawn(job: ChildJob, how: str, no_network: bool, fd: int, jobfile: Path,
-           label_files=()) -> tuple[subprocess.Popen, sandbox.Plan | None]:
-    """Start the worker on ``jobfile`` (from :func:`_write_job`): inside the sandbox ``how``
-    (from :func:`sandbox.choose`), or bare."""
-    cmd = [sys.executable, "-m", "imagenet_hard.score.worker", str(jobfile), str(fd)]
-    env, plan = child_env(), None
+           label_files=(), environ=None) -> tuple[subprocess.Popen, sandbox.Plan | None]:
+    """Start the worker on ``jobfile``: inside the sandbox ``how`` (:func:`sandbox.choose`), or
+    bare; with the environment less its secrets, or ``environ`` whole (``fetch-weights``)."""
+    # -W: unconfined, the real package's __init__ has imported the worker before runpy runs it.
+    cmd = [sys.executable, "-W", "ignore::RuntimeWarning:runpy", "-m",
+           "imagenet_hard.score.worker", str(jobfile), str(fd)]
+    env = child_env() if environ is None else {**environ, "PYTHONUNBUFFERED": "1"}
+    plan = None
     if how == "none":
         cmd = [*(network_prefix() if no_network else []), *cmd]
     else:
@@ -311,7 +311,7 @@ def _spawn(job: ChildJob, how: str, no_network: bool, fd: int, jobfile: Path,
 def run_child(job: ChildJob, name: str, timeout: float = 600.0, load_timeout: float = 1800.0,
               no_network: bool = False, on_output: Callable[[str], None] | None = None,
               on_progress: Callable[[int], None] | None = None,
-              sandbox_tool: str = "auto", label_files=()) -> ChildReport:
+              sandbox_tool: str = "auto", label_files=(), environ=None) -> ChildReport:
     """Run one job in a sandboxed child process (``sandbox_tool``: see :data:`sandbox.TOOLS`);
     return its report or raise :class:`SubmissionError`. Every process the child started is
     gone when this returns. ``label_files``: the scored data's labelled files, which the sandbox
@@ -320,7 +320,7 @@ def run_child(job: ChildJob, name: str, timeout: float = 600.0, load_timeout: fl
     jobfile = _write_job(job)
     try:
         return _run(job, name, how, jobfile, timeout, load_timeout, no_network, on_output,
-                    on_progress, label_files)
+                    on_progress, label_files, environ)
     finally:
         shutil.rmtree(jobfile.parent, ignore_errors=True)
 
@@ -338,10 +338,10 @@ def _write_job(job: ChildJob) -> Path:
 
 
 def _run(job, name, how, jobfile, timeout, load_timeout, no_network, on_output, on_progress,
-         label_files) -> ChildReport:
+         label_files, environ) -> ChildReport:
     rfd, wfd = os.pipe()
     try:
-        proc, plan = _spawn(job, how, no_network, wfd, jobfile, label_files)
+        proc, plan = _spawn(job, how, no_network, wfd, jobfile, label_files, environ)
     finally:
         os.close(wfd)
     w = _Watch(job, timeout, load_timeout, name)

@@ -1,25 +1,8 @@
-"""The sandbox a submission runs in, made by an existing tool: Debian's ``bubblewrap`` (``bwrap``)
-when it works here, else util-linux ``unshare`` (new PID and mount namespaces, and a user
-namespace when the kernel allows one; the root is then built by :mod:`imagenet_hard.score.jail`).
-
-What the child sees is this list and nothing else (``docs/scoring.md`` states the threat model;
-a new mount means a new entry in :func:`make_plan` and there):
-
-- read-only: the system folders (:data:`SYSTEM`) and a few files of ``/etc`` (:data:`ETC`);
-  ``/sys``; the interpreter, its standard library and site-packages (:func:`_python_paths`) with
-  the project's own package folders hidden under empty ones; a copy of just the modules the
-  worker and a submission's model loaders run (:func:`worker_package`: Python files, no data);
-  the submission file; the job file; the unlabelled image files it scores; the weight caches by
-  model (``models--*`` of the Hugging Face hub cache and ``$TORCH_HOME/hub/checkpoints``, never
-  ``datasets--*``, ``spaces--*`` or the token file beside them).
-- writable: ``/tmp`` (a fresh scratch folder, also ``HOME``) and the job's prediction folders.
-- ``/proc`` shows only the sandbox's own processes, and the whole process tree dies with the
-  sandbox (PID namespace). ``--no-network`` adds an empty network namespace. The memory limit is
-  applied by the worker (``RLIMIT_DATA``, see :func:`parse_memory_limit`).
-
-Before the child starts, :func:`check_no_labels` refuses a plan through which any file of the
-datasets being scored would be visible: by path for every mount, and by content (size, then
-SHA-256) for every mount outside the interpreter's own installation.
+"""The sandbox a submission runs in, made by ``bubblewrap`` (``bwrap``) when it works here, else
+util-linux ``unshare`` (PID and mount namespaces, a user namespace when allowed; the root built
+by :mod:`.jail`). What the child sees is :func:`make_plan`'s mounts, each with a role of
+:data:`ROLES` (``docs/scoring.md`` states the threat model); :func:`check_no_labels` refuses a plan
+through which a file of the scored data would be visible, by path and by content.
 """
 
 from __future__ import annotations
@@ -49,22 +32,18 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch
        "os-release", "fonts")
 #: Top-level system folders (bound, or recreated as the symbolic links they are on merged-/usr).
 SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
-#: The project's packages. Their folders are hidden from the child (sample labels and reported
-#: results ship in them); it runs a copy of the modules it needs (:func:`worker_package`).
+#: The project's packages, hidden from the child (sample labels and results ship in them).
 PACKAGES = ("imagenet_hard", "imagenet_hard.builders", "imagenet_hard.submissions")
-#: Modules the copy starts from: the worker, and the model loaders a submission may import
-#: (``from imagenet_hard.models import create_model``); what they import is followed.
+#: Modules the child's copy of the package starts from; what they import is followed.
 WORKER_ROOTS = ("imagenet_hard.score.worker", "imagenet_hard.models")
 #: Scratch paths inside the sandbox.
 TMP, HOME = "/tmp", "/tmp/home"
-#: Where the GPU's device nodes are found on the host (a test points it at a fake folder); they
-#: appear at /dev/NAME inside.
+#: Where the GPU's device nodes are found on the host (a test fakes it).
 DEV = "/dev"
 
 
-#: Why a mount is there: every mount of a plan has one of these roles, and the scoring docs
-#: (``docs/scoring.md``, "What the submission can see") list exactly these; a test holds the three
-#: together, so a new mount cannot be added without saying why, here and there.
+#: Why a mount is there: every mount has one of these roles, listed as they are in
+#: ``docs/scoring.md`` (a test holds the two together).
 ROLES = {
     "system": "system folders, a few files of /etc, /sys (read-only)",
     "python": "the interpreter, its standard library and site-packages (read-only)",
@@ -80,9 +59,7 @@ ROLES = {
 
 @dataclass(frozen=True)
 class Mount:
-    """One step of building the root: ``ro``/``rw`` bind (host ``src`` at ``dest``), ``dev``
-    (a device node, for GPUs), ``symlink`` (``src`` is the link's target); ``role`` is one of
-    :data:`ROLES`."""
+    """``ro``/``rw`` bind (host ``src`` at ``dest``), ``dev`` node or ``symlink`` (to ``src``)."""
 
     kind: str
     src: str

@@ -1,20 +1,13 @@
-"""The sets a submission is scored on: every built source table under its protocol (ImageNet-C: one
-set per corruption and severity) and the published ImageNet-Hard, a folder or Hub repo with the
-``taesiri/imagenet-hard`` schema loaded with ``datasets``. A plain ``imhard score`` is a suite of
-that one set.
+"""The sets a submission is scored on: every built source table under its protocol (ImageNet-C:
+one set per corruption and severity) and the published ImageNet-Hard (a folder or Hub repo with
+the ``taesiri/imagenet-hard`` schema), of which a plain ``imhard score`` is a suite of one.
 
-A :class:`ScoreSet` holds what the parent needs: every row's id, origin and labels under the
-protocol (null: the protocol leaves the row out) in Arrow arrays, not a Python object per row, so
-memory stays flat as a set grows; its fingerprint; and where the child reads its images. A table
-set's fingerprint is SHA-256 over the protocol's name and the dataset fingerprint of its scored
-rows; the published set keeps its own, so its numbers rank with earlier results on a release.
-
-The child never sees a labelled file: each set's images are linked (a table's built files, checked
-against the SHA-256 the table recorded) or written (the published split's stored bytes) once per
-content into ``<home>/scores/images/<key>/`` as ``000000000.jpg`` … in row order, beside
-``images.arrow`` naming them. A hard link shares its file with the source, so every later run
-checks each file's size and modification time against ``stat.json`` and refuses one changed in
-place.
+Per-row state is kept in Arrow arrays and data is read a row group at a time, so the parent's
+memory stays flat as a set grows. The child never sees a labelled file: each set's images are
+linked (a table's, checked against the SHA-256 it recorded) or written (the published split's
+bytes) once per content into ``<home>/scores/images/<key>/``, row by row, beside
+``images.arrow`` naming them; ``stat.json`` (size, modification time) catches a file changed in
+place later.
 """
 
 from __future__ import annotations
@@ -179,7 +172,19 @@ def _unreachable_and_not_cached(dataset_id: str) -> str | None:
     return None
 
 
-def _load(dataset_id: str, split: str):
+def _data_files(dataset_id: str, split: str) -> list[str]:
+    """The files holding ``split``: in a local folder, the parquet files named for it
+    (``datasets``' rule: the split's name as a word of the path), read with pyarrow a batch at a
+    time, never memory-mapped; for a Hub id, the Arrow files ``datasets`` caches it in."""
+    if Path(dataset_id).is_dir():
+        word = re.compile(rf"(^|[/\-._ 0-9]){re.escape(split)}([/\-._ 0-9]|$)")
+        rel = sorted(p.relative_to(dataset_id) for p in Path(dataset_id).rglob("*.parquet"))
+        files = [str(Path(dataset_id, r)) for r in rel if word.search(r.as_posix())
+                 and not any(part.startswith(".") for part in r.parts)]
+        if not files:
+            raise InvalidValueError(f"{dataset_id} has no split {split!r}: no parquet file in it "
+                                    f"is named for it (data/{split}-*.parquet)")
+        return files
     import datasets
 
     host = _unreachable_and_not_cached(dataset_id)
@@ -188,7 +193,7 @@ def _load(dataset_id: str, split: str):
                                "from this machine and the dataset is not in the hub cache; "
                                "download it where there is network, or pass --dataset FOLDER.")
     try:
-        return datasets.load_dataset(dataset_id, split=split)
+        ds = datasets.load_dataset(dataset_id, split=split)
     except ValueError as exc:
         if "split" in str(exc).lower():
             raise InvalidValueError(f"{dataset_id} has no split {split!r}: {exc}") from exc
@@ -198,15 +203,39 @@ def _load(dataset_id: str, split: str):
     except Exception as exc:  # datasets raises many kinds (offline, gated, bad parquet)
         raise InvalidValueError(f"could not load dataset {dataset_id}: "
                                 f"{type(exc).__name__}: {exc}") from exc
+    if not ds.cache_files:
+        raise InvalidValueError(f"{dataset_id} was loaded in memory; scoring needs it on disk "
+                                "(unset HF_DATASETS_IN_MEMORY_MAX_SIZE)")
+    return [f["filename"] for f in ds.cache_files]
 
 
-def image_batches(arrow_files: list[str]):
-    """The ``image`` column of ``datasets`` cache files, one record batch at a time, read (not
-    memory-mapped: a mapped file's touched pages stay in the resident set)."""
-    for name in arrow_files:
+def _batches(files: list[str], columns: list[str]):
+    """Record batches of ``columns`` of parquet or Arrow stream files, a row group at a time
+    and never memory-mapped: a mapped file's touched pages stay in the resident set, and
+    ``iter_batches`` reads ahead, so either made memory grow with the rows."""
+    import pyarrow.parquet as pq
+
+    # mimalloc, Arrow's default pool, keeps the pages of freed batches, so the parent's footprint
+    # grew with the rows read; the system allocator hands them back (20k rows: 188 -> 174 MiB).
+    pa.set_memory_pool(pa.system_memory_pool())
+    for name in files:
+        if name.endswith(".parquet"):
+            pf = pq.ParquetFile(name)
+            for i in range(pf.num_row_groups):
+                yield from pf.read_row_group(i, columns=columns).to_batches()
+            continue
         with pa.OSFile(name) as f:
             for batch in pa.ipc.open_stream(f):
-                yield batch.column(batch.schema.get_field_index("image"))
+                yield batch.select(columns)
+
+
+def _schema(name: str) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    if name.endswith(".parquet"):
+        return pq.read_schema(name)
+    with pa.OSFile(name) as f:
+        return pa.ipc.open_stream(f).schema
 
 
 def _image_bytes(column, source: str, first: int):
@@ -225,18 +254,30 @@ def _image_bytes(column, source: str, first: int):
             yield b
 
 
-def _cached_fingerprint(ds, ids, labels, cache: Path, arrow_files: list[str], source: str) -> str:
-    """Hashing every image takes seconds on the full set: remember it per ``datasets`` fingerprint."""
+def _images(files: list[str]):
+    for batch in _batches(files, ["image"]):
+        yield batch.column(0)
+
+
+def _cached_fingerprint(files, rows: Rows, cache: Path, source: str) -> str:
+    """Hashing every image takes seconds on the full set: remember it per data files (their
+    paths, sizes and modification times)."""
+    key = hashlib.sha256("\n".join(f"{f}:{os.stat(f).st_size}:{os.stat(f).st_mtime_ns}"
+                                    for f in files).encode()).hexdigest()
     known = json.loads(cache.read_text()) if cache.exists() else {}
-    if ds._fingerprint not in known:
-        shas, n = [], 0
-        for column in image_batches(arrow_files):
-            shas += [hashlib.sha256(b).hexdigest() for b in _image_bytes(column, source, n)]
+    def hashed():   # a batch at a time: no list of every row's id, labels and image hash
+        n = 0
+        for column in _images(files):
+            part = rows.take(range(n, n + len(column)))
+            yield from zip(part.ids.to_pylist(), part.labels.to_pylist(),
+                           (hashlib.sha256(b).hexdigest() for b in
+                            _image_bytes(column, source, n)), strict=True)
             n += len(column)
-        known[ds._fingerprint] = fingerprint(zip(ids.to_pylist(), labels.to_pylist(), shas,
-                                                 strict=True))
+
+    if key not in known:
+        known[key] = fingerprint(hashed())
         write_json_atomic(cache, known)
-    return known[ds._fingerprint]
+    return known[key]
 
 
 def published_set(dataset=None, split: str = "validation", home=None,
@@ -246,36 +287,36 @@ def published_set(dataset=None, split: str = "validation", home=None,
     from .sandbox import hub_cache
 
     dataset_id = resolve(dataset, home)
-    ds = _load(dataset_id, split)
-    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+    files = _data_files(dataset_id, split)
+    names = _schema(files[0]).names
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise InvalidValueError(f"{dataset_id} lacks column(s) {', '.join(missing)}; a scored "
                                 f"dataset needs {', '.join(REQUIRED_COLUMNS)} (taesiri/imagenet-hard schema)")
-    if len(ds) == 0:
+    cols = [c for c in ("id", "label", "origin") if c in names]
+    batches = [b for b in _batches(files, cols) if b.num_rows]
+    if not batches:
         raise InvalidValueError(f"{dataset_id} split {split!r} has no rows")
-    if not ds.cache_files:
-        raise InvalidValueError(f"{dataset_id} was loaded in memory; scoring needs it on disk "
-                                "(unset HF_DATASETS_IN_MEMORY_MAX_SIZE)")
-    ids = (pc.cast(_column(ds.data.column("id")), pa.string()) if "id" in ds.column_names
-           else pa.array([str(i) for i in range(len(ds))]))
-    label = _column(ds.data.column("label"))
+    table = pa.Table.from_batches(batches)
+    ids = (pc.cast(_column(table.column("id")), pa.string()) if "id" in names
+           else pa.array([str(i) for i in range(table.num_rows)]))
+    label = _column(table.column("label"))
     labels = pc.cast(label if pa.types.is_list(label.type) or pa.types.is_large_list(label.type)
                      else pa.ListArray.from_arrays(pa.array(np.arange(len(label) + 1,
                                                                       dtype=np.int32)), label),
                      LABELS)
-    origins = pc.cast(_column(ds.data.column("origin")), pa.string())
-    arrow_files = [f["filename"] for f in ds.cache_files]
-    fp = _cached_fingerprint(ds, ids, labels, homes.scores_dir(home) / "fingerprints.json",
-                             arrow_files, dataset_id)
+    rows = Rows(ids, labels, pc.cast(_column(table.column("origin")), pa.string()))
+    fp = _cached_fingerprint(files, rows, homes.scores_dir(home) / "fingerprints.json",
+                             dataset_id)
     hidden = dataset_id if Path(dataset_id).is_dir() else str(
         Path(hub_cache()) / ("datasets--" + dataset_id.replace("/", "--")))
     key = hashlib.sha256(f"{fp}\n{split}".encode()).hexdigest()
-    return ScoreSet(name=IMAGENET_HARD_SET, protocol=IMAGENET_HARD, source=dataset_id,
-                    all=Rows(ids, labels, origins), fingerprint=fp, classes=None,
+    return ScoreSet(name=IMAGENET_HARD_SET, protocol=IMAGENET_HARD, source=dataset_id, all=rows,
+                    fingerprint=fp, classes=None,
                     cache_key=f"{fp[:16]}-{split}-{limit or 'all'}",
-                    images=lambda: stored_images(key, image_batches(arrow_files),
-                                                 f"{dataset_id} ({split})", home),
-                    split=split, label_files=(*arrow_files, hidden))
+                    images=lambda: stored_images(key, _images(files), f"{dataset_id} ({split})",
+                                                 home),
+                    split=split, label_files=(*files, hidden))
 
 
 # -- choosing sets -------------------------------------------------------------------------------

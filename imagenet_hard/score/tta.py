@@ -1,30 +1,13 @@
-"""Zoom test-time augmentation (paper section 4.6): score a model on several crops of each image
-and aggregate its softmax outputs by the mean or the per-class maximum (``imhard score --tta``).
+"""Test-time augmentation (``imhard score --tta``, paper section 4.6): score each image's crops
+and aggregate their softmax outputs by the mean or the renormalised per-class maximum.
 
-Crop sets (all 224×224):
-
-* ``zoom-in`` / ``zoom-out`` / ``zoom-224``: the zoom transforms of that group (S > 224: 234
-  transforms; S < 224: 81; S = 224: 9), exactly as mining makes them (:mod:`imagenet_hard.zoom`).
-  The paper evaluated only the group's transforms in the greedy minimum cover of the classifier's
-  IN+ReaL run; ``--tta-from RUN`` restricts the set to the cover of an exhaustive run the same way.
-* ``5-crop``: resize the shorter side to 256 (bicubic), the four corner 224 crops and the centre
-  one; ``10-crop``: those five and their horizontal mirror images (Krizhevsky et al.).
-
-Aggregation: every crop's output row becomes probabilities (rows that already are probabilities
-are kept, others softmaxed, as the scoring protocol does); ``mean`` averages them, ``max`` takes
-each class's maximum and renormalises the row to sum to 1, so the ranking is the paper's and the
-reported top-5 probabilities and ECE stay on a probability scale. ``5-crop`` and ``10-crop`` alone
-mean the ``-mean`` modes.
-
-Normalisation: the harness makes the crops itself, so it must know what the submission's
-``transform`` does after its geometry. It reads the transform: a torchvision (or timm) ``Compose``
-of ``Resize``/``CenterCrop`` (geometry, replaced by the crops), a to-tensor step and ``Normalize``,
-or a torchvision weights preset (``weights.transforms()``). Each crop is then scaled to [0, 1] and
-normalised with that mean and std, which is what ``ToTensor`` + ``Normalize`` do. A step it cannot
-account for, or an input size other than 224, is refused with a sentence saying so: the crops are
-the paper's 224×224 crops, not a rescaled view.
-
-This module runs in the scoring child (torch is imported inside functions) and in the parent.
+Crop sets (224×224): ``zoom-in`` / ``zoom-out`` / ``zoom-224``, the zoom transforms of that group
+as mining makes them (:mod:`imagenet_hard.zoom`; ``--tta-from RUN`` keeps the greedy cover of an
+exhaustive run, as the paper did); ``5-crop`` (corners and centre of the 256 bicubic resize) and
+``10-crop`` (and their mirror images). The harness makes the crops, so it reads the submission's
+``transform`` (a ``Compose`` of Resize/CenterCrop, a to-tensor step and ``Normalize``, or a
+torchvision weights preset) for the normalisation, and refuses a step it cannot account for or an
+input other than 224. docs/scoring.md states the modes in full. Torch is imported lazily.
 """
 
 from __future__ import annotations
@@ -235,11 +218,10 @@ def check_submission(sub) -> None:
     normalization(sub.module.transform)
 
 
-def batches(model, transform, spec: dict, ds, indices, images_per_batch: int, device: str,
-            workers: int):
-    """The scoring child's batch iterator under ``--tta`` (the model form's twin): a DataLoader
-    makes each image's crops; ``run()`` scores them ``spec["forward_batch"]`` at a time and
-    returns the aggregated (B, 1000) probabilities."""
+def prepare(model, transform, spec: dict, device: str):
+    """(each image → its uint8 crops, a batch of them → the aggregated (B, 1000) probabilities,
+    the model run ``spec["forward_batch"]`` crops at a time): the scoring child's model form
+    under ``--tta``."""
     import torch
 
     from .contract import to_array
@@ -252,27 +234,13 @@ def batches(model, transform, spec: dict, ds, indices, images_per_batch: int, de
     mean_t = torch.tensor(mean, device=device).view(shape)
     std_t = torch.tensor(std, device=device).view(shape)
 
-    class Crops(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(indices)
+    def run(x):
+        flat = x.flatten(0, 1)
+        rows = []
+        for i in range(0, len(flat), forward):
+            xb = flat[i:i + forward].to(device, non_blocking=True).float().div_(255)
+            rows.append(to_array(model((xb - mean_t) / std_t), len(xb)))
+        probs = to_probabilities(np.concatenate(rows)).reshape(x.shape[0], x.shape[1], -1)
+        return aggregate(probs, mode.aggregate)
 
-        def __getitem__(self, k):
-            image = ds[int(indices[k])]["image"]
-            return make_crops(mode, to_rgb(image))
-
-    loader = torch.utils.data.DataLoader(Crops(), batch_size=images_per_batch, shuffle=False,
-                                         num_workers=workers,
-                                         pin_memory=device.startswith("cuda"))
-    for k, x in enumerate(loader):
-        chunk = indices[k * images_per_batch:(k + 1) * images_per_batch]
-
-        def run(x=x):
-            flat = x.flatten(0, 1)
-            rows = []
-            with torch.inference_mode():
-                for i in range(0, len(flat), forward):
-                    xb = flat[i:i + forward].to(device, non_blocking=True).float().div_(255)
-                    rows.append(to_array(model((xb - mean_t) / std_t), len(xb)))
-            probs = to_probabilities(np.concatenate(rows)).reshape(x.shape[0], x.shape[1], -1)
-            return aggregate(probs, mode.aggregate)
-        yield chunk, run
+    return (lambda image: make_crops(mode, to_rgb(image))), run

@@ -209,18 +209,27 @@ def _batches_predict(predictor, ds, indices, bs):
             yield chunk, (lambda images=images: predictor.predict(images))
 
 
-def _batches_model(model, transform, ds, indices, bs, device, workers):
-    """Model form: a DataLoader applies ``transform``; the harness runs ``model``."""
+def _batches_model(model, transform, ds, indices, bs, device, workers, tta=None):
+    """Model form: a DataLoader prepares each image (``transform``, or the crops of ``tta``,
+    :mod:`.tta`); the harness runs ``model``."""
     import torch
 
-    staged = rgb_after_resize_crop(transform)  # RGB where the authors converted (rgb_point)
+    if tta:
+        from . import tta as tta_mod
+
+        prepare, forward = tta_mod.prepare(model, transform, tta, device)
+    else:
+        prepare = rgb_after_resize_crop(transform)  # RGB where the authors converted (rgb_point)
+
+        def forward(x):
+            return model(x.to(device, non_blocking=True))
 
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
             return len(indices)
 
         def __getitem__(self, k):
-            return staged(ds[int(indices[k])]["image"])
+            return prepare(ds[int(indices[k])]["image"])
 
     loader = torch.utils.data.DataLoader(Rows(), batch_size=bs, shuffle=False,
                                          num_workers=workers, pin_memory=device.startswith("cuda"))
@@ -229,7 +238,7 @@ def _batches_model(model, transform, ds, indices, bs, device, workers):
 
         def run(x=x):
             with torch.inference_mode():
-                return model(x.to(device, non_blocking=True))
+                return forward(x)
         yield chunk, run
 
 
@@ -271,15 +280,10 @@ def _load(sub, device: str, status: Status):
 
 
 def _batches(sub, loaded, ds, indices, job: ChildJob):
-    bs, device = job.batch_size, job.device
     if sub.form == "predict":
-        return _batches_predict(loaded, ds, indices, bs)
-    if job.tta:
-        from . import tta
-
-        return tta.batches(loaded, sub.module.transform, job.tta, ds, indices, bs, device,
-                           job.workers)
-    return _batches_model(loaded, sub.module.transform, ds, indices, bs, device, job.workers)
+        return _batches_predict(loaded, ds, indices, job.batch_size)
+    return _batches_model(loaded, sub.module.transform, ds, indices, job.batch_size, job.device,
+                          job.workers, job.tta)
 
 
 def limit_memory(limit: int | None) -> None:
@@ -322,7 +326,8 @@ def run_job(job: ChildJob, status: Status) -> int:
             from . import tta
 
             tta.check_submission(sub)   # still the "contract" stage: nothing loaded yet
-        first = _open_images(job.segments[0].arrow_files, job.segments[0].border)
+        first = job.segments and _open_images(job.segments[0].arrow_files,
+                                              job.segments[0].border)
         t0 = time.perf_counter()
         _seed(sub.seed)
         loaded = _load(sub, job.device, status)

@@ -83,7 +83,7 @@ def _hand_set(s, home, mode) -> tuple[list[list[int]], list[list[float]], int]:
     paths = dict(zip(table.column("id").to_pylist(), table.column("path").to_pylist(), strict=True))
     top5s, probs = [], []
     for i in s.scored:
-        image = Image.open(home / paths[s.ids[i]]).convert("RGB")
+        image = Image.open(home / paths[s.all.ids[int(i)].as_py()]).convert("RGB")
         b = s.protocol.border                                        # ObjectNet: 2 px
         if b:
             image = image.crop((b, b, image.width - b, image.height - b))
