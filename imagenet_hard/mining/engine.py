@@ -155,6 +155,13 @@ class JobList(Sampler):
         return len(self.jobs)
 
 
+def decodes_on_device(device: torch.device, crops: str) -> bool:
+    """Whether JPEGs are decoded on the device (nvJPEG, :mod:`~imagenet_hard.mining.decode`):
+    where the crops are made on a CUDA device (``--crops torch``); the pil backend's crops are
+    PIL's, from PIL's decode."""
+    return torch.device(device).type == "cuda" and crops == "torch"
+
+
 def default_workers(device: torch.device) -> int:
     """CUDA: this rank's share of the CPUs less one, up to 16; CPU: one worker beside the judge."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -343,9 +350,8 @@ class ShardMiner:
         workers = default_workers(device) if workers is None else int(workers)
         devices.check_shared_memory(workers, ITEM_BYTES, PREFETCH)
         self.workers = workers
-        # nvJPEG where the crops are made on a CUDA device (decode module); None: decide here.
-        self.device_decode = (device.type == "cuda" and crops == "torch"
-                              if device_decode is None else bool(device_decode))
+        self.device_decode = (decodes_on_device(device, crops) if device_decode is None
+                              else bool(device_decode))
         self.jobs = JobList()
         self.loader = DataLoader(CropJobs(home, crops, self.device_decode), sampler=self.jobs,
                                  batch_size=None,

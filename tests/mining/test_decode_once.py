@@ -236,6 +236,13 @@ def test_device_decode_takes_rgb_jpegs_and_leaves_the_rest_to_the_cpu(jpegs, mon
                           crops="torch").device_decode  # auto: CUDA only
 
 
+def test_jpegs_are_decoded_on_the_device_only_where_torch_makes_crops_on_cuda():
+    assert engine.decodes_on_device(torch.device("cuda", 0), "torch")
+    assert not engine.decodes_on_device(torch.device("cuda"), "pil")
+    assert not engine.decodes_on_device(torch.device("cpu"), "torch")
+    assert not engine.decodes_on_device(torch.device("meta"), "torch")
+
+
 def test_a_device_decode_failure_falls_back_to_the_cpu(jpegs, monkeypatch, cheap_crops):
     home, rows = jpegs
 
