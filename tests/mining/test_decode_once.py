@@ -214,12 +214,13 @@ def test_device_decode_takes_rgb_jpegs_and_leaves_the_rest_to_the_cpu(jpegs, mon
     crops are made from the very pixels the CPU decode gives; the 1-crop of a device-decoded
     image is made on the device (standard_crop_torch), the others' by the worker."""
     home, rows = jpegs
+    from torchvision.io import ImageReadMode, decode_jpeg
+
     seen, std = [], []
-    real = decode.device_decode
 
     def fake(data, device):
         seen.append(len(data))
-        return real(data, torch.device("cpu")).to(device)
+        return decode_jpeg(data, mode=ImageReadMode.RGB).to(device)
 
     monkeypatch.setattr(decode, "device_decode", fake)
     monkeypatch.setattr(zoom, "standard_crop_torch",
@@ -241,6 +242,57 @@ def test_jpegs_are_decoded_on_the_device_only_where_torch_makes_crops_on_cuda():
     assert not engine.decodes_on_device(torch.device("cuda"), "pil")
     assert not engine.decodes_on_device(torch.device("cpu"), "torch")
     assert not engine.decodes_on_device(torch.device("meta"), "torch")
+
+
+def test_the_device_decoder_allocates_on_a_side_stream_handed_to_the_judging_one():
+    """torchvision's CUDA decoder writes its output from its own stream without waiting for
+    the caller's (pytorch/vision#9606): it runs under a stream of its own, and its output is
+    recorded on the judging stream. A recording stand-in for torch.cuda checks the order."""
+    log = []
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def wait_stream(self, other):
+            log.append(("wait", self.name, other.name))
+
+    class Ctx:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def __enter__(self):
+            log.append(("enter", self.stream.name))
+
+        def __exit__(self, *exc):
+            log.append(("exit", self.stream.name))
+
+    class Out:
+        def record_stream(self, stream):
+            log.append(("record", stream.name))
+
+    class FakeCuda:
+        made = 0
+
+        def Stream(self, device):
+            FakeCuda.made += 1
+            return Stream("side")
+
+        def current_stream(self, device):
+            return Stream("judging")
+
+        def stream(self, stream):
+            return Ctx(stream)
+
+    cuda, device = FakeCuda(), torch.device("meta")  # meta: a device no other test decodes on
+    decode._SIDE_STREAMS.pop(device, None)
+    for _ in range(2):
+        out = decode.on_side_stream(lambda: log.append(("decode",)) or Out(), device, cuda)
+        assert isinstance(out, Out)
+    assert FakeCuda.made == 1  # one side stream per device
+    assert log[:5] == [("enter", "side"), ("decode",), ("exit", "side"),
+                       ("wait", "judging", "side"), ("record", "judging")]
+    decode._SIDE_STREAMS.pop(device, None)
 
 
 def test_a_device_decode_failure_falls_back_to_the_cpu(jpegs, monkeypatch, cheap_crops):
