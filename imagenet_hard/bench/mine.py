@@ -192,15 +192,21 @@ def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None =
                device=None, batch_size: int = 128, workers: int | None = None,
                peak_tflops: float | None = None, echo=print, protocol: str | None = None,
                normalization: str | None = None, precision: str | None = None,
-               objectnet_labels: str | None = None) -> BenchReport:
+               objectnet_labels: str | None = None, compile: bool = False) -> BenchReport:
     """Time the reference procedure and the engine (exhaustive, the like-for-like ratio, and with
     early exit) on the same ``images`` (default: the sample source) with the same judge, built
-    under the mining ``protocol`` and knobs (as ``mine`` takes them)."""
+    under the mining ``protocol`` and knobs (as ``mine`` takes them). ``compile``: the judge
+    through ``torch.compile`` for all of them (``imhard mine --compile``); compiling happens in
+    the warm-up and, for each new batch shape, inside the timings except the steady pass's."""
     check_protocol(judge, protocol, normalization, precision, objectnet_labels)
     dev = resolve_device(device)
     proto = resolve_protocol(judge, dev.type, protocol, normalization, precision,
                              objectnet_labels)
     judge = make_bench_judge(judge, dev, proto)
+    if compile:
+        from ..mining.run import compile_judge
+
+        compile_judge(judge)
     with tempfile.TemporaryDirectory(prefix="imhard-bench-mine-") as tmp:
         rows, spaces, work = _bench_rows(source, images, home, Path(tmp))
         judged = {objectnet_rule(r, proto.objectnet_labels).label_space for r in rows}
@@ -216,7 +222,8 @@ def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None =
             t = time.perf_counter()
             run = mine([BENCH_SOURCE], judge, home=work, exhaustive=exhaustive, device=dev,
                        batch_size=batch_size, workers=workers, run=f"bench-{exhaustive}",
-                       protocol=proto.name, objectnet_labels=proto.objectnet_labels)
+                       protocol=proto.name, objectnet_labels=proto.objectnet_labels,
+                       compile=compile)
             runs[exhaustive] = (run, time.perf_counter() - t)
         found = {k: set(r.candidates().column("id").to_pylist()) for k, (r, _) in runs.items()}
         early = runs[False][0].summary
@@ -232,7 +239,8 @@ def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None =
         ours=ours,
         variants=(Timing("imhard mine, early exit", n, runs[False][1]),),
         config={"judge": str(judge.name), "device": str(dev), "images": n,
-                "batch size": batch_size, "protocol": early.protocol.describe()},
+                "batch size": batch_size, "protocol": early.protocol.describe(),
+                "torch.compile": bool(compile)},
         results={"candidates": len(found[True]),
                  "reference and engine agree on candidates": found[True] == ref == found[False],
                  "early exit forward passes per image (of 324)": early.forward_passes_per_image,

@@ -79,12 +79,14 @@ def bench_score(images, batch_size, workers, device, suite_sets):
               help="Engine DataLoader workers (default: as `imhard mine`).")
 @click.option("--peak-tflops", default=None, type=float,
               help="The GPU's dense bf16 peak, when its name is not in the built-in table.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="The judge through torch.compile (as `imhard mine --compile`).")
 @device_option
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="IMHARD_HOME",
               help="Data home holding --source.")
 @protocol_options
-def bench_mine(judge, rule, images, source, batch_size, workers, peak_tflops, device, home,
-               protocol, normalization, precision, objectnet_labels):
+def bench_mine(judge, rule, images, source, batch_size, workers, peak_tflops, compile_, device,
+               home, protocol, normalization, precision, objectnet_labels):
     """Mining: the paper's procedure (re-resize per anchor, float crops, one image at a time,
     exhaustive) against `imhard mine`, exhaustive and with early exit, same images and judge.
 
@@ -104,6 +106,8 @@ def bench_mine(judge, rule, images, source, batch_size, workers, peak_tflops, de
       imhard bench mine --judge efficientnet-lite0,efficientnet-lite0@bf16 --images 1 --device cpu
     """
     if isinstance(judge, list):
+        if compile_:
+            raise click.UsageError("--compile applies to one judge")
         _bench_ensemble(judge, rule or "all", images, source, batch_size, workers, peak_tflops,
                         device, home, protocol, normalization, precision, objectnet_labels)
         return
@@ -121,7 +125,7 @@ def bench_mine(judge, rule, images, source, batch_size, workers, peak_tflops, de
                batch_size=batch_size, workers=workers, peak_tflops=peak_tflops,
                echo=lambda m: click.echo(m, err=True), protocol=protocol,
                normalization=normalization, precision=precision,
-               objectnet_labels=objectnet_labels))
+               objectnet_labels=objectnet_labels, compile=compile_))
 
 
 def _bench_ensemble(judges, rule, images, source, batch_size, workers, peak_tflops, device, home,

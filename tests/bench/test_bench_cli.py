@@ -1,11 +1,12 @@
-"""`imhard bench protocol --vary math` on the command line: the variant and the precision reach
-the Python API, and a judge that has no second fp16 arithmetic is refused in one line before any
-model is built."""
+"""Bench options on the command line: `imhard bench protocol --vary math` (the variant and the
+precision reach the Python API; a judge that has no second fp16 arithmetic is refused in one line
+before any model is built) and `imhard bench mine --compile`."""
 
 from __future__ import annotations
 
 from click.testing import CliRunner
 
+from imagenet_hard.bench import mine as bench_mine_module
 from imagenet_hard.bench import protocol as bench_protocol_module
 from imagenet_hard.cli import main
 
@@ -33,3 +34,15 @@ def test_vary_math_of_a_classifier_is_one_error_line():
     assert res.exit_code == 1
     errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "vary math compares two fp16 arithmetics" in errors[0]
+
+
+def test_bench_mine_compile_reaches_the_api_and_an_ensemble_refuses_it(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(bench_mine_module, "bench_mine", lambda **kw: seen.update(kw))
+    monkeypatch.setattr("imagenet_hard.cli.bench._print", lambda report: None)
+    res = CliRunner().invoke(main, ["bench", "mine", "--compile", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert seen["compile"] is True
+    res = CliRunner().invoke(main, ["bench", "mine", "--compile", "--judge",
+                                    "efficientnet-lite0,efficientnet-lite0@bf16"])
+    assert res.exit_code == 2 and "--compile applies to one judge" in res.output
