@@ -23,7 +23,7 @@ Each image is decoded once per job (:mod:`imagenet_hard.mining.decode`). A loade
 its last decode, and the pil backend's chunks are laid out so that all chunks of an image reach
 the same worker (the DataLoader hands job ``k`` of a round to worker ``k % workers``); the first
 chunk of an image that a later round may need brings its pixels back to the main process, which
-sends them with that image's jobs in the later rounds (within :data:`DECODED_BYTES`). The torch
+sends them with that image's jobs in the later rounds (within :func:`decoded_budget`). The torch
 backend takes one job per image and round, keeps the decoded image on the device for the later
 rounds, and on CUDA decodes JPEGs there.
 
@@ -66,9 +66,9 @@ ONE_CROP = order.N_CROPS
 #: A near-tie: a top-2 margin at most this many epsilons of the precision, relative to the
 #: larger of the two logits (bf16: 2 × 2^-7 × 25 ≈ 0.4 for a CLIP logit of 25; fp16: 0.05).
 NEAR_TIE = 2.0
-#: Decoded images the main process keeps for an image's later rounds (early exit), in bytes:
-#: host shared memory with the pil backend, device memory with torch. Beyond it an image is
-#: decoded again in its next round.
+#: Decoded images the main process keeps for an image's later rounds (early exit), in bytes
+#: at most (:func:`decoded_budget`): device memory with --crops torch on CUDA, else host memory,
+#: shared with the workers. Beyond it an image is decoded again in its next round.
 DECODED_BYTES = 2 << 30
 
 
@@ -160,6 +160,20 @@ def decodes_on_device(device: torch.device, crops: str) -> bool:
     where the crops are made on a CUDA device (``--crops torch``); the pil backend's crops are
     PIL's, from PIL's decode."""
     return torch.device(device).type == "cuda" and crops == "torch"
+
+
+def decoded_budget(device: torch.device, crops: str, workers: int) -> int:
+    """Bytes of decoded images kept between rounds: :data:`DECODED_BYTES`, or where they sit in
+    /dev/shm (host-kept images that workers made or will be sent, tensors travelling through
+    shared memory) half of what the loader's items in flight leave free there, so a small
+    /dev/shm (containers: 64 MB) holds no kept image it has no room for."""
+    on_device = crops == "torch" and torch.device(device).type == "cuda"
+    if on_device or workers <= 0 or devices.tensor_transport().startswith("pipes"):
+        return DECODED_BYTES
+    free = devices.shared_memory_free()
+    if free is None:
+        return DECODED_BYTES
+    return int(max(0, min(DECODED_BYTES, (free - workers * PREFETCH * ITEM_BYTES) // 2)))
 
 
 def default_workers(device: torch.device) -> int:
@@ -350,6 +364,7 @@ class ShardMiner:
         workers = default_workers(device) if workers is None else int(workers)
         devices.check_shared_memory(workers, ITEM_BYTES, PREFETCH)
         self.workers = workers
+        self.decoded_budget = decoded_budget(device, crops, workers)
         self.device_decode = (decodes_on_device(device, crops) if device_decode is None
                               else bool(device_decode))
         self.jobs = JobList()
@@ -398,7 +413,7 @@ class ShardMiner:
     def _keep(self, pos: int, pix: torch.Tensor) -> None:
         """Keep an image's decoded pixels for its later rounds, within :data:`DECODED_BYTES`."""
         size = pix.numel() * pix.element_size()
-        if pos not in self._decoded and self._decoded_bytes + size <= DECODED_BYTES:
+        if pos not in self._decoded and self._decoded_bytes + size <= self.decoded_budget:
             self._decoded[pos] = pix
             self._decoded_bytes += size
 

@@ -100,6 +100,23 @@ def test_each_image_is_decoded_once_per_job(pngs, monkeypatch, cheap_crops, crop
     assert miner._decoded == {} and miner._decoded_bytes == 0
 
 
+def test_kept_images_leave_room_in_a_small_dev_shm(monkeypatch):
+    from imagenet_hard import devices
+
+    mib = 1 << 20
+    loader = 2 * engine.PREFETCH * engine.ITEM_BYTES
+    monkeypatch.setattr(devices, "shared_memory_free", lambda: loader + 64 * mib)
+    assert engine.decoded_budget(torch.device("cpu"), "pil", 2) == 32 * mib
+    assert engine.decoded_budget(torch.device("cpu"), "torch", 2) == 32 * mib
+    monkeypatch.setattr(devices, "shared_memory_free", lambda: 64 * mib)  # not even the loader
+    assert engine.decoded_budget(torch.device("cpu"), "pil", 2) == 0
+    # on the device, in the process's own memory, or through pipes: the full budget
+    assert engine.decoded_budget(torch.device("cuda"), "torch", 2) == engine.DECODED_BYTES
+    assert engine.decoded_budget(torch.device("cpu"), "pil", 0) == engine.DECODED_BYTES
+    monkeypatch.setattr(devices, "tensor_transport", lambda: "pipes (/dev/shm: 64 MiB free)")
+    assert engine.decoded_budget(torch.device("cpu"), "pil", 2) == engine.DECODED_BYTES
+
+
 def test_over_the_budget_an_image_is_decoded_again_in_its_next_round(tmp_path, monkeypatch,
                                                                      cheap_crops):
     rows = _rows(tmp_path, make_source(tmp_path, "synth", [
