@@ -148,6 +148,11 @@ def test_two_worker_processes_decode_each_image_once(tmp_path, monkeypatch, chea
         return real(fp, *a, **kw)
 
     monkeypatch.setattr(Image, "open", counting)
+    from imagenet_hard import devices
+
+    # these items are a few kB: no /dev/shm check (a CI container's 64 MB would refuse the
+    # engine's estimate for 12-megapixel photos) and the full budget for kept images
+    monkeypatch.setattr(devices, "shared_memory_free", lambda: None)
     miner = ShardMiner(NeverJudge(), SPACES, tmp_path, torch.device("cpu"), batch_size=700,
                        workers=2)
     try:
