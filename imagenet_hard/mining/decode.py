@@ -6,11 +6,14 @@ order), then :func:`~imagenet_hard.pixels.to_rgb`; :func:`pixels` keeps its resu
 main process hands back to them in later rounds, so no round decodes an image again.
 
 With ``--crops torch`` on CUDA a worker does not decode a JPEG that nvJPEG can take (8-bit
-Huffman, 3 components, no Adobe colour transform, within PIL's pixel limit: :func:`gpu_jpeg`):
+Huffman baseline or extended, 3 components, no Adobe colour transform, within PIL's pixel
+limit: :func:`gpu_jpeg`):
 it sends the file's bytes, and the main process decodes them on the device
 (``torchvision.io.decode_jpeg(data, device="cuda")``). Anything else — PNG and other formats,
-greyscale and CMYK JPEGs (PIL's conversions are the image rule's), 12-bit or arithmetic-coded
-JPEGs, a decode the device refuses — goes the CPU way, which stays the twin and the fallback.
+greyscale and CMYK JPEGs (PIL's conversions are the image rule's), progressive, 12-bit or
+arithmetic-coded JPEGs, a decode the device refuses — goes the CPU way, which stays the twin and
+the fallback. Progressive JPEGs stay with the workers because nvJPEG's hardware engine takes
+baseline ones only and a refusal would fall back on the main process, which feeds the GPU.
 nvJPEG's IDCT and chroma upsampling are not libjpeg's: torchvision's own test allows a mean
 difference of 2 grey levels between the two decodes, and ``tests/gpu`` checks that bound on the
 zoom crops made from each.
@@ -25,10 +28,10 @@ import torch
 
 from ..pixels import open_image, to_rgb
 
-#: Start-of-frame markers nvJPEG decodes: baseline, extended and progressive Huffman.
-_SOF_HUFFMAN = (0xC0, 0xC1, 0xC2)
-#: Every other start-of-frame marker (lossless, hierarchical, arithmetic coding): CPU.
-_SOF_OTHER = (0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+#: Start-of-frame markers decoded on the device: baseline and extended Huffman.
+_SOF_DEVICE = (0xC0, 0xC1)
+#: Every other start-of-frame marker (progressive, lossless, hierarchical, arithmetic): CPU.
+_SOF_OTHER = (0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
 _APP14 = 0xEE
 #: How far into the file the header parse looks (markers before the frame are small).
 _HEADER_BYTES = 1 << 20
@@ -64,7 +67,7 @@ def jpeg_frame(data: bytes) -> tuple[int, int, int, int, bool] | None:
         seg = data[i + 4:i + 2 + length]
         if marker == _APP14 and seg[:5] == b"Adobe":
             adobe = True
-        if marker in _SOF_HUFFMAN or marker in _SOF_OTHER:
+        if marker in _SOF_DEVICE or marker in _SOF_OTHER:
             if len(seg) < 6:
                 return None
             height = int.from_bytes(seg[1:3], "big")
@@ -77,7 +80,8 @@ def jpeg_frame(data: bytes) -> tuple[int, int, int, int, bool] | None:
 
 
 def gpu_jpeg(data: bytes) -> bool:
-    """Whether the device decodes ``data``: an 8-bit Huffman JPEG of 3 components (YCbCr) with
+    """Whether the device decodes ``data``: an 8-bit baseline or extended Huffman JPEG of 3
+    components (YCbCr) with
     no Adobe marker (whose transform flag can mean RGB or YCCK), and no more pixels than PIL
     would decode (its decompression-bomb limit: bigger goes to the CPU path, which refuses it)."""
     from PIL import Image
@@ -87,7 +91,7 @@ def gpu_jpeg(data: bytes) -> bool:
         return False
     marker, precision, area, components, adobe = frame
     limit = Image.MAX_IMAGE_PIXELS
-    return (marker in _SOF_HUFFMAN and precision == 8 and components == 3 and not adobe
+    return (marker in _SOF_DEVICE and precision == 8 and components == 3 and not adobe
             and 0 < area and (limit is None or area <= 2 * limit))
 
 

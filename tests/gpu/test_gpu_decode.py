@@ -28,7 +28,6 @@ def photo_jpeg(w: int, h: int, seed: int = 0, **save) -> bytes:
 
 
 @pytest.mark.parametrize("size,save", [((500, 375), {}), ((2000, 1500), {}),
-                                       ((640, 480), {"progressive": True}),
                                        ((640, 480), {"subsampling": 0})])
 def test_nvjpeg_crops_are_within_two_grey_levels_on_average_of_libjpegs(cuda, size, save):
     data = photo_jpeg(*size, **save)

@@ -189,7 +189,8 @@ def _jpeg(mode: str, size=(48, 36), seed=0, **save) -> bytes:
 
 def test_gpu_jpeg_takes_only_what_nvjpeg_decodes_like_the_image_rule():
     assert decode.gpu_jpeg(_jpeg("RGB"))
-    assert decode.gpu_jpeg(_jpeg("RGB", progressive=True))
+    assert not decode.gpu_jpeg(_jpeg("RGB", progressive=True))  # the workers decode it
+    assert decode.jpeg_frame(_jpeg("RGB", progressive=True))[0] == 0xC2
     assert not decode.gpu_jpeg(_jpeg("L"))       # greyscale: PIL's conversion
     assert not decode.gpu_jpeg(_jpeg("CMYK"))    # CMYK (Adobe marker): PIL's conversion
     png = io.BytesIO()
