@@ -15,24 +15,10 @@ from pathlib import Path
 
 from ..errors import SubmissionError
 from . import sandbox
+from .runner import ChildJob, run_child
 
 #: Lines of the child's output kept for an error without a traceback (a crash).
 TAIL_LINES = 15
-
-
-def fetch_command(submission: str | Path) -> str:
-    """The command that fetches ``submission``'s weights, with the path as short as it is true
-    here: relative to the working folder when the file is under it."""
-    path = os.path.abspath(os.path.expanduser(str(submission)))
-    rel = os.path.relpath(path)
-    shown = rel if not rel.startswith(os.pardir) else path
-    return f"imhard fetch-weights {shlex.quote(shown)}"
-
-
-def fetch_hint(submission: str | Path) -> str:
-    """What to do when a submission could not get its weights inside the sandbox."""
-    return (f"fetch them first with `{fetch_command(submission)}`, which imports and loads the "
-            "file unconfined and with network (only for a file you trust), then score again")
 
 
 @dataclass
@@ -91,8 +77,6 @@ def fetch_weights(submission: str | Path, device: str = "cpu",
     with network and the whole environment, so that the weights it downloads land in the caches
     the sandbox reads; ``on_output`` gets each line it prints. A :class:`SubmissionError` with
     its traceback when it fails."""
-    from .runner import ChildJob, run_child
-
     path = Path(submission).expanduser()
     if not path.is_file():
         raise SubmissionError(f"{submission}: no such file; give the submission's path")

@@ -21,11 +21,25 @@ from ..errors import InvalidValueError
 from ..label_rules import objectnet_rule
 from ..labels import label_space_indices
 from ..registry import Registry
-from .result import PROTOCOL as IMAGENET_HARD_PROTOCOL
+from .metrics import ECE_BINS
 
 #: Origin prefix of ImageNet-C rows: ``imagenet_c/<corruption>/<severity>``.
 IMAGENET_C_ORIGIN = file_stem(IMAGENET_C_SOURCE) + "/"
 
+
+#: The published benchmark's protocol, as every single result states it.
+IMAGENET_HARD_TEXT = (
+    "ImageNet-Hard protocol: every row of the split is scored (accuracy over all rows); the "
+    "submission sees each image as an RGB PIL image and applies its own preprocessing (a "
+    "torchvision Compose's leading Resize/CenterCrop run on the stored image, converted to RGB "
+    "after them as the authors' notebook did) "
+    "(reference models: resize 256, centre crop 224, ImageNet normalisation); a prediction is "
+    "correct when its top-1 class over all 1000 ImageNet-1k classes is in the row's label set, "
+    "top-5 correct when any of its top-5 is. Output rows that are not probabilities "
+    "(negative, or not summing to 1 within 1e-3) are softmaxed. 95% interval: Wilson score "
+    f"interval. ECE: {ECE_BINS} equal-width bins over the top-1 probability. images/s: rows "
+    "divided by the time spent producing them (decoding, preprocessing, model; load excluded)."
+)
 
 def _label(row) -> tuple[int, ...]:
     return tuple(int(x) for x in row["label"])
@@ -113,7 +127,7 @@ IMAGENET_C = register_protocol(Protocol(
     "Hendrycks & Dietterich, Benchmarking Neural Network Robustness to Common Corruptions and "
     "Perturbations, ICLR 2019", metric="error"))
 IMAGENET_HARD = register_protocol(Protocol(
-    "imagenet-hard", IMAGENET_HARD_PROTOCOL,
+    "imagenet-hard", IMAGENET_HARD_TEXT,
     "Taesiri et al., ImageNet-Hard, NeurIPS 2023 Datasets and Benchmarks"))
 
 #: The protocol of a table no registered builder made (a bench's), by its label space.

@@ -20,23 +20,12 @@ from ..catalog import slug
 from ..errors import InvalidValueError, MissingFileError
 from ..files import atomic_path, is_sha256, sha256_bytes, sha256_file, write_json_atomic
 from .contract import metadata_problems
-from .metrics import ECE_BINS
+from .protocols import IMAGENET_HARD_TEXT as PROTOCOL
+from .protocols import PROTOCOLS
 from .tta import TtaMode
 
 SCHEMA_VERSION = "1"
 
-PROTOCOL = (
-    "ImageNet-Hard protocol: every row of the split is scored (accuracy over all rows); the "
-    "submission sees each image as an RGB PIL image and applies its own preprocessing (a "
-    "torchvision Compose's leading Resize/CenterCrop run on the stored image, converted to RGB "
-    "after them as the authors' notebook did) "
-    "(reference models: resize 256, centre crop 224, ImageNet normalisation); a prediction is "
-    "correct when its top-1 class over all 1000 ImageNet-1k classes is in the row's label set, "
-    "top-5 correct when any of its top-5 is. Output rows that are not probabilities "
-    "(negative, or not summing to 1 within 1e-3) are softmaxed. 95% interval: Wilson score "
-    f"interval. ECE: {ECE_BINS} equal-width bins over the top-1 probability. images/s: rows "
-    "divided by the time spent producing them (decoding, preprocessing, model; load excluded)."
-)
 
 PREDICTIONS_SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -290,8 +279,6 @@ class SuiteResult(Record):
         if not isinstance(entry["name"], str) or not _SET.match(entry["name"]) \
                 or len(entry["name"]) > 100:
             raise InvalidValueError(f"suite set name {str(entry['name'])[:60]!r} is not a set name")
-        from .protocols import PROTOCOLS
-
         if entry["protocol"] not in PROTOCOLS:
             raise InvalidValueError(f"suite set {entry['name']}: unknown protocol "
                                     f"{str(entry['protocol'])[:40]!r}")
@@ -302,8 +289,6 @@ class SuiteResult(Record):
 
     def set_result(self, key: int | str) -> ScoreResult:
         """One set as a single-set result (its protocol's text as ``protocol``)."""
-        from .protocols import PROTOCOLS
-
         entry = self.sets[key] if isinstance(key, int) else self.entry(key)
         return ScoreResult(submission=self.submission, dataset=entry["dataset"],
                            metrics=entry["metrics"], per_origin=entry["per_origin"],

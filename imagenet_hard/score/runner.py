@@ -13,6 +13,7 @@ import math
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -425,8 +426,6 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
                                                   _clip(e["message"])))
         body = _clip(e["traceback"].rstrip() if e.get("traceback") else e["message"])
         if "Read-only file system" in body or "MissingWeightsError" in body:
-            from .fetch import fetch_hint
-
             body += ("\n(The sandbox is read-only apart from /tmp and the output folder and never "
                      f"downloads weights: {fetch_hint(w.job.submission)}.)")
         raise SubmissionError(f"{head}:\n{body}" if "\n" in body else f"{head}: {body}")
@@ -440,6 +439,21 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
     raise SubmissionError(f"{name}: the submission process {how} while working on {w.rows()}. "
                           "Finished batches are kept: rerun the same command to resume."
                           + _tail_text(w.tail))
+
+
+def fetch_command(submission: str | Path) -> str:
+    """The command that fetches ``submission``'s weights, with the path as short as it is true
+    here: relative to the working folder when the file is under it."""
+    path = os.path.abspath(os.path.expanduser(str(submission)))
+    rel = os.path.relpath(path)
+    shown = rel if not rel.startswith(os.pardir) else path
+    return f"imhard fetch-weights {shlex.quote(shown)}"
+
+
+def fetch_hint(submission: str | Path) -> str:
+    """What to do when a submission could not get its weights inside the sandbox."""
+    return (f"fetch them first with `{fetch_command(submission)}`, which imports and loads the "
+            "file unconfined and with network (only for a file you trust), then score again")
 
 
 def _clip(text: str) -> str:

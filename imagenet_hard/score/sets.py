@@ -173,17 +173,15 @@ def _unreachable_and_not_cached(dataset_id: str) -> str | None:
 
 
 def _data_files(dataset_id: str, split: str) -> list[str]:
-    """The files holding ``split``: in a local folder, the parquet files named for it
-    (``datasets``' rule: the split's name as a word of the path), read with pyarrow a batch at a
-    time, never memory-mapped; for a Hub id, the Arrow files ``datasets`` caches it in."""
+    """The files holding ``split``: in a local folder, ``data/<split>-*.parquet`` (the card's
+    default config, as ``imhard publish`` and the Hub lay it out; earlier versions under
+    ``versions/`` are not the folder's data), read with pyarrow; for a Hub id, the Arrow files
+    ``datasets`` caches it in."""
     if Path(dataset_id).is_dir():
-        word = re.compile(rf"(^|[/\-._ 0-9]){re.escape(split)}([/\-._ 0-9]|$)")
-        rel = sorted(p.relative_to(dataset_id) for p in Path(dataset_id).rglob("*.parquet"))
-        files = [str(Path(dataset_id, r)) for r in rel if word.search(r.as_posix())
-                 and not any(part.startswith(".") for part in r.parts)]
+        files = sorted(str(p) for p in Path(dataset_id, "data").glob(f"{split}-*.parquet"))
         if not files:
-            raise InvalidValueError(f"{dataset_id} has no split {split!r}: no parquet file in it "
-                                    f"is named for it (data/{split}-*.parquet)")
+            raise InvalidValueError(f"{dataset_id} has no split {split!r}: no "
+                                    f"data/{split}-*.parquet in it")
         return files
     import datasets
 
