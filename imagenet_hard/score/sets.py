@@ -34,6 +34,7 @@ from ..files import atomic_path, sha256_file, write_json_atomic
 from ..fingerprint import fingerprint
 from ..records import META_SOURCE, read_table, table_label_spaces
 from .protocols import IMAGENET_HARD, Protocol, corruption_of, protocol_for
+from .sandbox import hub_cache
 
 REQUIRED_COLUMNS = ("image", "label", "origin")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -153,16 +154,17 @@ def resolve(dataset: str | Path | None, home=None) -> str:
     raise MissingFileError(f"--dataset {dataset}: no such folder, and not a Hub id (OWNER/NAME)")
 
 
+def _hub_folder(dataset_id: str) -> Path:
+    return Path(hub_cache()) / f"datasets--{dataset_id.replace('/', '--')}"
+
+
 def _unreachable_and_not_cached(dataset_id: str) -> str | None:
     """The Hub's host when it does not resolve and ``dataset_id`` is not in the hub cache, so the
     load would only fail, after ``datasets``' five retries (about 25 s); else None."""
     import socket
     from urllib.parse import urlparse
 
-    from ..models.weights import hf_cache_dir
-
-    if Path(dataset_id).is_dir() or (hf_cache_dir() / f"datasets--{dataset_id.replace('/', '--')}"
-                                     ).is_dir():
+    if Path(dataset_id).is_dir() or _hub_folder(dataset_id).is_dir():
         return None
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
     try:
@@ -282,8 +284,6 @@ def published_set(dataset=None, split: str = "validation", home=None,
                   limit: int | None = None) -> ScoreSet:
     """The published ImageNet-Hard (default ``<home>/dist/imagenet-hard``) under its protocol;
     a plain ``imhard score`` scores it as a suite of one, its cache named by ``limit`` too."""
-    from .sandbox import hub_cache
-
     dataset_id = resolve(dataset, home)
     files = _data_files(dataset_id, split)
     names = _schema(files[0]).names
@@ -306,8 +306,7 @@ def published_set(dataset=None, split: str = "validation", home=None,
     rows = Rows(ids, labels, pc.cast(_column(table.column("origin")), pa.string()))
     fp = _cached_fingerprint(files, rows, homes.scores_dir(home) / "fingerprints.json",
                              dataset_id)
-    hidden = dataset_id if Path(dataset_id).is_dir() else str(
-        Path(hub_cache()) / ("datasets--" + dataset_id.replace("/", "--")))
+    hidden = dataset_id if Path(dataset_id).is_dir() else str(_hub_folder(dataset_id))
     key = hashlib.sha256(f"{fp}\n{split}".encode()).hexdigest()
     return ScoreSet(name=IMAGENET_HARD_SET, protocol=IMAGENET_HARD, source=dataset_id, all=rows,
                     fingerprint=fp, classes=None,
