@@ -348,15 +348,21 @@ def cache_dir(home, sha: str, s: ScoreSet, tta: TtaMode | None = None) -> Path:
 SHM_PER_LOADER_IMAGE = 3 * 224 * 224 * 4
 
 
+def by_cache(asks: list[Ask]) -> dict[Path, list[Ask]]:
+    """The asks grouped by cache (sets with the same images and ask share one), in order."""
+    shared: dict[Path, list[Ask]] = {}
+    for ask in asks:
+        shared.setdefault(ask.cache, []).append(ask)
+    return shared
+
+
 def predict(sub: Path, asks: list[Ask], opts: RunOptions, tta: TtaMode | None = None,
             named: bool = True) -> ChildReport | None:
     """Predict, in one child, every asked row missing from its cache; asks sharing a cache run
     once. Under ``tta`` the batch size counts crops per forward pass. Every asked row has a
     valid part in its cache when this returns. ``named``: segments carry their sets' names (a
     plain run's one set has none, so no message names a set)."""
-    shared: dict[Path, list[Ask]] = {}
-    for ask in asks:
-        shared.setdefault(ask.cache, []).append(ask)
+    shared = by_cache(asks)
     wanted = {cache: np.unique(np.concatenate([np.asarray(a.indices, np.int64) for a in group]))
               for cache, group in shared.items()}
     segments = []
@@ -496,17 +502,29 @@ def _scored(s: ScoreSet, limit: int | None) -> np.ndarray:
     return s.scored[:limit] if limit else s.scored
 
 
-def _run(submission, sets, limit, out, home, opts, tta, named, suffix):
-    """Score ``sets`` (a callable: they open only once the arguments are checked): the asks, the
-    child's report, the fields every result records and where the result goes."""
-    opts = opts or RunOptions()
+def suite_sets(sets, dataset, split, limit, home):
+    """The ``(set, rows, allowed)`` of a suite run (:func:`prepare`'s ``sets``)."""
+    return [(s, _scored(s, limit), None) for s in resolve_sets(sets, dataset, split, home)]
+
+
+def prepare(submission, sets, limit, home, opts: RunOptions, tta):
+    """Every run's setup step: the limit, submission and sandbox checked before ``sets`` (a
+    callable) opens any data, then the submission's hash and one :class:`Ask` a set. Returns
+    (submission path, sandbox used, sha, asks)."""
     if limit is not None and limit <= 0:
         raise InvalidValueError(f"--limit must be positive, got {limit}")
     sub = submission_file(submission)
     sandbox_used = opts.check_sandbox()
     sha = sha256_file(sub)
-    asks = [Ask(s, idx, cache_dir(home, sha, s, tta), allowed)
-            for s, idx, allowed in sets()]
+    asks = [Ask(s, idx, cache_dir(home, sha, s, tta), allowed) for s, idx, allowed in sets()]
+    return sub, sandbox_used, sha, asks
+
+
+def _run(submission, sets, limit, out, home, opts, tta, named, suffix):
+    """Score ``sets`` (:func:`prepare`): the asks, the child's report, the fields every result
+    records and where the result goes."""
+    opts = opts or RunOptions()
+    sub, sandbox_used, sha, asks = prepare(submission, sets, limit, home, opts, tta)
     report = predict(sub, asks, opts, tta, named)
     common = {"submission": {"name": sub.stem, "file": str(sub), "sha256": sha},
               "metadata": run_metadata(report, [a.cache for a in asks]),
@@ -555,14 +573,9 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
     each under its own protocol, and write one suite result JSON with a predictions parquet per
     set. ``baseline``: a suite result of AlexNet on the same ImageNet-C tables, for mCE."""
     base = load_baseline(baseline) if baseline else None
-    chosen = []
-
-    def asked():
-        chosen.extend(resolve_sets(sets, dataset, split, home))
-        return [(s, _scored(s, limit), None) for s in chosen]
-
-    sub, asks, report, common, out = _run(submission, asked, limit, out, home, options, tta,
-                                          True, ".suite.json")
+    sub, asks, report, common, out = _run(
+        submission, lambda: suite_sets(sets, dataset, split, limit, home), limit, out, home,
+        options, tta, True, ".suite.json")
     entries = []
     for ask in asks:
         s = ask.set
@@ -573,7 +586,8 @@ def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=N
                                     "fingerprint": s.fingerprint, "rows": len(s.scored),
                                     "scored": len(ask.indices), "limit": limit},
                         "metrics": metrics, "per_origin": origins, "predictions": predictions})
-    result = SuiteResult(**common, sets=entries, imagenet_c=imagenet_c(entries, chosen, base))
+    result = SuiteResult(**common, sets=entries,
+                         imagenet_c=imagenet_c(entries, [a.set for a in asks], base))
     result.write(out)
     return ScoreRun(result, out, predicted=report.predicted if report else 0,
                     scored=sum(len(a.indices) for a in asks))

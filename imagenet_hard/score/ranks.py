@@ -13,9 +13,9 @@ every row cached and writes the result. Other ranks return None. The data home m
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .. import jobs
+from . import harness
 
 
 def split_by_rows(sizes: list[int], world: int) -> list[list[int]]:
@@ -31,12 +31,10 @@ def split_by_rows(sizes: list[int], world: int) -> list[list[int]]:
 
 def _parts(asks) -> int:
     """Parts written so far in the asks' caches (the progress rank 0 watches)."""
-    from .harness import parts_dir
-
     n = 0
     for cache in {a.cache for a in asks}:
         try:
-            n += sum(1 for _ in os.scandir(parts_dir(cache)))
+            n += sum(1 for _ in os.scandir(harness.parts_dir(cache)))
         except OSError:
             pass
     return n
@@ -48,8 +46,6 @@ def score_suite(submission, sets=None, dataset=None, split: str = "validation",
     """:func:`~imagenet_hard.score.harness.score_suite`, its sets spread over the ranks under
     torchrun (this module's docstring); the ScoreRun on rank 0, None on the others. Outside
     torchrun: the one-process run."""
-    from . import harness
-
     def whole():
         return harness.score_suite(submission, sets=sets, dataset=dataset, split=split,
                                    limit=limit, out=out, home=home, options=options,
@@ -57,25 +53,14 @@ def score_suite(submission, sets=None, dataset=None, split: str = "validation",
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return whole()
-    from ..files import sha256_file
-
     opts = options or harness.RunOptions()
-    if limit is not None and limit <= 0:
-        from ..errors import InvalidValueError
-
-        raise InvalidValueError(f"--limit must be positive, got {limit}")
-    sub = harness.submission_file(submission)
-    opts.check_sandbox()
+    sub, _, _, asks = harness.prepare(
+        submission, lambda: harness.suite_sets(sets, dataset, split, limit, home), limit, home,
+        opts, tta)
     # A CPU group: it carries only the store; each rank's child takes the rank's GPU itself.
     ranks, _ = jobs.setup("cpu")
     try:
-        sha = sha256_file(sub)
-        chosen = harness.resolve_sets(sets, dataset, split, home)
-        asks = [harness.Ask(s, s.scored[:limit] if limit else s.scored,
-                            harness.cache_dir(home, sha, s, tta)) for s in chosen]
-        groups: dict[Path, list] = {}
-        for ask in asks:
-            groups.setdefault(ask.cache, []).append(ask)
+        groups = harness.by_cache(asks)
         keys = list(groups)
         share = split_by_rows([sum(len(a.indices) for a in groups[k]) for k in keys],
                               ranks.world)[ranks.rank]
