@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-NUM_CLASSES = 1000
+from ..labels import NUM_CLASSES
 
 
 class ContractError(Exception):

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SubmissionError
+from ..sizes import format_size
 from . import sandbox
-from .runner import ChildJob, run_child
-
-#: Lines of the child's output kept for an error without a traceback (a crash).
-TAIL_LINES = 15
+from .runner import run_child
+from .worker import ChildJob
 
 
 @dataclass
@@ -36,7 +35,7 @@ class FetchReport:
                     f"({', '.join(self.caches)}): its weights were there already, ship in a "
                     "package, or went somewhere the sandbox does not show")
         lines = [f"{name}: fetched into the weight caches the sandbox reads (read-only there):"]
-        lines += [f"  {path} (+{sandbox.format_size(n)})" for path, n in self.added]
+        lines += [f"  {path} (+{format_size(n)})" for path, n in self.added]
         lines.append(f"now score it: imhard score {shlex.quote(str(self.submission))}")
         return "\n".join(lines)
 
@@ -66,11 +65,6 @@ def cache_entries() -> dict[str, int]:
     return out
 
 
-def _cache_names() -> list[str]:
-    return [os.path.join(sandbox.torch_home(), "hub", "checkpoints"),
-            os.path.join(sandbox.hub_cache(), "models--*")]
-
-
 def fetch_weights(submission: str | Path, device: str = "cpu",
                   on_output: Callable[[str], None] | None = None) -> FetchReport:
     """Import and load ``submission`` (the scoring child, with no rows to predict) unconfined,
@@ -91,4 +85,5 @@ def fetch_weights(submission: str | Path, device: str = "cpu",
                               f"submission raised and run again:\n{exc}") from None
     after = cache_entries()
     added = [(p, n - before.get(p, 0)) for p, n in after.items() if n > before.get(p, 0)]
-    return FetchReport(path, added, _cache_names())
+    return FetchReport(path, added, [os.path.join(sandbox.torch_home(), "hub", "checkpoints"),
+                                     os.path.join(sandbox.hub_cache(), "models--*")])

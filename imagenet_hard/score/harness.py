@@ -21,6 +21,7 @@ import re
 import shutil
 import stat
 import sys
+import tempfile
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from .. import __version__, devices
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
 from ..files import sha256_file, write_json_atomic
+from ..labels import NUM_CLASSES
 from . import check
 from .metrics import correctness
 from .protocols import imagenet_c_summary
@@ -47,17 +49,25 @@ from .result import (
     suite_predictions_path,
     write_predictions,
 )
-from .runner import ChildJob, ChildReport, Segment, new_scratch_dir, run_child
+from .runner import ChildReport, run_child
 from .sandbox import choose, default_memory_limit
 from .sets import IMAGENET_HARD_SET, ScoreSet, published_set, resolve_sets
 from .tta import TtaMode, child_batch
-from .worker import PART_HEADER, PART_K, PART_MAGIC, PART_SUFFIX, PART_VERSION, part_size
+from .worker import (
+    PART_HEADER,
+    PART_K,
+    PART_MAGIC,
+    PART_SUFFIX,
+    PART_VERSION,
+    ChildJob,
+    Segment,
+    part_size,
+)
 
 #: Rows in one part: far beyond any batch, and it keeps one part under 70 MiB.
 MAX_PART_ROWS = 1 << 20
 #: Largest ``metadata.json`` the parent reads back (it holds the submission's METADATA).
 MAX_METADATA_BYTES = 1 << 20
-NUM_CLASSES = 1000
 _PART_NAME = re.compile(r"part-(\d{1,18})-(\d{1,9})" + re.escape(PART_SUFFIX))
 _NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -784,7 +794,7 @@ def recheck(result_path: str | Path, pairs: list[tuple[ScoreSet, ScoreResult]], 
                                     f"{'set ' + s.name if named else s.source}")
         checks.append((s, table, picked, pos.to_pylist(), problems))
     claimed = pairs[0][1].tta
-    scratch = new_scratch_dir("imhard-verify-")
+    scratch = Path(tempfile.mkdtemp(prefix="imhard-verify-"))
     try:
         asks = [Ask(c[0], c[3], scratch / f"set-{k:04d}", allowed=set(c[3]))
                 for k, c in enumerate(checks)]

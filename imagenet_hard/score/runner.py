@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import SubmissionError
+from ..sizes import format_size
 from . import sandbox
-from .worker import ChildJob, Segment  # noqa: F401  (the job a child runs: the worker reads it)
+from .worker import ChildJob, clip
 
 #: Bytes of one line of the child's output kept and forwarded; the rest is cut, and counted.
 LINE_BYTES = 4096
@@ -202,13 +203,13 @@ class _Watch:
             if nl < 0:
                 self.scanned = len(self.buf)
                 if len(self.buf) > EVENT_LINE_BYTES:
-                    raise self.forged(f"a line longer than {sandbox.format_size(EVENT_LINE_BYTES)}")
+                    raise self.forged(f"a line longer than {format_size(EVENT_LINE_BYTES)}")
                 return
             line = bytes(self.buf[:nl])
             del self.buf[:nl + 1]
             self.scanned = 0
             if len(line) > EVENT_LINE_BYTES:
-                raise self.forged(f"a line longer than {sandbox.format_size(EVENT_LINE_BYTES)}")
+                raise self.forged(f"a line longer than {format_size(EVENT_LINE_BYTES)}")
             if line.strip():
                 self.handle(self.parse(line), on_progress)
 
@@ -253,7 +254,7 @@ def _forward(stream, tail, on_output) -> None:
             shown += len(text) + 1
             if shown > FORWARD_BYTES:
                 text = (f"[… the submission's further output not shown: it passed "
-                        f"{sandbox.format_size(FORWARD_BYTES)}]")
+                        f"{format_size(FORWARD_BYTES)}]")
             on_output(text)
 
     while chunk := os.read(fd, 1 << 16):
@@ -423,8 +424,9 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
             where = where or {"import": " while importing", "load": " while loading the model"}.get(
                 e.get("during"), "")
             raise SubmissionError(_memory_message(name, where, w.job.memory_limit,
-                                                  _clip(e["message"])))
-        body = _clip(e["traceback"].rstrip() if e.get("traceback") else e["message"])
+                                                  clip(e["message"], ERROR_TEXT_CHARS)))
+        body = clip(e["traceback"].rstrip() if e.get("traceback") else e["message"],
+                    ERROR_TEXT_CHARS)
         if "Read-only file system" in body or "MissingWeightsError" in body:
             body += ("\n(The sandbox is read-only apart from /tmp and the output folder and never "
                      f"downloads weights: {fetch_hint(w.job.submission)}.)")
@@ -456,22 +458,9 @@ def fetch_hint(submission: str | Path) -> str:
             "file unconfined and with network (only for a file you trust), then score again")
 
 
-def _clip(text: str) -> str:
-    """At most :data:`ERROR_TEXT_CHARS` of an error text: its start and its end (where a
-    traceback names the exception)."""
-    if len(text) <= ERROR_TEXT_CHARS:
-        return text
-    half = ERROR_TEXT_CHARS // 2
-    return f"{text[:half]}\n[… {len(text) - 2 * half} characters cut]\n{text[-half:]}"
-
-
 def _memory_message(name: str, where: str, limit: int | None, detail: str) -> str:
     if limit is None:
         return f"{name} ran out of memory{where} ({detail}) with no --memory-limit set."
-    return (f"{name} ran out of memory{where}: it may use {sandbox.format_size(limit)} "
+    return (f"{name} ran out of memory{where}: it may use {format_size(limit)} "
             f"(--memory-limit), so raise it (to --memory-limit "
             f"{max(2, round(2 * limit / 1024 ** 3))}G) or lower --batch-size ({detail}).")
-
-
-def new_scratch_dir(prefix: str = "imhard-score-") -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import InvalidValueError, SandboxError
-from ..sizes import MiB, format_size, parse_size  # noqa: F401 (format_size: the runner's)
+from ..sizes import MiB, parse_size
 
 TOOLS = ("auto", "bwrap", "unshare", "none")
 JAIL = str(Path(__file__).with_name("jail.py"))

@@ -83,6 +83,15 @@ def part_size(n: int) -> int:
     return PART_HEADER.size + n * 8 * (1 + PART_K) + n * 4 * PART_K + 8
 
 
+def clip(text: str, most: int) -> str:
+    """At most ``most`` characters of an error text: its start and its end (where a traceback
+    names the exception)."""
+    if len(text) <= most:
+        return text
+    half = most // 2
+    return f"{text[:half]}\n[… {len(text) - 2 * half} characters cut]\n{text[-half:]}"
+
+
 class Status:
     """JSON-line events to the parent, and which stage / rows / set the child is in."""
 
@@ -95,10 +104,8 @@ class Status:
 
     def send(self, event: str, **fields) -> None:
         for key in ("message", "traceback"):   # an exception may carry megabytes of text
-            text = fields.get(key)
-            if isinstance(text, str) and len(text) > EVENT_TEXT_CHARS:
-                half = EVENT_TEXT_CHARS // 2
-                fields[key] = f"{text[:half]}\n[… {len(text) - 2 * half} characters cut]\n{text[-half:]}"
+            if isinstance(fields.get(key), str):
+                fields[key] = clip(fields[key], EVENT_TEXT_CHARS)
         line = json.dumps({"event": event, **fields}) + "\n"
         os.write(self.fd, line.encode("utf-8"))
 
