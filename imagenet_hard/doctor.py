@@ -8,13 +8,13 @@ downloads or fails: a missing piece is reported as missing.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
 from . import home as homes
+from .models.weights import hub_cache, torch_home
 from .sizes import format_size
 
 
@@ -68,28 +68,15 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def torch_hub_dir() -> Path:
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
-    return Path(torch_home).expanduser() / "hub"
-
-
-def hf_hub_cache() -> Path:
-    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"),
-                                                  "huggingface"), "hub")
-    return Path(cache).expanduser()
-
-
 def _torch_checkpoints() -> list[tuple[str, int]]:
-    ckpt = torch_hub_dir() / "checkpoints"
+    ckpt = Path(torch_home(), "hub", "checkpoints")
     if not ckpt.is_dir():
         return []
     return [(p.name, p.stat().st_size) for p in sorted(ckpt.iterdir()) if p.is_file()]
 
 
 def _hf_models() -> list[tuple[str, int]]:
-    cache = hf_hub_cache()
+    cache = Path(hub_cache())
     if not cache.is_dir():
         return []
     try:

@@ -20,7 +20,7 @@ import torch
 from ..errors import ImHardError, InvalidValueError, UnknownNameError, did_you_mean
 from . import Model, ModelInfo
 from .preprocess import PRECISIONS, Preprocess
-from .weights import download, hf_cache_dir, hf_file, missing
+from .weights import download, hf_file, hub_cache, missing
 from .zero_shot import ZeroShotClassifier, convert_weights_clip_load, random_head, zero_shot_head
 
 RANDOM = "random"
@@ -158,7 +158,7 @@ def _tokenizer(arch: str):
     try:
         return open_clip.get_tokenizer(arch)
     except Exception as exc:  # HF text towers fetch their tokenizer from the hub
-        raise missing(f"the tokenizer of open_clip:{arch}", [str(hf_cache_dir())],
+        raise missing(f"the tokenizer of open_clip:{arch}", [hub_cache()],
                       "copy the tokenizer's Hugging Face cache into HF_HOME", exc) from exc
 
 

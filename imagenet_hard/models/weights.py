@@ -26,13 +26,24 @@ def offline() -> bool:
                for v in ("IMHARD_OFFLINE", "HF_HUB_OFFLINE"))
 
 
-def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache the hub client reads (``HF_HUB_CACHE`` / ``HF_HOME``/hub)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
+def hf_home() -> str:
+    """huggingface_hub's home (its token lives there), by its own rule."""
+    return os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+
+
+def hub_cache() -> str:
+    """Where huggingface_hub keeps downloaded repositories, by its own rule: the one place the
+    models, the scoring sandbox and ``doctor`` read it from."""
+    return os.path.expanduser(os.environ.get("HF_HUB_CACHE")
+                              or os.environ.get("HUGGINGFACE_HUB_CACHE")
+                              or os.path.join(hf_home(), "hub"))
+
+
+def torch_home() -> str:
+    """``torch.hub``'s home, by torch's own rule (``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``)."""
+    return os.path.expanduser(os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "torch"))
 
 
 def torch_checkpoints_dir() -> Path:
@@ -86,10 +97,10 @@ def hf_file(repo_id: str, filenames: list[str], what: str, provide: str) -> Path
         try:
             # cache_dir from the environment now: the hub's constants are frozen at its import.
             return Path(hf_hub_download(repo_id, name, local_files_only=local_only,
-                                        cache_dir=hf_cache_dir()))
+                                        cache_dir=hub_cache()))
         except Exception as exc:  # missing file, offline, gated repo: try the next name
             errors.append(exc)
-    looked = [f"{hf_cache_dir()} (hub repo {repo_id}: {', '.join(filenames)})"]
+    looked = [f"{hub_cache()} (hub repo {repo_id}: {', '.join(filenames)})"]
     if local_only and not offline():
         looked.append(f"{constants.ENDPOINT} (unreachable)")
     raise missing(what, looked, provide, errors[-1] if errors else None)

@@ -18,7 +18,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import __version__
 from ..errors import InvalidValueError, SandboxError
+from ..models.weights import hf_home, hub_cache, torch_home
 from ..sizes import MiB, parse_size
 
 TOOLS = ("auto", "bwrap", "unshare", "none")
@@ -226,11 +228,10 @@ def worker_package(dest: str) -> str:
     (:func:`_worker_modules`) and return ``dest``, the folder to put on the child's path."""
     root = Path(__file__).resolve().parent.parent
     pkg = Path(dest) / "imagenet_hard"
-    version = _version()
     for rel in ("__init__.py", "score/__init__.py"):
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         (pkg / rel).write_text('"""The modules a scored submission may run: a copy made by the '
-                               'harness."""\n' + (f"__version__ = {version!r}\n"
+                               'harness."""\n' + (f"__version__ = {__version__!r}\n"
                                                    if rel == "__init__.py" else ""))
     for rel in _worker_modules():
         target = pkg / rel
@@ -240,12 +241,6 @@ def worker_package(dest: str) -> str:
             init.write_text("")
         shutil.copyfile(root / rel, target)
     return dest
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def _link_targets(folders) -> set[str]:
@@ -263,27 +258,9 @@ def _link_targets(folders) -> set[str]:
     return out
 
 
-def _hf_home() -> str:
-    return os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
-
-
-def hub_cache() -> str:
-    """Where huggingface_hub keeps downloaded repositories (not its token), by its own rule."""
-    return os.path.expanduser(os.environ.get("HF_HUB_CACHE")
-                              or os.environ.get("HUGGINGFACE_HUB_CACHE")
-                              or os.path.join(_hf_home(), "hub"))
-
-
-def torch_home() -> str:
-    """``torch.hub``'s home, by torch's own rule (``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``)."""
-    return os.path.expanduser(os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "torch"))
-
-
 def _token_files() -> set[str]:
     """Credentials no mount may contain: the Hub's token files and ``~/.netrc``."""
-    home = _hf_home()
+    home = hf_home()
     names = {os.path.join(home, "token"), os.path.join(home, "stored_tokens"),
              os.environ.get("HF_TOKEN_PATH") or "", "~/.cache/huggingface/token", "~/.netrc"}
     return {os.path.realpath(os.path.expanduser(n)) for n in names if n}
