@@ -75,22 +75,24 @@ def check_contract(submission: str | Path, options=None, tta=None) -> None:
     :class:`~imagenet_hard.errors.SubmissionError` says what failed."""
     import datasets
 
-    from ..score.harness import Ask, RunOptions, predict
+    from ..score.harness import RunOptions, predict, prepare
     from ..score.sets import published_set, write_folder
 
-    sub = submission_file(submission)
     opts = options or RunOptions()
-    opts.check_sandbox()
     opts.batch_size = 2
     shown = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()        # the two images' bars say nothing to a submitter
     with tempfile.TemporaryDirectory(prefix="imhard-submit-check-") as tmp:
         root = Path(tmp)
-        write_folder(root / "data", check_images(), [[0], [1]], ["check", "check"],
-                     ["check-0", "check-1"])
-        s = published_set(root / "data", "validation", root / "home")
+
+        def sets():   # opened once the file and the sandbox are checked, as a score run does
+            write_folder(root / "data", check_images(), [[0], [1]], ["check", "check"],
+                         ["check-0", "check-1"])
+            return [(published_set(root / "data", "validation", root / "home"), [0, 1], {0, 1})]
+
         try:
-            predict(sub, [Ask(s, [0, 1], root / "cache", allowed={0, 1})], opts, tta, named=False)
+            sub, _, _, asks = prepare(submission, sets, None, root / "home", opts, tta)
+            predict(sub, asks, opts, tta, named=False)
         finally:
             if shown:
                 datasets.enable_progress_bars()

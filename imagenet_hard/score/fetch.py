@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import SubmissionError
 from ..sizes import format_size
 from . import sandbox
+from .harness import submission_file
 from .runner import run_child
 from .worker import ChildJob
 
@@ -71,12 +72,9 @@ def fetch_weights(submission: str | Path, device: str = "cpu",
     with network and the whole environment, so that the weights it downloads land in the caches
     the sandbox reads; ``on_output`` gets each line it prints. A :class:`SubmissionError` with
     its traceback when it fails."""
-    path = Path(submission).expanduser()
-    if not path.is_file():
-        raise SubmissionError(f"{submission}: no such file; give the submission's path")
+    path = submission_file(submission)
     before = cache_entries()
-    job = ChildJob(submission=str(path.resolve()), device=device, batch_size=1, workers=0,
-                   segments=[])
+    job = ChildJob(submission=str(path), device=device, batch_size=1, workers=0, segments=[])
     try:
         run_child(job, path.name, load_timeout=math.inf, on_output=on_output, sandbox_tool="none",
                   environ=dict(os.environ))
