@@ -255,10 +255,6 @@ class SuiteResult(Record):
             raise InvalidValueError(f"suite result kind {self.kind!r} version "
                                     f"{self.schema_version!r}; this imagenet-hard reads "
                                     f"{KIND} version {SUITE_SCHEMA_VERSION}")
-        problems = metadata_problems(self.metadata) if isinstance(self.metadata, dict) else [
-            "metadata must be a JSON object"]
-        if problems:
-            raise InvalidValueError(f"suite result metadata: {'; '.join(problems)}")
         if not isinstance(self.sets, list) or not self.sets:
             raise InvalidValueError("suite result field 'sets' must be a non-empty list")
         names = []
@@ -267,10 +263,8 @@ class SuiteResult(Record):
             names.append(entry["name"])
         if len(set(names)) != len(names):
             raise InvalidValueError("suite result lists a set twice")
-        if self.tta is not None:
-            TtaMode.from_record(self.tta, "suite result")
         for k in range(len(self.sets)):
-            self.set_result(k)  # every set must also be a valid single result
+            self.set_result(k)  # a valid single result each: metadata and tta checked there
 
     @staticmethod
     def _check_set(entry) -> None:

@@ -68,17 +68,17 @@ class TtaMode:
         return base
 
     @classmethod
-    def from_record(cls, data, where: str = "result") -> TtaMode:
+    def from_record(cls, data) -> TtaMode:
         """The mode a result's ``tta`` field names, refused unless the field is exactly what
         :meth:`describe` writes for it: a board shows the mode by name, so crops, aggregation or
         counts that say otherwise are a tampered record, not a variant."""
         if not isinstance(data, dict):
-            raise InvalidValueError(f"{where} field 'tta' must be an object naming the mode")
+            raise InvalidValueError("result field 'tta' must be an object naming the mode")
         mode = cls.from_dict(data)
         want = mode.describe()
         wrong = sorted(k for k in set(want) | set(data) if data.get(k, None) != want.get(k, None))
         if wrong:
-            raise InvalidValueError(f"{where} field 'tta' names mode {mode.name} but its "
+            raise InvalidValueError(f"result field 'tta' names mode {mode.name} but its "
                                     f"{', '.join(str(k)[:40] for k in wrong[:6])} differ from "
                                     "that mode's; a tta field is what `imhard score --tta` writes")
         return mode
