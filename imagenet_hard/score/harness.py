@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import __version__, devices
+from .. import __version__, catalog, devices
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
 from ..files import sha256_file, write_json_atomic
@@ -629,10 +629,9 @@ def baseline_errors(baseline: SuiteResult | None, fingerprints: dict) -> dict | 
         return None
     out = {}
     for e in baseline.sets:
-        parts = e["name"].split("/")
-        if e["protocol"] != "imagenet-c" or len(parts) != 3 or not parts[2].isdigit():
+        key = catalog.parse(e["name"]).variant
+        if e["protocol"] != "imagenet-c" or key is None:
             continue
-        key = (parts[1], int(parts[2]))
         if (fingerprints.get(key) == e["dataset"]["fingerprint"]
                 and e["dataset"]["scored"] == e["dataset"]["rows"]):
             out[key] = 1.0 - e["metrics"]["accuracy"]
