@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Where torch may be imported at module level: judging, scoring and model code.
 TORCH_ALLOWED = ("imagenet_hard.judges", "imagenet_hard.score", "imagenet_hard.models",
                  "imagenet_hard.submissions", "imagenet_hard.mining.engine",
+                 "imagenet_hard.mining.decode",
                  "imagenet_hard.corruptions.torch_backend")
 
 
