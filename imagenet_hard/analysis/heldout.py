@@ -290,7 +290,10 @@ def heldout_check(run, models, home=None, precision: str = "fp32", device=None, 
     same = check_held_out(specs, precision, handle.record)
     record = handle.record
     root = data_home(home)
-    work = load_workload(list(record.sources), root, record.objectnet_labels or "paper")
+    # the run's images are the first `images` ids of its sources (all of them unless mined
+    # with --limit); the ids' hash says whether the sources still hold them
+    work = load_workload(list(record.sources), root, record.objectnet_labels or "paper",
+                         limit=record.images or None)
     if work.ids_sha256() != record.ids_sha256:
         raise InvalidValueError(f"the sources of run {handle.name!r} changed since it was mined "
                                 "(their ids differ); rebuild them as they were, or mine again")
