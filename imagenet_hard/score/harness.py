@@ -730,10 +730,11 @@ class SuiteVerifyReport:
 
 
 def _submission_of(result, submission, opts: RunOptions) -> Path:
-    """The file to re-run: refused unless it is the one the result says was scored."""
-    sub = submission_file(submission or result.submission["file"])
-    opts.check_sandbox()
-    if sha256_file(sub) != result.submission["sha256"]:
+    """The file to re-run (checked by the setup step of a run): refused unless it is the one
+    the result says was scored."""
+    sub, _, sha, _ = prepare(submission or result.submission["file"], lambda: [], None, None,
+                             opts, None)
+    if sha != result.submission["sha256"]:
         raise InvalidValueError(f"{sub} is not the file that was scored (SHA-256 differs from "
                                 f"{result.submission['sha256'][:12]}…); pass --submission with "
                                 "the original file")
