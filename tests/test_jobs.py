@@ -6,6 +6,7 @@ import itertools
 import sys
 
 import pytest
+from jobs_support import FakeStore
 
 from imagenet_hard import jobs
 from imagenet_hard.errors import ImHardError, InvalidValueError, StalledError
@@ -59,16 +60,6 @@ def test_ranks_sharing_a_gpu_use_gloo():
     assert jobs.group_backend("cuda", 2, 1) == "gloo"
     assert jobs.group_backend("cpu", 2, 0) == "gloo"
 
-
-class FakeStore:
-    """torch.distributed's store as the ranks share it: ``add`` returns the new value."""
-
-    def __init__(self):
-        self.values = {}
-
-    def add(self, key, n):
-        self.values[key] = self.values.get(key, 0) + n
-        return self.values[key]
 
 
 def test_shards_are_handed_out_as_ranks_free_up(monkeypatch):

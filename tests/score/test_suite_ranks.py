@@ -8,6 +8,7 @@ import itertools
 from types import SimpleNamespace
 
 import pytest
+from jobs_support import FakeStore
 
 from imagenet_hard import jobs
 from imagenet_hard.score import harness, ranks
@@ -18,14 +19,6 @@ def test_sets_are_split_by_rows_largest_first():
     assert ranks.split_by_rows([3, 3, 3], 4) == [[0], [1], [2], []]
     assert ranks.split_by_rows([7], 1) == [[0]]
 
-
-class FakeStore:
-    def __init__(self):
-        self.values = {}
-
-    def add(self, key, n):
-        self.values[key] = self.values.get(key, 0) + n
-        return self.values[key]
 
 
 @pytest.fixture
