@@ -8,7 +8,7 @@ same library functions the CLI uses, printing what a user would see, then one li
 It runs in a home of its own (default ``<cache>/imagenet-hard-demo``, marked as the demo's and
 emptied at each start), so a second run gives the same result as the first and nothing lands in
 the user's real data home. The short tour (default) corrupts two photos with three of the paper's
-six corruptions and judges every crop of three photos for the analyses; ``full`` does all six
+six corruptions and judges every crop of two photos for the analyses; ``full`` does all six
 corruptions and all nine photos.
 """
 
@@ -61,9 +61,10 @@ class Tour:
 
     @property
     def exhaustive_photos(self) -> int | None:
-        """Photos the analysis step judges on all 324 crops: the first three by id (the horse,
-        the sample's candidate, among them) on the short tour, every one on the full tour."""
-        return None if self.full else 3
+        """Photos the analysis step judges on all 324 crops: the first two by id on the short
+        tour (the cat, right at the first crop, and the horse, the sample's candidate), every
+        one on the full tour."""
+        return None if self.full else 2
 
 
 def step_build(home, echo, tour: Tour) -> None:

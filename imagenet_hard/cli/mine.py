@@ -120,7 +120,7 @@ def mine(sources, judge, rule, exhaustive, batch_size, shard_size, run, workers,
       imhard mine --source imagenet-a --order-from clip-ar-full
       imhard mine --source objectnet --weights ~/models/vit-l-14-openai.bin --precision bf16
       torchrun --nproc-per-node 8 -m imagenet_hard mine --source imagenet --run-name in-clip
-      imhard mine --source sample --judge efficientnet-lite0,efficientnet-lite0@bf16 --rule all
+      imhard mine --source sample --judge efficientnet-lite0,efficientnet-lite0@bf16 --rule all --limit 2
     """
     if isinstance(judge, list):
         _mine_ensemble(sources, judge, rule or "all", exhaustive, batch_size, shard_size, run,

@@ -86,7 +86,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard mine --source sample --judge efficientnet-lite0": Runs("candidates of 9 images"),
     "imhard mine --source sample --judge efficientnet-lite0 --device cpu":
         Runs("resumed: 9 images"),
-    "imhard mine --source sample --judge efficientnet-lite0,efficientnet-lite0@bf16 --rule all":
+    "imhard mine --source sample --judge efficientnet-lite0,efficientnet-lite0@bf16 --rule all --limit 2":
         Runs("rule all; judges, cheapest first"),
     "imhard sources": Runs("the installed scikit-image and matplotlib packages"),
     "imhard sources --home /tmp/imhard-demo": Runs("not built"),
