@@ -121,6 +121,7 @@ class CorruptOptions:
     workers: int | None = None  # processes (None: one per CPU): reference: corrupt; torch: decode
     shard_size: int = DEFAULT_SHARD_SIZE
     limit: int | None = None  # only the base's first LIMIT images by id (a quick look)
+    ids: tuple[str, ...] | None = None  # only these base images (the demo's chosen photos)
 
     def __post_init__(self):
         base = str(self.base).strip().lower().replace("_", "-")
@@ -148,6 +149,11 @@ class CorruptOptions:
             raise InvalidValueError(f"--shard-size must be positive, got {self.shard_size}")
         if self.limit is not None and int(self.limit) < 1:
             raise InvalidValueError(f"--limit must be positive, got {self.limit}")
+        if self.ids is not None:
+            if isinstance(self.ids, str) or not self.ids or \
+                    not all(isinstance(i, str) and i for i in self.ids):
+                raise InvalidValueError(f"ids must name base images, got {self.ids!r}")
+            object.__setattr__(self, "ids", tuple(dict.fromkeys(self.ids)))
 
     def tables(self) -> list[tuple[str, int]]:
         return [(n, s) for n in self.corruptions for s in self.severities]
@@ -194,9 +200,10 @@ def _inside(home: Path, rel) -> bool:
     return True
 
 
-def read_base(base: str, home: Path, image_format: str, limit: int | None = None) -> Plan:
-    """The base table's images sorted by id (the first ``limit``), with their output files
-    (collisions rejected)."""
+def read_base(base: str, home: Path, image_format: str, limit: int | None = None,
+              ids: tuple[str, ...] | None = None) -> Plan:
+    """The base table's images sorted by id (only ``ids`` where given, then the first
+    ``limit``), with their output files (collisions rejected)."""
     import hashlib
 
     path = parse_table(base).path(home)
@@ -207,7 +214,15 @@ def read_base(base: str, home: Path, image_format: str, limit: int | None = None
             f"{', '.join(BASES)}")
     table = read_table(path, what=f"source table {base!r}")
     cols = table.select(["id", "path", "label", "english_label", "label_space", "sha256"])
-    rows = sorted(cols.to_pylist(), key=lambda r: r["id"])[:limit]
+    rows = sorted(cols.to_pylist(), key=lambda r: r["id"])
+    if ids is not None:
+        have = {r["id"] for r in rows}
+        missing = [i for i in ids if i not in have]
+        if missing:
+            raise InvalidValueError(f"{base!r} has no image {missing[0]!r}; name ids of its "
+                                    "table (see its parquet's id column)")
+        rows = [r for r in rows if r["id"] in set(ids)]
+    rows = rows[:limit]
     digest = hashlib.sha256()
     taken: dict[str, str] = {}
     images = []
@@ -536,7 +551,8 @@ def build_imagenet_c(home=None, options: CorruptOptions | None = None, force: bo
     as soon as its shards are done: :func:`imagenet_hard.jobs.finish`)."""
     opts = options or CorruptOptions()
     home_dir = homes.data_home(home)
-    plan = read_base(opts.base, home_dir, opts.image_format, opts.limit)  # before torch starts
+    plan = read_base(opts.base, home_dir, opts.image_format, opts.limit,
+                     opts.ids)  # before torch starts
     if opts.backend == "torch":
         from . import load_torch_backend
 

@@ -294,6 +294,20 @@ def test_bad_options_and_missing_base_say_what_to_do(home, isolated_home):
     assert not (isolated_home / "sources" / "imagenet_c").exists()  # nothing written
 
 
+def test_ids_pick_the_base_images_and_a_wrong_one_writes_nothing(home, isolated_home):
+    """`ids` (the demo's two photos) corrupts exactly those; an id the base lacks, or no id,
+    is one sentence before anything is written."""
+    for bad, says in ((("sample/n00000000/none.png",), "has no image 'sample/n00000000/none.png'"),
+                      ((), "ids must name base images"), ("sample", "ids must name base images")):
+        with pytest.raises(InvalidValueError, match=says):
+            make(home, corruptions="contrast", severities="1", ids=bad)
+    assert not (isolated_home / "sources" / "imagenet_c").exists()
+    want = ("sample/n07920052/coffee.png", "sample/n02123045/chelsea.png")
+    (table,) = make(home, corruptions="contrast", severities="1", ids=want)
+    got = read_table(table.table).column("id").to_pylist()
+    assert got == sorted(f"imagenet_c/contrast/1/{i}" for i in want)
+
+
 @pytest.mark.parametrize("lacking", ["torch", "imagenet_hard.corruptions.torch_backend", "cuda"])
 def test_torch_backend_missing_or_no_cuda_fails_before_writing(home, isolated_home, monkeypatch,
                                                                lacking):
