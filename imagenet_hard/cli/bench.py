@@ -38,7 +38,9 @@ def bench():
 @click.option("--suite", "suite_sets", default=None, type=click.IntRange(2),
               is_flag=False, flag_value=4, metavar="[K]",
               help="Instead: the same images as one dataset against K suite sets (default 4).")
-def bench_score(images, batch_size, workers, device, suite_sets):
+@click.option("--repeat", default=None, type=click.IntRange(1),
+              help="With --suite: best of N runs of each way (default 2).")
+def bench_score(images, batch_size, workers, device, suite_sets, repeat):
     """Harness overhead: `imhard score` (model/transform form) against a bare DataLoader loop;
     with --suite, `imhard score --suite` over K sets against the same images as one dataset.
 
@@ -48,13 +50,17 @@ def bench_score(images, batch_size, workers, device, suite_sets):
     \b
     Example:
       imhard bench score --images 32 --batch-size 32
-      imhard bench score --suite 4 --images 32
+      imhard bench score --suite 4 --images 32 --repeat 1
     """
+    if repeat is not None and not suite_sets:
+        raise click.UsageError("--repeat goes with --suite; pass --suite K as well, or drop "
+                               "--repeat (the harness against the bare loop times each once)")
     if suite_sets:
         from ..bench.suite import bench_suite
 
         _print(bench_suite(images=images, sets=suite_sets, batch_size=batch_size,
-                           workers=workers, device=device, echo=lambda m: click.echo(m, err=True)))
+                           workers=workers, device=device, repeat=repeat or 2,
+                           echo=lambda m: click.echo(m, err=True)))
         return
     from ..bench.score import bench_score as run
 

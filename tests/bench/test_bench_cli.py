@@ -1,6 +1,6 @@
 """Bench options on the command line: `imhard bench protocol --vary math` (the variant and the
 precision reach the Python API; a judge that has no second fp16 arithmetic is refused in one line
-before any model is built) and `imhard bench mine --compile`."""
+before any model is built) and `imhard bench mine --compile`, `imhard bench score --suite --repeat`."""
 
 from __future__ import annotations
 
@@ -46,3 +46,18 @@ def test_bench_mine_compile_reaches_the_api_and_an_ensemble_refuses_it(monkeypat
     res = CliRunner().invoke(main, ["bench", "mine", "--compile", "--judge",
                                     "efficientnet-lite0,efficientnet-lite0@bf16"])
     assert res.exit_code == 2 and "--compile applies to one judge" in res.output
+
+
+def test_bench_score_repeat_reaches_the_suite_bench_and_needs_suite(monkeypatch):
+    from imagenet_hard.bench import suite as bench_suite_module
+
+    seen = {}
+    monkeypatch.setattr(bench_suite_module, "bench_suite", lambda **kw: seen.update(kw))
+    monkeypatch.setattr("imagenet_hard.cli.bench._print", lambda report: None)
+    res = CliRunner().invoke(main, ["bench", "score", "--suite", "3", "--repeat", "1"])
+    assert res.exit_code == 0, res.output
+    assert seen["repeat"] == 1 and seen["sets"] == 3
+    res = CliRunner().invoke(main, ["bench", "score", "--suite"])
+    assert res.exit_code == 0 and seen["repeat"] == 2   # the default: best of two
+    res = CliRunner().invoke(main, ["bench", "score", "--repeat", "2"])
+    assert res.exit_code == 2 and "--repeat goes with --suite" in res.output

@@ -185,7 +185,7 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     "imhard bench zoom --images 4": Runs("ours / reference"),
     "imhard bench zoom photo1.jpg photo2.jpg --device cuda": Fails(NO_GPU, "cuda"),
     "imhard bench score --images 32 --batch-size 32": Runs("ratio"),
-    "imhard bench score --suite 4 --images 32": Runs("ratio"),
+    "imhard bench score --suite 4 --images 32 --repeat 1": Runs("best of 1"),
     "imhard bench mine --images 1 --device cpu": Runs("ratio"),
     "imhard bench mine --judge efficientnet-lite0,efficientnet-lite0@bf16 --images 1 --device cpu":
         Runs("ensemble ≤ sum of singles: yes in forward passes"),
