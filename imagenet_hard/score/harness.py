@@ -480,11 +480,18 @@ def package_version(name: str) -> str:
     return version(name)
 
 
-def environment(device: str, sandbox_used: str) -> dict:
+def environment(device: str, sandbox_used: str, batch_size: int | None = None,
+                loader_workers: int | None = None) -> dict:
+    """What the run ran on and with: versions, device, sandbox, and the loader settings the
+    harness asked for (``devices.scoring_loader``'s defaults unless the user gave them)."""
     env = {"python": platform.python_version(), "torch": package_version("torch"),
            "torchvision": package_version("torchvision"), "imagenet_hard": __version__,
            "platform": platform.platform(), "device": device, "device_name": platform.processor()
            or platform.machine(), "sandbox": sandbox_used}
+    if batch_size is not None:
+        env["batch_size"] = batch_size
+    if loader_workers is not None:
+        env["loader_workers"] = loader_workers
     if device.startswith("cuda"):
         import torch  # only a CUDA run imports it here, for the GPU's name
 
@@ -538,7 +545,8 @@ def _run(submission, sets, limit, out, home, opts, tta, named, suffix):
     report = predict(sub, asks, opts, tta, named)
     common = {"submission": {"name": sub.stem, "file": str(sub), "sha256": sha},
               "metadata": run_metadata(report, [a.cache for a in asks]),
-              "environment": environment(opts.resolved_device(), sandbox_used),
+              "environment": environment(opts.resolved_device(), sandbox_used,
+                                         opts.resolved_batch_size(), opts.resolved_workers()),
               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "tta": None if tta is None else tta.describe()}
     stem = sub.stem if tta is None else f"{sub.stem}.tta-{tta.name}"

@@ -71,6 +71,11 @@ def test_cli_writes_result_json_with_numbers_and_metadata(tmp_path):
                                "extra_training_data": False}
     assert raw["submission"]["sha256"] == sha256_bytes(sub.read_bytes())
     assert raw["environment"]["device"] == "cpu" and raw["environment"]["torch"]
+    # the loader settings: the --batch-size given, the workers devices.scoring_loader chose
+    from imagenet_hard.devices import scoring_loader
+
+    assert raw["environment"]["batch_size"] == 4
+    assert raw["environment"]["loader_workers"] == scoring_loader("cpu")[0]
     assert "Wilson" in raw["protocol"] and "15 equal-width bins" in raw["protocol"]
     assert (out.parent / raw["predictions"]["file"]).is_file()
     _check(load_result(out))
