@@ -221,7 +221,8 @@ def read_base(base: str, home: Path, image_format: str, limit: int | None = None
         if missing:
             raise InvalidValueError(f"{base!r} has no image {missing[0]!r}; name ids of its "
                                     "table (see its parquet's id column)")
-        rows = [r for r in rows if r["id"] in set(ids)]
+        wanted = set(ids)
+        rows = [r for r in rows if r["id"] in wanted]
     rows = rows[:limit]
     digest = hashlib.sha256()
     taken: dict[str, str] = {}
