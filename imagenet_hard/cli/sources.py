@@ -38,7 +38,8 @@ DERIVED_OPTIONS = {"--from": "base", "--corruptions": "corruptions", "--severiti
 @device_opt("imagenet-c, torch backend: the device")
 @click.option("--workers", default=None, type=click.IntRange(min=0),
               help="imagenet-c: worker processes that corrupt (reference backend) or decode "
-                   "for the device (torch) [default: one per CPU; 0 runs in this process].")
+                   "for the device (torch) [default: one per CPU, up to 4 for torch; 0 runs in this "
+                   "process].")
 @click.option("--format", "image_format", default=None, type=click.Choice(["jpeg", "png"]),
               help="imagenet-c: output files, JPEG quality 85 as ImageNet-C (default) or PNG.")
 @click.option("--shard-size", default=None, type=click.IntRange(min=1),

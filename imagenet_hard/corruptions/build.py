@@ -410,6 +410,10 @@ def run_shard(task: ShardTask) -> None:
     corrupt_shard(load_shard(task))
 
 
+#: The torch backend's default loader workers (decoding shards ahead of the device).
+TORCH_LOADER_WORKERS = 4
+
+
 def _loaded(tasks: list[ShardTask], order, workers: int):
     """The torch backend's shards ``tasks[g]`` for each ``g`` of ``order`` (taken as the loader
     asks: :func:`imagenet_hard.jobs.handout`), decoded ahead by ``workers`` DataLoader workers
@@ -419,7 +423,7 @@ def _loaded(tasks: list[ShardTask], order, workers: int):
     from torch.utils.data import DataLoader
 
     loader = DataLoader(_ShardList(tasks), sampler=order, batch_size=None, num_workers=workers,
-                        collate_fn=_as_is, prefetch_factor=2 if workers else None)
+                        collate_fn=_as_is, prefetch_factor=1 if workers else None)
     yield from loader
 
 
@@ -586,7 +590,15 @@ def _build(home: Path, opts: CorruptOptions, plan: Plan, force: bool, progress: 
     built: dict[tuple[str, int], BuildResult] = {}
     if not ranks.distributed:  # shards finished by an earlier, killed run
         built.update({t: merge_table(home, plan, *t) for t in todo if not left[t]})
-    workers = opts.workers if opts.workers is not None else (os.cpu_count() or 1)
+    if opts.workers is not None:
+        workers = opts.workers
+    elif opts.backend == "torch":
+        # Each loader worker holds a decoded shard ahead (64 full-resolution images) and takes it
+        # from jobs.handout at once: a few keep the device fed without holding gigabytes and
+        # shards another rank could run.
+        workers = min(TORCH_LOADER_WORKERS, os.cpu_count() or 1)
+    else:
+        workers = os.cpu_count() or 1
     workers = min(workers, len(missing))
 
     def on_done(task: ShardTask, _result) -> None:
