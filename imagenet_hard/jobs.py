@@ -107,9 +107,7 @@ def handout(todo: Sequence[int], ranks: Ranks) -> Iterator[int]:
     if not ranks.distributed:
         yield from todo
         return
-    import torch.distributed as dist
-
-    store = dist.distributed_c10d._get_default_store()
+    store = _store()
     key = f"imhard/handout/{next(_HANDOUTS)}"
     while (k := store.add(key, 1) - 1) < len(todo):
         yield todo[k]

@@ -64,10 +64,8 @@ def test_ranks_sharing_a_gpu_use_gloo():
 
 def test_shards_are_handed_out_as_ranks_free_up(monkeypatch):
     """A slow rank takes one shard while the fast one takes the rest; none twice, none lost."""
-    import torch.distributed as dist
-
     store = FakeStore()
-    monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: store)
+    monkeypatch.setattr(jobs, "_store", lambda: store)
     monkeypatch.setattr(jobs, "_HANDOUTS", iter([7, 7]))  # both ranks' first handout: one key
     todo = [2, 3, 5, 8, 9]
     fast = jobs.handout(todo, jobs.Ranks(0, 2))
