@@ -59,8 +59,8 @@ def bench_score(images, batch_size, workers, device, suite_sets, repeat):
         from ..bench.suite import bench_suite
 
         _print(bench_suite(images=images, sets=suite_sets, batch_size=batch_size,
-                           workers=workers, device=device, repeat=repeat or 2,
-                           echo=lambda m: click.echo(m, err=True)))
+                           workers=workers, device=device, echo=lambda m: click.echo(m, err=True),
+                           **({"repeat": repeat} if repeat else {})))
         return
     from ..bench.score import bench_score as run
 
@@ -192,8 +192,8 @@ def bench_protocol(judge, images, source, batch_size, protocol, objectnet_labels
 
     _print(run(judge=judge, images=images, source=source, home=home, device=device,
                batch_size=batch_size, protocol=protocol, objectnet_labels=objectnet_labels,
-               precision=precision, vary=vary or ("normalization", *PRECISIONS),
-               echo=lambda m: click.echo(m, err=True)))
+               precision=precision, echo=lambda m: click.echo(m, err=True),
+               **({"vary": vary} if vary else {})))
 
 
 @bench.command("zoom")
