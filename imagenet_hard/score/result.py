@@ -100,6 +100,13 @@ class ScoreResult(Record):
             missing = [k for k in part if k not in getattr(self, key)]
             if missing:
                 raise InvalidValueError(f"result field {key!r} lacks {', '.join(missing)}")
+        if not _FILE.match(str(self.predictions["file"])):
+            raise InvalidValueError("result field predictions.file must be a file name beside "
+                                    "the result (no folders), got "
+                                    f"{str(self.predictions['file'])[:80]!r}")
+        if not isinstance(self.dataset["split"], str) or not SPLIT.fullmatch(self.dataset["split"]):
+            raise InvalidValueError("result field dataset.split must be a split name (letters, "
+                                    f"digits, _ and .), got {str(self.dataset['split'])[:40]!r}")
         for key, value in (("submission.sha256", self.submission["sha256"]),
                            ("dataset.fingerprint", self.dataset["fingerprint"])):
             if not is_sha256(value):
@@ -233,6 +240,8 @@ def read_predictions(result_path: str | Path, result: ScoreResult,
 SUITE_SCHEMA_VERSION = "1"
 KIND = "suite"
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\.parquet$")
+#: A split's name as ``datasets`` allows it (``^\w+(\.\w+)*$``): no path separators or ``..``.
+SPLIT = re.compile(r"\w+(\.\w+)*")
 _SET = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*$")
 SET_KEYS = ("name", "protocol", "dataset", "metrics", "per_origin", "predictions")
 

@@ -34,6 +34,7 @@ from ..files import atomic_path, sha256_file, write_json_atomic
 from ..fingerprint import fingerprint
 from ..records import META_SOURCE, read_table, table_label_spaces
 from .protocols import IMAGENET_HARD, Protocol, corruption_of, protocol_for
+from .result import SPLIT
 from .sandbox import hub_cache
 
 REQUIRED_COLUMNS = ("image", "label", "origin")
@@ -179,6 +180,10 @@ def _data_files(dataset_id: str, split: str) -> list[str]:
     default config, as ``imhard publish`` and the Hub lay it out; earlier versions under
     ``versions/`` are not the folder's data), read with pyarrow; for a Hub id, the Arrow files
     ``datasets`` caches it in."""
+    if not isinstance(split, str) or not SPLIT.fullmatch(split):
+        # a split may come from a stranger's result file: never a path out of the folder
+        raise InvalidValueError(f"split {str(split)[:40]!r} is not a split name (letters, "
+                                "digits, _ and .); pass one such as validation")
     if Path(dataset_id).is_dir():
         files = sorted(str(p) for p in Path(dataset_id, "data").glob(f"{split}-*.parquet"))
         if not files:
@@ -246,11 +251,13 @@ def _image_bytes(column, source: str, first: int):
         for k in range(len(part)):
             b = data[k].as_py()
             if b is None:
-                p = paths[k].as_py()
-                if not p:
-                    raise InvalidValueError(f"row {first + start + k} of {source} has an image "
-                                            "with neither bytes nor path")
-                b = Path(p).read_bytes()
+                # A path is not followed: the dataset is a stranger's, and its path could name
+                # any file on this machine, which would then be copied where the child reads.
+                raise InvalidValueError(
+                    f"row {first + start + k} of {source} stores its image as a path "
+                    f"({str(paths[k].as_py())[:80]!r}), not bytes; scoring reads only the bytes a "
+                    "dataset holds: save it with the images embedded (as `imhard publish` and "
+                    "`push_to_hub` do)")
             yield b
 
 
