@@ -21,6 +21,11 @@ def test_demo_runs_every_stage_offline(isolated_home):
     for name in ("impulse_noise", "frost", "fog"):   # the short tour's three of the paper's six
         assert f"imagenet-c/{name}/3" in res.output  # built, then mined with the sample
         assert f"  imagenet_c/{name}/3 " in res.output
+    # ImageNet-C's point, shown on the cat and the rocket (both right at the first crop): frost
+    # makes the rocket a candidate; the cat stays right under every corruption
+    assert "candidate imagenet_c/frost/3/sample/n03773504/rocket.jpg" in res.output
+    assert "chelsea.png" not in "".join(line for line in res.output.splitlines()
+                                        if line.startswith("  candidate "))
     for name in ("snow", "brightness", "zoom_blur"):  # `imhard demo --full` only
         assert f"imagenet-c/{name}/3" not in res.output
     assert "datasets.load_dataset → " in res.output
