@@ -178,8 +178,7 @@ def decoded_budget(device: torch.device, crops: str, workers: int) -> int:
 
 def default_workers(device: torch.device) -> int:
     """CUDA: this rank's share of the CPUs less one, up to 16; CPU: one worker beside the judge."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpus = (cpus or 2) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    cpus = devices.cpu_count() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     if device.type == "cuda":
         return max(1, min(16, cpus - 1))
     return 1 if cpus > 1 else 0
