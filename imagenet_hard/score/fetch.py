@@ -1,7 +1,7 @@
 """``imhard fetch-weights FILE``: fill the weight caches the scoring sandbox reads
 (:func:`sandbox.weight_caches`; ``imhard score`` never downloads) by importing and loading a
-trusted submission *unconfined*, with network and the user's environment, in a child process
-(``python -m imagenet_hard.score.fetch``), then report what the caches gained.
+trusted submission *unconfined*, with network and the user's environment, in the scoring
+worker's child process with no rows to predict, then report what the caches gained.
 """
 
 from __future__ import annotations

@@ -363,7 +363,7 @@ def _run(job, name, how, jobfile, timeout, load_timeout, no_network, on_output, 
     if plan and proc.returncode and 128 < proc.returncode < 128 + signal.NSIG:
         # Both sandboxes report a child killed by signal N as status 128 + N, as a shell does.
         proc.returncode = 128 - proc.returncode
-    _raise_for(proc, w, name)
+    _raise_for(proc, w, name, sandboxed=plan is not None)
     return w.report
 
 
@@ -407,7 +407,7 @@ def _tail_text(tail) -> str:
     return ("\n--- last output of the submission ---\n" + "\n".join(lines)) if lines else ""
 
 
-def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
+def _raise_for(proc: subprocess.Popen, w: _Watch, name: str, sandboxed: bool = True) -> None:
     if w.error:
         e = w.error
         rows = e.get("rows")
@@ -427,7 +427,8 @@ def _raise_for(proc: subprocess.Popen, w: _Watch, name: str) -> None:
                                                   clip(e["message"], ERROR_TEXT_CHARS)))
         body = clip(e["traceback"].rstrip() if e.get("traceback") else e["message"],
                     ERROR_TEXT_CHARS)
-        if "Read-only file system" in body or "MissingWeightsError" in body:
+        # fetch-weights itself runs unconfined: sending it to fetch-weights would go round
+        if sandboxed and ("Read-only file system" in body or "MissingWeightsError" in body):
             body += ("\n(The sandbox is read-only apart from /tmp and the output folder and never "
                      f"downloads weights: {fetch_hint(w.job.submission)}.)")
         raise SubmissionError(f"{head}:\n{body}" if "\n" in body else f"{head}: {body}")

@@ -129,3 +129,16 @@ def test_missing_weights_in_the_sandbox_name_the_fetch_command_not_a_score_optio
     score_options = {o for p in main.commands["score"].params for o in getattr(p, "opts", [])}
     named = set(re.findall(r"(?<!imhard mine )(?<![\w-])(--[a-z][\w-]*)", res.output))
     assert named <= score_options, named - score_options
+
+
+def test_fetch_weights_that_cannot_download_does_not_point_to_itself(tmp_path, monkeypatch,
+                                                                     torch_home):
+    """fetch-weights runs unconfined: the sandbox's hint ("fetch them first with `imhard
+    fetch-weights …`") would send the user round in a circle."""
+    write_submission(tmp_path, LOADER, "resnet.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMHARD_OFFLINE", "1")
+    res = CliRunner().invoke(main, ["fetch-weights", "resnet.py"])
+    assert res.exit_code == 1 and "resnet18" in res.output, res.output
+    assert "MissingWeightsError" in res.output
+    assert "imhard fetch-weights" not in res.output and "sandbox is read-only" not in res.output
