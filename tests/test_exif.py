@@ -230,8 +230,8 @@ def test_scoring_decodes_records_by_the_rule_not_by_datasets(tmp_path):
                                   split="train", cache_dir=str(tmp_path / "cache"))
     assert arrow[0]["image"].size == STORED[::-1]            # datasets itself turns it
     opened = worker._open_images([f["filename"] for f in arrow.cache_files])
-    assert digest(opened[0]["image"]) == digest(open_image(data))
-    assert [digest(im) for im in opened[[0]]["image"]] == [digest(open_image(data))]
+    assert digest(opened.image(0)) == digest(open_image(data))
+    assert [digest(opened.image(k)) for k in range(len(opened))] == [digest(open_image(data))]
     assert digest(open_record({"bytes": None, "path": str(_write(tmp_path, data))})) == \
         digest(open_image(data))
     with pytest.raises(ImageError, match="cannot be decoded"):

@@ -10,6 +10,7 @@ transform, and the predict form (unless it says ``accepts_stored_mode``), gets R
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 
 from ..pixels import to_rgb
@@ -36,6 +37,9 @@ class RGBAfterResizeCrop:
 
 
 def _compose_steps(transform) -> list | None:
+    if "torchvision" not in sys.modules:
+        # then no transform is a torchvision Compose; importing it would cost the child ~2 s
+        return None
     from torchvision import transforms as T
     from torchvision.transforms import v2
 
@@ -47,12 +51,12 @@ def _compose_steps(transform) -> list | None:
 
 def rgb_after_resize_crop(transform: Callable) -> RGBAfterResizeCrop:
     """``transform`` with the RGB conversion placed after its leading Resize/CenterCrop steps."""
-    from torchvision import transforms as T
-    from torchvision.transforms import v2
-
     steps = _compose_steps(transform)
     if steps is None:
         return RGBAfterResizeCrop((), (transform,))
+    from torchvision import transforms as T
+    from torchvision.transforms import v2
+
     geometric = (T.Resize, T.CenterCrop, v2.Resize, v2.CenterCrop)
     n = 0
     while n < len(steps) and isinstance(steps[n], geometric):

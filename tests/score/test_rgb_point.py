@@ -1,7 +1,7 @@
 """Scoring converts to RGB where the authors' notebook did: after Resize(256) and CenterCrop(224).
 
-A palette image with transparency and an RGBA image are stored in a scoring dataset, decoded by
-``datasets`` and run through the worker's model-form path; the tensor the model receives must equal
+A palette image with transparency and an RGBA image are stored in a scoring dataset, read as the
+worker reads them and run through the worker's model-form path; the tensor the model receives must equal
 a test-local restatement of the authors' transform on the same decoded images, and differ from
 converting to RGB first (which the last test shows the check would catch).
 """
@@ -68,13 +68,13 @@ AUTHORS = T.Compose([T.Resize(256), T.CenterCrop(224), T.Lambda(lambda im: im.co
 
 @pytest.fixture(scope="module")
 def decoded(tmp_path_factory):
-    """The three images as the worker reads them (Arrow files, decoded by ``datasets``)."""
+    """The three images as the worker reads them (Arrow files, decoded by the toolkit's image rule)."""
     folder = write_folder(tmp_path_factory.mktemp("rgb") / "ds",
                           [palette_png(), rgba_png(), rgb_jpeg()], [[1], [2], [3]],
                           ["test"] * 3, ["palette", "rgba", "rgb"])
     sd = published_set(folder, home=tmp_path_factory.mktemp("home"))
     ds = worker._open_images(sd.images()[0])
-    assert [ds[i]["image"].mode for i in range(3)] == ["P", "RGBA", "RGB"]
+    assert [ds.image(i).mode for i in range(3)] == ["P", "RGBA", "RGB"]
     return ds
 
 
@@ -93,7 +93,7 @@ def through_worker(ds, transform) -> torch.Tensor:
 
 
 def restated(ds, transform, convert_first: bool) -> torch.Tensor:
-    images = [ds[i]["image"] for i in range(3)]
+    images = [ds.image(i) for i in range(3)]
     return torch.stack([transform(im.convert("RGB") if convert_first else im) for im in images])
 
 
@@ -142,7 +142,7 @@ def test_submission_code_only_ever_sees_rgb(decoded):
     own = rgb_after_resize_crop(OwnCompose([T.Resize(256), T.CenterCrop(224), T.ToTensor()]))
     assert own.head == ()
     for i in range(3):
-        im = decoded[i]["image"]
+        im = decoded.image(i)
         for t in (staged, leading, function_form):
             t(im)
     assert spy.modes == first.modes == plain.modes == ["RGB"] * 3
@@ -153,7 +153,7 @@ def test_torchvision_v2_compose_is_split_the_same_way(decoded):
                                 v2.ToDtype(torch.float32, scale=True), NORMALIZE])
     staged = rgb_after_resize_crop(v2_submission)
     assert len(staged.head) == 2
-    ours = torch.stack([staged(decoded[i]["image"]) for i in range(3)])
+    ours = torch.stack([staged(decoded.image(i)) for i in range(3)])
     authors = restated(decoded, AUTHORS, convert_first=False)
     assert torch.allclose(ours, authors, atol=1e-5)
 
