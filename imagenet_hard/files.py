@@ -1,4 +1,4 @@
-"""Small file helpers every stage uses: atomic writes and hashing."""
+"""Small file helpers every stage uses: atomic writes, hashing and bounded reads."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from .errors import InvalidValueError
 
 CHUNK = 1 << 20
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @contextlib.contextmanager
@@ -69,3 +71,31 @@ def check_sha256(text: str, what: str = "sha256") -> str:
     if not isinstance(text, str) or not is_sha256(text.strip().lower()):
         raise InvalidValueError(f"{what} must be 64 hex digits (a SHA-256), got {text!r}")
     return text.strip().lower()
+
+
+def read_regular(path: str | os.PathLike, limit: int) -> bytes | None:
+    """The bytes of ``path`` when it is a regular file of at most ``limit`` bytes, else None;
+    never follows a link nor blocks on a FIFO (the file may sit where a stranger wrote)."""
+    try:
+        fd = os.open(path, _NO_FOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        return read_exactly(fd, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def read_exactly(fd: int, size: int) -> bytes | None:
+    """``size`` bytes from ``fd``, or None when the file holds fewer or more."""
+    chunks, left = [], size
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 24))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks) if not os.read(fd, 1) else None

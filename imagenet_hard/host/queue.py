@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 
 from ..errors import InvalidValueError
-from ..files import sha256_bytes, write_bytes_atomic
-from ..score.harness import read_regular
+from ..files import read_regular, sha256_bytes, write_bytes_atomic
 from .requests import (
     FAILED,
     FINISHED,

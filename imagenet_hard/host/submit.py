@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidValueError
-from ..files import sha256_bytes
-from ..score.harness import read_regular, submission_file
+from ..files import read_regular, sha256_bytes
+from ..score.harness import submission_file
 from .boards import open_queue
 from .queue import FolderQueue, Queue, duplicate_of, filed_since
 from .requests import FILE_NAME_RE, SUBMITTER_RE, Entry, Request, iso, new_id, utc_now

@@ -35,13 +35,12 @@ import hmac
 import json
 import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..files import sha256_bytes, write_bytes_atomic
+from ..files import read_regular, sha256_bytes, write_bytes_atomic
 from ..home import data_home
 
 #: Bump when what a hit stands for changes (recompute, the cached fields): old entries then miss.
@@ -62,23 +61,10 @@ class Checked:
     correct: np.ndarray         # bool, per row
 
 
-def _read_regular(path: Path, limit: int) -> bytes | None:
-    """A regular file's bytes (no link followed, at most ``limit``), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        return f.read(limit + 1)[:limit]
-
-
 def _key(folder: Path) -> bytes:
     """The MAC key, made once (a new one if the file is missing or not a key)."""
     path = folder / "key"
-    key = _read_regular(path, KEY_BYTES + 1)
+    key = read_regular(path, KEY_BYTES + 1)
     if key is not None and len(key) == KEY_BYTES:
         return key
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +78,7 @@ def _key(folder: Path) -> bytes:
             try:
                 os.link(tmp, path)      # two builds at once: one key wins, the other reads it
             except FileExistsError:
-                again = _read_regular(path, KEY_BYTES + 1)
+                again = read_regular(path, KEY_BYTES + 1)
                 if again is not None and len(again) == KEY_BYTES:
                     return again
                 os.replace(tmp, path)
@@ -131,7 +117,7 @@ class CheckCache:
         self._used_ids: set[str] = set()
         self._id_arrays: dict[str, object] = {}
         self._dirty = False
-        self.hits = self.misses = 0
+        self.hits = 0
 
     @classmethod
     def for_board(cls, board_dir: str | Path, home=None) -> CheckCache:
@@ -156,7 +142,7 @@ class CheckCache:
                 and hmac.compare_digest(item["mac"], self._mac(kind, key, item["value"])))
 
     def _load(self) -> None:
-        data = _read_regular(self.file, MAX_CACHE_BYTES)
+        data = read_regular(self.file, MAX_CACHE_BYTES)
         if data is None:
             return
         try:
@@ -188,7 +174,6 @@ class CheckCache:
             if len(checked.ids) != checked.rows:
                 raise ValueError("ids")
         except (TypeError, KeyError, ValueError):
-            self.misses += 1
             return None
         self._used.add(key)
         self._used_ids.add(value["ids"])

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from .. import __version__, catalog, devices
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
-from ..files import sha256_file, write_json_atomic
+from ..files import read_exactly, read_regular, sha256_file, write_json_atomic
 from ..labels import NUM_CLASSES
 from . import check
 from .metrics import correctness
@@ -69,7 +69,6 @@ MAX_PART_ROWS = 1 << 20
 #: Largest ``metadata.json`` the parent reads back (it holds the submission's METADATA).
 MAX_METADATA_BYTES = 1 << 20
 _PART_NAME = re.compile(r"part-(\d{1,18})-(\d{1,9})" + re.escape(PART_SUFFIX))
-_NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass
@@ -134,34 +133,6 @@ def prepare_cache(cache: Path) -> Path:
     return parts
 
 
-def read_regular(path: Path, limit: int) -> bytes | None:
-    """The bytes of ``path`` when it is a regular file of at most ``limit`` bytes, else None;
-    never follows a link nor blocks on a FIFO (the file may sit where a submission wrote)."""
-    try:
-        fd = os.open(path, _NO_FOLLOW)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        return _read_exactly(fd, st.st_size)
-    finally:
-        os.close(fd)
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    """``size`` bytes from ``fd``, or None when the file holds fewer or more."""
-    chunks, left = [], size
-    while left > 0:
-        chunk = os.read(fd, min(left, 1 << 24))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks) if not os.read(fd, 1) else None
-
-
 def _bad_part(cache: Path, name: str, problem: str) -> SubmissionError:
     return SubmissionError(
         f"prediction part {name} in {parts_dir(cache)} {problem}, so the harness's worker did "
@@ -178,7 +149,8 @@ def _read_part(cache: Path, dfd: int, name: str, allowed, seen: set) -> tuple:
     if not 0 < n <= MAX_PART_ROWS:
         raise _bad_part(cache, name, f"names {n} rows (a part holds 1 to {MAX_PART_ROWS})")
     try:
-        fd = os.open(name, _NO_FOLLOW, dir_fd=dfd)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dfd)
     except OSError as exc:
         raise _bad_part(cache, name, f"is not a regular file ({exc.strerror})") from None
     try:
@@ -188,7 +160,7 @@ def _read_part(cache: Path, dfd: int, name: str, allowed, seen: set) -> tuple:
         if st.st_size != part_size(n):
             raise _bad_part(cache, name, f"has {st.st_size} bytes, not the {part_size(n)} bytes "
                                          f"of a part of {n} rows")
-        data = _read_exactly(fd, st.st_size)
+        data = read_exactly(fd, st.st_size)
     finally:
         os.close(fd)
     if data is None:
