@@ -4,15 +4,13 @@ loaded once), :func:`write_set` turns each set's cache into its predictions parq
 :func:`recheck` re-predicts every verified sample.
 
 Predictions live in ``<home>/scores/cache/<submission sha>-<set's cache key>[-tta-<mode>]/``,
-one part per finished batch, so a rerun predicts only the missing rows and sets with the same
-images and ask (ImageNet val and ReaL) share them. The child may write only the cache's
-``parts/`` folder, so everything there is hostile: a part is read only as a regular file (no
-links followed, no blocking on a FIFO) of exactly the size its name implies, in a raw format
-that cannot inflate (:data:`.worker.PART_HEADER`), holding only rows the run asked for.
+one part per finished batch. The child may write the cache's ``parts/`` folder, so everything
+there is hostile (docs/scoring.md, "What the harness reads back").
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -91,9 +89,7 @@ class RunOptions:
         return choose(self.sandbox, self.no_network)
 
     def resolved_device(self) -> str:
-        from ..devices import device_name
-
-        return device_name(self.device)
+        return devices.device_name(self.device)
 
     def resolved_workers(self) -> int:
         return devices.scoring_loader(self.resolved_device(), self.workers)[0]
@@ -122,10 +118,8 @@ def prepare_cache(cache: Path) -> Path:
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
     parts = parts_dir(cache)
-    try:
+    with contextlib.suppress(FileExistsError):
         parts.mkdir()
-    except FileExistsError:
-        pass
     for path in (cache, parts):
         if not stat.S_ISDIR(os.lstat(path).st_mode):
             raise SubmissionError(f"{path} is not a folder the harness made (a link or file a "
@@ -282,11 +276,7 @@ def write_metadata(cache: Path, report: ChildReport) -> None:
     """Keep the submission's METADATA beside the parts (the atomic write replaces, never writes
     through, a link or FIFO an older harness's child left at that name)."""
     path = Path(cache) / "metadata.json"
-    try:
-        is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        is_dir = False
-    if is_dir:
+    if path.is_dir() and not path.is_symlink():
         raise SubmissionError(f"{path} is a folder, not the harness's metadata file (a "
                               f"submission left it there); delete {cache} and score again")
     write_json_atomic(path, {"metadata": report.metadata, "form": report.form})
@@ -324,9 +314,8 @@ def cache_dir(home, sha: str, s: ScoreSet, tta: TtaMode | None = None) -> Path:
     return homes.scores_dir(home) / "cache" / f"{sha[:16]}-{s.cache_key}{tail}"
 
 
-#: Shared memory of one image of a loader batch (not a bound on what the child sends, so not in
-#: the threat model's table): a 224×224 float32 RGB tensor (larger inputs take more; the check
-#: is a floor).
+#: Shared memory of one image of a loader batch, a 224×224 float32 RGB tensor: a floor (not a
+#: bound on what the child sends, so not in the threat model's table).
 SHM_PER_LOADER_IMAGE = 3 * 224 * 224 * 4
 
 
@@ -452,18 +441,14 @@ def package_version(name: str) -> str:
     return version(name)
 
 
-def environment(device: str, sandbox_used: str, batch_size: int | None = None,
-                loader_workers: int | None = None) -> dict:
+def environment(device: str, sandbox_used: str, batch_size: int, loader_workers: int) -> dict:
     """What the run ran on and with: versions, device, sandbox, and the loader settings the
     harness asked for (``devices.scoring_loader``'s defaults unless the user gave them)."""
     env = {"python": platform.python_version(), "torch": package_version("torch"),
            "torchvision": package_version("torchvision"), "imagenet_hard": __version__,
            "platform": platform.platform(), "device": device, "device_name": platform.processor()
-           or platform.machine(), "sandbox": sandbox_used}
-    if batch_size is not None:
-        env["batch_size"] = batch_size
-    if loader_workers is not None:
-        env["loader_workers"] = loader_workers
+           or platform.machine(), "sandbox": sandbox_used, "batch_size": batch_size,
+           "loader_workers": loader_workers}
     if device.startswith("cuda"):
         import torch  # only a CUDA run imports it here, for the GPU's name
 
@@ -484,7 +469,6 @@ class ScoreRun:
     @property
     def resumed_rows(self) -> int:
         return self.scored - self.predicted
-
 
 
 def _scored(s: ScoreSet, limit: int | None) -> np.ndarray:

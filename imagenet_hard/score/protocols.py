@@ -168,16 +168,10 @@ def _mean(values) -> float | None:
 
 def imagenet_c_summary(errors: Mapping[tuple[str, int], float],
                        baseline: Mapping[tuple[str, int], float] | None = None) -> dict:
-    """ImageNet-C's aggregates from top-1 errors E[(corruption, severity)] (fractions).
-
-    Per corruption, the mean error over its severities; ``mean_error_benchmark`` and
-    ``mean_error_held_out`` average those over the 15 benchmark and the 4 held-out corruptions
-    present (unnormalised). With ``baseline`` (AlexNet's errors on the same tables), Hendrycks &
-    Dietterich's corruption error CE_c = Σ_s E_{s,c} / Σ_s E^AlexNet_{s,c} for every benchmark
-    corruption present, and mCE = their mean; ``mce`` is None without a baseline that covers
-    every (corruption, severity) scored. ``complete`` says whether all 15 × 5 benchmark tables
-    are present (the published mCE needs them all).
-    """
+    """ImageNet-C's aggregates (docs/scoring.md's table states them) from top-1 errors
+    E[(corruption, severity)] (fractions); ``mce`` is None without a ``baseline`` (AlexNet's
+    errors) covering every (corruption, severity) scored, and ``complete`` says whether all
+    15 × 5 benchmark tables are present (the published mCE needs them all)."""
     by_c: dict[str, dict[int, float]] = {}
     for (c, s), e in errors.items():
         by_c.setdefault(c, {})[s] = float(e)

@@ -1,13 +1,10 @@
 """``imhard score --suite`` under ``torchrun``: the sets spread over ranks, rank 0 writes the result.
 
-Each rank takes a share of the suite's sets, balanced by rows (largest first, to the rank with
-the fewest rows so far: the same split on every rank, since every rank resolves the same sets),
-and predicts them in one child of its own, on its own GPU (``cuda`` is the rank's,
-``LOCAL_RANK``), the model loaded once per rank. Sets that share a cache go to one rank. Every
-prediction lands in its set's cache, as in a one-process run; when every rank has reported
-(:func:`imagenet_hard.jobs.finish`, no barrier: rank 0 waits while parts keep arriving in the
-caches), rank 0 runs the ordinary :func:`~imagenet_hard.score.harness.score_suite`, which finds
-every row cached and writes the result. Other ranks return None. The data home must be shared.
+Each rank predicts its share of the sets (:func:`split_by_rows`; sets sharing a cache stay
+together) in one child on its own GPU (``LOCAL_RANK``), into the sets' caches as a one-process
+run would; once every rank has reported (:func:`imagenet_hard.jobs.finish`, no barrier), rank 0
+runs the ordinary :func:`~imagenet_hard.score.harness.score_suite`, which finds every row cached.
+Other ranks return None. The data home must be shared (docs/scoring.md, "How it runs").
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from . import harness
 
 def split_by_rows(sizes: list[int], world: int) -> list[list[int]]:
     """Indices of ``sizes`` per rank: largest first, each to the rank with the fewest rows so far
-    (ties: the lower rank), each rank's share in the original order."""
+    (ties: the lower rank; every rank computes the same split), each share in the original order."""
     load, shares = [0] * world, [[] for _ in range(world)]
     for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
         r = min(range(world), key=lambda r: (load[r], r))

@@ -1,8 +1,6 @@
 """The parent side of a scoring run: start the child in the sandbox with a clean environment, watch
 it batch by batch, and turn every way it can fail into one :class:`SubmissionError` saying what the
-submission did. Nothing the child sends is trusted: output is read in fixed-size chunks, lines cut
-at :data:`LINE_BYTES`; events are checked against :data:`EVENTS`; ``finished`` counts only when
-``part`` events covered every row (the parts themselves are checked by ``harness.read_parts``).
+submission did. Nothing the child sends is trusted (docs/scoring.md, "What the harness reads back").
 """
 
 from __future__ import annotations
@@ -211,14 +209,11 @@ class _Watch:
             if len(line) > EVENT_LINE_BYTES:
                 raise self.forged(f"a line longer than {format_size(EVENT_LINE_BYTES)}")
             if line.strip():
-                self.handle(self.parse(line), on_progress)
-
-    def parse(self, line: bytes) -> dict:
-        try:
-            ev = json.loads(line)
-        except (ValueError, RecursionError):
-            raise self.forged("a line that is not valid JSON") from None
-        return self.check(ev)
+                try:
+                    ev = json.loads(line)
+                except (ValueError, RecursionError):
+                    raise self.forged("a line that is not valid JSON") from None
+                self.handle(self.check(ev), on_progress)
 
     def rows(self) -> str:
         """The rows after the last finished batch: of its set, or of the next when it is done."""

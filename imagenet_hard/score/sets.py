@@ -1,13 +1,9 @@
 """The sets a submission is scored on: every built source table under its protocol (ImageNet-C:
 one set per corruption and severity) and the published ImageNet-Hard (a folder or Hub repo with
 the ``taesiri/imagenet-hard`` schema), of which a plain ``imhard score`` is a suite of one.
-
 Per-row state is kept in Arrow arrays and data is read a row group at a time, so the parent's
-memory stays flat as a set grows. The child never sees a labelled file: each set's images are
-linked (a table's, checked against the SHA-256 it recorded) or written (the published split's
-bytes) once per content into ``<home>/scores/images/<key>/``, row by row, beside
-``images.arrow`` naming them; ``stat.json`` (size, modification time) catches a file changed in
-place later.
+memory stays flat as a set grows. The child never sees a labelled file, only the images folder
+of :func:`table_images` / :func:`stored_images` (docs/scoring.md, "How it runs").
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Test-time augmentation (``imhard score --tta``, paper section 4.6): score each image's crops
-and aggregate their softmax outputs by the mean or the renormalised per-class maximum.
-
-Crop sets (224×224): ``zoom-in`` / ``zoom-out`` / ``zoom-224``, the zoom transforms of that group
-as mining makes them (:mod:`imagenet_hard.zoom`; ``--tta-from RUN`` keeps the greedy cover of an
-exhaustive run, as the paper did); ``5-crop`` (corners and centre of the 256 bicubic resize) and
-``10-crop`` (and their mirror images). The harness makes the crops, so it reads the submission's
-``transform`` (a ``Compose`` of Resize/CenterCrop, a to-tensor step and ``Normalize``, or a
-torchvision weights preset) for the normalisation, and refuses a step it cannot account for or an
-input other than 224. docs/scoring.md states the modes in full. Torch is imported lazily.
+(the zoom transforms of a group as mining makes them, :mod:`imagenet_hard.zoom`, or the 5/10
+standard crops) and aggregate their softmax outputs by the mean or the renormalised per-class
+maximum. The harness makes the crops, so it reads the submission's ``transform`` for the
+normalisation and refuses a step it cannot account for. docs/scoring.md states the modes in full.
+Torch is imported lazily.
 """
 
 from __future__ import annotations
@@ -22,6 +18,7 @@ from .. import zoom
 from ..errors import InvalidValueError
 from ..pixels import to_rgb
 from ..registry import Registry
+from .contract import ContractError
 
 CROP_SETS = ("zoom-in", "zoom-out", "zoom-224", "5-crop", "10-crop")
 AGGREGATIONS = ("mean", "max")
@@ -131,8 +128,6 @@ def _step_name(step) -> str:
 
 def normalization(transform) -> tuple[list[float], list[float]]:
     """(mean, std) of a submission's transform, or an error saying why --tta cannot use it."""
-    from .contract import ContractError
-
     if _step_name(transform) == "ImageClassification":  # torchvision weights preset
         size = list(getattr(transform, "crop_size", [zoom.CROP]))
         _check_size(size)
@@ -163,8 +158,6 @@ def normalization(transform) -> tuple[list[float], list[float]]:
 
 
 def _check_size(size: list) -> None:
-    from .contract import ContractError
-
     if any(int(s) != zoom.CROP for s in size):
         raise ContractError(f"--tta makes the paper's 224×224 crops; this submission's transform "
                             f"makes {size} inputs. Score it without --tta")
@@ -210,8 +203,6 @@ def aggregate(probs: np.ndarray, how: str) -> np.ndarray:
 def check_submission(sub) -> None:
     """Raise a ContractError unless ``sub`` is of the model + transform form with a transform
     :func:`normalization` can read."""
-    from .contract import ContractError
-
     if sub.form != "model":
         raise ContractError("--tta applies to submissions of the model + transform form; this "
                             "one defines load(device) and makes its own crops")
