@@ -421,3 +421,22 @@ def test_preprocess_validates_and_describes_itself():
         Preprocess(256, 300)
     rgba = Image.new("RGBA", (300, 200), (10, 20, 30, 0))
     assert Preprocess(256, 224).transform()(rgba).shape == (3, 224, 224)
+
+
+def test_folded_lite0_is_the_same_function_and_a_stranger_module_is_refused():
+    import timm
+
+    from imagenet_hard.models.efficientnet import fold_batchnorm, load_efficientnet_lite0
+
+    plain = load_efficientnet_lite0()
+    model = create_model("efficientnet-lite0", device="cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.module.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    x = torch.stack([model.transform(photo(n)) for n in ("chelsea", "coffee", "astronaut")])
+    with torch.inference_mode():
+        ours, theirs = model.module(x), plain(x)
+    assert (ours - theirs).abs().max() < 1e-3
+    assert ours.argmax(1).tolist() == theirs.argmax(1).tolist()
+    assert not torch.equal(ours, theirs)   # folded for real, not the same module twice
+    with pytest.raises(InvalidValueError, match="not timm's EfficientNet"):
+        fold_batchnorm(timm.create_model("resnet10t"))
