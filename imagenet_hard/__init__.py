@@ -2,8 +2,8 @@
 
 Stages, each in its own module, importing only upstream ones:
 ``labels`` → ``download`` → ``sources`` (+ ``builders``) → ``zoom`` / ``models`` → ``judges`` →
-``mining`` → ``review`` → ``publish`` → ``score`` → ``leaderboard``. ``cli`` is a thin layer over
-them.
+``mining`` → ``review`` → ``publish`` → ``score`` (its child confined by ``sandbox``) →
+``leaderboard``. ``cli`` is a thin layer over them.
 """
 
 from importlib.metadata import PackageNotFoundError, version

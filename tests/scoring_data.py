@@ -115,7 +115,7 @@ def sandbox_tools() -> list:
 
     import pytest
 
-    from imagenet_hard.score import sandbox
+    from imagenet_hard import sandbox
 
     out = []
     for tool in ("bwrap", "unshare"):

@@ -4,9 +4,8 @@ own rules (issue 20: three copies had drifted; one ignored ``HUGGINGFACE_HUB_CAC
 
 from __future__ import annotations
 
-from imagenet_hard import doctor
+from imagenet_hard import doctor, sandbox
 from imagenet_hard.models import weights
-from imagenet_hard.score import sandbox
 
 
 def test_hub_cache_and_torch_home_follow_the_libraries_rules(monkeypatch, tmp_path):

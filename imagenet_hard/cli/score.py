@@ -16,7 +16,7 @@ class MemorySize(click.ParamType):
 
     def convert(self, value, param, ctx):
         from ..errors import InvalidValueError
-        from ..score.sandbox import default_memory_limit, parse_memory_limit
+        from ..sandbox import default_memory_limit, parse_memory_limit
 
         if value == "default":
             return default_memory_limit()

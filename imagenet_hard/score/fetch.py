@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import sandbox
 from ..errors import SubmissionError
 from ..sizes import format_size
-from . import sandbox
 from .harness import submission_file
 from .runner import run_child
 from .worker import ChildJob

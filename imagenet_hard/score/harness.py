@@ -33,6 +33,7 @@ from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
 from ..files import read_exactly, read_regular, sha256_file, write_json_atomic
 from ..labels import NUM_CLASSES
+from ..sandbox import choose, default_memory_limit
 from . import check
 from .metrics import correctness
 from .protocols import imagenet_c_summary
@@ -48,7 +49,6 @@ from .result import (
     write_predictions,
 )
 from .runner import ChildReport, run_child
-from .sandbox import choose, default_memory_limit
 from .sets import IMAGENET_HARD_SET, ScoreSet, published_set, resolve_sets
 from .tta import TtaMode, child_batch
 from .worker import (

@@ -9,7 +9,6 @@ import collections
 import json
 import math
 import os
-import re
 import select
 import shlex
 import shutil
@@ -23,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import sandbox
 from ..errors import SubmissionError
 from ..sizes import format_size
-from . import sandbox
 from .worker import ChildJob, clip
 
 #: Bytes of one line of the child's output kept and forwarded; the rest is cut, and counted.
@@ -56,42 +55,6 @@ EVENTS: dict[str, tuple[dict, dict]] = {
 }
 _TYPE_NAMES = {str: "a string", dict: "an object", int: "an integer", _NUM: "a number",
                (str, type(None)): "a string or null", (list, type(None)): "a list or null"}
-
-#: Environment variables never passed to a submission: tokens, keys, passwords, cloud credentials.
-SECRET_ENV = re.compile(
-    r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|_KEY$|^KEY$|^AWS_|^GITHUB_|^GH_|^GITLAB_|^AZURE_|"
-    r"^GOOGLE_|^GCP_|^GCLOUD_|^HUGGING_FACE_HUB_|^KAGGLE_|^OPENAI_|^ANTHROPIC_|^WANDB_|^NETRC|"
-    r"^SSH_AUTH_SOCK$|^ACTIONS_|^CI_JOB_JWT", re.IGNORECASE)
-
-
-def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """A copy of the environment without secrets; the Hub token file is hidden too."""
-    env = {k: v for k, v in (os.environ if environ is None else environ).items()
-           if not SECRET_ENV.search(k)}
-    env["HF_TOKEN_PATH"] = os.devnull          # huggingface_hub would read ~/.cache/.../token
-    env["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def network_prefix() -> list[str]:
-    """The command prefix that runs a program in a new, empty network namespace, or an error."""
-    if shutil.which("unshare") is None:
-        raise SubmissionError("--no-network needs util-linux `unshare` (apt-get install util-linux)")
-    tries = [["unshare", "--net"], ["unshare", "--map-root-user", "--net"]]
-    if os.geteuid() != 0:
-        tries.reverse()
-    errors = []
-    for prefix in tries:
-        res = subprocess.run([*prefix, "true"], capture_output=True, text=True)
-        if res.returncode == 0:
-            return prefix
-        errors.append(f"`{' '.join(prefix)}`: {res.stderr.strip() or res.returncode}")
-    raise SubmissionError(
-        "--no-network: this kernel refused a new network namespace (" + "; ".join(errors) + "). "
-        "Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 or "
-        "user.max_user_namespaces > 0), run as root, or score inside a container without network.")
-
 
 @dataclass
 class ChildReport:
@@ -285,10 +248,10 @@ def _spawn(job: ChildJob, how: str, no_network: bool, fd: int, jobfile: Path,
     # -W: unconfined, the real package's __init__ has imported the worker before runpy runs it.
     cmd = [sys.executable, "-W", "ignore::RuntimeWarning:runpy", "-m",
            "imagenet_hard.score.worker", str(jobfile), str(fd)]
-    env = child_env() if environ is None else {**environ, "PYTHONUNBUFFERED": "1"}
+    env = sandbox.child_env() if environ is None else {**environ, "PYTHONUNBUFFERED": "1"}
     plan = None
     if how == "none":
-        cmd = [*(network_prefix() if no_network else []), *cmd]
+        cmd = [*(sandbox.network_prefix() if no_network else []), *cmd]
     else:
         read_only, writable = job.mounts(str(jobfile))
         plan = sandbox.make_plan(read_only, writable, env, device=job.device,

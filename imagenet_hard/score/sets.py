@@ -28,10 +28,10 @@ from ..catalog import IMAGENET_HARD as IMAGENET_HARD_SET
 from ..errors import InvalidValueError, MissingFileError
 from ..files import atomic_path, sha256_file, write_json_atomic
 from ..fingerprint import fingerprint
+from ..models.weights import hub_cache
 from ..records import META_SOURCE, read_table, table_label_spaces
 from .protocols import IMAGENET_HARD, Protocol, corruption_of, protocol_for
 from .result import SPLIT
-from .sandbox import hub_cache
 
 REQUIRED_COLUMNS = ("image", "label", "origin")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_hard.score import sandbox as sb
+from imagenet_hard import sandbox as sb
 
 NODES = ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 

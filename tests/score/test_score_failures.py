@@ -12,8 +12,8 @@ from scoring_data import DECODE, PREDICT_FORM, make_dataset, write_submission
 
 from imagenet_hard.cli import main
 from imagenet_hard.errors import SubmissionError
+from imagenet_hard.sandbox import child_env
 from imagenet_hard.score import RunOptions, score
-from imagenet_hard.score.runner import child_env
 
 ORACLE = DECODE + '''
 class Oracle:
@@ -155,7 +155,7 @@ def _loopback_server():
 
 @pytest.mark.parametrize("no_network", [False, True], ids=["network", "no-network"])
 def test_no_network_isolates_the_child(tmp_path, no_network):
-    from imagenet_hard.score.runner import network_prefix
+    from imagenet_hard.sandbox import network_prefix
 
     try:
         network_prefix()

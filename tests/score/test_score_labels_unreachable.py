@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from scoring_data import sandbox_tools, write_submission
 
+from imagenet_hard import sandbox as sb
 from imagenet_hard.errors import SandboxError
 from imagenet_hard.score import RunOptions, score
-from imagenet_hard.score import sandbox as sb
 from imagenet_hard.score.sets import folder_from_source
 
 #: Answers class 0 (in no sample label) unless it finds labels; says which route worked.

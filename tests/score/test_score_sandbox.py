@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 from scoring_data import MODEL_FORM, PREDICT_FORM, make_dataset, sandbox_tools, write_submission
 
+from imagenet_hard import sandbox as sb
 from imagenet_hard.cli import main
 from imagenet_hard.errors import SandboxError, SubmissionError
 from imagenet_hard.score import RunOptions, score
-from imagenet_hard.score import sandbox as sb
 
 HOSTILE = '''
 import glob, os, re, sys, time

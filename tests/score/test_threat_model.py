@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from imagenet_hard.score import sandbox as sb
+from imagenet_hard import sandbox as sb
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scoring.md"
 

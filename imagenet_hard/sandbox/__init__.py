@@ -1,8 +1,11 @@
-"""The sandbox a submission runs in, made by ``bubblewrap`` (``bwrap``) when it works here, else
-util-linux ``unshare`` (PID and mount namespaces, a user namespace when allowed; the root built
-by :mod:`.jail`). What the child sees is :func:`make_plan`'s mounts, each with a role of
-:data:`ROLES` (``docs/scoring.md`` states the threat model); :func:`check_no_labels` refuses a plan
-through which a file of the scored data would be visible, by path and by content.
+"""The confinement of a stranger's process (the scoring child, :mod:`imagenet_hard.score.runner`
+starts it): made by ``bubblewrap`` (``bwrap``) when it works here, else util-linux ``unshare``
+(PID and mount namespaces, a user namespace when allowed; the root built by :mod:`.jail`). What
+the child sees is :func:`make_plan`'s mounts, each with a role of :data:`ROLES`, and
+:func:`child_env`'s environment (``docs/scoring.md`` states the threat model);
+:func:`check_no_labels` refuses a plan through which a file of the scored data would be visible,
+by path and by content. Nothing here imports the scoring package: the worker it copies into the
+sandbox is named by module (:data:`WORKER_ROOTS`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -19,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..errors import InvalidValueError, SandboxError
+from ..errors import InvalidValueError, SandboxError, SubmissionError
 from ..models.weights import hf_home, hub_cache, torch_home
 from ..sizes import MiB, parse_size
 
@@ -86,6 +90,44 @@ class Plan:
         for path in (self.scratch, self.root, self.worker):
             if path:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+# -- environment and network ---------------------------------------------------------------
+
+#: Environment variables never passed to a submission: tokens, keys, passwords, cloud credentials.
+SECRET_ENV = re.compile(
+    r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|_KEY$|^KEY$|^AWS_|^GITHUB_|^GH_|^GITLAB_|^AZURE_|"
+    r"^GOOGLE_|^GCP_|^GCLOUD_|^HUGGING_FACE_HUB_|^KAGGLE_|^OPENAI_|^ANTHROPIC_|^WANDB_|^NETRC|"
+    r"^SSH_AUTH_SOCK$|^ACTIONS_|^CI_JOB_JWT", re.IGNORECASE)
+
+
+def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of the environment without secrets; the Hub token file is hidden too."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items()
+           if not SECRET_ENV.search(k)}
+    env["HF_TOKEN_PATH"] = os.devnull          # huggingface_hub would read ~/.cache/.../token
+    env["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def network_prefix() -> list[str]:
+    """The command prefix that runs a program in a new, empty network namespace, or an error."""
+    if shutil.which("unshare") is None:
+        raise SubmissionError("--no-network needs util-linux `unshare` (apt-get install util-linux)")
+    tries = [["unshare", "--net"], ["unshare", "--map-root-user", "--net"]]
+    if os.geteuid() != 0:
+        tries.reverse()
+    errors = []
+    for prefix in tries:
+        res = subprocess.run([*prefix, "true"], capture_output=True, text=True)
+        if res.returncode == 0:
+            return prefix
+        errors.append(f"`{' '.join(prefix)}`: {res.stderr.strip() or res.returncode}")
+    raise SubmissionError(
+        "--no-network: this kernel refused a new network namespace (" + "; ".join(errors) + "). "
+        "Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 or "
+        "user.max_user_namespaces > 0), run as root, or score inside a container without network.")
 
 
 # -- memory limit --------------------------------------------------------------------------
