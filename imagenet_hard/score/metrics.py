@@ -91,11 +91,6 @@ def per_origin(origins: Sequence[str], correct: np.ndarray, correct_top5: np.nda
     return table
 
 
-def _is_probability(out: np.ndarray) -> np.ndarray:
-    """Rows that already are probabilities: non-negative, summing to 1 ± 1e-3."""
-    return (out.min(axis=1) >= 0) & (np.abs(out.sum(axis=1) - 1.0) <= 1e-3)
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -110,7 +105,7 @@ def to_probabilities(out: np.ndarray, classes: Sequence[int] | None = None) -> n
     with no mass there becomes uniform), as an arg-max within the subset assumes.
     """
     out = np.asarray(out, dtype=np.float64)
-    is_prob = _is_probability(out)
+    is_prob = (out.min(axis=1) >= 0) & (np.abs(out.sum(axis=1) - 1.0) <= 1e-3)
     if classes is None:
         return np.where(is_prob[:, None], out, _softmax(out))
     sub = out[:, np.asarray(classes, dtype=np.int64)]

@@ -122,13 +122,9 @@ def child_batch(mode: TtaMode | None, batch_size: int) -> tuple[int, dict | None
 
 # -- in the child: crops, normalisation, aggregation ------------------------------------------
 
-def _step_name(step) -> str:
-    return type(step).__name__
-
-
 def normalization(transform) -> tuple[list[float], list[float]]:
     """(mean, std) of a submission's transform, or an error saying why --tta cannot use it."""
-    if _step_name(transform) == "ImageClassification":  # torchvision weights preset
+    if type(transform).__name__ == "ImageClassification":  # torchvision weights preset
         size = list(getattr(transform, "crop_size", [zoom.CROP]))
         _check_size(size)
         return [float(v) for v in transform.mean], [float(v) for v in transform.std]
@@ -136,10 +132,10 @@ def normalization(transform) -> tuple[list[float], list[float]]:
     if not isinstance(steps, (list, tuple)):
         raise ContractError(f"--tta needs a transform it can read (a torchvision Compose ending in "
                             f"ToTensor + Normalize, or weights.transforms()); got "
-                            f"{_step_name(transform)}")
+                            f"{type(transform).__name__}")
     mean = std = None
     for step in steps:
-        name = _step_name(step)
+        name = type(step).__name__
         if name == "Normalize":
             mean, std = ([float(v) for v in np.asarray(step.mean).reshape(-1)],
                          [float(v) for v in np.asarray(step.std).reshape(-1)])
