@@ -2,7 +2,7 @@
 
 import pytest
 from click.testing import CliRunner
-from test_help_examples import help_example
+from help_support import help_example
 
 from imagenet_hard.cli import main
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import socket
 import subprocess
@@ -25,9 +24,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
+from help_support import ALL_EXAMPLES, WORDS
 
 from imagenet_hard.cli import main
 
@@ -184,8 +183,8 @@ PLAN: dict[str, Runs | Fails | Serves | RunBy] = {
     # benchmarks
     "imhard bench zoom --images 4": Runs("ours / reference"),
     "imhard bench zoom photo1.jpg photo2.jpg --device cuda": Fails(NO_GPU, "cuda"),
-    "imhard bench score --images 32 --batch-size 32": Runs("ratio"),
-    "imhard bench score --suite 4 --images 32 --repeat 1": Runs("best of 1"),
+    "imhard bench score --images 32 --batch-size 32": RunBy("bench/test_score_bench.py"),
+    "imhard bench score --suite 4 --images 32 --repeat 1": RunBy("bench/test_score_bench.py"),
     "imhard bench mine --images 1 --device cpu": Runs("ratio"),
     "imhard bench mine --judge efficientnet-lite0,efficientnet-lite0@bf16 --images 1 --device cpu":
         Runs("ensemble ≤ sum of singles: yes in forward passes"),
@@ -257,37 +256,6 @@ def test_machine_conditions_are_on_planned_failures():
     needs_gpu = {k for k, v in PLAN.items() if isinstance(v, Fails) and NO_GPU in v.why}
     assert {k for k, v in FAILS_UNLESS.items() if v == "gpu"} <= needs_gpu
 
-
-
-def _commands(group: click.Group, prefix=()):
-    yield prefix, group
-    for name, cmd in getattr(group, "commands", {}).items():
-        yield from _commands(cmd, (*prefix, name))
-
-
-def examples(help_text: str) -> list[list[str]]:
-    """The commands of a help's `Example:` block, as a shell splits them: one a line, `&&`
-    splitting a line, `#` comments dropped."""
-    lines = help_text.split("Example:", 1)[1].strip("\n").splitlines() if help_text else []
-    out = []
-    for line in lines:
-        if not line.strip():
-            break
-        out.extend(shlex.split(part, comments=True) for part in line.split("&&"))
-    return out
-
-
-def help_example(*path: str) -> list[str]:
-    """The words after `imhard` of the one example of command ``path`` (for tests that run an
-    example themselves: :class:`RunBy`)."""
-    (words,) = ALL_EXAMPLES[" ".join(path)]
-    return words[1:]
-
-
-ALL_EXAMPLES = {" ".join(path) or "imhard": examples(cmd.help or "")
-                for path, cmd in _commands(main)}
-#: Each example's words by its plan key (the words joined by spaces, torchrun dropped).
-WORDS = {" ".join(words): words for ex in ALL_EXAMPLES.values() for words in ex}
 
 
 def test_every_command_has_an_example():
