@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..devices import resolve_device
+from ..devices import keep_freed_memory, resolve_device
 from ..errors import InvalidValueError
 from ..labels import NUM_CLASSES
 from ..models.preprocess import PRECISIONS as FIXED_PRECISIONS
@@ -51,6 +51,8 @@ class Judge:
                  std: Sequence[float] = (1.0, 1.0, 1.0), precision: str = "auto"):
         self.name = name
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()   # a third less time a crop on the CPU (devices.keep_freed_memory)
         self.precision = precision
         self.amp_dtype = amp_dtype(self.device, precision)
         self.mean = tuple(float(m) for m in mean)

@@ -337,6 +337,8 @@ def run_job(job: ChildJob, status: Status) -> int:
             # fp32 means fp32: cuDNN would run a model form's convolutions in TF32 by default.
             # A submission that wants TF32 turns it on itself (the result records the default).
             devices.strict_fp32(job.device)
+        else:
+            devices.keep_freed_memory()   # batches reuse freed memory, not fresh pages
         _seed(IMPORT_SEED)
         module = contract.import_file(job.submission)
         status.stage = "contract"
