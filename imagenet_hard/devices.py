@@ -113,7 +113,7 @@ def keep_freed_memory() -> bool:
     each activation over 32 MiB is mapped from the kernel and unmapped when freed, so every batch
     page-faults its activations in again: EfficientNet-Lite0, 64 crops a batch, one thread,
     21 → 13.8 ms a crop (7-10 ms of it in the kernel before; under 0.3 after), peak memory
-    unchanged. Freed memory, up to 1 GiB at the top of the heap, then stays with the process:
+    unchanged. Freed memory, up to 2 GiB at the top of the heap (the most mallopt takes), then stays with the process:
     for processes that judge or score, not for the parent that streams a dataset. Once per
     process; False where the C library is not glibc (nothing changes there)."""
     if not _KEPT:
@@ -127,7 +127,7 @@ def keep_freed_memory() -> bool:
             # One arena: a thread's own arena grows in mapped heaps of at most 64 MiB, which it
             # unmaps when freed, so a batch judged on another thread faulted its pages in again.
             _KEPT.append(all(mallopt(option, value) for option, value in (
-                (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 1 << 30))))
+                (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))))
     return _KEPT[0]
 
 

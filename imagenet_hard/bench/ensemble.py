@@ -158,7 +158,7 @@ def replay(order: Sequence[str], passes: Mapping[str, Mapping[str, int]],
 
 
 def bench_ensemble(judges, rule: str = "all", images: int = 4, source: str | None = None,
-                   home=None, device=None, batch_size: int = 128, workers: int | None = None,
+                   home=None, device=None, batch_size: int | None = None, workers: int | None = None,
                    objectnet_labels: str | None = None, echo=print) -> EnsembleBench:
     """Mine the same ``images`` (default: the sample photos) with each judge alone (early exit)
     and with the ensemble ``judges`` under ``rule``; replay every judge order."""
@@ -166,7 +166,7 @@ def bench_ensemble(judges, rule: str = "all", images: int = 4, source: str | Non
     from ..judges import judge_kind
     from ..mining import mine
     from ..mining.ensemble import mine_ensemble
-    from ..mining.run import build_judge
+    from ..mining.run import build_judge, default_batch_size
     from ..mining_protocol import resolve
     from .mine import BENCH_SOURCE, _bench_rows, _warm_up
 
@@ -175,6 +175,7 @@ def bench_ensemble(judges, rule: str = "all", images: int = 4, source: str | Non
         raise InvalidValueError(f"bench mine replays every order of at most {MAX_JUDGES} judges, "
                                 f"got {len(members)}")
     dev = resolve_device(device)
+    batch_size = batch_size or default_batch_size(dev)
     protos = [resolve(judge_kind(j.spec), dev.type, precision=j.precision,
                       objectnet_labels=objectnet_labels, judge=j.spec) for j in members]
     names = [f"{j.spec}@{p.precision}" for j, p in zip(members, protos, strict=True)]

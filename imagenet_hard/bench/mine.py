@@ -26,7 +26,7 @@ from ..jobs import resolve_device
 from ..label_rules import objectnet_rule
 from ..labels import NUM_CLASSES, label_space_indices
 from ..mining import mine
-from ..mining.run import check_protocol, resolve_protocol
+from ..mining.run import check_protocol, default_batch_size, resolve_protocol
 from ..mining_protocol import MiningProtocol
 from ..pixels import open_image
 from ..records import SourceRow, read_table, table_label_spaces, write_source_table
@@ -189,7 +189,7 @@ def _gpu_results(judge, dev, steady: Timing, peak_tflops) -> tuple[dict, tuple[s
 
 
 def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None = None, home=None,
-               device=None, batch_size: int = 128, workers: int | None = None,
+               device=None, batch_size: int | None = None, workers: int | None = None,
                peak_tflops: float | None = None, echo=print, protocol: str | None = None,
                normalization: str | None = None, precision: str | None = None,
                objectnet_labels: str | None = None, compile: bool = False) -> BenchReport:
@@ -200,6 +200,7 @@ def bench_mine(judge="efficientnet-lite0", images: int = 4, source: str | None =
     the warm-up and, for each new batch shape, inside the timings except the steady pass's."""
     check_protocol(judge, protocol, normalization, precision, objectnet_labels)
     dev = resolve_device(device)
+    batch_size = batch_size or default_batch_size(dev)   # as `imhard mine` would judge
     proto = resolve_protocol(judge, dev.type, protocol, normalization, precision,
                              objectnet_labels)
     judge = make_bench_judge(judge, dev, proto)

@@ -80,7 +80,8 @@ def bench_score(images, batch_size, workers, device, suite_sets, repeat):
               help="How many images (the first ones of the source, by id).")
 @click.option("--source", default=None,
               help="A built source to take images from (default: the sample photos).")
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=None, type=click.IntRange(min=1),
+              help="Crops a batch (default: as `imhard mine`, 256 on CUDA and 64 on the CPU).")
 @click.option("--workers", default=None, type=click.IntRange(min=0),
               help="Engine DataLoader workers (default: as `imhard mine`).")
 @click.option("--peak-tflops", default=None, type=float,

@@ -126,7 +126,7 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
     ``order``: ``measured`` (cheapest first) or ``given`` (as listed); ``limit``: the first N
     images by id, as :func:`~imagenet_hard.mining.run.mine` takes it."""
     from .engine import ShardMiner
-    from .run import CPU_BATCH_SIZE, DEFAULT_BATCH_SIZE, build_judge, merge_run
+    from .run import build_judge, default_batch_size, merge_run
 
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
@@ -141,7 +141,7 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise InvalidValueError("ensemble mining runs in one process; start it without torchrun")
     _, dev = jobs.setup(device)
-    batch_size = batch_size or (DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE)
+    batch_size = batch_size or default_batch_size(dev)
     protos = [resolve(judge_kind(j.spec), dev.type, precision=j.precision,
                       objectnet_labels=objectnet_labels, judge=j.spec) for j in members]
     built = [build_judge(j.spec, dev, p) for j, p in zip(members, protos, strict=True)]
