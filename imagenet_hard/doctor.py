@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from . import home as homes
-from .models.weights import hub_cache, torch_home
+from .models.weights import hub_cache, torch_checkpoints
 from .sizes import format_size
 
 
@@ -69,7 +69,7 @@ def _free_bytes(path: Path) -> int:
 
 
 def _torch_checkpoints() -> list[tuple[str, int]]:
-    ckpt = Path(torch_home(), "hub", "checkpoints")
+    ckpt = Path(torch_checkpoints())
     if not ckpt.is_dir():
         return []
     return [(p.name, p.stat().st_size) for p in sorted(ckpt.iterdir()) if p.is_file()]

@@ -14,6 +14,7 @@ def test_hub_cache_and_torch_home_follow_the_libraries_rules(monkeypatch, tmp_pa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert weights.hub_cache() == str(tmp_path / "xdg" / "huggingface" / "hub")
     assert weights.torch_home() == str(tmp_path / "xdg" / "torch")
+    assert weights.torch_checkpoints() == str(tmp_path / "xdg" / "torch" / "hub" / "checkpoints")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     assert weights.hub_cache() == str(tmp_path / "hf" / "hub")
     monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "legacy"))
@@ -24,4 +25,5 @@ def test_hub_cache_and_torch_home_follow_the_libraries_rules(monkeypatch, tmp_pa
 
 def test_the_sandbox_and_doctor_read_the_one_rule():
     assert sandbox.hub_cache is weights.hub_cache is doctor.hub_cache
-    assert sandbox.torch_home is weights.torch_home is doctor.torch_home
+    assert sandbox.torch_home is weights.torch_home
+    assert sandbox.torch_checkpoints is weights.torch_checkpoints is doctor.torch_checkpoints

@@ -46,8 +46,17 @@ def torch_home() -> str:
         os.environ.get("XDG_CACHE_HOME") or "~/.cache", "torch"))
 
 
+def torch_checkpoints() -> str:
+    """Where torch.hub downloads checkpoints, by :func:`torch_home`'s rule and without importing
+    torch: the one spelling the scoring sandbox (which mounts it), ``doctor`` and
+    ``fetch-weights`` use."""
+    return os.path.join(torch_home(), "hub", "checkpoints")
+
+
 def torch_checkpoints_dir() -> Path:
-    """Where torch.hub keeps downloaded checkpoints (``$TORCH_HOME/hub/checkpoints``)."""
+    """:func:`torch_checkpoints` as torch itself answers it, for loaders about to download with
+    torch: ``torch.hub.get_dir`` also honours ``torch.hub.set_dir`` in this process, and a
+    loader must look where torch will write."""
     import torch.hub
 
     return Path(torch.hub.get_dir()) / "checkpoints"

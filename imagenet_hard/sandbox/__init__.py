@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InvalidValueError, SandboxError, SubmissionError
-from ..models.weights import hf_home, hub_cache, torch_home
+from ..models.weights import hf_home, hub_cache, torch_checkpoints, torch_home
 from ..sizes import MiB, parse_size
 
 TOOLS = ("auto", "bwrap", "unshare", "none")
@@ -359,7 +359,7 @@ def weight_caches() -> list[str]:
     scored dataset downloaded from the Hub keeps its labelled parquet files there."""
     hub = Path(hub_cache())
     models = sorted(str(p) for p in hub.glob("models--*") if p.is_dir()) if hub.is_dir() else []
-    return [*models, os.path.join(torch_home(), "hub", "checkpoints")]
+    return [*models, torch_checkpoints()]
 
 
 def make_plan(read_only: list[str], writable: list[str], env: dict[str, str], device: str = "cpu",

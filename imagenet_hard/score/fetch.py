@@ -83,5 +83,5 @@ def fetch_weights(submission: str | Path, device: str = "cpu",
                               f"submission raised and run again:\n{exc}") from None
     after = cache_entries()
     added = [(p, n - before.get(p, 0)) for p, n in after.items() if n > before.get(p, 0)]
-    return FetchReport(path, added, [os.path.join(sandbox.torch_home(), "hub", "checkpoints"),
+    return FetchReport(path, added, [sandbox.torch_checkpoints(),
                                      os.path.join(sandbox.hub_cache(), "models--*")])
