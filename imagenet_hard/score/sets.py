@@ -8,6 +8,7 @@ of :func:`table_images` / :func:`stored_images` (docs/scoring.md, "How it runs")
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -210,15 +211,21 @@ def _data_files(dataset_id: str, split: str) -> list[str]:
     return [f["filename"] for f in ds.cache_files]
 
 
+@functools.cache
+def _use_system_memory_pool() -> None:
+    """Once per process: the pool is process-wide, so setting it again per read gains nothing."""
+    # mimalloc, Arrow's default pool, keeps the pages of freed batches, so the parent's footprint
+    # grew with the rows read; the system allocator hands them back (20k rows: 188 -> 174 MiB).
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 def _batches(files: list[str], columns: list[str]):
     """Record batches of ``columns`` of parquet or Arrow stream files, a row group at a time
     and never memory-mapped: a mapped file's touched pages stay in the resident set, and
     ``iter_batches`` reads ahead, so either made memory grow with the rows."""
     import pyarrow.parquet as pq
 
-    # mimalloc, Arrow's default pool, keeps the pages of freed batches, so the parent's footprint
-    # grew with the rows read; the system allocator hands them back (20k rows: 188 -> 174 MiB).
-    pa.set_memory_pool(pa.system_memory_pool())
+    _use_system_memory_pool()
     for name in files:
         if name.endswith(".parquet"):
             pf = pq.ParquetFile(name)
