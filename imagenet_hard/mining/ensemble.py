@@ -126,7 +126,7 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
     ``order``: ``measured`` (cheapest first) or ``given`` (as listed); ``limit``: the first N
     images by id, as :func:`~imagenet_hard.mining.run.mine` takes it."""
     from .engine import ShardMiner
-    from .run import build_judge, default_batch_size, merge_run
+    from .run import build_judge, default_batch_size, fit_loader_memory, merge_run
 
     t0 = time.perf_counter()
     sources = sources.split(",") if isinstance(sources, str) else list(sources)
@@ -168,6 +168,7 @@ def mine_ensemble(sources, judges, rule: str = "all", home=None, run: str | None
     verdicts: list[list[bool | None]] = [[None] * len(members) for _ in images]
     rows: list[list[dict | None]] = [[None] * len(members) for _ in images]
     judged, forward = {}, {}
+    fit_loader_memory(dev, workers)   # as `mine` does: pipes where /dev/shm is too small
     for slot, k in enumerate(ranks):
         todo = [i for i in range(len(images))
                 if exhaustive or decide(verdicts[i], rule) is None]

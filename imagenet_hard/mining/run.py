@@ -202,15 +202,22 @@ def build_judge(spec: str, dev, proto: MiningProtocol, weights: Path | None = No
     return create_judge(spec, dev, **kw)
 
 
+def fit_loader_memory(dev, workers: int | None) -> None:
+    """Before the engine's own check (single judge or ensemble): its one-crop-chunk-at-a-time
+    loader can hand tensors over through pipes where /dev/shm is too small (one line on stderr;
+    in each shard's meta)."""
+    from . import engine
+
+    devices.fit_shared_memory(engine.default_workers(dev) if workers is None else int(workers),
+                              engine.ITEM_BYTES, engine.PREFETCH)
+
+
 def _mine_shards(judge, dev, work, shards, todo, handle: MiningRun, exhaustive, batch_size,
                  workers, crops, progress, ranks, crop_order) -> list[float]:
     """Judge this rank's unfinished shards, writing each once; (images, crops) judged."""
     from . import engine
 
-    # Before the engine's own check: its one-crop-chunk-at-a-time loader can hand tensors over
-    # through pipes where /dev/shm is too small (one line on stderr; in each shard's meta).
-    devices.fit_shared_memory(engine.default_workers(dev) if workers is None else int(workers),
-                              engine.ITEM_BYTES, engine.PREFETCH)
+    fit_loader_memory(dev, workers)
     miner = engine.ShardMiner(judge, work.spaces, work.home, dev, exhaustive=exhaustive,
                               batch_size=batch_size, workers=workers, crops=crops,
                               crop_order=crop_order)

@@ -120,3 +120,49 @@ def test_order_is_cheapest_first_and_a_rerun_keeps_the_recorded_one(tmp_path, mo
                                                                        "b@fp32")})()})()
     monkeypatch.setattr(ensemble, "open_run", lambda folder: recorded)
     assert ensemble._order(names, cost, "measured", tmp_path / "r") == [2, 0, 1]
+
+
+class AlwaysRight:
+    """Top-1 the label of every synthetic image (class 1) on every crop: one crop an image."""
+
+    amp_dtype = weights_dtype = None
+
+    def __init__(self, name):
+        import torch
+
+        self.name, self.device = name, torch.device("cpu")
+
+    def __call__(self, crops):
+        import torch
+
+        out = torch.zeros((len(crops), 1000))
+        out[:, 1] = 1.0
+        return out
+
+
+def test_a_small_dev_shm_sends_an_ensembles_crops_through_pipes(tmp_path, monkeypatch, capfd):
+    """As `mine` does (tests/test_devices.py): the loader workers keep running, their tensors go
+    through pipes, where the ensemble used to be refused by the engine's own check."""
+    import os
+    from multiprocessing.reduction import ForkingPickler
+
+    from mining_support import SynthImage, make_source
+
+    from imagenet_hard import devices
+    from imagenet_hard.mining import run as mining_run
+
+    make_source(tmp_path, "synth", [SynthImage(f"{k}.png", (64, 48), (1,), k) for k in range(2)])
+    real = os.statvfs
+    free = type("SmallShm", (), {"f_bavail": 16, "f_frsize": 4 << 20})   # 64 MiB
+    monkeypatch.setattr(os, "statvfs", lambda p: free() if p == devices.SHM else real(p))
+    monkeypatch.setattr(ForkingPickler, "_extra_reducers", dict(ForkingPickler._extra_reducers))
+    monkeypatch.setitem(devices._TRANSPORT, "tensors", "shared memory")
+    monkeypatch.setattr(mining_run, "build_judge", lambda spec, dev, proto: AlwaysRight(spec))
+    monkeypatch.setattr(ensemble, "seconds_per_crop", lambda judge, dev: 1.0)
+    out = ensemble.mine_ensemble("synth", "efficientnet-lite0,efficientnet-lite0@bf16", "all",
+                                 home=tmp_path, device="cpu", workers=2, run="shm")
+    assert out.run.finished and out.run.candidates().num_rows == 0
+    # each image right at its first crop: the second judge has nothing left to judge
+    assert out.forward_passes == {"efficientnet-lite0@fp32": 2, "efficientnet-lite0@bf16": 0}
+    assert devices.tensor_transport().startswith("pipes")
+    assert "through pipes" in capfd.readouterr().err
