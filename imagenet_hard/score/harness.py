@@ -493,11 +493,11 @@ def prepare(submission, sets, limit, home, opts: RunOptions, tta):
     return sub, sandbox_used, sha, asks
 
 
-def _run(submission, sets, limit, out, home, opts, tta, named, suffix):
-    """Score ``sets`` (:func:`prepare`): the asks, the child's report, the fields every result
-    records and where the result goes."""
+def _run(submission, sets, limit, out, home, opts, tta, named, suffix, prepared=None):
+    """Score ``sets`` (:func:`prepare`, unless ``prepared`` is its answer already): the asks,
+    the child's report, the fields every result records and where the result goes."""
     opts = opts or RunOptions()
-    sub, sandbox_used, sha, asks = prepare(submission, sets, limit, home, opts, tta)
+    sub, sandbox_used, sha, asks = prepared or prepare(submission, sets, limit, home, opts, tta)
     report = predict(sub, asks, opts, tta, named)
     common = {"submission": {"name": sub.stem, "file": str(sub), "sha256": sha},
               "metadata": run_metadata(report, [a.cache for a in asks]),
@@ -542,14 +542,17 @@ def score(submission: str | Path, dataset: str | Path | None = None, split: str 
 def score_suite(submission: str | Path, sets: list[str] | None = None, dataset=None,
                 split: str = "validation", limit: int | None = None, out: str | Path | None = None,
                 home=None, options: RunOptions | None = None,
-                baseline: str | Path | None = None, tta: TtaMode | None = None) -> ScoreRun:
+                baseline: str | Path | None = None, tta: TtaMode | None = None, *,
+                prepared: tuple | None = None) -> ScoreRun:
     """Score ``submission`` on every set of the suite (``sets``: names, default every built set),
     each under its own protocol, and write one suite result JSON with a predictions parquet per
-    set. ``baseline``: a suite result of AlexNet on the same ImageNet-C tables, for mCE."""
+    set. ``baseline``: a suite result of AlexNet on the same ImageNet-C tables, for mCE.
+    ``prepared``: :func:`prepare`'s answer for these arguments, from a caller that has it
+    already (rank 0 under torchrun), so that no set's table is read and fingerprinted twice."""
     base = load_baseline(baseline) if baseline else None
     sub, asks, report, common, out = _run(
         submission, lambda: suite_sets(sets, dataset, split, limit, home), limit, out, home,
-        options, tta, True, ".suite.json")
+        options, tta, True, ".suite.json", prepared)
     entries = []
     for ask in asks:
         s = ask.set

@@ -3,7 +3,8 @@
 Each rank predicts its share of the sets (:func:`split_by_rows`; sets sharing a cache stay
 together) in one child on its own GPU (``LOCAL_RANK``), into the sets' caches as a one-process
 run would; once every rank has reported (:func:`imagenet_hard.jobs.finish`, no barrier), rank 0
-runs the ordinary :func:`~imagenet_hard.score.harness.score_suite`, which finds every row cached.
+runs the ordinary :func:`~imagenet_hard.score.harness.score_suite` on the sets it prepared, which
+finds every row cached.
 Other ranks return None. The data home must be shared (docs/scoring.md, "How it runs").
 """
 
@@ -43,17 +44,18 @@ def score_suite(submission, sets=None, dataset=None, split: str = "validation",
     """:func:`~imagenet_hard.score.harness.score_suite`, its sets spread over the ranks under
     torchrun (this module's docstring); the ScoreRun on rank 0, None on the others. Outside
     torchrun: the one-process run."""
-    def whole():
+    def whole(prepared=None):
         return harness.score_suite(submission, sets=sets, dataset=dataset, split=split,
                                    limit=limit, out=out, home=home, options=options,
-                                   baseline=baseline, tta=tta)
+                                   baseline=baseline, tta=tta, prepared=prepared)
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return whole()
     opts = options or harness.RunOptions()
-    sub, _, _, asks = harness.prepare(
+    prepared = harness.prepare(
         submission, lambda: harness.suite_sets(sets, dataset, split, limit, home), limit, home,
         opts, tta)
+    sub, _, _, asks = prepared
     # A CPU group: it carries only the store; each rank's child takes the rank's GPU itself.
     ranks, _ = jobs.setup("cpu")
     try:
@@ -67,7 +69,7 @@ def score_suite(submission, sets=None, dataset=None, split: str = "validation",
             harness.run_metadata(report, [a.cache for a in mine])
 
         def merge(total: list[int]):
-            run = whole()
+            run = whole(prepared)  # the sets as this rank read them: not read a second time
             run.predicted = total[0]  # rank 0's own pass found every row cached
             return run
 

@@ -66,6 +66,21 @@ def test_each_rank_scores_its_sets_and_rank_zero_writes_the_result(two_ranks):
     assert two_ranks.calls["whole"] == 1 and run.predicted == 17 and run.resumed_rows == 0
 
 
+def test_rank_zero_reads_the_sets_once_and_hands_them_to_the_result(two_ranks, monkeypatch):
+    read, handed = [], []
+    monkeypatch.setattr(harness, "resolve_sets", lambda *a, _r=harness.resolve_sets: (
+        read.append(1), _r(*a))[1])
+    monkeypatch.setattr(harness, "score_suite", lambda *a, prepared=None, **kw: (
+        handed.append(prepared), harness.ScoreRun(result=None, path=two_ranks.sub))[1])
+    opts = harness.RunOptions(device="cpu", sandbox="none")
+    ranks.score_suite(two_ranks.sub, options=opts)  # rank 1 reports first: rank 0 waits for it
+    read.clear()
+    two_ranks.rank[0] = 0
+    ranks.score_suite(two_ranks.sub, options=opts)
+    assert len(read) == 1 and [a.set.name for a in handed[0][3]] == [
+        "imagenet-a", "imagenet-real", "imagenet", "objectnet"]
+
+
 def test_outside_torchrun_it_is_the_one_process_run(two_ranks, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE")
     ranks.score_suite(two_ranks.sub)
