@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .. import devices, zoom
+from .. import devices, mining_protocol, zoom
 from ..errors import InvalidValueError, MissingFileError
 from ..labels import NUM_CLASSES
 from ..pixels import ImageError
@@ -538,16 +538,14 @@ class ShardMiner:
 
 
 def judge_math(judge) -> str:
-    """What the judge computes in (recorded per shard). TF32 goes off first on CUDA, where
+    """What the judge computes in (recorded per shard): the run record's rule
+    (:func:`imagenet_hard.mining_protocol.judge_math`), after TF32 goes off on CUDA, where
     cuDNN's default would make an fp32 judge's convolutions TF32, and the fp32 re-judging of a
-    low-precision judge's near-ties too."""
-    from ..mining_protocol import FP16_WEIGHTS
-
-    device = getattr(judge, "device", torch.device("cpu"))
-    devices.strict_fp32(device)
-    if getattr(judge, "weights_dtype", None) is not None:
-        return FP16_WEIGHTS
-    return devices.math_mode(device, getattr(judge, "amp_dtype", None))
+    low-precision judge's near-ties too. A judge that declares no precision (a plain callable:
+    the run records ``own``) is given fp32 crops, so its shards say ``fp32``."""
+    devices.strict_fp32(getattr(judge, "device", torch.device("cpu")))
+    math = mining_protocol.judge_math(judge)
+    return "fp32" if math == mining_protocol.OWN else math
 
 
 def judge_fp32(judge, crops: torch.Tensor) -> torch.Tensor:
