@@ -107,6 +107,8 @@ class CropJobs(Dataset):
         try:   # the one image rule (stored pixel order), as the source table and review see it
             if pix is None:
                 pix = self._pixels(path)
+            else:   # the image's first job of a round: its later chunks come without pixels
+                self._last = (path, pix)
         except MissingFileError:
             return pos, crops, None, f"{self.home / path}: the file is missing", None
         except ImageError as exc:
@@ -440,13 +442,16 @@ class ShardMiner:
             self._pending = self._launch(buf, self.batch_size, self._pending, state)
 
     def _pil_round(self, state, images, active, chunks, keep, buf) -> None:
-        """Workers make the crops, chunk by chunk; an image's pixels travel with its jobs once
-        decoded, and the first chunk of a newly decoded image brings them back (``keep``)."""
+        """Workers make the crops, chunk by chunk; an image's pixels travel with its first job
+        of a round once decoded (the worker keeps them for the image's later chunks, which
+        :func:`routed` sends it; through pipes each job's pixels are pickled whole), and the
+        first chunk of a newly decoded image brings them back (``keep``)."""
         per_image = []
         for p in active:
             p = int(p)
             pix = self._decoded.get(p)
-            per_image.append([(p, images[p].path, c, pix, keep and pix is None and k == 0)
+            per_image.append([(p, images[p].path, c, pix if k == 0 else None,
+                               keep and pix is None and k == 0)
                               for k, c in enumerate(chunks)])
         self.jobs.jobs = routed(per_image, self.workers)
         for pos, crops, x, err, pix in self.loader:

@@ -351,3 +351,23 @@ def test_standard_crop_torch_is_within_two_grey_levels_of_pils():
         ref = zoom.standard_crop(rgb).int()
         ours = zoom.standard_crop_torch(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)).int()
         assert ours.shape == ref.shape and (ours - ref).abs().max() <= 2
+
+
+def test_kept_pixels_ride_with_one_job_of_an_image_a_round(pngs, monkeypatch, cheap_crops):
+    """The main process sends a kept image with its first job of a round only, not with every
+    chunk (through pipes, each job's pixels were pickled whole); the worker's last decode serves
+    the image's later chunks, so each image is still decoded once."""
+    home, rows = pngs
+    rounds = []
+    real = engine.routed
+    monkeypatch.setattr(engine, "routed", lambda per_image, w: rounds.append(per_image) or
+                        real(per_image, w))
+    miner = ShardMiner(NeverJudge(), SPACES, home, torch.device("cpu"), batch_size=100,
+                       workers=0)
+    opened = _count_opens(monkeypatch)
+    miner.mine_shard(rows)
+    assert sorted(opened.values()) == [1, 1]
+    assert max(len(jobs) for per_image in rounds for jobs in per_image) > 1  # a round of chunks
+    for per_image in rounds[1:]:                     # after the first round, every image is kept
+        for jobs in per_image:
+            assert [job[3] is not None for job in jobs] == [True] + [False] * (len(jobs) - 1)
