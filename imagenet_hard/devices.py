@@ -82,20 +82,6 @@ def strict_fp32(device: str | torch.device) -> str:
     return "fp32"
 
 
-def math_mode(device: str | torch.device, amp_dtype: torch.dtype | None) -> str:
-    """What a forward pass on ``device`` computes in: ``fp32``, ``fp32+tf32`` (CUDA with TF32 on
-    for matmuls or convolutions), or the autocast dtype (``bf16``/``fp16`` autocast)."""
-    import torch
-
-    if amp_dtype is not None:
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp_dtype, str(amp_dtype)) \
-            + " autocast"
-    if torch.device(device).type == "cuda" and (torch.backends.cuda.matmul.allow_tf32
-                                                 or torch.backends.cudnn.allow_tf32):
-        return "fp32+tf32"
-    return "fp32"
-
-
 #: Scoring loaders where the user gave no --workers / --batch-size, by device type: (most
 #: workers, batch). A GPU outruns one decoding process many times over (ResNet-50 at ~3,000
 #: images/s against ~300 per CPU core), so CUDA takes every CPU but one; elsewhere the workers
