@@ -97,13 +97,14 @@ def gpu_jpeg(data: bytes) -> bool:
 
 def read_for_device(path: Path) -> torch.Tensor | bytes | None:
     """What a worker sends for ``path`` when the main process decodes JPEGs on the device: the
-    file's bytes as a uint8 tensor if :func:`gpu_jpeg`, else None (decode it here)."""
+    file's bytes as a uint8 tensor if :func:`gpu_jpeg`; else the bytes themselves, for the
+    worker to decode on the CPU without reading the file again; None when it cannot be read."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         return None  # open_image reports it, as on the CPU path
     if not gpu_jpeg(data):
-        return None
+        return data
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 

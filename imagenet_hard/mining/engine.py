@@ -92,21 +92,22 @@ class CropJobs(Dataset):
         self.device_decode = device_decode
         self._last: tuple[str, torch.Tensor] | None = None
 
-    def _pixels(self, path: str) -> torch.Tensor:
+    def _pixels(self, path: str, data: bytes | None = None) -> torch.Tensor:
         if self._last is None or self._last[0] != path:
             self._last = None  # the previous image's memory goes before the next one's arrives
-            self._last = (path, decode.pixels(self.home / path))
+            self._last = (path, decode.pixels(self.home / path if data is None else data))
         return self._last[1]
 
     def __getitem__(self, job):
         pos, path, crops, pix, keep = job
+        data = None
         if self.backend == "torch" and pix is None and self.device_decode:
             data = decode.read_for_device(self.home / path)
-            if data is not None:
+            if isinstance(data, torch.Tensor):
                 return pos, crops, data, None, None
         try:   # the one image rule (stored pixel order), as the source table and review see it
             if pix is None:
-                pix = self._pixels(path)
+                pix = self._pixels(path, data)   # bytes the device will not take: read once
             else:   # the image's first job of a round: its later chunks come without pixels
                 self._last = (path, pix)
         except MissingFileError:

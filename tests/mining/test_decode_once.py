@@ -371,3 +371,21 @@ def test_kept_pixels_ride_with_one_job_of_an_image_a_round(pngs, monkeypatch, ch
     for per_image in rounds[1:]:                     # after the first round, every image is kept
         for jobs in per_image:
             assert [job[3] is not None for job in jobs] == [True] + [False] * (len(jobs) - 1)
+
+
+def test_a_file_the_device_will_not_take_is_read_once(jpegs, monkeypatch, cheap_crops):
+    """The worker read every file for the device check, then again to decode one the device
+    would not take (greyscale, PNG, CMYK); it now decodes the bytes it has read."""
+    from collections import Counter
+    from pathlib import Path
+
+    home, rows = jpegs
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    monkeypatch.setattr(decode, "device_decode", lambda data, device: decode_jpeg(
+        data, mode=ImageReadMode.RGB).to(device))
+    reads: Counter = Counter()
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.update([self.name]) or real(self))
+    _mine(home, rows, True)
+    assert sorted(reads.values()) == [1, 1, 1, 1]
