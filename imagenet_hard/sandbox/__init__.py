@@ -208,7 +208,9 @@ def _interpreter_trees() -> list[str]:
 def _python_paths() -> list[str]:
     """The interpreter, its standard library, site-packages and the import-path folders of other
     installed code; never a folder that holds the project's checkout (``python -m pytest`` and
-    ``pip install -e`` put it on the path: its tests, data and leaderboard would come along)."""
+    ``pip install -e`` put it on the path: its tests, data and leaderboard would come along),
+    nor ``/tmp`` or a folder above it (``python /tmp/script.py`` puts /tmp on the path: bound
+    read-only over the child's scratch /tmp, it left the child no place for temporary files)."""
     trees = _interpreter_trees()
     checkouts = [os.path.dirname(p) for p in _package_folders()]
     paths = {*trees, os.path.dirname(os.path.realpath(sys.executable))}
@@ -219,7 +221,7 @@ def _python_paths() -> list[str]:
         holds_checkout = any(_under(c, real) for c in checkouts)
         in_checkout = any(_under(real, c) for c in checkouts) and not any(
             _under(real, t) for t in trees)
-        if not (holds_checkout or in_checkout):
+        if not (holds_checkout or in_checkout or _under(TMP, real)):
             paths.add(p)
     return sorted(paths | _link_targets(paths))
 

@@ -186,6 +186,19 @@ def test_torch_model_runs_under_a_memory_limit(tmp_path, tool):
     assert run.result.metrics["n"] == 8 and run.result.metrics["correct"] == 4
 
 
+@pytest.mark.parametrize("tool", sandbox_tools())
+def test_tmp_on_the_import_path_leaves_the_child_its_scratch(tmp_path, tool, monkeypatch):
+    """`python /tmp/script.py` puts /tmp on the harness's import path; bound read-only over the
+    child's scratch /tmp, it left the child no place for temporary files (torch's own import
+    asks for one) and showed it every other file in /tmp."""
+    monkeypatch.syspath_prepend("/tmp")
+    data = make_dataset(tmp_path / "ds")
+    sub = write_submission(tmp_path, MODEL_FORM + "\nimport tempfile\n"
+                           "with tempfile.TemporaryFile() as _f:\n    _f.write(b'scratch')\n")
+    run = score(sub, dataset=data, options=RunOptions(batch_size=8, workers=0, sandbox=tool))
+    assert run.result.metrics["n"] == 8 and run.result.metrics["correct"] == 4
+
+
 def test_no_working_tool_is_one_sentence_before_any_data_is_read(tmp_path, monkeypatch):
     sub = write_submission(tmp_path, PREDICT_FORM)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
