@@ -8,6 +8,7 @@ torch is imported when a device is resolved, not when this module is.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING
 
@@ -91,30 +92,27 @@ SCORING_LOADER = {"cuda": (16, 256), "cpu": (4, 32)}
 
 #: glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_MAX and M_ARENA_MAX.
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
-_KEPT: list[bool] = []
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Let glibc keep the memory a CPU forward pass frees, for the next batch to reuse. By default
     each activation over 32 MiB is mapped from the kernel and unmapped when freed, so every batch
     page-faults its activations in again: EfficientNet-Lite0, 64 crops a batch, one thread,
     21 → 13.8 ms a crop (7-10 ms of it in the kernel before; under 0.3 after), peak memory
-    unchanged. Freed memory, up to 2 GiB at the top of the heap (the most mallopt takes), then stays with the process:
-    for processes that judge or score, not for the parent that streams a dataset. Once per
-    process; False where the C library is not glibc (nothing changes there)."""
-    if not _KEPT:
-        import ctypes
+    unchanged. Freed memory, up to 2 GiB at the top of the heap (the most mallopt takes), then
+    stays with the process: for processes that judge or score, not for the parent that streams
+    a dataset. Once per process; False where the C library is not glibc (nothing changes)."""
+    import ctypes
 
-        try:
-            mallopt = ctypes.CDLL(None).mallopt
-        except (OSError, AttributeError):
-            _KEPT.append(False)
-        else:
-            # One arena: a thread's own arena grows in mapped heaps of at most 64 MiB, which it
-            # unmaps when freed, so a batch judged on another thread faulted its pages in again.
-            _KEPT.append(all(mallopt(option, value) for option, value in (
-                (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))))
-    return _KEPT[0]
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    # One arena: a thread's own arena grows in mapped heaps of at most 64 MiB, which it unmaps
+    # when freed, so a batch judged on another thread faulted its pages in again.
+    return all(mallopt(option, value) for option, value in (
+        (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
 
 
 def cpu_count() -> int:

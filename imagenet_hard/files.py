@@ -16,7 +16,8 @@ from .errors import InvalidValueError
 
 CHUNK = 1 << 20
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+#: Open flags for a file a stranger may have put there: no link followed, no blocking on a FIFO.
+NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @contextlib.contextmanager
@@ -77,7 +78,7 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes | None:
     """The bytes of ``path`` when it is a regular file of at most ``limit`` bytes, else None;
     never follows a link nor blocks on a FIFO (the file may sit where a stranger wrote)."""
     try:
-        fd = os.open(path, _NO_FOLLOW)
+        fd = os.open(path, NO_FOLLOW)
     except OSError:
         return None
     try:

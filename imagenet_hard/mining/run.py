@@ -36,13 +36,13 @@ from .runs import MiningRun, OriginCounts, RunSummary, check_run_name, open_run,
 
 DEFAULT_BATCH_SIZE = 256
 CPU_BATCH_SIZE = 64
+DEFAULT_SHARD_SIZE = 1000
 
 
 def default_batch_size(dev) -> int:
     """Crops a batch when none is asked: 256 on CUDA, 64 on the CPU (the one place; ``mine``,
     ensembles and ``bench mine`` use it)."""
     return DEFAULT_BATCH_SIZE if dev.type == "cuda" else CPU_BATCH_SIZE
-DEFAULT_SHARD_SIZE = 1000
 
 
 def _check_sizes(batch_size: int, shard_size: int) -> None:

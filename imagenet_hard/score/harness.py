@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from .. import __version__, catalog, devices
 from .. import home as homes
 from ..errors import InvalidValueError, MissingFileError, SubmissionError
-from ..files import read_exactly, read_regular, sha256_file, write_json_atomic
+from ..files import NO_FOLLOW, read_exactly, read_regular, sha256_file, write_json_atomic
 from ..labels import NUM_CLASSES
 from ..sandbox import choose, default_memory_limit
 from . import check
@@ -143,8 +143,7 @@ def _read_part(cache: Path, dfd: int, name: str, allowed, seen: set) -> tuple:
     if not 0 < n <= MAX_PART_ROWS:
         raise _bad_part(cache, name, f"names {n} rows (a part holds 1 to {MAX_PART_ROWS})")
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=dfd)
+        fd = os.open(name, NO_FOLLOW, dir_fd=dfd)
     except OSError as exc:
         raise _bad_part(cache, name, f"is not a regular file ({exc.strerror})") from None
     try:

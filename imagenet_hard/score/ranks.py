@@ -3,9 +3,9 @@
 Each rank predicts its share of the sets (:func:`split_by_rows`; sets sharing a cache stay
 together) in one child on its own GPU (``LOCAL_RANK``), into the sets' caches as a one-process
 run would; once every rank has reported (:func:`imagenet_hard.jobs.finish`, no barrier), rank 0
-runs the ordinary :func:`~imagenet_hard.score.harness.score_suite` on the sets it prepared, which
-finds every row cached.
-Other ranks return None. The data home must be shared (docs/scoring.md, "How it runs").
+runs the ordinary :func:`~imagenet_hard.score.harness.score_suite` on the sets it prepared,
+which finds every row cached. Other ranks return None. The data home must be shared
+(docs/scoring.md, "How it runs").
 """
 
 from __future__ import annotations
